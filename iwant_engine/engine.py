@@ -1,0 +1,296 @@
+"""The engine's public API: submit, cancel, list, set a time zone, sweep, deliver.
+
+A test, a benchmark or a chat plugin drives it the same way; it imports no chat library.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from . import messages as msg
+from . import settings as settings_mod
+from .clock import Clock, SystemClock
+from .errors import UserError
+from .grammar import parse_wish
+from .model import MatchContext, Status, Wish
+from .plugins import make_plugin_manager, named
+from .settings import Settings, SettingsError
+from .storage.sql import OpenRequest, OutboxItem
+from .timephrases import warm_up
+
+log = logging.getLogger(__name__)
+PERSON_ID = re.compile(r"^[a-z0-9_-]{1,32}:\S{1,160}$")
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who is talking: ``id`` is ``platform:id``; ``timezone`` is the platform's, if known."""
+
+    id: str
+    name: str
+    timezone: str | None = None
+
+    @property
+    def platform(self) -> str:
+        return self.id.split(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    delivered: int = 0
+    retried: int = 0
+    undeliverable: list[OutboxItem] | None = None
+
+
+class Engine:
+    """One engine instance: settings, a plugin manager of its own, a storage and a clock."""
+
+    def __init__(
+        self, settings: Settings, clock: Clock | None = None, plugins: tuple[object, ...] = ()
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.pm = make_plugin_manager(plugins)
+        storages = named(self.pm, "iwant_storages")
+        strategies = named(self.pm, "iwant_strategies")
+        if settings.storage not in storages:
+            raise SettingsError(
+                f"plugins.cfg: unknown storage {settings.storage!r}; installed: "
+                f"{', '.join(sorted(storages))}"
+            )
+        if settings.strategy not in strategies:
+            raise SettingsError(
+                f"plugins.cfg: unknown strategy {settings.strategy!r}; installed: "
+                f"{', '.join(sorted(strategies))}"
+            )
+        try:
+            self.decide = strategies[settings.strategy][0](settings.strategy_settings)
+        except ValueError as err:
+            raise SettingsError(f"plugins.cfg [strategy:{settings.strategy}]: {err}") from None
+        self.storage = storages[settings.storage][0](
+            settings.database_url,
+            pool_size=settings.pool_size,
+            default_timezone=settings.default_timezone,
+        )
+        self.storage.migrate()
+        warm_up()
+
+    @classmethod
+    def from_environment(
+        cls,
+        cfg_path: str | Path | None = None,
+        data_dir: str | None = None,
+        clock: Clock | None = None,
+    ) -> Engine:
+        """Settings from ``plugins.cfg`` and ``IWANT_*`` variables; SQLite in ``data_dir``."""
+        settings = settings_mod.load(cfg_path)
+        if data_dir and not _env_has_database():
+            from dataclasses import replace
+
+            url = f"sqlite:///{Path(data_dir).resolve() / 'iwant.db'}"
+            settings = replace(settings, database_url=url)
+        return cls(settings, clock)
+
+    def close(self) -> None:
+        self.storage.close()
+
+    # -- people ------------------------------------------------------------------------------
+
+    def zone_of(self, person: Person) -> ZoneInfo:
+        info = self.storage.person(person.id)
+        for name in (info and info.timezone, person.timezone):
+            if name:
+                try:
+                    return ZoneInfo(name)
+                except (ZoneInfoNotFoundError, ValueError):
+                    continue
+        return ZoneInfo(self.settings.default_timezone)
+
+    def set_timezone(self, person: Person, name: str) -> str:
+        name = name.strip()
+        if not name:
+            zone = self.zone_of(person)
+            return f"Your time zone is {zone.key}; change it with !iwant tz Europe/Prague."
+        match = _find_zone(name)
+        if match is None:
+            raise UserError(
+                f"I don't know the time zone '{name[:40]}'; try !iwant tz Europe/Prague."
+            )
+        self.storage.set_timezone(person.id, person.name, match)
+        now = self.clock.now().astimezone(ZoneInfo(match))
+        return f"Your time zone is now {match} (it is {now:%H:%M} there)."
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _check_person(self, person: Person) -> None:
+        if not PERSON_ID.match(person.id):
+            raise UserError("I can't tell who you are on this platform, so I stored nothing.")
+
+    def pool_for(self, person: Person, room: str | None) -> str:
+        base = f"{person.platform}:{room}" if room else f"{person.platform}:dm"
+        return self.settings.pool_of(base)
+
+    def submit(self, person: Person, text: str, room: str | None = None) -> msg.Note:
+        """Parse ``text`` (what follows ``!iwant``), store it, match it; the reply to send."""
+        self._check_person(person)
+        now = self.clock.now()
+        zone = self.zone_of(person)
+        parsed = parse_wish(text, now, zone, self.settings)
+        wish = Wish(
+            person.id,
+            self.pool_for(person, room),
+            parsed.activity,
+            parsed.earliest,
+            parsed.latest,
+            parsed.deadline,
+            parsed.length,
+            parsed.max_size,
+        )
+        ctx = MatchContext(now, parsed.length, self.settings.strategy_settings)
+        origin = f"{person.platform}:{room}" if room else None
+        outcome = self.storage.submit(
+            wish,
+            person.name,
+            person.timezone,
+            origin,
+            self.decide,
+            ctx,
+            self.settings.max_open_requests,
+        )
+        return outcome.reply
+
+    def open_requests(self, person: Person) -> list[OpenRequest]:
+        return self.storage.open_requests(person.id, self.clock.now())
+
+    def list_text(self, person: Person) -> str:
+        items = self.open_requests(person)
+        if not items:
+            return "You have no open requests. Start one with !iwant coffee."
+        zone = self.zone_of(person)
+        lines = ["Your open requests:"]
+        for n, item in enumerate(items, 1):
+            lines.append(f"{n}. {describe(item, zone)}")
+        lines.append("Cancel one with !iwant cancel 1 (or !iwant cancel coffee).")
+        return "\n".join(lines)
+
+    def cancel(self, person: Person, selector: str = "") -> msg.Note:
+        """Cancel by list number (``2``), activity (``lunch``), id (``#12``) or the only one."""
+        self._check_person(person)
+        selector = " ".join(selector.lower().split())
+        if selector.startswith("#") and selector[1:].isdigit():
+            request_id = int(selector[1:])
+        else:
+            items = self.open_requests(person)
+            request_id = _select(items, selector)
+        now = self.clock.now()
+        ctx = MatchContext(now, self.settings.default_window, self.settings.strategy_settings)
+        return self.storage.cancel(person.id, request_id, self._decide_for_rematch, ctx)
+
+    def _decide_for_rematch(self, wish, candidates, groups, ctx):  # noqa: ANN001, ANN202
+        # A lone member left by a cancel is matched with its own activity length.
+        return self.decide(
+            wish, candidates, groups, MatchContext(ctx.now, wish.length, ctx.settings)
+        )
+
+    # -- background work ---------------------------------------------------------------------
+
+    def sweep(self) -> tuple[int, int]:
+        """Expire due requests (writing "nobody joined" notes), mark past meetings DONE."""
+        return self.storage.sweep(self.clock.now())
+
+    def deliver(
+        self,
+        platform: str,
+        send: Callable[[OutboxItem], None],
+        is_permanent: Callable[[Exception], bool] = lambda e: False,
+        limit: int = 50,
+    ) -> DeliveryReport:
+        """Send due outbox rows of ``platform`` with ``send``; ack, retry or give up each."""
+        delivered = retried = 0
+        given_up: list[OutboxItem] = []
+        for item in self.storage.claim_outbox(platform, self.clock.now(), limit=limit):
+            try:
+                send(item)
+            except Exception as err:  # the platform failed; the row stays until it succeeds
+                permanent = is_permanent(err)
+                log.warning(
+                    "sending outbox row %s failed (%s): %s",
+                    item.id,
+                    "permanent" if permanent else "will retry",
+                    type(err).__name__,
+                )
+                if self.storage.fail(
+                    item.id, self.clock.now(), f"{type(err).__name__}: {err}", permanent
+                ):
+                    given_up.append(item)
+                else:
+                    retried += 1
+                continue
+            self.storage.ack(item.id, self.clock.now())
+            delivered += 1
+        return DeliveryReport(delivered, retried, given_up)
+
+
+def describe(item: OpenRequest, zone: ZoneInfo) -> str:
+    if item.status == Status.MATCHED and item.start and item.end:
+        return (
+            f"{item.activity} at {msg.slot(item.start, item.end, zone)} with "
+            f"{', '.join(item.others)}"
+        )
+    window = f"{msg.clock(item.earliest, zone)}–{msg.clock(item.latest, zone)}"
+    return (
+        f"{item.activity} {window} ({msg.day(item.earliest, zone)}), waiting; "
+        f"you'll hear by {msg.clock(item.deadline, zone)}"
+    )
+
+
+def _select(items: list[OpenRequest], selector: str) -> int:
+    if not items:
+        raise UserError("You have no open requests to cancel. Start one with !iwant coffee.")
+    if not selector:
+        if len(items) == 1:
+            return items[0].request_id
+        raise UserError(
+            f"You have {len(items)} open requests; say which: !iwant cancel 1 "
+            "(numbers from !iwant list) or !iwant cancel coffee."
+        )
+    if selector.isdigit():
+        n = int(selector)
+        if not 1 <= n <= len(items):
+            raise UserError(f"There is no request {n}; you have {len(items)}. See !iwant list.")
+        return items[n - 1].request_id
+    same = [i for i in items if i.activity == selector]
+    if len(same) == 1:
+        return same[0].request_id
+    if len(same) > 1:
+        raise UserError(
+            f"You have {len(same)} {selector} requests; say which by number: !iwant cancel 1 "
+            "(see !iwant list)."
+        )
+    raise UserError(
+        f"You have no open {selector[:24]} request; see !iwant list, then !iwant cancel 1."
+    )
+
+
+_ZONES: dict[str, str] = {}
+
+
+def _find_zone(name: str) -> str | None:
+    if not _ZONES:
+        _ZONES.update({z.lower(): z for z in available_timezones()})
+    return _ZONES.get(name.lower().replace(" ", "_"))
+
+
+def _env_has_database() -> bool:
+    import os
+
+    return bool(os.environ.get("IWANT_DATABASE_URL", "").strip())
+
+
+__all__ = ["Engine", "Person", "DeliveryReport", "UTC"]

@@ -1,0 +1,14 @@
+"""Errors whose text is shown to a person as it is: one clear line with a working example."""
+
+
+class UserError(Exception):
+    """Bad input or a refused action; ``str(err)`` is the whole reply."""
+
+
+class Unavailable(Exception):
+    """The database cannot be reached; nothing was saved."""
+
+    message = "iwant is temporarily unavailable; nothing was saved, please try again in a minute."
+
+    def __str__(self) -> str:
+        return self.message

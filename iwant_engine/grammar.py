@@ -1,0 +1,183 @@
+"""The ``!iwant <activity> ...`` grammar: clauses around dateparser's time phrases.
+
+    <activity> [when] [for DURATION] [by TIME] [max N]
+
+``when`` is empty or ``now``, a clock time (``12:00``, ``at 12:30``, ``tomorrow 12:30``), a
+range (``11:30-13:00``, ``from 11:30 to 13:00``, ``until 11:00``) or ``in DURATION``.
+Every word must be understood: a leftover word is an error, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+
+from .errors import UserError
+from .settings import ACTIVITY_NAME_MAX, Settings
+from .timephrases import parse_clock, parse_duration
+
+MAX_INPUT = 200
+EXAMPLE = "!iwant coffee 10:00 by 9:30"
+_KEYWORDS = re.compile(r"\b(for|during|by|max)\b")
+_ACTIVITY = re.compile(r"^[a-z][a-z0-9_-]*$")
+_RANGE = re.compile(
+    r"^(?:from\s+|between\s+)?(?P<a>.+?)\s*(?:-|–|—|\bto\b|\buntil\b|\btill\b|\band\b)\s*(?P<b>.+)$"
+)
+_UNTIL = re.compile(r"^(?:until|till)\s+(?P<b>.+)$")
+
+
+@dataclass(frozen=True)
+class ParsedWish:
+    activity: str
+    earliest: datetime
+    latest: datetime
+    deadline: datetime
+    length: timedelta
+    max_size: int
+
+
+def _clean(text: str) -> str:
+    if len(text) > MAX_INPUT:
+        raise UserError(f"That is too long for me ({len(text)} characters); try {EXAMPLE}.")
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
+        raise UserError(f"Your message has control characters in it; try {EXAMPLE}.")
+    return " ".join(text.lower().split())
+
+
+def parse_activity(word: str, settings: Settings) -> str:
+    """The activity named by ``word``, or a UserError that says what to write instead."""
+    name = word.rstrip(":,;.!")
+    known = sorted(settings.activities)
+    examples = ", ".join(known[:5]) or "coffee"
+    if not name or name[0].isdigit() or name in ("at", "in", "for", "by", "now", "tomorrow"):
+        raise UserError(f"Say what you want to do first, like {EXAMPLE}.")
+    if len(name) > ACTIVITY_NAME_MAX:
+        raise UserError(
+            f"'{name[:ACTIVITY_NAME_MAX]}…' is too long for an activity "
+            f"(at most {ACTIVITY_NAME_MAX} letters); try one word like {examples}."
+        )
+    if not _ACTIVITY.match(name):
+        raise UserError(f"'{name}' is not an activity; use one word like {examples}.")
+    if name in settings.activities:
+        return name
+    if settings.any_activity is None:
+        raise UserError(f"I don't know '{name}'; try one of: {examples}.")
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+    if close and len(name) >= 4:
+        raise UserError(f"Did you mean {close[0]}? Try: !iwant {close[0]}")
+    return name
+
+
+def _split_clauses(rest: str) -> tuple[str, dict[str, str]]:
+    parts = _KEYWORDS.split(rest)
+    when, clauses = parts[0].strip(), {}
+    for key, value in zip(parts[1::2], parts[2::2], strict=True):
+        key = "for" if key == "during" else key
+        if key in clauses:
+            raise UserError(f"You said '{key}' twice; say it once, like {EXAMPLE}.")
+        if not value.strip():
+            hint = {"for": "for 1h", "by": "by 9:30", "max": "max 4"}[key]
+            raise UserError(f"'{key}' needs a value, like {hint}.")
+        clauses[key] = value.strip()
+    return when, clauses
+
+
+def _window_from_when(
+    when: str, now: datetime, zone: tzinfo, length: timedelta, default_window: timedelta
+) -> tuple[datetime, datetime | None, bool]:
+    """(start, end or None, start_is_now) for the ``when`` phrase."""
+    if when in ("", "now", "asap", "right now"):
+        return now, None, True
+    if when.startswith("in "):
+        return now + parse_duration(when[3:]), None, False
+    if m := _UNTIL.match(when):
+        return now, parse_clock(m["b"], now, zone), True
+    if m := _RANGE.match(when):
+        start = parse_clock(m["a"], now, zone)
+        end_local_day = start.astimezone(zone).date()
+        end = parse_clock(m["b"], now, zone, day=end_local_day)
+        return start, end, False
+    return parse_clock(when, now, zone), None, False
+
+
+def _fmt(moment: datetime, zone: tzinfo) -> str:
+    return moment.astimezone(zone).strftime("%H:%M")
+
+
+def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> ParsedWish:
+    """Read ``coffee 10:00 by 9:30`` (the text after ``!iwant``) at ``now`` in ``zone``."""
+    text = _clean(args)
+    if not text:
+        raise UserError(f"Tell me what you want to do and when, like {EXAMPLE}.")
+    first, _, rest = text.partition(" ")
+    activity_name = parse_activity(first, settings)
+    activity = settings.activity(activity_name)
+    assert activity is not None  # parse_activity refuses unknown names
+    length = activity.length
+    minute = now.replace(second=0, microsecond=0)
+    when, clauses = _split_clauses(rest)
+
+    start, end, from_now = _window_from_when(when, minute, zone, length, settings.default_window)
+    if "for" in clauses:
+        if end is not None:
+            raise UserError("Give either a range or 'for', not both: !iwant lunch 11:30-13:00")
+        end = start + parse_duration(clauses["for"])
+    if end is None:
+        end = start + (settings.default_window if from_now else length)
+    if end <= start:
+        raise UserError(
+            f"The end {_fmt(end, zone)} is not after the start {_fmt(start, zone)}; "
+            "try !iwant lunch 11:30-13:00."
+        )
+    if end - start > timedelta(hours=24):
+        raise UserError("That window is longer than a day; try !iwant coffee for 2h.")
+    if end <= minute or (start < minute and end - minute < length):
+        suggestion = when or _fmt(start, zone)
+        for day_word in ("today ", "tomorrow "):
+            suggestion = suggestion.removeprefix(day_word)
+        raise UserError(
+            f"{_fmt(start, zone)} has already passed; did you mean "
+            f"!iwant {activity_name} tomorrow {suggestion}?"
+        )
+    start = max(start, minute)
+    if end - start < length:
+        raise UserError(
+            f"{activity_name.capitalize()} takes {int(length.total_seconds() // 60)} min but your "
+            f"window {_fmt(start, zone)}–{_fmt(end, zone)} is shorter; try "
+            f"!iwant {activity_name} {_fmt(start, zone)} for {int(length.total_seconds() // 60)} min."
+        )
+    if start > now + settings.horizon:
+        raise UserError(
+            f"That is more than {settings.horizon.days} days ahead; "
+            f"ask again closer to the day, like !iwant {activity_name} tomorrow 12:00."
+        )
+    last_start = end - length
+    deadline = last_start
+    if "by" in clauses:
+        deadline = parse_clock(clauses["by"], now, zone, day=start.astimezone(zone).date())
+        if deadline <= now:
+            raise UserError(
+                f"The deadline {_fmt(deadline, zone)} has passed; give a later one, like {EXAMPLE}."
+            )
+        if deadline > last_start:
+            raise UserError(
+                f"The deadline {_fmt(deadline, zone)} is after the last possible start "
+                f"{_fmt(last_start, zone)}; give an earlier one, like {EXAMPLE}."
+            )
+    max_size = activity.max_size
+    if "max" in clauses:
+        value = clauses["max"]
+        if not value.isdigit():
+            raise UserError(f"'max {value}' needs a whole number, like !iwant lunch 12:00 max 4.")
+        max_size = int(value)
+        if max_size < 2:
+            raise UserError("A group needs at least 2 people; try !iwant lunch 12:00 max 4.")
+        if max_size > settings.max_group_size:
+            raise UserError(
+                f"Groups can have at most {settings.max_group_size} people; "
+                "try !iwant lunch 12:00 max 4."
+            )
+    return ParsedWish(activity_name, start, end, deadline, length, max_size)

@@ -1,0 +1,68 @@
+"""Every hook of the iwant engine. Plugins implement them with ``@iwant_engine.hookimpl``.
+
+Built-in storages and strategies are registered through these same hooks, exactly as a
+third-party package would (see ``plugins.py``). A package is found through the Python entry
+point group ``iwant`` and its storage or strategy is switched on by name in ``plugins.cfg``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pluggy
+
+from .model import Candidate, Decision, MatchContext, OpenGroup, Wish
+
+hookspec = pluggy.HookspecMarker("iwant")
+
+#: What ``iwant_strategies`` maps a name to: called once at start with the strategy's
+#: settings from ``plugins.cfg`` (section ``[strategy:<name>]``); returns the decide function.
+#: It raises ``ValueError`` with a one-line reason for a bad setting, which stops the bot at
+#: start.
+StrategyFactory = Callable[
+    [Mapping[str, str]],
+    Callable[[Wish, Sequence[Candidate], Sequence[OpenGroup], MatchContext], Decision],
+]
+
+
+@hookspec
+def iwant_storages() -> Mapping[str, Any]:
+    """Name the storages this plugin provides.
+
+    Called once when an engine is built; every implementation is called and the mappings are
+    merged (two plugins giving the same name is an error at start). Returns a mapping from
+    the name used in ``plugins.cfg`` (``[engine] storage = sql``) to a class called as
+    ``cls(url, pool_size=..., default_timezone=...)``. The built-in ``sql`` storage is the
+    reference: any storage must pass the storage conformance suite in ``tests/``.
+    """
+
+
+@hookspec
+def iwant_strategies() -> Mapping[str, StrategyFactory]:
+    """Name the matching strategies this plugin provides.
+
+    Called once when an engine is built; every implementation is called and the mappings are
+    merged (a duplicate name is an error at start). Returns a mapping from a strategy name
+    (``[engine] strategy = overlap`` in ``plugins.cfg``) to a ``StrategyFactory``.
+
+    The decide function it makes is called once per new request, inside the storage's
+    transaction for that request's (pool, activity), as
+    ``decide(wish, candidates, groups, ctx)`` and returns one of ``model.Join(result_id)``,
+    ``model.Form(request_ids, start)`` or ``model.Wait()``:
+
+    - ``wish``: the new request (window ``earliest``..``latest``, ``length``, ``deadline``,
+      ``max_size``), already stored and waiting.
+    - ``candidates``: other people's waiting requests in the same pool and activity whose
+      window overlaps the wish by at least the activity's length and whose deadline has not
+      passed, ordered by window end, at most 200.
+    - ``groups``: formed groups of that pool and activity whose fixed meeting lies inside the
+      wish's window, has not started, and has room, ordered by start.
+    - ``ctx``: ``now``, the activity ``length`` and this strategy's settings.
+
+    The function must be pure: no I/O, no clock, no randomness that is not seeded from its
+    inputs; the same inputs give the same decision. The engine checks every decision (each
+    member's window covers the meeting, nobody's deadline has passed, no group above the
+    smallest ``max_size`` of its members, a formed group never moves) and refuses a decision
+    that breaks one, leaving the request waiting and logging an error.
+    """

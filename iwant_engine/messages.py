@@ -1,0 +1,131 @@
+"""Every text the engine sends or replies, rendered in its recipient's time zone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class Recipient:
+    id: str
+    name: str
+    zone: ZoneInfo
+
+
+@dataclass(frozen=True)
+class Note:
+    """One message for one person: the reply to a command, or an outbox row."""
+
+    to: str
+    body: str
+    buttons: list[dict[str, str]] = field(default_factory=list)
+
+
+def cancel_button(request_id: int, label: str = "Cancel") -> list[dict[str, str]]:
+    return [{"label": label, "command": f"iwant cancel #{request_id}"}]
+
+
+def _names(names: Sequence[str]) -> str:
+    names = list(names)
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def day(moment: datetime, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
+    return f"{local:%a} {local.day} {local:%b}"
+
+
+def clock(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%H:%M")
+
+
+def slot(start: datetime, end: datetime, zone: ZoneInfo) -> str:
+    """``10:00–10:15 (Tue 1 Dec)``"""
+    return f"{clock(start, zone)}–{clock(end, zone)} ({day(start, zone)})"
+
+
+def waiting(
+    activity: str,
+    earliest: datetime,
+    latest: datetime,
+    length_minutes: int,
+    deadline: datetime,
+    zone: ZoneInfo,
+) -> str:
+    if (latest - earliest).total_seconds() == length_minutes * 60:
+        when = f"at {slot(earliest, latest, zone)}"
+    else:
+        when = (
+            f"any time between {clock(earliest, zone)} and {clock(latest, zone)} "
+            f"({day(earliest, zone)})"
+        )
+    return f"Waiting for {activity} company {when}; you'll hear by {clock(deadline, zone)}."
+
+
+def matched_reply(
+    activity: str,
+    start: datetime,
+    end: datetime,
+    others: Sequence[str],
+    zone: ZoneInfo,
+    joined_existing: bool,
+) -> str:
+    verb = "You join" if joined_existing else "Matched! You meet"
+    return f"{verb} {_names(others)} for {activity} at {slot(start, end, zone)}."
+
+
+def joined(
+    activity: str,
+    start: datetime,
+    end: datetime,
+    newcomers: Sequence[str],
+    members: Sequence[str],
+    zone: ZoneInfo,
+) -> str:
+    verb = "joins" if len(newcomers) == 1 else "join"
+    text = f"{_names(newcomers)} {verb} you for {activity} at {slot(start, end, zone)}."
+    if len(members) > 2:
+        text += f" The group: {_names(members)}."
+    return text
+
+
+def dropped_out(
+    activity: str,
+    start: datetime,
+    end: datetime,
+    who: str,
+    remaining: Sequence[str],
+    zone: ZoneInfo,
+) -> str:
+    return (
+        f"{who} dropped out of {activity} at {slot(start, end, zone)}; "
+        f"still going: {_names(remaining)}."
+    )
+
+
+def alone_again(
+    activity: str, start: datetime, end: datetime, who: str, deadline: datetime, zone: ZoneInfo
+) -> str:
+    return (
+        f"{who} dropped out of {activity} at {slot(start, end, zone)}; you're waiting for "
+        f"company again and will hear by {clock(deadline, zone)}."
+    )
+
+
+def nobody_left(activity: str, start: datetime, end: datetime, who: str, zone: ZoneInfo) -> str:
+    return (
+        f"{who} dropped out of {activity} at {slot(start, end, zone)} and nobody is left; "
+        "your request has ended. Ask again with !iwant."
+    )
+
+
+def expired(activity: str, earliest: datetime, latest: datetime, zone: ZoneInfo) -> str:
+    return (
+        f"Nobody joined you for {activity} between {clock(earliest, zone)} and "
+        f"{clock(latest, zone)} ({day(earliest, zone)}). Maybe next time!"
+    )

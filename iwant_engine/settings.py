@@ -1,0 +1,187 @@
+"""Engine settings: ``plugins.cfg`` (plugins, activities, pools, limits) plus environment.
+
+Environment variables (all optional): ``IWANT_DATABASE_URL``, ``IWANT_TIMEZONE``,
+``IWANT_POLL_SECONDS``, ``IWANT_PLUGINS_CFG``. A setting that cannot be read stops the engine
+at start with one line saying which setting and why (``SettingsError``).
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ACTIVITY_NAME_MAX = 24
+
+
+class SettingsError(Exception):
+    """A setting is wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class Activity:
+    name: str
+    length: timedelta
+    max_size: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///iwant.db"
+    default_timezone: str = "UTC"
+    poll_seconds: float = 1.0
+    storage: str = "sql"
+    strategy: str = "overlap"
+    strategy_settings: dict[str, str] = field(default_factory=dict)
+    activities: dict[str, Activity] = field(default_factory=dict)
+    any_activity: Activity | None = None  # the ``*`` entry: any other word is an activity
+    pools: dict[str, str] = field(default_factory=dict)  # room -> pool name
+    horizon: timedelta = timedelta(days=7)
+    max_open_requests: int = 5
+    max_group_size: int = 20
+    default_window: timedelta = timedelta(hours=1)
+    pool_size: int = 5
+
+    def activity(self, name: str) -> Activity | None:
+        return self.activities.get(name) or (
+            Activity(name, self.any_activity.length, self.any_activity.max_size)
+            if self.any_activity
+            else None
+        )
+
+    def pool_of(self, room: str) -> str:
+        """The pool a room belongs to: a joined pool from config, else the room itself."""
+        return self.pools.get(room, room)
+
+
+DEFAULT_CFG = """
+[engine]
+storage = sql
+strategy = overlap
+
+[activities]
+coffee = 15, 6
+lunch = 45, 8
+* = 30, 6
+"""
+
+
+def _int(section: str, key: str, value: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(
+            f"plugins.cfg [{section}] {key} = {value!r}: not a whole number"
+        ) from None
+    if not low <= number <= high:
+        raise SettingsError(f"plugins.cfg [{section}] {key} = {number}: must be {low}..{high}")
+    return number
+
+
+def _activity(name: str, value: str) -> Activity:
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 2:
+        raise SettingsError(
+            f"plugins.cfg [activities] {name} = {value!r}: write 'minutes, max group size'"
+        )
+    minutes = _int("activities", name, parts[0], 1, 24 * 60)
+    max_size = _int("activities", name, parts[1], 2, 1000)
+    return Activity(name, timedelta(minutes=minutes), max_size)
+
+
+def parse_cfg(text: str, environ: dict[str, str] | None = None) -> Settings:
+    """Read plugins.cfg text and the environment into ``Settings``."""
+    env = os.environ if environ is None else environ
+    cfg = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
+    cfg.optionxform = str  # keep room ids as written
+    try:
+        cfg.read_string(text)
+    except configparser.Error as err:
+        raise SettingsError(f"plugins.cfg cannot be read: {err}".splitlines()[0]) from None
+
+    engine = cfg["engine"] if cfg.has_section("engine") else {}
+    activities: dict[str, Activity] = {}
+    any_activity = None
+    for name, value in cfg["activities"].items() if cfg.has_section("activities") else []:
+        if name == "*":
+            any_activity = _activity(name, value)
+            continue
+        key = name.lower()
+        if not key.isidentifier() or len(key) > ACTIVITY_NAME_MAX:
+            raise SettingsError(f"plugins.cfg [activities] {name!r}: use one short word")
+        activities[key] = _activity(key, value)
+
+    pools: dict[str, str] = {}
+    for pool, rooms in cfg["pools"].items() if cfg.has_section("pools") else []:
+        for room in (r.strip() for r in rooms.split(",")):
+            if room:
+                pools[room] = f"pool:{pool}"
+
+    limits = cfg["limits"] if cfg.has_section("limits") else {}
+    strategy = engine.get("strategy", "overlap").strip()
+    strategy_section = f"strategy:{strategy}"
+    strategy_settings = dict(cfg[strategy_section]) if cfg.has_section(strategy_section) else {}
+
+    tz = env.get("IWANT_TIMEZONE", "").strip() or "UTC"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"IWANT_TIMEZONE={tz!r} is not a time zone (try Europe/Prague)"
+        ) from None
+    try:
+        poll = float(env.get("IWANT_POLL_SECONDS", "").strip() or 1)
+    except ValueError:
+        raise SettingsError("IWANT_POLL_SECONDS must be a number of seconds") from None
+    if not 0.05 <= poll <= 3600:
+        raise SettingsError("IWANT_POLL_SECONDS must be between 0.05 and 3600")
+
+    return Settings(
+        database_url=env.get("IWANT_DATABASE_URL", "").strip() or "sqlite:///iwant.db",
+        default_timezone=tz,
+        poll_seconds=poll,
+        storage=engine.get("storage", "sql").strip(),
+        strategy=strategy,
+        strategy_settings=strategy_settings,
+        activities=activities,
+        any_activity=any_activity,
+        pools=pools,
+        horizon=timedelta(
+            days=_int("limits", "horizon_days", limits.get("horizon_days", "7"), 1, 365)
+        ),
+        max_open_requests=_int(
+            "limits", "max_open_requests", limits.get("max_open_requests", "5"), 1, 100
+        ),
+        max_group_size=_int(
+            "limits", "max_group_size", limits.get("max_group_size", "20"), 2, 1000
+        ),
+        default_window=timedelta(
+            minutes=_int(
+                "limits",
+                "default_window_minutes",
+                limits.get("default_window_minutes", "60"),
+                5,
+                1440,
+            )
+        ),
+        pool_size=_int(
+            "limits", "database_pool_size", limits.get("database_pool_size", "5"), 1, 100
+        ),
+    )
+
+
+def load(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Settings from the file at ``path`` (or ``IWANT_PLUGINS_CFG``), else the built-in defaults."""
+    env = os.environ if environ is None else environ
+    chosen = path or env.get("IWANT_PLUGINS_CFG")
+    if chosen:
+        try:
+            text = Path(chosen).read_text(encoding="utf-8")
+        except OSError as err:
+            raise SettingsError(f"plugins.cfg cannot be read at {chosen}: {err.strerror}") from None
+    else:
+        text = DEFAULT_CFG
+    return parse_cfg(text, env)

@@ -1,0 +1,1 @@
+"""Storages of the engine. The built-in one is ``sql`` (SQLAlchemy: SQLite, PostgreSQL)."""

@@ -1,0 +1,129 @@
+"""Tables of the SQL storage, SQLAlchemy 2 typed models. Alembic migrations create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+PERSON_MAX = 200
+POOL_MAX = 200
+NAME_MAX = 100
+TEXT_MAX = 4000
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out; stored naive UTC on every database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the storage")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Person(Base):
+    __tablename__ = "people"
+
+    id: Mapped[str] = mapped_column(String(PERSON_MAX), primary_key=True)  # "platform:id"
+    display_name: Mapped[str] = mapped_column(String(NAME_MAX))
+    timezone: Mapped[str | None] = mapped_column(String(64))  # set by "!iwant tz"
+    platform_timezone: Mapped[str | None] = mapped_column(String(64))  # e.g. Slack profile
+
+
+class Result(Base):
+    __tablename__ = "results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pool: Mapped[str] = mapped_column(String(POOL_MAX))
+    activity: Mapped[str] = mapped_column(String(NAME_MAX))
+    status: Mapped[str] = mapped_column(String(16))
+    start: Mapped[datetime | None] = mapped_column(UTCDateTime)  # meeting, once MATCHED
+    end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    max_size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    # When the sweeper must look at it: deadline (PENDING) or meeting end (MATCHED).
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_results_live_due", "status", "due_at"),
+        Index("ix_results_pool_activity_status", "pool", "activity", "status", "start"),
+    )
+
+
+class Request(Base):
+    __tablename__ = "requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person: Mapped[str] = mapped_column(String(PERSON_MAX), ForeignKey("people.id"))
+    pool: Mapped[str] = mapped_column(String(POOL_MAX))
+    origin: Mapped[str | None] = mapped_column(String(POOL_MAX))  # room it was made in
+    activity: Mapped[str] = mapped_column(String(NAME_MAX))
+    earliest: Mapped[datetime] = mapped_column(UTCDateTime)
+    latest: Mapped[datetime] = mapped_column(UTCDateTime)
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    length_minutes: Mapped[int] = mapped_column(Integer)
+    max_size: Mapped[int] = mapped_column(Integer)
+    min_size: Mapped[int] = mapped_column(Integer, server_default=text("2"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    result_id: Mapped[int] = mapped_column(Integer, ForeignKey("results.id"))
+    status: Mapped[str] = mapped_column(String(16))  # mirrors its result's, for indexed lookups
+
+    __table_args__ = (
+        # Candidate selection: same pool and activity, waiting, window ending after ours starts.
+        Index("ix_requests_candidates", "pool", "activity", "status", "latest"),
+        Index("ix_requests_person_status", "person", "status"),
+        Index("ix_requests_result", "result_id"),
+    )
+
+
+class Outbox(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recipient: Mapped[str] = mapped_column(String(PERSON_MAX))  # "platform:id"
+    platform: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    buttons: Mapped[list | None] = mapped_column(JSON)
+    origin: Mapped[str | None] = mapped_column(String(POOL_MAX))  # room to fall back to
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # undeliverable, given up
+    error: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (
+        # Only undelivered rows are ever scanned; a partial index keeps it small on PostgreSQL.
+        Index(
+            "ix_outbox_due",
+            "platform",
+            "next_attempt_at",
+            postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+            sqlite_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+        ),
+    )

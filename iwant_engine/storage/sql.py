@@ -1,0 +1,835 @@
+"""The built-in SQL storage (SQLAlchemy 2): SQLite by default, PostgreSQL for production.
+
+One command = one transaction. Matching for a (pool, activity) is serialised by a lock taken
+inside that transaction: ``pg_advisory_xact_lock`` on PostgreSQL, the database write lock
+(``BEGIN IMMEDIATE``) on SQLite. All times come from the caller's clock, never from SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from importlib import resources
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import create_engine, event, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .. import messages as msg
+from ..errors import Unavailable, UserError
+from ..model import (
+    LIVE,
+    Candidate,
+    Decision,
+    Form,
+    Join,
+    MatchContext,
+    OpenGroup,
+    Status,
+    Wait,
+    Wish,
+)
+from ..plugins import hookimpl
+from .schema import NAME_MAX, Outbox, Person, Request, Result
+
+log = logging.getLogger(__name__)
+
+CANDIDATE_LIMIT = 200
+MAX_ATTEMPTS = 8
+Strategy = Callable[[Wish, Sequence[Candidate], Sequence[OpenGroup], MatchContext], Decision]
+
+
+@dataclass(frozen=True)
+class PersonInfo:
+    id: str
+    name: str
+    timezone: str | None
+    platform_timezone: str | None
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    request_id: int
+    activity: str
+    status: Status
+    earliest: datetime
+    latest: datetime
+    deadline: datetime
+    length_minutes: int
+    start: datetime | None  # meeting, when matched
+    end: datetime | None
+    others: tuple[str, ...]  # names of the other members
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    recipient: str
+    body: str
+    buttons: list[dict[str, str]]
+    origin: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    request_id: int
+    reply: msg.Note
+
+
+def _lock_key(*parts: str) -> int:
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class SQLStorage:
+    """Requests, results, people and the outbox in one SQL database."""
+
+    def __init__(self, url: str, pool_size: int = 5, default_timezone: str = "UTC") -> None:
+        self.url = url
+        self.default_zone = ZoneInfo(default_timezone)
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = create_engine(
+                url, connect_args={"timeout": 30, "check_same_thread": False}
+            )
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        else:
+            self.engine = create_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+                connect_args={"connect_timeout": 5},
+            )
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision; safe with several processes."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(resources.files("iwant_engine") / "migrations"))
+        with self._guard(), self.engine.begin() as conn:
+            if not self.is_sqlite:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("migrate")})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn a lost database into ``Unavailable``; everything else propagates."""
+        try:
+            yield
+        except OperationalError as err:
+            if self.is_sqlite and "locked" not in str(err) and "unable to open" not in str(err):
+                raise
+            log.warning("database unavailable: %s", type(err.orig).__name__ if err.orig else err)
+            raise Unavailable() from err
+        except DBAPIError as err:
+            if err.connection_invalidated:
+                raise Unavailable() from err
+            raise
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._guard(), self._sessions.begin() as session:
+            yield session
+
+    def _lock(self, session: Session, *parts: str) -> None:
+        if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already holds the write lock
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(*parts)})
+
+    # -- people ------------------------------------------------------------------------------
+
+    def _upsert_person(
+        self, session: Session, person: str, name: str, platform_timezone: str | None
+    ) -> None:
+        values = {
+            "id": person,
+            "display_name": name[:NAME_MAX],
+            "platform_timezone": platform_timezone,
+        }
+        insert = sqlite_insert if self.is_sqlite else pg_insert
+        stmt = insert(Person).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Person.id],
+            set_={
+                "display_name": stmt.excluded.display_name,
+                "platform_timezone": stmt.excluded.platform_timezone,
+            },
+        )
+        session.execute(stmt)
+
+    def person(self, person: str) -> PersonInfo | None:
+        with self._guard(), self._sessions() as session:
+            row = session.get(Person, person)
+            return row and PersonInfo(row.id, row.display_name, row.timezone, row.platform_timezone)
+
+    def set_timezone(self, person: str, name: str, zone: str | None) -> None:
+        with self._tx() as session:
+            self._upsert_person(session, person, name, None)
+            session.execute(update(Person).where(Person.id == person).values(timezone=zone))
+
+    def _zone(self, person: Person | None) -> ZoneInfo:
+        for name in (person and person.timezone, person and person.platform_timezone):
+            if name:
+                try:
+                    return ZoneInfo(name)
+                except (KeyError, ValueError):
+                    continue
+        return self.default_zone
+
+    def _recipients(self, session: Session, ids: Sequence[str]) -> dict[str, msg.Recipient]:
+        rows = session.scalars(select(Person).where(Person.id.in_(set(ids)))).all()
+        found = {r.id: msg.Recipient(r.id, r.display_name, self._zone(r)) for r in rows}
+        return {i: found.get(i, msg.Recipient(i, i, self.default_zone)) for i in ids}
+
+    # -- submitting and matching -------------------------------------------------------------
+
+    def submit(
+        self,
+        wish: Wish,
+        name: str,
+        platform_timezone: str | None,
+        origin: str | None,
+        strategy: Strategy,
+        ctx: MatchContext,
+        max_open: int,
+    ) -> SubmitOutcome:
+        now = ctx.now
+        with self._tx() as session:
+            self._lock(session, "person", wish.person)
+            self._lock(session, "pool", wish.pool, wish.activity)
+            self._upsert_person(session, wish.person, name, platform_timezone)
+            mine = session.scalars(
+                select(Request).where(
+                    Request.person == wish.person, Request.status.in_(LIVE), Request.latest > now
+                )
+            ).all()
+            if len(mine) >= max_open:
+                raise UserError(
+                    f"You already have {len(mine)} open requests, the most I keep for one person; "
+                    "cancel one first (!iwant list, then !iwant cancel 2)."
+                )
+            me = session.get(Person, wish.person)
+            zone = self._zone(me)
+            for other in mine:
+                if (
+                    other.activity == wish.activity
+                    and other.earliest < wish.latest
+                    and wish.earliest < other.latest
+                ):
+                    raise UserError(
+                        f"You already want {other.activity} "
+                        f"{msg.clock(other.earliest, zone)}–{msg.clock(other.latest, zone)} "
+                        f"({msg.day(other.earliest, zone)}); cancel it first with "
+                        f"!iwant cancel {other.activity}."
+                    )
+            result = Result(
+                pool=wish.pool,
+                activity=wish.activity,
+                status=Status.PENDING,
+                max_size=wish.max_size,
+                size=1,
+                due_at=wish.deadline,
+                updated_at=now,
+            )
+            session.add(result)
+            session.flush()
+            request = Request(
+                person=wish.person,
+                pool=wish.pool,
+                origin=origin,
+                activity=wish.activity,
+                earliest=wish.earliest,
+                latest=wish.latest,
+                deadline=wish.deadline,
+                length_minutes=int(wish.length.total_seconds() // 60),
+                max_size=wish.max_size,
+                min_size=wish.min_size,
+                created_at=now,
+                result_id=result.id,
+                status=Status.PENDING,
+            )
+            session.add(request)
+            session.flush()
+            reply = self._match(session, request, wish, strategy, ctx)
+            if reply is None:
+                reply = msg.Note(
+                    wish.person,
+                    msg.waiting(
+                        wish.activity,
+                        wish.earliest,
+                        wish.latest,
+                        request.length_minutes,
+                        wish.deadline,
+                        zone,
+                    ),
+                    msg.cancel_button(request.id),
+                )
+            return SubmitOutcome(request.id, reply)
+
+    def _candidates(
+        self, session: Session, wish: Wish, request_id: int, now: datetime
+    ) -> tuple[list[Candidate], list[OpenGroup]]:
+        rows = session.scalars(
+            select(Request)
+            .where(
+                Request.pool == wish.pool,
+                Request.activity == wish.activity,
+                Request.status == Status.PENDING,
+                Request.latest >= wish.earliest + wish.length,
+                Request.earliest <= wish.latest - wish.length,
+                Request.deadline > now,
+                Request.person != wish.person,
+                Request.id != request_id,
+            )
+            .order_by(Request.latest, Request.id)
+            .limit(CANDIDATE_LIMIT)
+        ).all()
+        candidates = [_candidate(r) for r in rows]
+        group_rows = session.scalars(
+            select(Result)
+            .where(
+                Result.pool == wish.pool,
+                Result.activity == wish.activity,
+                Result.status == Status.MATCHED,
+                Result.start >= max(now, wish.earliest),
+                Result.start <= wish.latest - wish.length,
+                Result.size < Result.max_size,
+            )
+            .order_by(Result.start, Result.id)
+            .limit(CANDIDATE_LIMIT)
+        ).all()
+        groups = []
+        if group_rows:
+            members: dict[int, list[Candidate]] = {}
+            for r in session.scalars(
+                select(Request).where(Request.result_id.in_([g.id for g in group_rows]))
+            ):
+                members.setdefault(r.result_id, []).append(_candidate(r))
+            groups = [
+                OpenGroup(g.id, g.start, g.end, g.max_size, tuple(members.get(g.id, ())))
+                for g in group_rows
+                if g.start is not None and g.end is not None
+            ]
+        return candidates, groups
+
+    def _match(
+        self, session: Session, request: Request, wish: Wish, strategy: Strategy, ctx: MatchContext
+    ) -> msg.Note | None:
+        """Apply the strategy's decision for ``request``; the requester's reply if matched."""
+        candidates, groups = self._candidates(session, wish, request.id, ctx.now)
+        if not candidates and not groups:
+            return None
+        decision = strategy(wish, candidates, groups, ctx)
+        problem = _check(decision, wish, candidates, groups, ctx)
+        if problem:
+            log.error("strategy decision %r refused: %s; the request waits", decision, problem)
+            return None
+        if isinstance(decision, Join):
+            return self._join(session, request, decision.result_id, ctx.now)
+        if isinstance(decision, Form):
+            return self._form(session, request, decision, wish, ctx.now)
+        return None
+
+    def _join(self, session: Session, request: Request, result_id: int, now: datetime) -> msg.Note:
+        group = session.get(Result, result_id)
+        assert group is not None and group.start is not None and group.end is not None
+        session.execute(
+            update(Result)
+            .where(Result.id == request.result_id)
+            .values(status=Status.INVALID, due_at=None, updated_at=now)
+        )
+        request.result_id, request.status = group.id, Status.MATCHED
+        group.size += 1
+        group.max_size = min(group.max_size, request.max_size)
+        group.updated_at = now
+        members = session.scalars(select(Request).where(Request.result_id == group.id)).all()
+        people = self._recipients(session, [m.person for m in members])
+        newcomer = people[request.person]
+        for m in members:
+            if m.id == request.id:
+                continue
+            r = people[m.person]
+            self._outbox(
+                session,
+                m.person,
+                msg.joined(
+                    group.activity,
+                    group.start,
+                    group.end,
+                    [newcomer.name],
+                    [people[x.person].name for x in members],
+                    r.zone,
+                ),
+                msg.cancel_button(m.id, "I can't make it"),
+                m.origin,
+                now,
+            )
+        return msg.Note(
+            request.person,
+            msg.matched_reply(
+                group.activity,
+                group.start,
+                group.end,
+                [people[m.person].name for m in members if m.id != request.id],
+                newcomer.zone,
+                joined_existing=True,
+            ),
+            msg.cancel_button(request.id, "I can't make it"),
+        )
+
+    def _form(
+        self, session: Session, request: Request, decision: Form, wish: Wish, now: datetime
+    ) -> msg.Note:
+        others = session.scalars(
+            select(Request).where(Request.id.in_(decision.request_ids)).order_by(Request.id)
+        ).all()
+        members = [*others, request]
+        group = session.get(Result, request.result_id)
+        assert group is not None
+        session.execute(
+            update(Result)
+            .where(Result.id.in_([o.result_id for o in others]))
+            .values(status=Status.INVALID, due_at=None, updated_at=now)
+        )
+        start, end = decision.start, decision.start + wish.length
+        group.status, group.start, group.end = Status.MATCHED, start, end
+        group.size, group.max_size = len(members), min(m.max_size for m in members)
+        group.due_at, group.updated_at = end, now
+        for m in members:
+            m.result_id, m.status = group.id, Status.MATCHED
+        people = self._recipients(session, [m.person for m in members])
+        for m in others:
+            self._outbox(
+                session,
+                m.person,
+                msg.joined(
+                    wish.activity,
+                    start,
+                    end,
+                    [people[x.person].name for x in members if x.id != m.id],
+                    [people[x.person].name for x in members],
+                    people[m.person].zone,
+                ),
+                msg.cancel_button(m.id, "I can't make it"),
+                m.origin,
+                now,
+            )
+        return msg.Note(
+            request.person,
+            msg.matched_reply(
+                wish.activity,
+                start,
+                end,
+                [people[o.person].name for o in others],
+                people[request.person].zone,
+                joined_existing=False,
+            ),
+            msg.cancel_button(request.id, "I can't make it"),
+        )
+
+    # -- listing and cancelling --------------------------------------------------------------
+
+    def open_requests(self, person: str, now: datetime) -> list[OpenRequest]:
+        with self._guard(), self._sessions() as session:
+            rows = session.execute(
+                select(Request, Result)
+                .join(Result, Result.id == Request.result_id)
+                .where(Request.person == person, Request.status.in_(LIVE), Request.latest > now)
+                .order_by(Request.earliest, Request.id)
+            ).all()
+            group_ids = [res.id for _, res in rows if res.status == Status.MATCHED]
+            names: dict[int, list[str]] = {}
+            if group_ids:
+                for rid, who, pname in session.execute(
+                    select(Request.result_id, Request.person, Person.display_name)
+                    .join(Person, Person.id == Request.person)
+                    .where(Request.result_id.in_(group_ids), Request.person != person)
+                    .order_by(Request.id)
+                ):
+                    names.setdefault(rid, []).append(pname or who)
+            return [
+                OpenRequest(
+                    req.id,
+                    req.activity,
+                    Status(res.status),
+                    req.earliest,
+                    req.latest,
+                    req.deadline,
+                    req.length_minutes,
+                    res.start,
+                    res.end,
+                    tuple(names.get(res.id, ())),
+                )
+                for req, res in rows
+            ]
+
+    def cancel(
+        self, person: str, request_id: int, strategy: Strategy, ctx: MatchContext
+    ) -> msg.Note:
+        now = ctx.now
+        with self._tx() as session:
+            request = session.get(Request, request_id)
+            if request is None or request.person != person:
+                raise UserError("That request is not yours, so I left it alone; see !iwant list.")
+            self._lock(session, "pool", request.pool, request.activity)
+            session.refresh(request)
+            if request.status not in LIVE:
+                raise UserError(
+                    f"Your {request.activity} request has already ended; see !iwant list."
+                )
+            group = session.get(Result, request.result_id)
+            assert group is not None
+            me = self._recipients(session, [person])[person]
+            if group.status == Status.PENDING:
+                group.status, group.due_at, group.updated_at = Status.CANCELLED, None, now
+                request.status = Status.CANCELLED
+                return msg.Note(
+                    person,
+                    f"Cancelled: {request.activity} "
+                    f"{msg.clock(request.earliest, me.zone)}–"
+                    f"{msg.clock(request.latest, me.zone)} "
+                    f"({msg.day(request.earliest, me.zone)}).",
+                )
+            # Leaving a formed group: the request gets a result of its own, CANCELLED.
+            own = Result(
+                pool=request.pool,
+                activity=request.activity,
+                status=Status.CANCELLED,
+                max_size=request.max_size,
+                size=1,
+                due_at=None,
+                updated_at=now,
+            )
+            session.add(own)
+            session.flush()
+            request.result_id, request.status = own.id, Status.CANCELLED
+            assert group.start is not None and group.end is not None
+            rest = session.scalars(
+                select(Request).where(Request.result_id == group.id).order_by(Request.id)
+            ).all()
+            people = self._recipients(session, [m.person for m in rest])
+            group.size, group.updated_at = len(rest), now
+            group.max_size = min((m.max_size for m in rest), default=group.max_size)
+            start, end = group.start, group.end
+            if len(rest) >= 2:
+                for m in rest:
+                    r = people[m.person]
+                    self._outbox(
+                        session,
+                        m.person,
+                        msg.dropped_out(
+                            group.activity,
+                            start,
+                            end,
+                            me.name,
+                            [people[x.person].name for x in rest if x.id != m.id] + ["you"],
+                            r.zone,
+                        ),
+                        msg.cancel_button(m.id, "I can't make it"),
+                        m.origin,
+                        now,
+                    )
+            else:
+                (last,) = rest
+                r = people[last.person]
+                group.start = group.end = None
+                if last.deadline <= now:
+                    group.status, group.due_at = Status.EXPIRED, None
+                    last.status = Status.EXPIRED
+                    self._outbox(
+                        session,
+                        last.person,
+                        msg.nobody_left(group.activity, start, end, me.name, r.zone),
+                        [],
+                        last.origin,
+                        now,
+                    )
+                else:
+                    group.status, group.due_at = Status.PENDING, last.deadline
+                    last.status = Status.PENDING
+                    session.flush()
+                    rematch = self._match(session, last, _wish(last), strategy, ctx)
+                    if rematch is None:
+                        self._outbox(
+                            session,
+                            last.person,
+                            msg.alone_again(
+                                group.activity,
+                                start,
+                                end,
+                                me.name,
+                                last.deadline,
+                                r.zone,
+                            ),
+                            msg.cancel_button(last.id),
+                            last.origin,
+                            now,
+                        )
+                    else:
+                        self._outbox(
+                            session,
+                            last.person,
+                            f"{me.name} dropped out. " + rematch.body,
+                            rematch.buttons,
+                            last.origin,
+                            now,
+                        )
+            return msg.Note(
+                person,
+                f"Cancelled: you left {group.activity} at "
+                f"{msg.slot(start, end, me.zone)}; the others have been told.",
+            )
+
+    # -- sweeping: expiry and done-marking ---------------------------------------------------
+
+    def sweep(self, now: datetime, batch: int = 500) -> tuple[int, int]:
+        """Expire waiting requests whose deadline passed; mark finished meetings DONE."""
+        expired = done = 0
+        while True:
+            with self._tx() as session:
+                due = self._claim_due(session, now, batch)
+                if not due:
+                    return expired, done
+                for key in sorted({(r.pool, r.activity) for r in due}):
+                    self._lock(session, "pool", *key)
+                for result in due:
+                    session.refresh(result)
+                    if result.due_at is None or result.due_at > now:
+                        continue
+                    if result.status == Status.PENDING:
+                        expired += self._expire(session, result, now)
+                    elif result.status == Status.MATCHED:
+                        result.status, result.due_at, result.updated_at = Status.DONE, None, now
+                        session.execute(
+                            update(Request)
+                            .where(Request.result_id == result.id)
+                            .values(status=Status.DONE)
+                        )
+                        done += 1
+            if len(due) < batch:
+                return expired, done
+
+    def _claim_due(self, session: Session, now: datetime, batch: int) -> list[Result]:
+        stmt = (
+            select(Result)
+            .where(Result.status.in_(LIVE), Result.due_at <= now)
+            .order_by(Result.due_at)
+            .limit(batch)
+        )
+        if not self.is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return list(session.scalars(stmt).all())
+
+    def _expire(self, session: Session, result: Result, now: datetime) -> int:
+        result.status, result.due_at, result.updated_at = Status.EXPIRED, None, now
+        for req in session.scalars(select(Request).where(Request.result_id == result.id)):
+            req.status = Status.EXPIRED
+            zone = self._recipients(session, [req.person])[req.person].zone
+            self._outbox(
+                session,
+                req.person,
+                msg.expired(req.activity, req.earliest, req.latest, zone),
+                [],
+                req.origin,
+                now,
+            )
+        return 1
+
+    # -- the outbox --------------------------------------------------------------------------
+
+    def _outbox(
+        self,
+        session: Session,
+        recipient: str,
+        body: str,
+        buttons: list[dict[str, str]],
+        origin: str | None,
+        now: datetime,
+    ) -> None:
+        session.add(
+            Outbox(
+                recipient=recipient,
+                platform=recipient.split(":", 1)[0],
+                body=body,
+                buttons=buttons or None,
+                origin=origin,
+                created_at=now,
+                next_attempt_at=now,
+                attempts=0,
+            )
+        )
+
+    def claim_outbox(
+        self,
+        platform: str,
+        now: datetime,
+        limit: int = 50,
+        lease: timedelta = timedelta(seconds=60),
+    ) -> list[OutboxItem]:
+        """Rows due for ``platform``, leased to the caller for ``lease``."""
+        with self._tx() as session:
+            due = (
+                select(Outbox.id)
+                .where(
+                    Outbox.platform == platform,
+                    Outbox.delivered_at.is_(None),
+                    Outbox.failed_at.is_(None),
+                    Outbox.next_attempt_at <= now,
+                    (Outbox.claimed_until.is_(None)) | (Outbox.claimed_until <= now),
+                )
+                .order_by(Outbox.id)
+                .limit(limit)
+            )
+            if not self.is_sqlite:
+                due = due.with_for_update(skip_locked=True)
+            ids = list(session.scalars(due).all())
+            if not ids:
+                return []
+            rows = session.scalars(
+                update(Outbox)
+                .where(Outbox.id.in_(ids))
+                .values(claimed_until=now + lease, attempts=Outbox.attempts + 1)
+                .returning(Outbox)
+            ).all()
+            return sorted(
+                (
+                    OutboxItem(r.id, r.recipient, r.body, r.buttons or [], r.origin, r.attempts)
+                    for r in rows
+                ),
+                key=lambda item: item.id,
+            )
+
+    def ack(self, outbox_id: int, now: datetime) -> None:
+        with self._tx() as session:
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id == outbox_id)
+                .values(delivered_at=now, claimed_until=None, error=None)
+            )
+
+    def fail(self, outbox_id: int, now: datetime, error: str, permanent: bool) -> bool:
+        """Record a failed send; True when the row is given up as undeliverable."""
+        with self._tx() as session:
+            row = session.get(Outbox, outbox_id)
+            if row is None:
+                return True
+            row.error, row.claimed_until = error[:500], None
+            if permanent or row.attempts >= MAX_ATTEMPTS:
+                row.failed_at = now
+                return True
+            row.next_attempt_at = now + timedelta(seconds=min(2**row.attempts, 600))
+            return False
+
+    def counts(self) -> dict[str, int]:
+        """Rows per request status and undelivered outbox rows; for health and tests."""
+        with self._guard(), self._sessions() as session:
+            counts = dict(
+                session.execute(select(Request.status, func.count()).group_by(Request.status)).all()
+            )
+            counts["outbox_pending"] = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(Outbox)
+                    .where(Outbox.delivered_at.is_(None), Outbox.failed_at.is_(None))
+                )
+                or 0
+            )
+            return counts
+
+
+def _sqlite_on_connect(dbapi_connection: object, _record: object) -> None:
+    # Autocommit at the driver level, so that our "begin" listener controls the transaction
+    # (BEGIN IMMEDIATE takes the write lock up front: no lock upgrade deadlocks).
+    dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _candidate(r: Request) -> Candidate:
+    return Candidate(
+        r.id, r.person, r.earliest, r.latest, r.deadline, r.max_size, r.created_at, r.min_size
+    )
+
+
+def _wish(r: Request) -> Wish:
+    return Wish(
+        r.person,
+        r.pool,
+        r.activity,
+        r.earliest,
+        r.latest,
+        r.deadline,
+        timedelta(minutes=r.length_minutes),
+        r.max_size,
+        r.min_size,
+    )
+
+
+def _check(
+    decision: Decision,
+    wish: Wish,
+    candidates: Sequence[Candidate],
+    groups: Sequence[OpenGroup],
+    ctx: MatchContext,
+) -> str | None:
+    """Why a strategy's decision breaks an invariant, or None when it is sound."""
+    if isinstance(decision, Wait):
+        return None
+    if isinstance(decision, Join):
+        group = next((g for g in groups if g.result_id == decision.result_id), None)
+        if group is None:
+            return "joins a group that was not offered"
+        if not wish.fits(group.start) or group.end - group.start != wish.length:
+            return "the group's meeting is not inside the new request's window"
+        if len(group.members) + 1 > min(group.max_size, wish.max_size):
+            return "the group would exceed its max size"
+        return None
+    if isinstance(decision, Form):
+        offered = {c.request_id: c for c in candidates}
+        ids = decision.request_ids
+        if not ids or len(set(ids)) != len(ids) or any(i not in offered for i in ids):
+            return "forms a group with requests that were not offered"
+        start = decision.start
+        if start < ctx.now.replace(second=0, microsecond=0) or start.second or start.microsecond:
+            return "the meeting starts in the past or not on a whole minute"
+        chosen = [offered[i] for i in ids]
+        if not wish.fits(start) or any(
+            not (c.earliest <= start and start + wish.length <= c.latest) for c in chosen
+        ):
+            return "the meeting is not inside every member's window"
+        if any(c.deadline <= ctx.now for c in chosen) or wish.deadline < ctx.now:
+            return "a member's deadline has passed"
+        if len({c.person for c in chosen} | {wish.person}) != len(chosen) + 1:
+            return "a person would be in the group twice"
+        if len(chosen) + 1 > min([wish.max_size, *(c.max_size for c in chosen)]):
+            return "the group would exceed its max size"
+        return None
+    return f"unknown decision type {type(decision).__name__}"
+
+
+@hookimpl
+def iwant_storages() -> dict[str, type[SQLStorage]]:
+    return {"sql": SQLStorage}

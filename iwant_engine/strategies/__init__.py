@@ -1,0 +1,1 @@
+"""Built-in matching strategies, registered through the ``iwant_strategies`` hook."""
