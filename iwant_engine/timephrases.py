@@ -89,6 +89,12 @@ def parse_clock(phrase: str, now: datetime, zone: tzinfo, day: date | None = Non
         words = words[1:]
     day_words = [w for w in words if w in _DAY_WORDS or w == "next"]
     clocks = [w for w in words if w not in day_words and w != "at"]
+    strange = [w for w in clocks if _normalise_clock(w) is None]
+    if len(clocks) > 1 and strange:
+        raise UserError(
+            f"I don't understand '{strange[0]}' in '{phrase}'; "
+            "write it like !iwant coffee 10:00 by 9:30."
+        )
     if len(clocks) != 1 or len(day_words) > 2:
         raise UserError(
             f"I can't read '{phrase}' as a time; write it like {CLOCK_EXAMPLE} or tomorrow 9:30."

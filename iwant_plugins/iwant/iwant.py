@@ -1,0 +1,256 @@
+"""The ``iwant`` errbot plugin: chat commands and pollers; every decision is the engine's."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from errbot import BotPlugin, Message, botcmd
+from errbot.backends.base import RoomOccupant
+
+from iwant_engine import Engine, Note, Person, SettingsError, Unavailable, UserError
+from iwant_engine.storage.sql import OutboxItem
+
+log = logging.getLogger("errbot.plugins.iwant")
+REPO = Path(__file__).resolve().parents[2]
+LOCAL_MODES = ("text", "test")  # backends where one console plays several people
+RATE_LIMIT = 20  # commands per person per minute
+MAX_MESSAGE = 1000
+
+HELP = """\
+iwant puts you together with people who want the same thing at the same time.
+  !iwant coffee                  from now, for the next hour
+  !iwant lunch 12:00             meet at 12:00 (also: at 12:30, tomorrow 12:30)
+  !iwant lunch 11:30-13:00       free any time between 11:30 and 13:00
+  !iwant coffee for 1h           from now, for one hour (also: for 90 min)
+  !iwant coffee 10:00 for 2h     free 10:00-12:00
+  !iwant coffee in 20 min        meet in 20 minutes
+  !iwant coffee 10:00 by 9:30    tell me by 9:30 whether anyone joins
+  !iwant lunch 12:00 max 4       at most 4 people in the group
+  !iwant list                    your open requests, numbered
+  !iwant cancel                  cancel your only request (or: !iwant cancel 2, !iwant cancel lunch)
+  !iwant tz Europe/Prague        set your time zone (now: {zone})"""
+
+
+class IWant(BotPlugin):
+    """Meet people for coffee, lunch or anything else: !iwant coffee 10:00"""
+
+    engine: Engine | None = None
+
+    def activate(self) -> None:
+        cfg = os.environ.get("IWANT_PLUGINS_CFG") or REPO / "plugins.cfg"
+        try:
+            self.engine = Engine.from_environment(cfg, data_dir=self.bot_config.BOT_DATA_DIR)
+        except (SettingsError, RuntimeError) as err:
+            log.critical("iwant cannot start: %s", err)
+            if self._bot.mode not in LOCAL_MODES:
+                print(f"iwant cannot start: {err}", file=sys.stderr)
+                os._exit(2)  # a misconfigured bot must not look alive
+            raise
+        except Unavailable:
+            log.critical("iwant cannot start: the database is unavailable")
+            raise
+        self._recent: dict[str, deque[float]] = {}
+        self._recent_lock = threading.Lock()
+        self._delivering = threading.Lock()
+        super().activate()
+        self.start_poller(self.engine.settings.poll_seconds, self.tick)
+
+    def deactivate(self) -> None:
+        super().deactivate()
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+    # -- who is talking ----------------------------------------------------------------------
+
+    @property
+    def platform(self) -> str:
+        return self._bot.mode
+
+    def person_of(self, frm: object) -> Person:
+        local = str(getattr(frm, "person", frm))
+        if self.platform == "text" and not local.startswith("@"):
+            local = "@" + local
+        name = getattr(frm, "fullname", None) or getattr(frm, "nick", None) or local.lstrip("@")
+        return Person(f"{self.platform}:{local}", str(name)[:100], getattr(frm, "timezone", None))
+
+    def room_of(self, msg: Message) -> str | None:
+        return str(msg.frm.room) if isinstance(msg.frm, RoomOccupant) else None
+
+    # -- commands ----------------------------------------------------------------------------
+
+    @botcmd
+    def iwant(self, msg: Message, args: str) -> str | None:
+        """Ask for company: !iwant coffee 10:00 by 9:30 (see !iwant help)"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self.engine.submit(person, args, self.room_of(msg)))
+
+    @botcmd
+    def iwant_list(self, msg: Message, args: str) -> str | None:
+        """Your open requests and groups, numbered: !iwant list"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self.engine.list_text(person))
+
+    @botcmd
+    def iwant_cancel(self, msg: Message, args: str) -> str | None:
+        """Cancel a request: !iwant cancel, !iwant cancel 2, !iwant cancel lunch"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self.engine.cancel(person, args))
+
+    @botcmd
+    def iwant_tz(self, msg: Message, args: str) -> str | None:
+        """Show or set your time zone: !iwant tz Europe/Prague"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self.engine.set_timezone(person, args))
+
+    @botcmd
+    def iwant_help(self, msg: Message, args: str) -> str:
+        """How to use iwant, with examples: !iwant help"""
+        zone = self.engine.settings.default_timezone if self.engine else "UTC"
+        try:
+            zone = self.engine.zone_of(self.person_of(msg.frm)).key
+        except Exception:  # help must answer even when the database is away
+            log.debug("zone lookup for help failed", exc_info=True)
+        return HELP.format(zone=zone)
+
+    @botcmd(admin_only=True)
+    def iwant_as(self, msg: Message, args: str) -> str | None:
+        """Act as another person on the local console: !iwant as @bob coffee 10:00"""
+        if self.platform not in LOCAL_MODES:
+            return "!iwant as works only on the local Text backend."
+        who, _, rest = args.strip().partition(" ")
+        if not who.startswith("@") or len(who) < 2 or len(who) > 40:
+            return "Say who you are acting as: !iwant as @bob coffee 10:00"
+        person = Person(f"{self.platform}:{who}", who[1:])
+        command, _, tail = rest.strip().partition(" ")
+        actions: dict[str, Callable[[], Note | str]] = {
+            "list": lambda: self.engine.list_text(person),
+            "cancel": lambda: self.engine.cancel(person, tail),
+            "tz": lambda: self.engine.set_timezone(person, tail),
+        }
+        action = actions.get(command.lower(), lambda: self.engine.submit(person, rest, None))
+        return self._run(msg, person, action, prefix=f"[{who}] ")
+
+    # -- the one place where a command meets the engine --------------------------------------
+
+    def _run(
+        self, msg: Message, person: Person, action: Callable[[], Note | str], prefix: str = ""
+    ) -> str | None:
+        if self.engine is None:
+            return "iwant is starting up; try again in a moment."
+        if len(msg.body) > MAX_MESSAGE:
+            return (
+                f"That message is too long ({len(msg.body)} characters); try !iwant coffee 10:00."
+            )
+        if not self._allow(person.id):
+            return (
+                f"You're sending commands faster than I take them ({RATE_LIMIT} a "
+                "minute); wait a minute and try again."
+            )
+        try:
+            result = action()
+        except UserError as err:
+            result = prefix + str(err)
+        except Unavailable as err:
+            result = str(err)
+        except Exception:
+            log.exception("iwant command failed: %r", msg.body[:200])
+            result = (
+                "Something went wrong on my side; please try again. "
+                "If it keeps happening, tell the bot's admin."
+            )
+        # Reply first, then deliver what the command made due (a match is announced at once).
+        note = result if isinstance(result, Note) else Note("", result)
+        reply = self._bot.build_reply(msg, prefix + note.body if note.to else note.body)
+        if note.buttons:
+            reply.extras["buttons"] = note.buttons
+        self._bot.send_message(reply)
+        self.deliver()
+        return None
+
+    def _allow(self, person_id: str) -> bool:
+        now = time.monotonic()
+        with self._recent_lock:
+            recent = self._recent.setdefault(person_id, deque())
+            while recent and recent[0] < now - 60:
+                recent.popleft()
+            if len(recent) >= RATE_LIMIT:
+                return False
+            recent.append(now)
+            if len(self._recent) > 10000:  # forget idle people; bounded memory
+                for key in [k for k, v in self._recent.items() if not v]:
+                    del self._recent[key]
+            return True
+
+    # -- pollers: expiry, done-marking and delivery ------------------------------------------
+
+    def tick(self) -> None:
+        """One poller round: expire due requests, mark done meetings, deliver the outbox."""
+        if self.engine is None:
+            return
+        try:
+            self.engine.sweep()
+        except Unavailable:
+            log.warning("sweep skipped: database unavailable")
+        except Exception:
+            log.exception("sweep failed")
+        self.deliver()
+
+    def deliver(self) -> None:
+        """Send this platform's due notifications; safe from any thread."""
+        if self.engine is None or not self._delivering.acquire(blocking=False):
+            return  # another thread of this process is delivering right now
+        try:
+            while True:
+                report = self.engine.deliver(self.platform, self._send, _is_permanent)
+                for item in report.undeliverable or []:
+                    self._tell_origin(item)
+                if report.delivered + report.retried + len(report.undeliverable or []) < 50:
+                    break
+        except Unavailable:
+            log.warning("delivery skipped: database unavailable")
+        except Exception:
+            log.exception("delivery failed")
+        finally:
+            self._delivering.release()
+
+    def _identifier(self, person_id: str) -> object:
+        return self.build_identifier(person_id.split(":", 1)[1])
+
+    def _send(self, item: OutboxItem) -> None:
+        body = item.body
+        if self.platform == "text":  # one console shows everyone's messages
+            body = f"[to {item.recipient.split(':', 1)[1]}] {body}"
+        message = Message(
+            body=body, frm=self._bot.bot_identifier, to=self._identifier(item.recipient)
+        )
+        if item.buttons:
+            message.extras["buttons"] = item.buttons
+        self._bot.send_message(message)
+
+    def _tell_origin(self, item: OutboxItem) -> None:
+        log.warning("notification %s to %s is undeliverable", item.id, item.recipient)
+        if not item.origin or item.origin.split(":", 1)[0] != self.platform:
+            return
+        try:
+            room = self._identifier(item.origin)
+            name = self.engine.storage.person(item.recipient) if self.engine else None
+            who = name.name if name else "Someone"
+            self.send(
+                room,
+                f"{who}: I can't send you direct messages, so you may miss who "
+                "you meet. Please open a direct chat with me and say hi.",
+            )
+        except Exception:
+            log.exception("telling the origin room about undeliverable %s failed", item.id)
+
+
+def _is_permanent(err: Exception) -> bool:
+    return bool(getattr(err, "undeliverable", False))
