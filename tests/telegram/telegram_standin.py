@@ -1,0 +1,655 @@
+"""A small stand-in of the Telegram Bot API for tests, on aiohttp, on 127.0.0.1.
+
+The real python-telegram-bot client talks HTTP to it exactly as it talks to
+api.telegram.org (``base_url`` = :attr:`BotApiStandin.base_url`).  It keeps a little model
+of Telegram (people, private chats, groups, who started the bot, the messages the bot
+sent), answers with genuine Bot API JSON shapes, records every call, lets a test inject
+updates (messages, commands, button presses) and fail calls on demand (429 with
+``retry_after``, 5xx, 403, a dropped connection).
+
+Telegram behaviour it reproduces, because the backend depends on it:
+- getUpdates long-polls up to ``timeout`` seconds; an update is confirmed (and dropped for
+  good) by a later call whose ``offset`` is above its id; a second concurrent getUpdates
+  terminates the first with 409 Conflict.
+- A bot cannot write first to a person who never started it in private (403), nor to a
+  person who blocked it (403); an unknown chat id is 400 "chat not found".
+- Texts over 4096 UTF-16 units, empty texts and callback_data over 64 bytes are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+T = TypeVar("T")
+
+JSON = dict[str, Any]
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def wait_until(
+    condition: Callable[[], T], timeout: float = 10.0, what: str = "condition", interval=0.05
+) -> T:
+    """Poll ``condition`` until it returns something truthy, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Call:
+    """One HTTP call the bot made."""
+
+    method: str
+    params: JSON
+    status: int | None = None  # None while in flight (a long poll); 0 for a dropped one
+    response: JSON | None = None
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+@dataclass
+class Rule:
+    """A failure to inject: the next ``times`` matching calls fail this way."""
+
+    method: str
+    status: int = 500
+    description: str = "Internal Server Error"
+    retry_after: int | None = None
+    chat_id: int | None = None
+    times: int = 1
+    drop: bool = False  # close the connection without answering
+    delay: float = 0.0  # seconds to wait before failing (e.g. mid long-poll)
+
+    def matches(self, method: str, params: JSON) -> bool:
+        if self.times <= 0 or self.method.lower() != method.lower():
+            return False
+        if self.chat_id is None:
+            return True
+        try:
+            return int(params.get("chat_id")) == self.chat_id
+        except (TypeError, ValueError):
+            return False
+
+
+_INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "user_id", "cache_time"}
+_JSON_FIELDS = {"reply_markup", "allowed_updates", "commands", "scope", "entities"}
+
+
+def _coerce(params: dict[str, Any]) -> JSON:
+    """PTB posts form fields as strings (objects JSON-encoded); turn them back into values."""
+    out: JSON = {}
+    for key, value in params.items():
+        if isinstance(value, str):
+            if key in _INT_FIELDS:
+                with contextlib.suppress(ValueError):
+                    value = int(value)
+            elif key in _JSON_FIELDS or value in ("true", "false"):
+                with contextlib.suppress(ValueError):
+                    value = json.loads(value)
+        out[key] = value
+    return out
+
+
+class BotApiStandin:
+    """The stand-in server.  Start it with :meth:`start`, stop with :meth:`stop`."""
+
+    def __init__(
+        self,
+        token: str = "123456789:TEST-secret-token-AAAA",
+        bot_username: str = "IWantTestBot",
+        first_update_id: int = 700_000,
+    ) -> None:
+        self.token = token
+        bot_id = int(token.split(":", 1)[0])
+        self.bot_user: JSON = {
+            "id": bot_id,
+            "is_bot": True,
+            "first_name": "IWant",
+            "username": bot_username,
+        }
+        self._lock = threading.RLock()
+        self.users: dict[int, JSON] = {}
+        self.chats: dict[int, JSON] = {}
+        self.started: set[int] = set()  # people who have a private chat with the bot
+        self.blocked: set[int] = set()
+        self.messages: dict[tuple[int, int], JSON] = {}  # (chat_id, message_id) -> message
+        self.pending: list[JSON] = []  # updates not yet confirmed
+        self.confirmed_below: int = 0  # every update id below this was confirmed
+        self.calls: list[Call] = []
+        self.rules: list[Rule] = []
+        self.commands: list[JSON] = []
+        self.answered_queries: dict[str, JSON] = {}
+        self.issued_queries: set[str] = set()
+        self._update_ids = itertools.count(first_update_id)
+        self._message_ids = itertools.count(1)
+        self._query_ids = itertools.count(9_000_000)
+        self._poll_generation = 0
+        self._version = 0  # bumped by every injected update; long polls wait for a change
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._wakeup: asyncio.Condition | None = None
+        self.port: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def base_url(self) -> str:
+        """What to give PTB as ``base_url`` (TELEGRAM_API_URL)."""
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    def start(self) -> BotApiStandin:
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            assert self._loop is not None
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(self._start_server())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="bot-api-standin", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("stand-in did not start")
+        return self
+
+    async def _start_server(self) -> None:
+        self._wakeup = asyncio.Condition()
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+
+        async def shutdown() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        loop.close()
+        self._loop = None
+
+    def __enter__(self) -> BotApiStandin:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ the model
+
+    def add_user(
+        self,
+        user_id: int,
+        first_name: str,
+        username: str | None = None,
+        last_name: str | None = None,
+        started: bool = True,
+    ) -> JSON:
+        """A person; ``started`` means they have pressed Start in a private chat with the bot."""
+        user: JSON = {"id": user_id, "is_bot": False, "first_name": first_name}
+        if last_name:
+            user["last_name"] = last_name
+        if username:
+            user["username"] = username
+        with self._lock:
+            self.users[user_id] = user
+            chat = {"id": user_id, "type": "private", "first_name": first_name}
+            if username:
+                chat["username"] = username
+            self.chats[user_id] = chat
+            if started:
+                self.started.add(user_id)
+        return user
+
+    def add_group(self, chat_id: int, title: str, kind: str = "supergroup") -> JSON:
+        """A group chat the bot is a member of."""
+        assert chat_id < 0
+        chat = {"id": chat_id, "type": kind, "title": title}
+        with self._lock:
+            self.chats[chat_id] = chat
+        return chat
+
+    def block(self, user_id: int) -> None:
+        """The person blocks the bot (sending to them gets 403 from now on)."""
+        with self._lock:
+            self.blocked.add(user_id)
+
+    def _push(self, update: JSON) -> int:
+        with self._lock:
+            update_id = next(self._update_ids)
+            update = {"update_id": update_id, **update}
+            self.pending.append(update)
+            self._version += 1
+        self._notify()
+        return update_id
+
+    def _notify(self) -> None:
+        loop, cond = self._loop, self._wakeup
+        if loop is None or cond is None:
+            return
+
+        async def wake() -> None:
+            async with cond:
+                cond.notify_all()
+
+        asyncio.run_coroutine_threadsafe(wake(), loop)
+
+    def user_says(self, user_id: int, text: str, chat_id: int | None = None) -> int:
+        """Inject a text message from a person, in their private chat with the bot (default)
+        or in a group.  A leading ``/command`` gets its ``bot_command`` entity as Telegram
+        sends it.  Returns the update id."""
+        with self._lock:
+            user = self.users[user_id]
+            chat_id = user_id if chat_id is None else chat_id
+            chat = self.chats[chat_id]
+            if chat["type"] == "private":
+                self.started.add(user_id)  # writing to the bot starts the chat
+                self.blocked.discard(user_id)
+            message: JSON = {
+                "message_id": next(self._message_ids),
+                "from": user,
+                "chat": chat,
+                "date": int(time.time()),
+                "text": text,
+            }
+            if text.startswith("/"):
+                token = text.split(maxsplit=1)[0]
+                message["entities"] = [
+                    {"type": "bot_command", "offset": 0, "length": utf16_len(token)}
+                ]
+            self.messages[(chat_id, message["message_id"])] = message
+        return self._push({"message": message})
+
+    def press(self, user_id: int, message: JSON, label: str | None = None) -> int:
+        """Inject a press of an inline button of a message the bot sent (the first button,
+        or the one with this label).  Returns the update id."""
+        with self._lock:
+            current = self.messages[(message["chat"]["id"], message["message_id"])]
+            rows = (current.get("reply_markup") or {}).get("inline_keyboard") or []
+            buttons = [b for row in rows for b in row]
+            if label is not None:
+                buttons = [b for b in buttons if b["text"] == label]
+            if not buttons:
+                raise AssertionError(f"no button {label!r} on message {current!r}")
+            query = {
+                "id": str(next(self._query_ids)),
+                "from": self.users[user_id],
+                "message": current,
+                "chat_instance": str(abs(current["chat"]["id"])),
+                "data": buttons[0]["callback_data"],
+            }
+            self.issued_queries.add(query["id"])
+        return self._push({"callback_query": query})
+
+    def press_data(self, user_id: int, message: JSON, data: str) -> int:
+        """Inject a press with arbitrary callback data (a forged or stale button)."""
+        with self._lock:
+            current = self.messages[(message["chat"]["id"], message["message_id"])]
+            query = {
+                "id": str(next(self._query_ids)),
+                "from": self.users[user_id],
+                "message": current,
+                "chat_instance": "1",
+                "data": data,
+            }
+            self.issued_queries.add(query["id"])
+        return self._push({"callback_query": query})
+
+    # ------------------------------------------------------------------ failures
+
+    def fail(
+        self,
+        method: str,
+        status: int = 500,
+        description: str | None = None,
+        *,
+        retry_after: int | None = None,
+        chat_id: int | None = None,
+        times: int = 1,
+        delay: float = 0.0,
+    ) -> Rule:
+        """The next ``times`` calls of ``method`` (to ``chat_id``, if given) fail."""
+        if description is None:
+            description = {
+                429: f"Too Many Requests: retry after {retry_after}",
+                403: "Forbidden: bot was blocked by the user",
+                400: "Bad Request: chat not found",
+                502: "Bad Gateway",
+            }.get(status, "Internal Server Error")
+        rule = Rule(method, status, description, retry_after, chat_id, times, delay=delay)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def drop(self, method: str, times: int = 1, delay: float = 0.0) -> Rule:
+        """The next ``times`` calls of ``method`` lose their connection (after ``delay``)."""
+        rule = Rule(method, times=times, drop=True, delay=delay)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    # ------------------------------------------------------------------ inspection
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method.lower() == method.lower()]
+
+    def sent(self, chat_id: int | None = None) -> list[JSON]:
+        """Messages the bot sent successfully (current state, e.g. after edits)."""
+        with self._lock:
+            out = [
+                m
+                for (cid, _), m in sorted(self.messages.items(), key=lambda kv: kv[0][1])
+                if m["from"]["id"] == self.bot_user["id"] and (chat_id is None or cid == chat_id)
+            ]
+        return [json.loads(json.dumps(m)) for m in out]
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [m["text"] for m in self.sent(chat_id)]
+
+    def message(self, chat_id: int, message_id: int) -> JSON:
+        with self._lock:
+            return json.loads(json.dumps(self.messages[(chat_id, message_id)]))
+
+    def wait_for_text(
+        self, chat_id: int, needle: str, timeout: float = 10.0, after: int = 0
+    ) -> JSON:
+        """The first message the bot sent to ``chat_id`` (from the ``after``-th on) whose
+        text contains ``needle`` (case-insensitive)."""
+
+        def find() -> JSON | None:
+            for m in self.sent(chat_id)[after:]:
+                if needle.lower() in m["text"].lower():
+                    return m
+            return None
+
+        return wait_until(find, timeout, f"a message to {chat_id} containing {needle!r}")
+
+    def wait_for_calls(self, method: str, count: int = 1, timeout: float = 10.0) -> list[Call]:
+        return wait_until(
+            lambda: len(self.calls_to(method)) >= count and self.calls_to(method),
+            timeout,
+            f"{count} call(s) of {method}",
+        )
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _params(self, request: web.Request) -> JSON:
+        params: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                body = await request.json()
+                if isinstance(body, dict):
+                    params.update(body)
+            else:
+                form = await request.post()
+                params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        return _coerce(params)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        params = await self._params(request)
+        call = Call(method, params)
+        with self._lock:
+            self.calls.append(call)  # at arrival, so a test sees a long poll in flight
+        if request.match_info["token"] != self.token:
+            return self._record(call, 401, self._error(401, "Unauthorized"))
+
+        with self._lock:
+            rule = next((r for r in self.rules if r.matches(method, params)), None)
+            if rule is not None:
+                rule.times -= 1
+        if rule is not None:
+            if rule.delay:
+                await asyncio.sleep(rule.delay)
+            if rule.drop:
+                call.status = 0
+                assert request.transport is not None
+                request.transport.close()
+                return web.Response(status=500)  # never reaches the client
+            error = self._error(rule.status, rule.description)
+            if rule.retry_after is not None:
+                error["parameters"] = {"retry_after": rule.retry_after}
+            return self._record(call, rule.status, error)
+
+        handler = getattr(self, f"_api_{method.lower()}", None)
+        if handler is None:
+            return self._record(call, 404, self._error(404, "Not Found"))
+        try:
+            status, body = await handler(params)
+        except (KeyError, TypeError, ValueError) as exc:
+            status, body = 400, self._error(400, f"Bad Request: {exc!r}")
+        return self._record(call, status, body)
+
+    def _record(self, call: Call, status: int, body: JSON) -> web.Response:
+        with self._lock:
+            call.status, call.response = status, body
+        return web.json_response(body, status=status)
+
+    @staticmethod
+    def _error(code: int, description: str) -> JSON:
+        return {"ok": False, "error_code": code, "description": description}
+
+    @staticmethod
+    def _ok(result: Any) -> tuple[int, JSON]:
+        return 200, {"ok": True, "result": result}
+
+    # ------------------------------------------------------------------ Bot API methods
+
+    async def _api_getme(self, params: JSON) -> tuple[int, JSON]:
+        return self._ok(
+            {
+                **self.bot_user,
+                "can_join_groups": True,
+                "can_read_all_group_messages": False,
+                "supports_inline_queries": False,
+            }
+        )
+
+    async def _api_deletewebhook(self, params: JSON) -> tuple[int, JSON]:
+        return self._ok(True)
+
+    async def _api_getwebhookinfo(self, params: JSON) -> tuple[int, JSON]:
+        return self._ok({"url": "", "has_custom_certificate": False, "pending_update_count": 0})
+
+    async def _api_setmycommands(self, params: JSON) -> tuple[int, JSON]:
+        commands = params.get("commands")
+        if not isinstance(commands, list) or not all(
+            isinstance(c, dict) and c.get("command") and c.get("description") for c in commands
+        ):
+            return 400, self._error(400, "Bad Request: commands are invalid")
+        with self._lock:
+            self.commands = commands
+        return self._ok(True)
+
+    async def _api_getmycommands(self, params: JSON) -> tuple[int, JSON]:
+        with self._lock:
+            return self._ok(list(self.commands))
+
+    async def _api_getupdates(self, params: JSON) -> tuple[int, JSON]:
+        offset = params.get("offset")
+        limit = int(params.get("limit") or 100)
+        timeout = float(params.get("timeout") or 0)
+        with self._lock:
+            self._poll_generation += 1
+            generation = self._poll_generation
+            if isinstance(offset, int) and offset > 0:
+                # Confirm everything below the offset: gone for good.
+                self.pending = [u for u in self.pending if u["update_id"] >= offset]
+                self.confirmed_below = max(self.confirmed_below, offset)
+            elif isinstance(offset, int) and offset < 0:
+                self.pending = self.pending[offset:]
+            self._version += 1
+        self._notify()  # a waiting older poll sees it was superseded
+        deadline = time.monotonic() + timeout
+        cond = self._wakeup
+        assert cond is not None
+        while True:
+            with self._lock:
+                if self._poll_generation != generation:
+                    return 409, self._error(
+                        409,
+                        "Conflict: terminated by other getUpdates request; make sure that "
+                        "only one bot instance is running",
+                    )
+                ready = self.pending[:limit]
+                seen = self._version
+            remaining = deadline - time.monotonic()
+            if ready or remaining <= 0:
+                return self._ok(json.loads(json.dumps(ready)))
+            # Wait for a change after `seen`: a push in between is not missed.
+            async with cond:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        cond.wait_for(lambda seen=seen: self._version != seen), remaining
+                    )
+
+    def _check_markup(self, markup: Any) -> str | None:
+        if markup is None:
+            return None
+        if not isinstance(markup, dict):
+            return "Bad Request: can't parse reply keyboard markup JSON object"
+        for row in markup.get("inline_keyboard", []):
+            for button in row:
+                if not button.get("text"):
+                    return "Bad Request: text buttons are unallowed in the inline keyboard"
+                data = button.get("callback_data")
+                if data is not None and not 1 <= len(data.encode("utf-8")) <= 64:
+                    return "Bad Request: BUTTON_DATA_INVALID"
+        return None
+
+    async def _api_sendmessage(self, params: JSON) -> tuple[int, JSON]:
+        chat_id = params.get("chat_id")
+        text = params.get("text") or ""
+        with self._lock:
+            chat = self.chats.get(chat_id) if isinstance(chat_id, int) else None
+            if chat is None:
+                return 400, self._error(400, "Bad Request: chat not found")
+            if chat["type"] == "private":
+                if chat_id in self.blocked:
+                    return 403, self._error(403, "Forbidden: bot was blocked by the user")
+                if chat_id not in self.started:
+                    return 403, self._error(
+                        403, "Forbidden: bot can't initiate conversation with a user"
+                    )
+            if not text.strip():
+                return 400, self._error(400, "Bad Request: message text is empty")
+            if utf16_len(text) > 4096:
+                return 400, self._error(400, "Bad Request: message is too long")
+            markup = params.get("reply_markup")
+            problem = self._check_markup(markup)
+            if problem:
+                return 400, self._error(400, problem)
+            message: JSON = {
+                "message_id": next(self._message_ids),
+                "from": self.bot_user,
+                "chat": chat,
+                "date": int(time.time()),
+                "text": text,
+            }
+            if params.get("parse_mode"):
+                message["parse_mode_used"] = params["parse_mode"]  # not Telegram's; for tests
+            if markup and markup.get("inline_keyboard"):
+                message["reply_markup"] = markup
+            self.messages[(chat_id, message["message_id"])] = message
+        return self._ok(message)
+
+    def _bot_message(self, params: JSON) -> JSON | None:
+        key = (params.get("chat_id"), params.get("message_id"))
+        message = self.messages.get(key)  # type: ignore[arg-type]
+        if message is None or message["from"]["id"] != self.bot_user["id"]:
+            return None
+        return message
+
+    async def _api_editmessagereplymarkup(self, params: JSON) -> tuple[int, JSON]:
+        with self._lock:
+            message = self._bot_message(params)
+            if message is None:
+                return 400, self._error(400, "Bad Request: message to edit not found")
+            markup = params.get("reply_markup")
+            problem = self._check_markup(markup)
+            if problem:
+                return 400, self._error(400, problem)
+            new = markup if markup and markup.get("inline_keyboard") else None
+            if new == message.get("reply_markup"):
+                return 400, self._error(
+                    400,
+                    "Bad Request: message is not modified: specified new message content "
+                    "and reply markup are exactly the same as a current content and reply "
+                    "markup of the message",
+                )
+            if new is None:
+                message.pop("reply_markup", None)
+            else:
+                message["reply_markup"] = new
+            message["edit_date"] = int(time.time())
+            return self._ok(message)
+
+    async def _api_editmessagetext(self, params: JSON) -> tuple[int, JSON]:
+        with self._lock:
+            message = self._bot_message(params)
+            if message is None:
+                return 400, self._error(400, "Bad Request: message to edit not found")
+            text = params.get("text") or ""
+            if not text.strip():
+                return 400, self._error(400, "Bad Request: message text is empty")
+            markup = params.get("reply_markup")
+            problem = self._check_markup(markup)
+            if problem:
+                return 400, self._error(400, problem)
+            new = markup if markup and markup.get("inline_keyboard") else None
+            if text == message["text"] and new == message.get("reply_markup"):
+                return 400, self._error(400, "Bad Request: message is not modified")
+            message["text"] = text
+            if new is None:
+                message.pop("reply_markup", None)
+            else:
+                message["reply_markup"] = new
+            message["edit_date"] = int(time.time())
+            return self._ok(message)
+
+    async def _api_answercallbackquery(self, params: JSON) -> tuple[int, JSON]:
+        query_id = str(params.get("callback_query_id"))
+        with self._lock:
+            if query_id in self.answered_queries or query_id not in self.issued_queries:
+                return 400, self._error(
+                    400,
+                    "Bad Request: query is too old and response timeout expired or query ID "
+                    "is invalid",
+                )
+            self.answered_queries[query_id] = params
+        return self._ok(True)
