@@ -1,0 +1,30 @@
+"""Helpers shared by the tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from iwant_engine import Engine, FixedClock, Person, settings
+
+START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # a Tuesday
+ALICE = Person("text:@alice", "Alice")
+BOB = Person("text:@bob", "Bob")
+CAROL = Person("text:@carol", "Carol")
+DAVE = Person("text:@dave", "Dave")
+
+
+def at(hour: int, minute: int = 0, day: int = 1) -> datetime:
+    return datetime(2026, 12, day, hour, minute, tzinfo=UTC)
+
+
+def make_engine(url: str, clock: FixedClock, **overrides: object) -> Engine:
+    base = settings.load(environ={})
+    return Engine(dataclasses.replace(base, database_url=url, **overrides), clock)
+
+
+def drain(engine: Engine, platform: str = "text") -> list[tuple[str, str]]:
+    """Deliver everything due; (recipient, body) pairs in order."""
+    sent: list[tuple[str, str]] = []
+    engine.deliver(platform, lambda item: sent.append((item.recipient, item.body)))
+    return sent
