@@ -5,8 +5,8 @@ iwant plugin's state)."""
 import runpy
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-_base = runpy.run_path(str(HERE.parent.parent / "config.py"))
+_tests_dir = Path(__file__).resolve().parent
+_base = runpy.run_path(str(_tests_dir.parent.parent / "config.py"))
 globals().update({k: v for k, v in _base.items() if k.isupper()})
 
-BOT_EXTRA_PLUGIN_DIR = str(HERE / "errbot_plugins")
+BOT_EXTRA_PLUGIN_DIR = str(_tests_dir / "errbot_plugins")
