@@ -462,6 +462,14 @@ class SlackStandIn:
         }
         return self._push("interactive", payload)
 
+    def redeliver(self, envelope_id: str) -> None:
+        """Send an envelope again, as Slack does when it believes an ack was lost."""
+        with self.lock:
+            envelope = self.envelopes[envelope_id]
+            envelope["retry_attempt"] += 1
+            envelope["retry_reason"] = "timeout"
+        self._call(self._deliver(envelope))
+
     def _push_event(self, event: dict[str, Any]) -> str:
         payload = {
             "token": "verification-token-unused",

@@ -80,6 +80,7 @@ class Rule:
     times: int = 1
     drop: bool = False  # close the connection without answering
     delay: float = 0.0  # seconds to wait before failing (e.g. mid long-poll)
+    migrate_to_chat_id: int | None = None
 
     def matches(self, method: str, params: JSON) -> bool:
         if self.times <= 0 or self.method.lower() != method.lower():
@@ -145,6 +146,7 @@ class BotApiStandin:
         self._message_ids = itertools.count(1)
         self._query_ids = itertools.count(9_000_000)
         self._poll_generation = 0
+        self._closing = False
         self._version = 0  # bumped by every injected update; long polls wait for a change
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -192,6 +194,10 @@ class BotApiStandin:
             return
 
         async def shutdown() -> None:
+            self._closing = True
+            if self._wakeup is not None:
+                async with self._wakeup:
+                    self._wakeup.notify_all()  # end waiting long polls now
             if self._runner is not None:
                 await self._runner.cleanup()
 
@@ -341,6 +347,7 @@ class BotApiStandin:
         chat_id: int | None = None,
         times: int = 1,
         delay: float = 0.0,
+        migrate_to_chat_id: int | None = None,
     ) -> Rule:
         """The next ``times`` calls of ``method`` (to ``chat_id``, if given) fail."""
         if description is None:
@@ -350,7 +357,16 @@ class BotApiStandin:
                 400: "Bad Request: chat not found",
                 502: "Bad Gateway",
             }.get(status, "Internal Server Error")
-        rule = Rule(method, status, description, retry_after, chat_id, times, delay=delay)
+        rule = Rule(
+            method,
+            status,
+            description,
+            retry_after,
+            chat_id,
+            times,
+            delay=delay,
+            migrate_to_chat_id=migrate_to_chat_id,
+        )
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -444,6 +460,8 @@ class BotApiStandin:
             error = self._error(rule.status, rule.description)
             if rule.retry_after is not None:
                 error["parameters"] = {"retry_after": rule.retry_after}
+            if rule.migrate_to_chat_id is not None:
+                error["parameters"] = {"migrate_to_chat_id": rule.migrate_to_chat_id}
             return self._record(call, rule.status, error)
 
         handler = getattr(self, f"_api_{method.lower()}", None)
@@ -529,13 +547,14 @@ class BotApiStandin:
                 ready = self.pending[:limit]
                 seen = self._version
             remaining = deadline - time.monotonic()
-            if ready or remaining <= 0:
+            if ready or remaining <= 0 or self._closing:
                 return self._ok(json.loads(json.dumps(ready)))
             # Wait for a change after `seen`: a push in between is not missed.
             async with cond:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(
-                        cond.wait_for(lambda seen=seen: self._version != seen), remaining
+                        cond.wait_for(lambda seen=seen: self._version != seen or self._closing),
+                        remaining,
                     )
 
     def _check_markup(self, markup: Any) -> str | None:

@@ -1,0 +1,174 @@
+"""What every storage must do, run on a SQLite file and on PostgreSQL."""
+
+import pytest
+
+from iwant_engine import Person, UserError
+from iwant_engine.model import Status
+
+from ..support import ALICE, BOB, CAROL, DAVE, at, drain
+
+
+def test_a_person_cannot_match_themselves(engine, clock):
+    engine.submit(ALICE, "coffee 10:00")
+    with pytest.raises(UserError, match="You already want coffee 10:00–10:15"):
+        engine.submit(ALICE, "coffee 9:30-11:00")
+    assert engine.submit(ALICE, "lunch 12:00").body.startswith("Waiting")
+
+
+def test_open_request_cap(engine, clock):
+    for hour in (10, 11, 12, 13, 14):
+        engine.submit(ALICE, f"coffee {hour}:00")
+    with pytest.raises(UserError, match="already have 5 open requests"):
+        engine.submit(ALICE, "coffee 16:00")
+    engine.cancel(ALICE, "1")
+    engine.submit(ALICE, "coffee 16:00")
+
+
+def test_max_group_size_is_the_smallest_max_among_members(engine, clock):
+    engine.submit(ALICE, "lunch 12:00 max 2")
+    engine.submit(BOB, "lunch 11:00-14:00")
+    reply = engine.submit(CAROL, "lunch 11:00-14:00")
+    assert reply.body.startswith("Waiting"), "the Alice+Bob group is full"
+    reply = engine.submit(DAVE, "lunch 12:00")
+    assert reply.body.startswith("Matched! You meet Carol for lunch at 12:00")
+
+
+def test_joiner_must_fit_the_fixed_meeting(engine, clock):
+    engine.submit(ALICE, "coffee 10:00")
+    engine.submit(BOB, "coffee for 2h")
+    reply = engine.submit(CAROL, "coffee 10:05-11:00")
+    assert reply.body.startswith("Waiting"), "10:00 is outside Carol's window"
+
+
+def test_pools_keep_rooms_apart_and_config_joins_them(database_url, clock):
+    from ..support import make_engine
+
+    eng = make_engine(database_url, clock, pools={"slack:C1": "pool:office",
+                                                  "telegram:-5": "pool:office"})
+    try:
+        slack = Person("slack:U1", "Sam")
+        tele = Person("telegram:42", "Tom")
+        other = Person("slack:U2", "Sue")
+        eng.submit(slack, "coffee 10:00", room="C1")
+        assert eng.submit(other, "coffee 10:00", room="C9").body.startswith("Waiting")
+        assert eng.submit(tele, "coffee 10:00", room="-5").body.startswith("Matched!")
+        assert drain(eng, "telegram") == []
+        assert [r for r, _ in drain(eng, "slack")] == ["slack:U1"]
+    finally:
+        eng.close()
+
+
+def test_cancel_forms(engine, clock):
+    engine.submit(ALICE, "coffee 10:00")
+    engine.submit(ALICE, "lunch 12:00")
+    with pytest.raises(UserError, match="You have 2 open requests; say which"):
+        engine.cancel(ALICE)
+    with pytest.raises(UserError, match="There is no request 3"):
+        engine.cancel(ALICE, "3")
+    with pytest.raises(UserError, match="no open tennis request"):
+        engine.cancel(ALICE, "tennis")
+    assert engine.cancel(ALICE, "lunch").body.startswith("Cancelled: lunch 12:00–12:45")
+    assert engine.cancel(ALICE, "1").body.startswith("Cancelled: coffee 10:00–10:15")
+    with pytest.raises(UserError, match="no open requests to cancel"):
+        engine.cancel(ALICE)
+
+
+def test_cancelling_someone_elses_or_an_ended_request_changes_nothing(engine, clock):
+    engine.submit(ALICE, "coffee 10:00")
+    with pytest.raises(UserError, match="not yours"):
+        engine.cancel(BOB, "#1")
+    with pytest.raises(UserError, match="not yours"):
+        engine.cancel(BOB, "#999")
+    assert engine.open_requests(ALICE)[0].status == Status.PENDING
+    engine.cancel(ALICE, "#1")
+    with pytest.raises(UserError, match="already ended"):
+        engine.cancel(ALICE, "#1")
+
+
+def test_list_shows_numbers_in_the_persons_zone(engine, clock):
+    engine.set_timezone(ALICE, "europe/prague")
+    engine.submit(ALICE, "lunch 12:00")  # 12:00 Prague = 11:00 UTC
+    engine.submit(BOB, "lunch 10:30-13:00")
+    assert engine.list_text(ALICE).splitlines()[1] == (
+        "1. lunch at 12:00–12:45 (Tue 1 Dec) with Bob"
+    )
+    assert engine.list_text(BOB).splitlines()[1] == "1. lunch at 11:00–11:45 (Tue 1 Dec) with Alice"
+    with pytest.raises(UserError, match="don't know the time zone 'Mars/Base'"):
+        engine.set_timezone(ALICE, "Mars/Base")
+
+
+def test_platform_zone_is_the_default_and_tz_overrides_it(engine, clock):
+    sam = Person("slack:U1", "Sam", timezone="America/New_York")
+    reply = engine.submit(sam, "coffee 10:00")  # 10:00 New York = 15:00 UTC
+    assert engine.open_requests(sam)[0].earliest == at(15, 0)
+    assert "10:00–10:15" in reply.body
+    engine.set_timezone(sam, "UTC")
+    engine.submit(sam, "lunch 12:00")
+    assert engine.open_requests(sam)[0].earliest == at(12, 0)
+
+
+def test_outbox_retries_with_backoff_then_gives_up(engine, clock):
+    engine.submit(ALICE, "coffee 10:00")
+    engine.submit(BOB, "coffee for 2h")
+
+    def broken(item):
+        raise ConnectionError("platform down")
+
+    report = engine.deliver("text", broken)
+    assert report.retried == 1
+    assert engine.deliver("text", broken).retried == 0, "backoff: not due again at once"
+    clock.advance(seconds=3)
+    assert engine.deliver("text", broken).retried == 1
+    sent = []
+    clock.advance(seconds=10)
+    assert engine.deliver("text", lambda i: sent.append(i.recipient)).delivered == 1
+    assert sent == ["text:@alice"]
+    assert drain(engine) == [], "delivered once"
+
+
+def test_undeliverable_is_given_up_at_once_and_reported(engine, clock):
+    engine.submit(ALICE, "coffee 10:00", room="general")
+    engine.submit(BOB, "coffee for 2h", room="general")
+
+    class Blocked(Exception):
+        undeliverable = True
+
+    def blocked(item):
+        raise Blocked("403")
+
+    report = engine.deliver("text", blocked, lambda e: getattr(e, "undeliverable", False))
+    assert [(i.recipient, i.origin) for i in report.undeliverable] == [
+        ("text:@alice", "text:general")
+    ]
+    clock.advance(hours=1)
+    assert drain(engine) == []
+
+
+def test_a_claimed_row_is_not_sent_twice_until_its_lease_ends(engine, clock):
+    engine.submit(ALICE, "coffee 10:00")
+    engine.submit(BOB, "coffee for 2h")
+    (claimed,) = engine.storage.claim_outbox("text", clock.now())
+    assert engine.storage.claim_outbox("text", clock.now()) == []
+    clock.advance(seconds=61)  # the claimer crashed: the row comes back
+    (again,) = engine.storage.claim_outbox("text", clock.now())
+    assert again.id == claimed.id
+
+
+def test_meeting_marked_done_after_it_ends(engine, clock):
+    engine.submit(ALICE, "coffee 10:00")
+    engine.submit(BOB, "coffee for 2h")
+    clock.set(at(10, 14))
+    assert engine.sweep() == (0, 0)
+    clock.set(at(10, 15))
+    assert engine.sweep() == (0, 1)
+    assert engine.storage.counts()["DONE"] == 2
+
+
+def test_many_waiting_form_one_group_up_to_the_max(engine, clock):
+    people = [Person(f"text:@p{i}", f"P{i}") for i in range(8)]
+    for p in people[:6]:
+        engine.submit(p, "walk 11:00-12:00 max 4", room="r")
+    # Waiting requests never see each other as they arrive one by one: each new one matches.
+    sizes = sorted(len(r.others) + 1 for p in people[:6] for r in engine.open_requests(p))
+    assert max(sizes) <= 4
+    assert sum(1 for s in sizes if s == 1) <= 1

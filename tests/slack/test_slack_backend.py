@@ -1,0 +1,378 @@
+"""The IWantSlack backend in a real errbot process, against the Slack stand-in.
+
+Built-in errbot commands (``!echo``, ``!help``) and the test-only SlackProbe plugin drive
+it; these tests do not need the iwant plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from slack_harness import (
+    ALICE,
+    BOB,
+    CAROL,
+    GENERAL,
+    RANDOM,
+    BotProcess,
+    quiet_for,
+    say,
+)
+from slack_standin import BOT_USER_ID, SlackStandIn
+
+A_DM, B_DM = SlackStandIn.dm_of(ALICE), SlackStandIn.dm_of(BOB)
+
+
+# ---------------------------------------------------------------- incoming: where and who
+
+
+def test_direct_message_command_is_answered_in_the_dm(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    reply = say(s, ALICE, A_DM, "!echo hello there", "hello there")
+    assert reply.channel == A_DM
+    # The DM channel was found with conversations.open, for Alice.
+    assert any(c.params.get("users") == ALICE for c in s.calls_of("conversations.open"))
+
+
+def test_help_lists_builtin_commands(shared_bot: BotProcess) -> None:
+    reply = say(shared_bot.standin, BOB, B_DM, "!help", "echo")
+    assert "help" in reply.text
+
+
+def test_channel_command_is_answered_in_the_channel_as_the_sender(
+    shared_bot: BotProcess,
+) -> None:
+    reply = say(shared_bot.standin, CAROL, GENERAL, "!probe whoami", "id=")
+    assert reply.channel == GENERAL
+    assert "id=slack:U0CAROL " in reply.text
+    assert f"room={GENERAL} " in reply.text
+    assert "roundtrip=True" in reply.text and "is_direct=False" in reply.text
+    assert "fullname=Carol Tanaka" in reply.text and "tz=Asia/Tokyo" in reply.text
+
+
+def test_person_identity_and_profile_time_zone_in_a_dm(shared_bot: BotProcess) -> None:
+    reply = say(shared_bot.standin, BOB, B_DM, "!probe whoami", "id=")
+    assert "id=slack:U0BOB str=U0BOB " in reply.text
+    assert "tz=America/New_York" in reply.text and "fullname=Bob Smith" in reply.text
+    assert "nick=bob" in reply.text and "room=None" in reply.text
+    assert "roundtrip=True" in reply.text and "is_direct=True" in reply.text
+
+
+def test_users_info_is_cached(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    for _ in range(3):
+        say(s, ALICE, GENERAL, "!probe whoami", "id=slack:U0ALICE")
+    lookups = [c for c in s.calls_of("users.info") if c.params.get("user") == ALICE]
+    assert len(lookups) == 1
+
+
+def test_mention_reaches_errbot_once_as_a_command(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    before = len(s.messages_in(GENERAL))
+    # Slack delivers this both as a message event and as an app_mention event.
+    reply = say(s, BOB, GENERAL, f"<@{BOT_USER_ID}> probe whoami", "id=slack:U0BOB")
+    assert reply.channel == GENERAL
+    quiet_for(0.7)
+    assert len(s.messages_in(GENERAL)) == before + 1, "the mention was handled twice"
+
+
+def test_mention_only_subscription_and_prefixed_mention(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    before = len(s.messages_in(GENERAL))
+    s.mention_only(ALICE, GENERAL, f"<@{BOT_USER_ID}>: !echo via mention")
+    reply = s.wait_message(GENERAL, "via mention", after=before)
+    assert reply.text == "via mention"
+
+
+def test_slash_command_in_a_channel_and_in_a_dm(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    before = len(s.messages_in(GENERAL))
+    envelope = s.slash_command(BOB, GENERAL, "whoami", command="/probe")
+    reply = s.wait_message(GENERAL, "id=slack:U0BOB", after=before)
+    assert f"room={GENERAL}" in reply.text
+    assert s.acks[envelope] == {"envelope_id": envelope}
+
+    before = len(s.messages_in(A_DM))
+    s.slash_command(ALICE, A_DM, "slash &amp; burn", command="/echo")
+    assert s.wait_message(A_DM, "slash", after=before).text == "slash &amp; burn"
+
+
+def test_slash_command_where_the_bot_is_not_a_member_answers_via_response_url(
+    shared_bot: BotProcess,
+) -> None:
+    s = shared_bot.standin
+    s.slash_command(ALICE, RANDOM, "whoami", command="/probe")
+    post = s.wait_for(
+        lambda: next((p for p in s.response_url_posts if "U0ALICE" in p["text"]), None),
+        what="a reply through response_url",
+    )
+    assert post["response_type"] == "in_channel"
+    assert f"room={RANDOM}" in post["text"]
+
+
+def test_reply_to_a_thread_stays_in_the_thread(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    before = len(s.messages_in(GENERAL))
+    s.user_message(ALICE, GENERAL, "!echo threaded", thread_ts="1700000000.000001")
+    reply = s.wait_message(GENERAL, "threaded", after=before)
+    assert reply.thread_ts == "1700000000.000001"
+
+
+def test_the_bots_own_messages_are_never_commands(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    before = len(s.messages_in(B_DM))
+    # The reply is "!echo again"; Slack echoes it back to the bot as an event.
+    say(s, BOB, B_DM, "!echo !echo again", "!echo again")
+    quiet_for(1.0)
+    assert len(s.messages_in(B_DM)) == before + 1
+
+
+def test_every_envelope_is_acknowledged(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    say(s, CAROL, GENERAL, "!echo ack me", "ack me")
+    s.wait_for(lambda: not s.unacked(), 10, "all envelopes acknowledged")
+    assert len(s.acks) >= 2
+
+
+def test_redelivered_envelope_is_acknowledged_but_handled_once(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    before = len(s.messages_in(A_DM))
+    envelope = s.user_message(ALICE, A_DM, "!echo only once")
+    s.wait_message(A_DM, "only once", after=before)
+    acks_before = len([e for e in s.acks if e == envelope])
+    s.redeliver(envelope)
+    s.wait_for(lambda: s.envelopes[envelope]["retry_attempt"] == 1, 5, "redelivery")
+    quiet_for(1.0)
+    assert len(s.messages_in(A_DM)) == before + 1
+    assert acks_before == 1
+
+
+# ---------------------------------------------------------------- outgoing: text and buttons
+
+
+def test_user_text_cannot_ping_everyone_or_forge_links(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    # As Slack delivers it: a real @channel mention, a link with a label, an escaped "&",
+    # and "<!here>" that the person typed as text (Slack escapes it to &lt;!here&gt;).
+    text = "!echo hi <!channel> <https://evil.example|your bank> &amp; &lt;!here&gt;"
+    reply = say(s, BOB, GENERAL, text, "hi")
+    assert "<!" not in reply.text and "<http" not in reply.text
+    assert reply.text == "hi @channel your bank &amp; &lt;!here&gt;"
+    call = s.calls_of("chat.postMessage")[-1]
+    assert call.params.get("unfurl_links") is False
+
+
+def test_buttons_render_as_block_kit_and_the_owners_click_updates_the_message(
+    shared_bot: BotProcess,
+) -> None:
+    s = shared_bot.standin
+    message = say(s, ALICE, A_DM, "!probe buttons #12", "is waiting")
+    section, actions = message.blocks
+    assert section["type"] == "section" and "Request #12 is waiting" in section["text"]["text"]
+    assert actions["type"] == "actions"
+    buttons = {b["text"]["text"]: b["value"] for b in message.buttons()}
+    assert buttons == {"Cancel": "probe clicked cancel #12", "Keep": "probe clicked keep #12"}
+
+    before = len(s.messages_in(A_DM))
+    envelope = s.click(ALICE, message, "Cancel")
+    result = s.wait_message(A_DM, "clicked cancel #12", after=before)
+    assert "by U0ALICE in DM" in result.text
+    s.wait_ack(envelope)
+    s.wait_for(lambda: message.history, 10, "chat.update of the clicked message")
+    assert message.buttons() == []
+    assert any("<@U0ALICE>" in t and "Cancel" in t for t in message.context_texts())
+    assert "Request #12 is waiting" in message.blocks[0]["text"]["text"]
+
+
+def test_someone_elses_click_runs_as_them_and_changes_nothing(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    message = say(s, ALICE, GENERAL, "!probe buttons #7", "#7 is waiting")
+    before = len(s.messages_in(GENERAL))
+    s.click(BOB, message, "Cancel")
+    result = s.wait_message(GENERAL, "clicked cancel #7", after=before)
+    assert f"by U0BOB in {GENERAL}" in result.text  # the command ran as Bob, who clicked
+    quiet_for(0.5)
+    assert message.history == [] and len(message.buttons()) == 2
+
+    s.click(ALICE, message, "Keep")  # the one it was for
+    s.wait_message(GENERAL, "clicked keep #7 by U0ALICE", after=before)
+    s.wait_for(lambda: message.history, 10, "chat.update after the owner's click")
+    assert message.buttons() == []
+
+
+def test_buttons_on_a_direct_notification_belong_to_its_recipient(
+    shared_bot: BotProcess,
+) -> None:
+    s = shared_bot.standin
+    before = len(s.messages_in(B_DM))
+    say(s, ALICE, A_DM, f"!probe dmbuttons {BOB}", "sent")
+    note = s.wait_message(B_DM, "notification with a button", after=before)
+    s.click(BOB, note, "I can't make it")
+    s.wait_message(B_DM, "clicked leave by U0BOB", after=before)
+    s.wait_for(lambda: note.history, 10, "chat.update after Bob's click")
+
+
+# ---------------------------------------------------------------- sending failures
+
+
+@pytest.mark.parametrize(
+    ("target", "kind"),
+    [
+        ("U0NOBODY", "undeliverable SlackUndeliverable"),  # user_not_found
+        ("U0GONE", "undeliverable SlackUndeliverable"),  # deactivated: user_disabled
+        (BOT_USER_ID, "undeliverable SlackUndeliverable"),  # cannot_dm_bot
+        (RANDOM, "undeliverable SlackUndeliverable"),  # not_in_channel
+        ("C0NOSUCH", "undeliverable SlackUndeliverable"),  # channel_not_found
+        (CAROL, "send ok"),
+    ],
+)
+def test_send_raises_undeliverable_for_permanent_failures(
+    shared_bot: BotProcess, target: str, kind: str
+) -> None:
+    reply = say(shared_bot.standin, ALICE, A_DM, f"!probe send {target} hi", "send ")
+    assert kind in reply.text
+
+
+def test_send_raises_a_transient_error_for_other_failures(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    s.fail("chat.postMessage", 1, error="internal_error", channel=SlackStandIn.dm_of(CAROL))
+    reply = say(s, ALICE, A_DM, f"!probe send {CAROL} hi", "send ")
+    assert "send failed: transient SlackDeliveryError" in reply.text
+    # A revoked token is not the recipient's fault: transient too, the bot keeps running.
+    s.fail("chat.postMessage", 1, error="invalid_auth", channel=SlackStandIn.dm_of(CAROL))
+    reply = say(s, ALICE, A_DM, f"!probe send {CAROL} hi", "send ")
+    assert "send failed: transient SlackDeliveryError" in reply.text
+
+
+def test_group_dm_opens_one_conversation_with_everyone(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    say(s, ALICE, A_DM, f"!probe group {ALICE} slack:{BOB} {CAROL} {BOT_USER_ID}", "group ok")
+    call = s.calls_of("conversations.open")[-1]
+    assert call.params["users"] == f"{ALICE},{BOB},{CAROL}"
+    channel = call.response["channel"]["id"]
+    (posted,) = s.messages_in(channel)
+    assert posted.text == "You are a group now: &lt;!channel&gt; &amp; co"
+
+
+# ---------------------------------------------------------------- rate limits
+
+
+def test_429_storm_honours_retry_after_and_the_message_gets_through(bot: BotProcess) -> None:
+    s = bot.standin
+    say(s, ALICE, A_DM, "!echo warm up", "warm up")
+    s.rate_limit("chat.postMessage", times=2, retry_after=1, channel=A_DM)
+    start = len(s.calls_of("chat.postMessage"))
+    reply = say(s, ALICE, A_DM, "!echo after the storm", "after the storm", timeout=20)
+    assert reply.channel == A_DM
+    attempts = [c for c in s.calls_of("chat.postMessage")[start:] if c.params["channel"] == A_DM]
+    assert [c.status for c in attempts][:3] == [429, 429, 200]
+    gaps = [b.at - a.at for a, b in zip(attempts, attempts[1:3], strict=False)]
+    assert all(gap >= 0.95 for gap in gaps), f"Retry-After not honoured: {gaps}"
+
+
+def test_a_429_storm_longer_than_the_retries_raises_transient(bot: BotProcess) -> None:
+    s = bot.standin
+    carol_dm = SlackStandIn.dm_of(CAROL)
+    say(s, ALICE, A_DM, f"!probe send {CAROL} first", "send ok")
+    s.rate_limit("chat.postMessage", times=50, retry_after=1, channel=carol_dm)
+    t0 = time.monotonic()
+    reply = say(s, ALICE, A_DM, f"!probe send {CAROL} hi", "send ", timeout=20)
+    assert "send failed: transient SlackRateLimited" in reply.text
+    attempts = [c for c in s.calls_of("chat.postMessage") if c.params["channel"] == carol_dm]
+    assert len(attempts) == 1 + 1 + 3  # the first send, then one try and 3 bounded retries
+    assert time.monotonic() - t0 < 15
+    # A Retry-After beyond our bound is not slept on: transient at once.
+    s.rules.clear()
+    s.rate_limit("chat.postMessage", times=1, retry_after=3600, channel=carol_dm)
+    t0 = time.monotonic()
+    reply = say(s, ALICE, A_DM, f"!probe send {CAROL} hi", "send ")
+    assert "transient SlackRateLimited" in reply.text and time.monotonic() - t0 < 5
+
+
+# ---------------------------------------------------------------- the socket
+
+
+@pytest.mark.parametrize("how", ["reset", "eof", "close"])
+def test_dropped_socket_reconnects_and_plugins_stay_active(bot: BotProcess, how: str) -> None:
+    s = bot.standin
+    say(s, ALICE, A_DM, "!echo before", "before")
+    s.drop_socket(how)
+    # Said while the socket is down: Slack holds it and delivers after the reconnect.
+    before = len(s.messages_in(A_DM))
+    s.user_message(ALICE, A_DM, "!echo during")
+    s.wait_connected(2, timeout=15)
+    s.wait_message(A_DM, "during", after=before, timeout=15)
+    say(s, ALICE, A_DM, "!echo after", "after")
+    # Plugins were not deactivated and reactivated for a network blip.
+    assert "activations=1" in say(s, ALICE, A_DM, "!probe activations", "activations").text
+    assert not s.unacked()
+
+
+def test_slack_refresh_request_moves_to_a_new_connection(bot: BotProcess) -> None:
+    s = bot.standin
+    s.send_disconnect("refresh_requested")
+    s.wait_connected(2, timeout=15)
+    say(s, BOB, B_DM, "!echo refreshed", "refreshed")
+
+
+def test_reconnect_backs_off_while_slack_refuses(bot: BotProcess) -> None:
+    s = bot.standin
+    s.fail("apps.connections.open", times=3, error="internal_error")
+    s.drop_socket("reset")
+    s.wait_connected(2, timeout=30)
+    opens = s.calls_of("apps.connections.open")[1:]
+    assert [c.status == 200 and c.response["ok"] for c in opens] == [False, False, False, True]
+    gaps = [b.at - a.at for a, b in zip(opens, opens[1:], strict=False)]
+    assert gaps[0] >= 0.9 and gaps[1] >= 1.9 and gaps[2] >= 3.9, gaps  # 1 s, 2 s, 4 s (+jitter)
+    say(s, ALICE, A_DM, "!echo back", "back")
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def test_rejected_bot_token_stops_the_bot_with_a_clear_error(
+    workspace: SlackStandIn, tmp_path
+) -> None:
+    workspace.reject_all_tokens = True
+    process = BotProcess(workspace, tmp_path).start()
+    try:
+        assert process.wait_exit(30) == 1
+    finally:
+        process.stop()
+    log = process.log()
+    assert "invalid_auth" in log and "SLACK_BOT_TOKEN" in log
+    assert "xoxb-test" not in log and "xapp-test" not in log
+    assert workspace.connections_opened == 0
+
+
+def test_rejected_app_token_stops_the_bot_with_a_clear_error(
+    workspace: SlackStandIn, tmp_path
+) -> None:
+    workspace.app_token = "xapp-the-right-one"
+    process = BotProcess(workspace, tmp_path).start()
+    try:
+        assert process.wait_exit(30) == 1
+    finally:
+        process.stop()
+    log = process.log()
+    assert "invalid_auth" in log and "SLACK_APP_TOKEN" in log
+    assert "xapp-test" not in log
+
+
+def test_tokens_never_reach_the_log(shared_bot: BotProcess) -> None:
+    say(shared_bot.standin, ALICE, A_DM, "!echo log check", "log check")
+    log = shared_bot.log()
+    assert "DEBUG" in log  # the run logs at DEBUG, the most talkative level
+    assert "xoxb-test" not in log and "xapp-test" not in log
+
+
+def test_standin_saw_no_unknown_methods(shared_bot: BotProcess) -> None:
+    unknown = [
+        c.method for c in shared_bot.standin.calls if c.response.get("error") == "unknown_method"
+    ]
+    assert unknown == []
+    # Every call carried the right kind of token for its method.
+    assert all(c.token in ("xoxb-test", "xapp-test") for c in shared_bot.standin.calls)
+    json.dumps([c.params for c in shared_bot.standin.calls])  # all plain JSON
