@@ -66,9 +66,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 
 #: Commands shown in Telegram's command menu (setMyCommands).
-BOT_COMMANDS = (
-    ("iwant", "Find company: /iwant coffee 10:00, /iwant list, /iwant help"),
-)
+BOT_COMMANDS = (("iwant", "Find company: /iwant coffee 10:00, /iwant list, /iwant help"),)
 
 __all__ = [
     "IWantTelegramBackend",
@@ -110,12 +108,13 @@ class IWantTelegramBackend(ErrBot):
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
+        # PTB 22 warns on every RetryAfter unless its time periods are timedeltas; this
+        # backend reads them either way, and nothing else in the process uses PTB.
+        os.environ.setdefault("PTB_TIMEDELTA", "true")
         identity = getattr(config, "BOT_IDENTITY", None) or {}
         self._token: str = (identity.get("token") or "").strip()
         if not self._token:
-            log.critical(
-                "No Telegram token: set TELEGRAM_TOKEN to the token @BotFather gave you."
-            )
+            log.critical("No Telegram token: set TELEGRAM_TOKEN to the token @BotFather gave you.")
             sys.exit(1)
         install_redaction(self._token)
         self._base_url: str = identity.get("base_url") or DEFAULT_BASE_URL

@@ -32,7 +32,9 @@ class TelegramSendError(Exception):
 
     undeliverable = False
 
-    def __init__(self, message: str, *, chat_id: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self, message: str, *, chat_id: int | None = None, retry_after: float | None = None
+    ):
         super().__init__(message)
         self.chat_id = chat_id
         #: seconds Telegram asked us to wait (429), when known

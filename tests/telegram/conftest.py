@@ -258,9 +258,7 @@ class ErrbotProcess:
 
 
 @pytest.fixture
-def errbot_factory(
-    standin: BotApiStandin, tmp_path: Path
-) -> Iterator[Any]:
+def errbot_factory(standin: BotApiStandin, tmp_path: Path) -> Iterator[Any]:
     """Makes ErrbotProcess objects; every process is killed at teardown."""
     made: list[ErrbotProcess] = []
 

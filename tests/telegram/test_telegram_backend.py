@@ -287,7 +287,9 @@ def test_own_button_in_a_private_chat(people, inproc):
 
 
 def test_someone_elses_button_in_a_group(people, inproc):
-    inproc.send(str(GROUP), "Alice waits", buttons=[{"label": "Cancel", "command": "iwant cancel #7"}])
+    inproc.send(
+        str(GROUP), "Alice waits", buttons=[{"label": "Cancel", "command": "iwant cancel #7"}]
+    )
     (m,) = people.sent(GROUP)
     people.press(BOB, m, "Cancel")
     (msg,) = inproc.wait_received(1)

@@ -26,7 +26,8 @@ class TgProbe(BotPlugin):
         try:
             self._bot.send_message(Message("direct hello", frm=self._bot.bot_identifier, to=target))
         except Exception as exc:  # the point: which exception the backend raised
-            return f"failed: {type(exc).__name__} undeliverable={getattr(exc, 'undeliverable', False)}"
+            permanent = getattr(exc, "undeliverable", False)
+            return f"failed: {type(exc).__name__} undeliverable={permanent}"
         return "sent"
 
     @botcmd
