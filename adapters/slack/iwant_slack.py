@@ -17,9 +17,11 @@ plain errbot backend, and why:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import select
+import signal
 import socket
 import sys
 import threading
@@ -130,6 +132,7 @@ class IWantSlackBackend(ErrBot):
         self._plugins_ready = threading.Event()
         self._seen = _RecentKeys()
         self._exit_code: int | None = None
+        _graceful_sigterm()
 
     # ------------------------------------------------------------------ errbot basics
 
@@ -297,10 +300,7 @@ class IWantSlackBackend(ErrBot):
             return True
         finally:
             self._socket = None
-            try:
-                client.close()
-            except Exception:
-                log.debug("closing the Socket Mode client failed", exc_info=True)
+            _close(client)
 
     def _wait(self, event: threading.Event, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -313,10 +313,7 @@ class IWantSlackBackend(ErrBot):
         self._stop.set()
         client = self._socket
         if client is not None:
-            try:
-                client.close()
-            except Exception:
-                log.debug("closing the Socket Mode client failed", exc_info=True)
+            _close(client)
         super().shutdown()
         if self._exit_code is not None:
             raise SystemExit(self._exit_code)
@@ -496,6 +493,29 @@ class IWantSlackBackend(ErrBot):
             )
         except Exception as exc:
             raise delivery_error(exc, f"group DM with {len(ids)} people") from exc
+
+
+def _graceful_sigterm() -> None:
+    """errbot shuts down cleanly on Ctrl-C only; make SIGTERM (docker stop, systemd) the
+    same, unless someone already handles it."""
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+
+
+def _close(client: SocketModeClient) -> None:
+    """Close a Socket Mode client now. Shutting the socket down first wakes its reader,
+    which otherwise holds the socket for up to its 3 s receive timeout."""
+    sock = getattr(client.current_session, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    try:
+        client.close()
+    except Exception:
+        log.debug("closing the Socket Mode client failed", exc_info=True)
 
 
 def _alive(client: SocketModeClient) -> bool:
