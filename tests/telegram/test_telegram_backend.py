@@ -342,6 +342,22 @@ def test_restart_resumes_from_the_saved_offset(people, tmp_path: Path):
         second.stop()
 
 
+def test_unreachable_api_at_start_lets_errbot_retry(people, tmp_path: Path):
+    people.fail("getMe", 502)
+    bot = InProcessBot(tmp_path, people)
+    assert bot.backend.serve_once() is False  # errbot's serve_forever retries with backoff
+    assert not bot.connected.is_set()
+
+
+def test_wrong_token_stops_the_bot(people, tmp_path: Path):
+    people.token = "123456789:another-token"  # the API now rejects ours: 401
+    bot = InProcessBot(tmp_path, people)
+    with pytest.raises(SystemExit) as exc:
+        bot.backend.serve_once()
+    assert exc.value.code == 2
+    assert not bot.connected.is_set()
+
+
 def test_stop_is_prompt_during_a_long_poll(people, inproc):
     started = time.monotonic()
     inproc.stop()

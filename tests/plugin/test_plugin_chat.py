@@ -1,0 +1,185 @@
+"""The iwant plugin in errbot's Test backend: several people talking to one bot."""
+
+from __future__ import annotations
+
+from multiprocessing.pool import ThreadPool
+from pathlib import Path
+
+import pytest
+import time_machine
+from errbot.backends.base import Message
+
+from ..support import at
+
+pytest_plugins = ["errbot.backends.test"]
+extra_plugin_dir = str(Path(__file__).resolve().parents[2] / "iwant_plugins")
+# Commands run in the caller's thread, so a test sees a command's reply and notifications
+# as soon as callback_message returns.
+extra_config = {"BOT_ASYNC": False}
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch):
+    monkeypatch.setenv("IWANT_POLL_SECONDS", "3600")  # the test ticks the pollers itself
+    monkeypatch.delenv("IWANT_DATABASE_URL", raising=False)  # SQLite in errbot's data dir
+    monkeypatch.delenv("IWANT_PLUGINS_CFG", raising=False)
+
+
+class Chat:
+    """Talk to the bot as anyone; see who received what."""
+
+    def __init__(self, testbot) -> None:
+        self.bot = testbot.bot
+        self.sent: list[Message] = []
+        original = self.bot.send_message
+
+        def capture(msg: Message) -> None:
+            self.sent.append(msg)
+            original(msg)
+
+        self.bot.send_message = capture
+
+    @property
+    def plugin(self):
+        return self.bot.plugin_manager.get_plugin_obj_by_name("IWant")
+
+    def say(self, who: str, text: str) -> tuple[str, dict[str, str]]:
+        """(the reply to ``who``, {recipient: notification}) for one command."""
+        msg = Message(text)
+        msg.frm = self.bot.build_identifier(who)
+        msg.to = self.bot.bot_identifier
+        return self._collect(lambda: self.bot.callback_message(msg))
+
+    def tick(self) -> dict[str, str]:
+        return self._collect(self.plugin.tick)[1]
+
+    def _collect(self, action) -> tuple[str, dict[str, str]]:
+        start = len(self.sent)
+        action()
+        queue = self.bot.outgoing_message_queue  # errbot's copy; we read self.sent instead
+        while not queue.empty():
+            queue.get_nowait()
+        new = self.sent[start:]
+        me = str(self.bot.bot_identifier)
+        replies = [m.body for m in new if str(m.to) == me]
+        notes = {str(m.to): m.body for m in new if str(m.to) != me}
+        assert len(replies) <= 1, replies
+        return (replies[0] if replies else ""), notes
+
+
+@pytest.fixture
+def chat(testbot) -> Chat:
+    # With BOT_ASYNC off errbot makes no thread pool, but TestBot.stop() closes one.
+    testbot.bot.thread_pool = ThreadPool(1)
+    return Chat(testbot)
+
+
+def test_worked_example_between_several_people(chat):
+    with time_machine.travel(at(9, 0), tick=False) as traveller:
+        reply, notes = chat.say("alice", "!iwant coffee 10:00 by 9:30")
+        assert reply == "Waiting for coffee company at 10:00–10:15 (Tue 1 Dec); you'll hear by 09:30."
+        assert notes == {}
+
+        traveller.move_to(at(9, 20))
+        reply, notes = chat.say("bob", "!iwant coffee for 1h")
+        assert reply == "Matched! You meet alice for coffee at 10:00–10:15 (Tue 1 Dec)."
+        assert notes == {"alice": "bob joins you for coffee at 10:00–10:15 (Tue 1 Dec)."}
+
+        traveller.move_to(at(9, 45))
+        reply, notes = chat.say("carol", "!iwant coffee 9:50-10:30")
+        assert reply == "You join alice and bob for coffee at 10:00–10:15 (Tue 1 Dec)."
+        assert set(notes) == {"alice", "bob"}
+        assert notes["alice"].startswith("carol joins you for coffee at 10:00–10:15")
+
+        reply, notes = chat.say("bob", "!iwant cancel")
+        assert reply.startswith("Cancelled: you left coffee at 10:00–10:15")
+        assert set(notes) == {"alice", "carol"}
+        assert notes["carol"].startswith("bob dropped out of coffee")
+
+        reply, _ = chat.say("alice", "!iwant list")
+        assert reply.splitlines()[1] == "1. coffee at 10:00–10:15 (Tue 1 Dec) with carol"
+
+        traveller.move_to(at(10, 16))
+        assert chat.tick() == {}
+        reply, _ = chat.say("alice", "!iwant list")
+        assert reply.startswith("You have no open requests")
+
+
+def test_bob_too_late_alice_told_at_her_deadline(chat):
+    with time_machine.travel(at(9, 0), tick=False) as traveller:
+        chat.say("alice", "!iwant coffee 10:00 by 9:30")
+        traveller.move_to(at(9, 29))
+        assert chat.tick() == {}
+        traveller.move_to(at(9, 30))
+        assert chat.tick() == {
+            "alice": "Nobody joined you for coffee between 10:00 and 10:15 (Tue 1 Dec). "
+            "Maybe next time!"
+        }
+        traveller.move_to(at(9, 40))
+        reply, notes = chat.say("bob", "!iwant coffee for 1h")
+        assert reply.startswith("Waiting for coffee company") and notes == {}
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("!iwant", "Tell me what you want to do"),
+        ("!iwant coffee 10:00 bye 9:30", "I don't understand 'bye'"),
+        ("!iwant lunch 13:00-12:00", "is not after the start"),
+        ("!iwant cancel", "no open requests to cancel"),
+        ("!iwant cancel #1", "not yours"),
+        ("!iwant tz Mars/Base", "try !iwant tz Europe/Prague"),
+        ("!iwant coffee '; DROP TABLE requests; --", "I don't understand"),
+        ("!iwant " + "x" * 2000, "too long"),
+    ],
+)
+def test_bad_input_gets_one_clear_line(chat, command, says):
+    with time_machine.travel(at(9, 0), tick=False):
+        reply, notes = chat.say("mallory", command)
+        assert says in reply
+        assert "\n" not in reply and "Computer says" not in reply and notes == {}
+        reply, _ = chat.say("mallory", "!iwant list")
+        assert reply.startswith("You have no open requests")
+
+
+def test_an_internal_failure_is_one_friendly_line(chat, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(chat.plugin.engine, "submit", boom)
+    reply, _ = chat.say("alice", "!iwant coffee")
+    assert reply.startswith("Something went wrong on my side")
+
+
+def test_help_lists_the_contract(chat):
+    reply, _ = chat.say("alice", "!iwant help")
+    for example in ("!iwant coffee 10:00 by 9:30", "!iwant cancel", "!iwant tz Europe/Prague"):
+        assert example in reply
+
+
+def test_acting_as_someone_else_is_for_admins_only(chat):
+    admin = chat.bot.bot_config.BOT_ADMINS[0]
+    with time_machine.travel(at(9, 0), tick=False):
+        reply, _ = chat.say("mallory", "!iwant as @bob coffee 10:00")
+        assert "bob" not in reply.lower() or "not" in reply.lower()
+        reply, _ = chat.say("bob", "!iwant list")
+        assert reply.startswith("You have no open requests")
+        reply, _ = chat.say(admin, "!iwant as @bob coffee 10:00")
+        assert reply.startswith("[@bob] Waiting for coffee company at 10:00–10:15")
+
+
+def test_flood_from_one_person_is_limited(chat):
+    with time_machine.travel(at(9, 0), tick=False):
+        replies = [chat.say("flooder", "!iwant list")[0] for _ in range(21)]
+    assert all(r.startswith("You have no open requests") for r in replies[:20])
+    assert "faster than I take them" in replies[20]
+    assert chat.say("calm", "!iwant list")[0].startswith("You have no open requests")
+
+
+def test_times_in_each_recipients_zone(chat):
+    with time_machine.travel(at(9, 0), tick=False):
+        chat.say("alice", "!iwant tz Europe/Prague")
+        chat.say("alice", "!iwant lunch 12:00")  # 11:00 UTC
+        reply, notes = chat.say("bob", "!iwant lunch 10:30-13:00")
+        assert reply == "Matched! You meet alice for lunch at 11:00–11:45 (Tue 1 Dec)."
+        assert notes == {"alice": "bob joins you for lunch at 12:00–12:45 (Tue 1 Dec)."}
