@@ -261,7 +261,11 @@ class IWantTelegramBackend(ErrBot):
         bot = telegram.Bot(
             self._token,
             base_url=self._base_url,
-            request=HTTPXRequest(connection_pool_size=8, read_timeout=15, write_timeout=15),
+            # errbot sends from up to BOT_ASYNC_POOLSIZE threads at once; a send waiting for
+            # a free connection is better than one failing after PTB's default 1 s.
+            request=HTTPXRequest(
+                connection_pool_size=16, read_timeout=15, write_timeout=15, pool_timeout=30
+            ),
             # getUpdates gets its own connection so a long poll never delays a send.
             get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=10),
         )

@@ -77,7 +77,9 @@ def test_restart_neither_repeats_nor_loses_updates(
     time.sleep(0.5)  # a repeat would come right after the restart; give it a moment
     assert people.texts(ALICE) == ["one", "two", "four"]
     assert people.texts(BOB) == ["three"]
-    assert not people.pending or all(u["update_id"] >= people.confirmed_below for u in people.pending)
+    assert not people.pending or all(
+        u["update_id"] >= people.confirmed_below for u in people.pending
+    )
     assert_token_not_logged(bot)
 
 
