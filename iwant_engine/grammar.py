@@ -144,10 +144,11 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
         )
     start = max(start, minute)
     if end - start < length:
+        minutes = int(length.total_seconds() // 60)
         raise UserError(
-            f"{activity_name.capitalize()} takes {int(length.total_seconds() // 60)} min but your "
-            f"window {_fmt(start, zone)}–{_fmt(end, zone)} is shorter; try "
-            f"!iwant {activity_name} {_fmt(start, zone)} for {int(length.total_seconds() // 60)} min."
+            f"{activity_name.capitalize()} takes {minutes} min but your window "
+            f"{_fmt(start, zone)}–{_fmt(end, zone)} is shorter; try "
+            f"!iwant {activity_name} {_fmt(start, zone)} for {minutes} min."
         )
     if start > now + settings.horizon:
         raise UserError(

@@ -14,11 +14,15 @@ from iwant_engine import Engine, FixedClock
 
 from .support import START, make_engine
 
-PG_URL = os.environ.get("IWANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get(
+    "IWANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def _pg_admin_url() -> str:
-    return make_url(PG_URL).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return (
+        make_url(PG_URL).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    )
 
 
 def postgres_available() -> str | None:
@@ -55,9 +59,15 @@ def pg_database() -> Iterator[str]:
 def _truncate(url: str) -> None:
     eng = create_engine(url)
     with eng.begin() as conn:
-        tables = [r[0] for r in conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'alembic_version'"))]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            )
+        ]
         if tables:
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     eng.dispose()

@@ -20,9 +20,13 @@ NOW = at(9, 0)  # Tue 1 Dec 2026, 09:00
 def window(text, now=NOW, zone=UTC):
     w = parse_wish(text, now, zone, SETTINGS)
     fmt = "%d %H:%M"
-    return (w.activity, w.earliest.astimezone(zone).strftime(fmt),
-            w.latest.astimezone(zone).strftime(fmt), w.deadline.astimezone(zone).strftime(fmt),
-            w.max_size)
+    return (
+        w.activity,
+        w.earliest.astimezone(zone).strftime(fmt),
+        w.latest.astimezone(zone).strftime(fmt),
+        w.deadline.astimezone(zone).strftime(fmt),
+        w.max_size,
+    )
 
 
 @pytest.mark.parametrize(
@@ -145,8 +149,30 @@ def test_any_text_gives_a_request_or_a_clear_error(text):
     _request_or_clear_error(text)
 
 
-WORDS = ["coffee", "lunch", "at", "in", "for", "by", "max", "tomorrow", "now", "12:00", "9:30",
-         "11:30-13:00", "20", "min", "1h", "2", "h", "friday", "-", "noon", "until", "bye"]
+WORDS = [
+    "coffee",
+    "lunch",
+    "at",
+    "in",
+    "for",
+    "by",
+    "max",
+    "tomorrow",
+    "now",
+    "12:00",
+    "9:30",
+    "11:30-13:00",
+    "20",
+    "min",
+    "1h",
+    "2",
+    "h",
+    "friday",
+    "-",
+    "noon",
+    "until",
+    "bye",
+]
 
 
 @settings(max_examples=400, deadline=None)

@@ -1,5 +1,6 @@
 """Random request streams keep the matching invariants (hypothesis, SQLite file)."""
 
+import contextlib
 import random
 import tempfile
 from datetime import timedelta
@@ -88,11 +89,12 @@ def run_stream(steps):
             for s in steps:
                 if s[0] == "submit":
                     _, who, activity, start_q, extra_q, max_size, by, room = s
-                    try:
-                        engine.submit(PEOPLE[who], _command(activity, start_q, extra_q,
-                                                            max_size, by, clock), room)
-                    except UserError:
-                        pass
+                    with contextlib.suppress(UserError):
+                        engine.submit(
+                            PEOPLE[who],
+                            _command(activity, start_q, extra_q, max_size, by, clock),
+                            room,
+                        )
                 elif s[0] == "cancel":
                     items = engine.open_requests(PEOPLE[s[1]])
                     if items:
@@ -125,9 +127,18 @@ def test_long_seeded_streams_keep_invariants(seed):
     for _ in range(40):
         kind = rng.random()
         if kind < 0.6:
-            steps.append(("submit", rng.randrange(len(PEOPLE)), rng.choice(["coffee", "lunch"]),
-                          rng.randrange(9), rng.randrange(7), rng.choice([None, 2, 3]),
-                          rng.random() < 0.3, rng.choice([None, "r1"])))
+            steps.append(
+                (
+                    "submit",
+                    rng.randrange(len(PEOPLE)),
+                    rng.choice(["coffee", "lunch"]),
+                    rng.randrange(9),
+                    rng.randrange(7),
+                    rng.choice([None, 2, 3]),
+                    rng.random() < 0.3,
+                    rng.choice([None, "r1"]),
+                )
+            )
         elif kind < 0.75:
             steps.append(("cancel", rng.randrange(len(PEOPLE))))
         else:

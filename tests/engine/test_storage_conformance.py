@@ -43,8 +43,9 @@ def test_joiner_must_fit_the_fixed_meeting(engine, clock):
 def test_pools_keep_rooms_apart_and_config_joins_them(database_url, clock):
     from ..support import make_engine
 
-    eng = make_engine(database_url, clock, pools={"slack:C1": "pool:office",
-                                                  "telegram:-5": "pool:office"})
+    eng = make_engine(
+        database_url, clock, pools={"slack:C1": "pool:office", "telegram:-5": "pool:office"}
+    )
     try:
         slack = Person("slack:U1", "Sam")
         tele = Person("telegram:42", "Tom")

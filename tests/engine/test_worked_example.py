@@ -26,13 +26,17 @@ def test_alice_and_bob_meet_carol_joins_bob_cancels(engine, clock):
     assert reply.body == "You join Alice and Bob for coffee at 10:00–10:15 (Tue 1 Dec)."
     told = dict(drain(engine))
     assert set(told) == {"text:@alice", "text:@bob"}
-    assert all(body.startswith("Carol joins you for coffee at 10:00–10:15") for body in told.values())
+    assert all(
+        body.startswith("Carol joins you for coffee at 10:00–10:15") for body in told.values()
+    )
 
     reply = engine.cancel(BOB)
     assert reply.body.startswith("Cancelled: you left coffee at 10:00–10:15")
     told = dict(drain(engine))
     assert set(told) == {"text:@alice", "text:@carol"}
-    assert all(body.startswith("Bob dropped out of coffee at 10:00–10:15") for body in told.values())
+    assert all(
+        body.startswith("Bob dropped out of coffee at 10:00–10:15") for body in told.values()
+    )
     # The group keeps its time; Alice and Carol still meet.
     (mine,) = engine.open_requests(ALICE)
     assert mine.status == Status.MATCHED and mine.others == ("Carol",)
@@ -49,8 +53,10 @@ def test_bob_too_late_alice_already_told(engine, clock):
     clock.set(at(9, 30))
     assert engine.sweep() == (1, 0)
     assert drain(engine) == [
-        ("text:@alice",
-         "Nobody joined you for coffee between 10:00 and 10:15 (Tue 1 Dec). Maybe next time!")
+        (
+            "text:@alice",
+            "Nobody joined you for coffee between 10:00 and 10:15 (Tue 1 Dec). Maybe next time!",
+        )
     ]
     clock.set(at(9, 40))
     reply = engine.submit(BOB, "coffee for 1h")
@@ -69,9 +75,11 @@ def test_last_member_waits_again_then_is_matched_by_a_newcomer(engine, clock):
     drain(engine)
     engine.cancel(BOB)
     assert drain(engine) == [
-        ("text:@alice",
-         "Bob dropped out of coffee at 10:00–10:15 (Tue 1 Dec); you're waiting for company "
-         "again and will hear by 09:30.")
+        (
+            "text:@alice",
+            "Bob dropped out of coffee at 10:00–10:15 (Tue 1 Dec); you're waiting for company "
+            "again and will hear by 09:30.",
+        )
     ]
     clock.set(at(9, 20))
     reply = engine.submit(CAROL, "coffee 9:30-11:00")

@@ -77,7 +77,9 @@ def chat(testbot) -> Chat:
 def test_worked_example_between_several_people(chat):
     with time_machine.travel(at(9, 0), tick=False) as traveller:
         reply, notes = chat.say("alice", "!iwant coffee 10:00 by 9:30")
-        assert reply == "Waiting for coffee company at 10:00–10:15 (Tue 1 Dec); you'll hear by 09:30."
+        assert (
+            reply == "Waiting for coffee company at 10:00–10:15 (Tue 1 Dec); you'll hear by 09:30."
+        )
         assert notes == {}
 
         traveller.move_to(at(9, 20))

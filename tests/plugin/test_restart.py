@@ -20,7 +20,12 @@ def run_bot(data_dir: Path, *lines: str) -> str:
     done = subprocess.run(
         [str(ERRBOT), "-c", str(REPO / "config.py"), "-T"],
         input="".join(line + "\n" for line in lines),
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+        check=True,
     )
     return done.stdout
 
