@@ -259,8 +259,8 @@ def test_group_dm_opens_one_conversation_with_everyone(shared_bot: BotProcess) -
 # ---------------------------------------------------------------- rate limits
 
 
-def test_429_storm_honours_retry_after_and_the_message_gets_through(bot: BotProcess) -> None:
-    s = bot.standin
+def test_429_storm_honours_retry_after_and_the_message_gets_through(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
     say(s, ALICE, A_DM, "!echo warm up", "warm up")
     s.rate_limit("chat.postMessage", times=2, retry_after=1, channel=A_DM)
     start = len(s.calls_of("chat.postMessage"))
@@ -272,16 +272,18 @@ def test_429_storm_honours_retry_after_and_the_message_gets_through(bot: BotProc
     assert all(gap >= 0.95 for gap in gaps), f"Retry-After not honoured: {gaps}"
 
 
-def test_a_429_storm_longer_than_the_retries_raises_transient(bot: BotProcess) -> None:
-    s = bot.standin
+def test_a_429_storm_longer_than_the_retries_raises_transient(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
     carol_dm = SlackStandIn.dm_of(CAROL)
     say(s, ALICE, A_DM, f"!probe send {CAROL} first", "send ok")
+    seen = len(s.calls_of("chat.postMessage"))
     s.rate_limit("chat.postMessage", times=50, retry_after=1, channel=carol_dm)
     t0 = time.monotonic()
     reply = say(s, ALICE, A_DM, f"!probe send {CAROL} hi", "send ", timeout=20)
     assert "send failed: transient SlackRateLimited" in reply.text
-    attempts = [c for c in s.calls_of("chat.postMessage") if c.params["channel"] == carol_dm]
-    assert len(attempts) == 1 + 1 + 3  # the first send, then one try and 3 bounded retries
+    calls = s.calls_of("chat.postMessage")[seen:]
+    attempts = [c for c in calls if c.params["channel"] == carol_dm]
+    assert len(attempts) == 1 + 3  # one try and 3 bounded retries
     assert time.monotonic() - t0 < 15
     # A Retry-After beyond our bound is not slept on: transient at once.
     s.rules.clear()
@@ -295,14 +297,17 @@ def test_a_429_storm_longer_than_the_retries_raises_transient(bot: BotProcess) -
 
 
 @pytest.mark.parametrize("how", ["reset", "eof", "close"])
-def test_dropped_socket_reconnects_and_plugins_stay_active(bot: BotProcess, how: str) -> None:
-    s = bot.standin
+def test_dropped_socket_reconnects_and_plugins_stay_active(
+    shared_bot: BotProcess, how: str
+) -> None:
+    s = shared_bot.standin
     say(s, ALICE, A_DM, "!echo before", "before")
+    connections = s.connections_opened
     s.drop_socket(how)
     # Said while the socket is down: Slack holds it and delivers after the reconnect.
     before = len(s.messages_in(A_DM))
     s.user_message(ALICE, A_DM, "!echo during")
-    s.wait_connected(2, timeout=15)
+    s.wait_connected(connections + 1, timeout=15)
     s.wait_message(A_DM, "during", after=before, timeout=15)
     say(s, ALICE, A_DM, "!echo after", "after")
     # Plugins were not deactivated and reactivated for a network blip.
@@ -310,20 +315,22 @@ def test_dropped_socket_reconnects_and_plugins_stay_active(bot: BotProcess, how:
     assert not s.unacked()
 
 
-def test_slack_refresh_request_moves_to_a_new_connection(bot: BotProcess) -> None:
-    s = bot.standin
+def test_slack_refresh_request_moves_to_a_new_connection(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    connections = s.connections_opened
     s.send_disconnect("refresh_requested")
-    s.wait_connected(2, timeout=15)
+    s.wait_connected(connections + 1, timeout=15)
     say(s, BOB, B_DM, "!echo refreshed", "refreshed")
 
 
-def test_reconnect_backs_off_while_slack_refuses(bot: BotProcess) -> None:
-    s = bot.standin
+def test_reconnect_backs_off_while_slack_refuses(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    connections, seen = s.connections_opened, len(s.calls_of("apps.connections.open"))
     s.fail("apps.connections.open", times=2, error="internal_error")
     dropped = time.monotonic()
     s.drop_socket("reset")
-    s.wait_connected(2, timeout=30)
-    opens = s.calls_of("apps.connections.open")[1:]
+    s.wait_connected(connections + 1, timeout=30)
+    opens = s.calls_of("apps.connections.open")[seen:]
     assert [c.response["ok"] for c in opens] == [False, False, True]
     # Waits of 1 s, 2 s, 4 s (each plus up to half again of jitter).
     waits = [opens[0].at - dropped] + [b.at - a.at for a, b in zip(opens, opens[1:], strict=False)]

@@ -202,7 +202,7 @@ def test_undeliverable_notification_is_given_up_and_reported_in_the_room(
     g_seen = len(s.messages_in(GENERAL))
     bob_reply = say(s, BOB, GENERAL, "!iwant coffee for 2h", "Alice Novak")
     notice = s.wait_message(
-        GENERAL, lambda p: "Alice Novak" in p.text and p is not bob_reply, timeout=20
+        GENERAL, lambda p: "Alice Novak" in p.text and p is not bob_reply, after=g_seen
     )
     assert notice.channel == GENERAL and notice.ts != bob_reply.ts
     quiet_for(2.5)  # a transient failure would be retried within this time
