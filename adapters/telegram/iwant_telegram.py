@@ -202,7 +202,11 @@ class IWantTelegramBackend(ErrBot):
         pass
 
     def query_room(self, room: str) -> Room:
-        return self.build_identifier(room)  # type: ignore[return-value]
+        """A group chat by its numeric id (the Bot API cannot look groups up by name)."""
+        identifier = self.build_identifier(room)
+        if not isinstance(identifier, TelegramRoom):
+            raise RoomsNotSupportedError(f"{room!r} is not a group chat id (those are negative)")
+        return identifier
 
     def rooms(self) -> list[Room]:
         raise RoomsNotSupportedError("The Bot API cannot list the groups a bot is in.")
@@ -337,7 +341,7 @@ class IWantTelegramBackend(ErrBot):
         offset = self._offsets.load()
         log.info("Polling for updates from offset %s", offset)
         backoff = self.min_backoff
-        while not stop.is_set():
+        while not stop.is_set() and not self._stopping.is_set():
             fetch = asyncio.ensure_future(
                 bot.get_updates(
                     offset=offset,

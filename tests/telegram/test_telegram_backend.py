@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TOKEN, InProcessBot
 from errbot.backends.base import Person, Room, RoomOccupant
 from iwant_telegram_util import TelegramPermanentError, TelegramSendError, TelegramUndeliverable
+from telegram_harness import TOKEN, InProcessBot
 from telegram_standin import BotApiStandin, wait_until
 
 ALICE, BOB, CAROL = 4242, 5151, 6363

@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from conftest import HERE, TOKEN, ErrbotProcess
+from telegram_harness import HERE, TOKEN, ErrbotProcess
 from telegram_standin import BotApiStandin, wait_until
 
 ALICE, BOB, CAROL = 4242, 5151, 6363

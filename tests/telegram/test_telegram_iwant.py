@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import TOKEN, ErrbotProcess
+from telegram_harness import TOKEN, ErrbotProcess
 from telegram_standin import JSON, BotApiStandin, wait_until
 
 ALICE, BOB, CAROL, DAVE = 4242, 5151, 6363, 7474
