@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -18,7 +18,7 @@ from . import settings as settings_mod
 from .clock import Clock, SystemClock
 from .errors import UserError
 from .grammar import parse_wish
-from .model import MatchContext, Status, Wish
+from .model import Candidate, Decision, MatchContext, OpenGroup, Status, Wish
 from .plugins import make_plugin_manager, named
 from .settings import Settings, SettingsError
 from .storage.sql import OpenRequest, OutboxItem
@@ -64,15 +64,19 @@ class Engine:
                 f"plugins.cfg: unknown storage {settings.storage!r}; installed: "
                 f"{', '.join(sorted(storages))}"
             )
-        if settings.strategy not in strategies:
-            raise SettingsError(
-                f"plugins.cfg: unknown strategy {settings.strategy!r}; installed: "
-                f"{', '.join(sorted(strategies))}"
-            )
-        try:
-            self.decide = strategies[settings.strategy][0](settings.strategy_settings)
-        except ValueError as err:
-            raise SettingsError(f"plugins.cfg [strategy:{settings.strategy}]: {err}") from None
+        self.strategies = {}
+        for name in sorted({settings.strategy, *settings.strategy_rules.values()}):
+            if name not in strategies:
+                raise SettingsError(
+                    f"plugins.cfg: unknown strategy {name!r}; installed: "
+                    f"{', '.join(sorted(strategies))}"
+                )
+            try:
+                self.strategies[name] = strategies[name][0](
+                    settings.strategy_settings.get(name, {})
+                )
+            except ValueError as err:
+                raise SettingsError(f"plugins.cfg [strategy:{name}]: {err}") from None
         self.storage = storages[settings.storage][0](
             settings.database_url,
             pool_size=settings.pool_size,
@@ -91,8 +95,6 @@ class Engine:
         """Settings from ``plugins.cfg`` and ``IWANT_*`` variables; SQLite in ``data_dir``."""
         settings = settings_mod.load(cfg_path)
         if data_dir and not _env_has_database():
-            from dataclasses import replace
-
             url = f"sqlite:///{Path(data_dir).resolve() / 'iwant.db'}"
             settings = replace(settings, database_url=url)
         return cls(settings, clock)
@@ -151,8 +153,17 @@ class Engine:
             parsed.deadline,
             parsed.length,
             parsed.max_size,
+            parsed.min_size,
         )
-        ctx = MatchContext(now, parsed.length, self.settings.strategy_settings)
+        floor = self.min_group_size(wish.pool, wish.activity)
+        if floor > wish.min_size:
+            if floor > wish.max_size:
+                raise UserError(
+                    f"{wish.activity} here needs at least {floor} people, more than your max "
+                    f"{wish.max_size}; try !iwant {wish.activity} max {floor}."
+                )
+            wish = replace(wish, min_size=floor)
+        ctx = MatchContext(now, parsed.length)
         origin = f"{person.platform}:{room}" if room else None
         outcome = self.storage.submit(
             wish,
@@ -188,15 +199,27 @@ class Engine:
         else:
             items = self.open_requests(person)
             request_id = _select(items, selector)
-        now = self.clock.now()
-        ctx = MatchContext(now, self.settings.default_window, self.settings.strategy_settings)
-        return self.storage.cancel(person.id, request_id, self._decide_for_rematch, ctx)
+        ctx = MatchContext(self.clock.now(), self.settings.default_window)
+        return self.storage.cancel(person.id, request_id, self.decide, ctx)
 
-    def _decide_for_rematch(self, wish, candidates, groups, ctx):  # noqa: ANN001, ANN202
-        # A lone member left by a cancel is matched with its own activity length.
-        return self.decide(
-            wish, candidates, groups, MatchContext(ctx.now, wish.length, ctx.settings)
+    def min_group_size(self, pool: str, activity: str) -> int:
+        """The smallest group the strategy serving ``pool`` and ``activity`` forms."""
+        strategy = self.strategies[self.settings.strategy_for(pool, activity)]
+        return int(getattr(strategy, "min_group_size", 2))
+
+    def decide(
+        self,
+        wish: Wish,
+        candidates: Sequence[Candidate],
+        groups: Sequence[OpenGroup],
+        ctx: MatchContext,
+    ) -> Decision:
+        """Ask the strategy that serves the wish's pool and activity, with its settings."""
+        name = self.settings.strategy_for(wish.pool, wish.activity)
+        ctx = replace(
+            ctx, length=wish.length, settings=self.settings.strategy_settings.get(name, {})
         )
+        return self.strategies[name](wish, candidates, groups, ctx)
 
     # -- background work ---------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The ``!iwant <activity> ...`` grammar: clauses around dateparser's time phrases.
 
-    <activity> [when] [for DURATION] [by TIME] [max N]
+    <activity> [when] [for DURATION] [by TIME] [max N] [min N]
 
 ``when`` is empty or ``now``, a clock time (``12:00``, ``at 12:30``, ``tomorrow 12:30``), a
 range (``11:30-13:00``, ``from 11:30 to 13:00``, ``until 11:00``) or ``in DURATION``.
@@ -21,7 +21,8 @@ from .timephrases import parse_clock, parse_duration
 
 MAX_INPUT = 200
 EXAMPLE = "!iwant coffee 10:00 by 9:30"
-_KEYWORDS = re.compile(r"\b(for|during|by|max)\b")
+# "min 3" (quorum) is a keyword only before a number; "for 20 min" is a unit.
+_KEYWORDS = re.compile(r"\b(for|during|by|max|min(?=\s+\d+(?:\s|$)))\b")
 _ACTIVITY = re.compile(r"^[a-z][a-z0-9_-]*$")
 _RANGE = re.compile(
     r"^(?:from\s+|between\s+)?(?P<a>.+?)\s*(?:-|–|—|\bto\b|\buntil\b|\btill\b|\band\b)\s*(?P<b>.+)$"
@@ -37,6 +38,7 @@ class ParsedWish:
     deadline: datetime
     length: timedelta
     max_size: int
+    min_size: int = 2
 
 
 def _clean(text: str) -> str:
@@ -79,7 +81,7 @@ def _split_clauses(rest: str) -> tuple[str, dict[str, str]]:
         if key in clauses:
             raise UserError(f"You said '{key}' twice; say it once, like {EXAMPLE}.")
         if not value.strip():
-            hint = {"for": "for 1h", "by": "by 9:30", "max": "max 4"}[key]
+            hint = {"for": "for 1h", "by": "by 9:30", "max": "max 4", "min": "min 3"}[key]
             raise UserError(f"'{key}' needs a value, like {hint}.")
         clauses[key] = value.strip()
     return when, clauses
@@ -168,17 +170,25 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
                 f"The deadline {_fmt(deadline, zone)} is after the last possible start "
                 f"{_fmt(last_start, zone)}; give an earlier one, like {EXAMPLE}."
             )
-    max_size = activity.max_size
-    if "max" in clauses:
-        value = clauses["max"]
-        if not value.isdigit():
-            raise UserError(f"'max {value}' needs a whole number, like !iwant lunch 12:00 max 4.")
-        max_size = int(value)
-        if max_size < 2:
-            raise UserError("A group needs at least 2 people; try !iwant lunch 12:00 max 4.")
-        if max_size > settings.max_group_size:
-            raise UserError(
-                f"Groups can have at most {settings.max_group_size} people; "
-                "try !iwant lunch 12:00 max 4."
-            )
-    return ParsedWish(activity_name, start, end, deadline, length, max_size)
+    max_size = _size(clauses, "max", activity.max_size, settings)
+    min_size = _size(clauses, "min", 2, settings)
+    if min_size > max_size:
+        raise UserError(
+            f"min {min_size} is more than max {max_size}; try !iwant lunch 12:00 min 3 max 6."
+        )
+    return ParsedWish(activity_name, start, end, deadline, length, max_size, min_size)
+
+
+def _size(clauses: dict[str, str], key: str, default: int, settings: Settings) -> int:
+    if key not in clauses:
+        return default
+    value = clauses[key]
+    example = f"!iwant lunch 12:00 {key} {4 if key == 'max' else 3}"
+    if not value.isdigit():
+        raise UserError(f"'{key} {value}' needs a whole number, like {example}.")
+    size = int(value)
+    if size < 2:
+        raise UserError(f"A group needs at least 2 people; try {example}.")
+    if size > settings.max_group_size:
+        raise UserError(f"Groups can have at most {settings.max_group_size} people; try {example}.")
+    return size

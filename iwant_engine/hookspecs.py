@@ -60,6 +60,10 @@ def iwant_strategies() -> Mapping[str, StrategyFactory]:
       wish's window, has not started, and has room, ordered by start.
     - ``ctx``: ``now``, the activity ``length`` and this strategy's settings.
 
+    A decide function may carry an attribute ``min_group_size`` (an int, default 2): the
+    smallest group it ever forms. The engine stores it on each request it serves, so the
+    invariants and the deadline message ("fewer than 3 people could make it") know it.
+
     The function must be pure: no I/O, no clock, no randomness that is not seeded from its
     inputs; the same inputs give the same decision. The engine checks every decision (each
     member's window covers the meeting, nobody's deadline has passed, no group above the

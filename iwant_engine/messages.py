@@ -124,8 +124,13 @@ def nobody_left(activity: str, start: datetime, end: datetime, who: str, zone: Z
     )
 
 
-def expired(activity: str, earliest: datetime, latest: datetime, zone: ZoneInfo) -> str:
-    return (
-        f"Nobody joined you for {activity} between {clock(earliest, zone)} and "
-        f"{clock(latest, zone)} ({day(earliest, zone)}). Maybe next time!"
-    )
+def expired(
+    activity: str, earliest: datetime, latest: datetime, min_size: int, zone: ZoneInfo
+) -> str:
+    when = f"between {clock(earliest, zone)} and {clock(latest, zone)} ({day(earliest, zone)})"
+    if min_size > 2:
+        return (
+            f"Fewer than {min_size} people could make {activity} {when}, so it is not "
+            "happening. Maybe next time!"
+        )
+    return f"Nobody joined you for {activity} {when}. Maybe next time!"

@@ -6,6 +6,7 @@ All datetimes are aware and in UTC; all meeting times are whole minutes.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -91,8 +92,13 @@ Decision = Join | Form | Wait
 
 @dataclass(frozen=True)
 class MatchContext:
-    """Everything a strategy may look at besides the request and its candidates."""
+    """Everything a strategy may look at besides the request and its candidates.
+
+    ``last_met`` maps a candidate's (or open group member's) person id to the start of the
+    last meeting the new request's person had with them; people never met are absent.
+    """
 
     now: datetime
     length: timedelta
-    settings: dict[str, str] = field(default_factory=dict)
+    settings: Mapping[str, str] = field(default_factory=dict)
+    last_met: Mapping[str, datetime] = field(default_factory=dict)

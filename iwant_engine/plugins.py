@@ -19,7 +19,12 @@ hookimpl = pluggy.HookimplMarker("iwant")
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "iwant"
-BUILTINS = ("iwant_engine.storage.sql", "iwant_engine.strategies.overlap")
+BUILTINS = (
+    "iwant_engine.storage.sql",
+    "iwant_engine.strategies.overlap",
+    "iwant_engine.strategies.fresh_faces",
+    "iwant_engine.strategies.quorum",
+)
 
 
 def make_plugin_manager(extra: tuple[object, ...] = ()) -> pluggy.PluginManager:

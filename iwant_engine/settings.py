@@ -34,8 +34,10 @@ class Settings:
     default_timezone: str = "UTC"
     poll_seconds: float = 1.0
     storage: str = "sql"
-    strategy: str = "overlap"
-    strategy_settings: dict[str, str] = field(default_factory=dict)
+    strategy: str = "overlap"  # the default strategy
+    # Which strategy serves a pool ("slack:C1", "pool:office") or an activity ("lunch").
+    strategy_rules: dict[str, str] = field(default_factory=dict)
+    strategy_settings: dict[str, dict[str, str]] = field(default_factory=dict)  # by name
     activities: dict[str, Activity] = field(default_factory=dict)
     any_activity: Activity | None = None  # the ``*`` entry: any other word is an activity
     pools: dict[str, str] = field(default_factory=dict)  # room -> pool name
@@ -51,6 +53,10 @@ class Settings:
             if self.any_activity
             else None
         )
+
+    def strategy_for(self, pool: str, activity: str) -> str:
+        """A pool's rule first, then the activity's, then the default."""
+        return self.strategy_rules.get(pool) or self.strategy_rules.get(activity) or self.strategy
 
     def pool_of(self, room: str) -> str:
         """The pool a room belongs to: a joined pool from config, else the room itself."""
@@ -95,7 +101,8 @@ def _activity(name: str, value: str) -> Activity:
 def parse_cfg(text: str, environ: dict[str, str] | None = None) -> Settings:
     """Read plugins.cfg text and the environment into ``Settings``."""
     env = os.environ if environ is None else environ
-    cfg = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
+    # "=" only: pool names ("slack:C1") contain colons.
+    cfg = configparser.ConfigParser(inline_comment_prefixes=("#", ";"), delimiters=("=",))
     cfg.optionxform = str  # keep room ids as written
     try:
         cfg.read_string(text)
@@ -122,8 +129,14 @@ def parse_cfg(text: str, environ: dict[str, str] | None = None) -> Settings:
 
     limits = cfg["limits"] if cfg.has_section("limits") else {}
     strategy = engine.get("strategy", "overlap").strip()
-    strategy_section = f"strategy:{strategy}"
-    strategy_settings = dict(cfg[strategy_section]) if cfg.has_section(strategy_section) else {}
+    rules = {}
+    for key, name in cfg["strategies"].items() if cfg.has_section("strategies") else []:
+        rules[key if ":" in key else key.lower()] = name.strip()
+    strategy_settings = {
+        section.split(":", 1)[1].strip(): dict(cfg[section])
+        for section in cfg.sections()
+        if section.startswith("strategy:")
+    }
 
     tz = env.get("IWANT_TIMEZONE", "").strip() or "UTC"
     try:
@@ -145,6 +158,7 @@ def parse_cfg(text: str, environ: dict[str, str] | None = None) -> Settings:
         poll_seconds=poll,
         storage=engine.get("storage", "sql").strip(),
         strategy=strategy,
+        strategy_rules=rules,
         strategy_settings=strategy_settings,
         activities=activities,
         any_activity=any_activity,

@@ -127,3 +127,15 @@ class Outbox(Base):
             sqlite_where=text("delivered_at IS NULL AND failed_at IS NULL"),
         ),
     )
+
+
+class Ignore(Base):
+    """``person`` never wants to be grouped with ``ignored``; the ignored person is not told."""
+
+    __tablename__ = "ignores"
+
+    person: Mapped[str] = mapped_column(String(PERSON_MAX), primary_key=True)
+    ignored: Mapped[str] = mapped_column(String(PERSON_MAX), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_ignores_ignored", "ignored"),)

@@ -11,7 +11,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from importlib import resources
 from zoneinfo import ZoneInfo
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import messages as msg
 from ..errors import Unavailable, UserError
+from ..invariants import refusal
 from ..model import (
     LIVE,
     Candidate,
@@ -33,11 +34,10 @@ from ..model import (
     MatchContext,
     OpenGroup,
     Status,
-    Wait,
     Wish,
 )
 from ..plugins import hookimpl
-from .schema import NAME_MAX, Outbox, Person, Request, Result
+from .schema import NAME_MAX, Ignore, Outbox, Person, Request, Result
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,31 @@ class SQLStorage:
             self._upsert_person(session, person, name, None)
             session.execute(update(Person).where(Person.id == person).values(timezone=zone))
 
+    def ignore(self, person: str, name: str, other: str, now: datetime) -> bool:
+        """Record that ``person`` ignores ``other``; False if it was already so."""
+        with self._tx() as session:
+            self._upsert_person(session, person, name, None)
+            if session.get(Ignore, (person, other)) is not None:
+                return False
+            session.add(Ignore(person=person, ignored=other, created_at=now))
+            return True
+
+    def unignore(self, person: str, other: str) -> bool:
+        with self._tx() as session:
+            row = session.get(Ignore, (person, other))
+            if row is None:
+                return False
+            session.delete(row)
+            return True
+
+    def ignored(self, person: str) -> list[str]:
+        with self._guard(), self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(Ignore.ignored).where(Ignore.person == person).order_by(Ignore.ignored)
+                )
+            )
+
     def _zone(self, person: Person | None) -> ZoneInfo:
         for name in (person and person.timezone, person and person.platform_timezone):
             if name:
@@ -285,9 +310,33 @@ class SQLStorage:
                 )
             return SubmitOutcome(request.id, reply)
 
+    def _blocked(self, session: Session, person: str) -> set[str]:
+        """People ``person`` ignores or is ignored by: never in one group with them."""
+        rows = session.execute(
+            select(Ignore.person, Ignore.ignored).where(
+                (Ignore.person == person) | (Ignore.ignored == person)
+            )
+        ).all()
+        return {b if a == person else a for a, b in rows}
+
+    def _last_met(self, session: Session, person: str, others: set[str]) -> dict[str, datetime]:
+        if not others:
+            return {}
+        mine = select(Request.result_id).where(
+            Request.person == person, Request.status.in_((Status.MATCHED, Status.DONE))
+        )
+        rows = session.execute(
+            select(Request.person, func.max(Result.start))
+            .join(Result, Result.id == Request.result_id)
+            .where(Request.result_id.in_(mine), Request.person.in_(others))
+            .group_by(Request.person)
+        ).all()
+        return {who: when for who, when in rows if when is not None}
+
     def _candidates(
         self, session: Session, wish: Wish, request_id: int, now: datetime
     ) -> tuple[list[Candidate], list[OpenGroup]]:
+        blocked = self._blocked(session, wish.person)
         rows = session.scalars(
             select(Request)
             .where(
@@ -298,6 +347,7 @@ class SQLStorage:
                 Request.earliest <= wish.latest - wish.length,
                 Request.deadline > now,
                 Request.person != wish.person,
+                Request.person.not_in(blocked),
                 Request.id != request_id,
             )
             .order_by(Request.latest, Request.id)
@@ -327,7 +377,9 @@ class SQLStorage:
             groups = [
                 OpenGroup(g.id, g.start, g.end, g.max_size, tuple(members.get(g.id, ())))
                 for g in group_rows
-                if g.start is not None and g.end is not None
+                if g.start is not None
+                and g.end is not None
+                and not any(m.person in blocked for m in members.get(g.id, ()))
             ]
         return candidates, groups
 
@@ -338,8 +390,10 @@ class SQLStorage:
         candidates, groups = self._candidates(session, wish, request.id, ctx.now)
         if not candidates and not groups:
             return None
+        others = {c.person for c in candidates} | {m.person for g in groups for m in g.members}
+        ctx = replace(ctx, last_met=self._last_met(session, wish.person, others))
         decision = strategy(wish, candidates, groups, ctx)
-        problem = _check(decision, wish, candidates, groups, ctx)
+        problem = refusal(decision, wish, candidates, groups, ctx)
         if problem:
             log.error("strategy decision %r refused: %s; the request waits", decision, problem)
             return None
@@ -647,7 +701,7 @@ class SQLStorage:
             self._outbox(
                 session,
                 req.person,
-                msg.expired(req.activity, req.earliest, req.latest, zone),
+                msg.expired(req.activity, req.earliest, req.latest, req.min_size, zone),
                 [],
                 req.origin,
                 now,
@@ -786,48 +840,6 @@ def _wish(r: Request) -> Wish:
         r.max_size,
         r.min_size,
     )
-
-
-def _check(
-    decision: Decision,
-    wish: Wish,
-    candidates: Sequence[Candidate],
-    groups: Sequence[OpenGroup],
-    ctx: MatchContext,
-) -> str | None:
-    """Why a strategy's decision breaks an invariant, or None when it is sound."""
-    if isinstance(decision, Wait):
-        return None
-    if isinstance(decision, Join):
-        group = next((g for g in groups if g.result_id == decision.result_id), None)
-        if group is None:
-            return "joins a group that was not offered"
-        if not wish.fits(group.start) or group.end - group.start != wish.length:
-            return "the group's meeting is not inside the new request's window"
-        if len(group.members) + 1 > min(group.max_size, wish.max_size):
-            return "the group would exceed its max size"
-        return None
-    if isinstance(decision, Form):
-        offered = {c.request_id: c for c in candidates}
-        ids = decision.request_ids
-        if not ids or len(set(ids)) != len(ids) or any(i not in offered for i in ids):
-            return "forms a group with requests that were not offered"
-        start = decision.start
-        if start < ctx.now.replace(second=0, microsecond=0) or start.second or start.microsecond:
-            return "the meeting starts in the past or not on a whole minute"
-        chosen = [offered[i] for i in ids]
-        if not wish.fits(start) or any(
-            not (c.earliest <= start and start + wish.length <= c.latest) for c in chosen
-        ):
-            return "the meeting is not inside every member's window"
-        if any(c.deadline <= ctx.now for c in chosen) or wish.deadline < ctx.now:
-            return "a member's deadline has passed"
-        if len({c.person for c in chosen} | {wish.person}) != len(chosen) + 1:
-            return "a person would be in the group twice"
-        if len(chosen) + 1 > min([wish.max_size, *(c.max_size for c in chosen)]):
-            return "the group would exceed its max size"
-        return None
-    return f"unknown decision type {type(decision).__name__}"
 
 
 @hookimpl
