@@ -50,8 +50,11 @@ class BotProcess:
         self.data_dir = workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "errbot.log"
+        # Everything here talks to 127.0.0.1: slack-sdk would send it to a proxy from the
+        # environment (it ignores NO_PROXY).
+        inherited = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         self.env = {
-            **os.environ,
+            **inherited,
             "IWANT_BACKEND": "IWantSlack",
             "SLACK_BOT_TOKEN": "xoxb-test",
             "SLACK_APP_TOKEN": "xapp-test",

@@ -370,6 +370,14 @@ def test_rejected_app_token_stops_the_bot_with_a_clear_error(
     assert "xapp-test" not in log
 
 
+def test_sigterm_shuts_the_bot_down_cleanly(bot: BotProcess) -> None:
+    say(bot.standin, ALICE, A_DM, "!echo still here", "still here")
+    assert bot.proc is not None
+    bot.proc.terminate()
+    assert bot.wait_exit(15) == 0
+    assert "Trigger shutdown" in bot.log()
+
+
 def test_tokens_never_reach_the_log(shared_bot: BotProcess) -> None:
     say(shared_bot.standin, ALICE, A_DM, "!echo log check", "log check")
     log = shared_bot.log()
