@@ -153,3 +153,12 @@ def test_undeliverable_person_raises_the_marked_exception(
         ]
     )
     assert people.texts(BOB) == ["direct hello"]
+
+
+def test_rejected_token_stops_the_process(people: BotApiStandin, errbot_factory) -> None:
+    bot = errbot_factory(env={"TELEGRAM_TOKEN": "123456789:WRONG-token"})
+    with pytest.raises(AssertionError, match="exited with 2"):
+        bot.start(timeout=30)
+    assert [c.status for c in people.calls] == [401]
+    assert "WRONG-token" not in bot.output()
+    assert "rejected the bot token" in bot.output()
