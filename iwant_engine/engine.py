@@ -221,6 +221,27 @@ class Engine:
         )
         return self.strategies[name](wish, candidates, groups, ctx)
 
+    # -- ignore lists ------------------------------------------------------------------------
+
+    def ignore(self, person: Person, other: Person) -> str:
+        """``person`` is never grouped with ``other`` again; ``other`` is not told."""
+        self._check_person(person)
+        self._check_person(other)
+        if other.id == person.id:
+            raise UserError("You can't ignore yourself; try !iwant ignore @someone.")
+        if self.storage.ignore(person.id, person.name, other.id, self.clock.now()):
+            return f"You won't be grouped with {other.name} from now on; they are not told."
+        return f"You already ignore {other.name}; !iwant unignore {other.name} undoes it."
+
+    def unignore(self, person: Person, other: Person) -> str:
+        if self.storage.unignore(person.id, other.id):
+            return f"You can be grouped with {other.name} again."
+        return f"You don't ignore {other.name}; see !iwant ignored."
+
+    def ignored(self, person: Person) -> list[str]:
+        """Person ids ``person`` ignores."""
+        return self.storage.ignored(person.id)
+
     # -- background work ---------------------------------------------------------------------
 
     def sweep(self) -> tuple[int, int]:

@@ -32,6 +32,8 @@ def refusal(
             return "the group would exceed its max size"
         if size < wish.min_size:
             return "the group would stay below the new request's min size"
+        if any(not ctx.may_meet(wish.person, m.person) for m in group.members):
+            return "a member ignores the new person, or is ignored by them"
         return None
     if isinstance(decision, Form):
         offered = {c.request_id: c for c in candidates}
@@ -55,5 +57,8 @@ def refusal(
             return "the group would exceed its max size"
         if size < max([wish.min_size, *(c.min_size for c in chosen)]):
             return "the group would stay below a member's min size"
+        persons = [wish.person, *(c.person for c in chosen)]
+        if any(not ctx.may_meet(a, b) for i, a in enumerate(persons) for b in persons[i + 1 :]):
+            return "two members of the group ignore one another"
         return None
     return f"unknown decision type {type(decision).__name__}"

@@ -102,3 +102,7 @@ class MatchContext:
     length: timedelta
     settings: Mapping[str, str] = field(default_factory=dict)
     last_met: Mapping[str, datetime] = field(default_factory=dict)
+    apart: frozenset[frozenset[str]] = frozenset()
+
+    def may_meet(self, a: str, b: str) -> bool:
+        return frozenset((a, b)) not in self.apart

@@ -319,6 +319,14 @@ class SQLStorage:
         ).all()
         return {b if a == person else a for a, b in rows}
 
+    def _apart(self, session: Session, people: set[str]) -> frozenset[frozenset[str]]:
+        rows = session.execute(
+            select(Ignore.person, Ignore.ignored).where(
+                Ignore.person.in_(people), Ignore.ignored.in_(people)
+            )
+        ).all()
+        return frozenset(frozenset(row) for row in rows)
+
     def _last_met(self, session: Session, person: str, others: set[str]) -> dict[str, datetime]:
         if not others:
             return {}
@@ -391,7 +399,11 @@ class SQLStorage:
         if not candidates and not groups:
             return None
         others = {c.person for c in candidates} | {m.person for g in groups for m in g.members}
-        ctx = replace(ctx, last_met=self._last_met(session, wish.person, others))
+        ctx = replace(
+            ctx,
+            last_met=self._last_met(session, wish.person, others),
+            apart=self._apart(session, others | {wish.person}),
+        )
         decision = strategy(wish, candidates, groups, ctx)
         problem = refusal(decision, wish, candidates, groups, ctx)
         if problem:

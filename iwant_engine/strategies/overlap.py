@@ -26,8 +26,10 @@ def greedy(
     """Join the first fitting group, else greedily form a group in ``candidate_order``."""
     for group in sorted(groups, key=group_order):
         size = len(group.members) + 1
-        if wish.fits(group.start) and max(wish.min_size, min_floor) <= size <= min(
-            group.max_size, wish.max_size
+        if (
+            wish.fits(group.start)
+            and max(wish.min_size, min_floor) <= size <= min(group.max_size, wish.max_size)
+            and all(ctx.may_meet(wish.person, m.person) for m in group.members)
         ):
             return Join(group.result_id)
     minute = ctx.now.replace(second=0, microsecond=0)
@@ -37,6 +39,8 @@ def greedy(
     cap, need, chosen, people = wish.max_size, max(wish.min_size, min_floor), [], {wish.person}
     for c in sorted(candidates, key=candidate_order):
         if c.person in people or len(chosen) + 2 > min(cap, c.max_size):
+            continue
+        if not all(ctx.may_meet(c.person, p) for p in people):
             continue
         lo, hi = max(earliest, c.earliest), min(latest, c.latest)
         if hi - lo >= ctx.length:

@@ -35,6 +35,8 @@ iwant puts you together with people who want the same thing at the same time.
   !iwant lunch 12:00 max 4       at most 4 people in the group
   !iwant list                    your open requests, numbered
   !iwant cancel                  cancel your only request (or: !iwant cancel 2, !iwant cancel lunch)
+  !iwant lunch 12:00 min 3       only if at least 3 people can make it
+  !iwant ignore @someone         never be grouped with them (they are not told)
   !iwant tz Europe/Prague        set your time zone (now: {zone})"""
 
 
@@ -111,6 +113,57 @@ class IWant(BotPlugin):
         return self._run(msg, person, lambda: self.engine.set_timezone(person, args))
 
     @botcmd
+    def iwant_ignore(self, msg: Message, args: str) -> str | None:
+        """Never be grouped with someone (they are not told): !iwant ignore @bob"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self.engine.ignore(person, self._someone(args)))
+
+    @botcmd
+    def iwant_unignore(self, msg: Message, args: str) -> str | None:
+        """Undo !iwant ignore: !iwant unignore @bob"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self.engine.unignore(person, self._someone(args)))
+
+    @botcmd
+    def iwant_ignored(self, msg: Message, args: str) -> str | None:
+        """Whom you ignore: !iwant ignored"""
+        person = self.person_of(msg.frm)
+
+        def listing() -> str:
+            ids = self.engine.ignored(person)
+            if not ids:
+                return "You ignore nobody. !iwant ignore @someone keeps you apart from them."
+            names = []
+            for pid in ids:
+                info = self.engine.storage.person(pid)
+                names.append(info.name if info else pid.split(":", 1)[1])
+            return "You ignore: " + ", ".join(names) + ". Undo with !iwant unignore @someone."
+
+        return self._run(msg, person, listing)
+
+    @botcmd(admin_only=True)
+    def iwant_plugins(self, msg: Message, args: str) -> str | None:
+        """Installed engine plugins and the active ones (admins): !iwant plugins"""
+        from iwant_engine.__main__ import plugins_report
+
+        person = self.person_of(msg.frm)
+        cfg = os.environ.get("IWANT_PLUGINS_CFG") or str(REPO / "plugins.cfg")
+        return self._run(msg, person, lambda: plugins_report(cfg))
+
+    def _someone(self, args: str) -> Person:
+        """The person named in ``args`` (``@bob``, a Slack ``<@U123>`` mention, an id)."""
+        word = args.strip().split(" ")[0] if args.strip() else ""
+        if word.startswith("<@") and word.endswith(">"):
+            word = word[2:-1].split("|", 1)[0]
+        if not word or len(word) > 100:
+            raise UserError("Say who, like !iwant ignore @bob.")
+        try:
+            identifier = self.build_identifier(word)
+        except Exception:
+            raise UserError(f"I don't know who '{word[:40]}' is; try !iwant ignore @bob.") from None
+        return self.person_of(identifier)
+
+    @botcmd
     def iwant_help(self, msg: Message, args: str) -> str:
         """How to use iwant, with examples: !iwant help"""
         zone = self.engine.settings.default_timezone if self.engine else "UTC"
@@ -134,6 +187,8 @@ class IWant(BotPlugin):
             "list": lambda: self.engine.list_text(person),
             "cancel": lambda: self.engine.cancel(person, tail),
             "tz": lambda: self.engine.set_timezone(person, tail),
+            "ignore": lambda: self.engine.ignore(person, self._someone(tail)),
+            "unignore": lambda: self.engine.unignore(person, self._someone(tail)),
         }
         action = actions.get(command.lower(), lambda: self.engine.submit(person, rest, None))
         return self._run(msg, person, action, prefix=f"[{who}] ")
