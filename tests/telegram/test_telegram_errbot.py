@@ -53,6 +53,11 @@ def test_commands_in_private_and_group_chats(people: BotApiStandin, errbot_facto
     people.user_says(ALICE, "!whoami")
     whoami = people.wait_for_text(ALICE, "fullname")["text"]
     assert "`4242`" in whoami and "`alice`" in whoami and "Alice Liddell" in whoami
+    # Admins are numeric ids (IWANT_BOT_ADMINS=4242 in the harness).
+    people.user_says(BOB, "!shutdown")
+    people.user_says(ALICE, "!shutdown")
+    people.wait_for_text(BOB, "requires bot-admin privileges")
+    people.wait_for_text(ALICE, "--confirm")
     assert bot.stop(signal.SIGTERM) == 0  # SIGTERM is a clean shutdown too
     assert "Disconnect callback" in bot.output()
     assert_token_not_logged(bot)
