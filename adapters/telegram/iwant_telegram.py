@@ -379,8 +379,10 @@ class IWantTelegramBackend(ErrBot):
                 continue
             backoff = self.min_backoff
             for update in updates:
-                if offset is not None and update.update_id < offset:
-                    continue  # already handled: never hand errbot the same update twice
+                if stop.is_set():
+                    break  # the rest stays unconfirmed on Telegram's side for the next run
+                # Telegram has dropped every update below `offset`, so whatever it returns is
+                # new, even a lower id (ids restart at random after a week without updates).
                 try:
                     await self._handle_update(bot, update)
                 except Exception:

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -218,7 +219,20 @@ class OffsetStore:
     def path(self) -> Path:
         return self._path
 
+    #: Telegram keeps an update at most 24 hours, so an offset saved longer ago than this
+    #: protects nothing; and after a week without updates Telegram picks the next update id
+    #: at random, possibly below a stale offset, which would then swallow it.
+    max_age_seconds: float = 25 * 3600
+
     def load(self) -> int | None:
+        """The saved offset, or None when there is none or it is too old to matter."""
+        try:
+            age = time.time() - self._path.stat().st_mtime
+        except OSError:
+            return None
+        if age > self.max_age_seconds:
+            log.info("Ignoring an update offset saved %.0f hours ago", age / 3600)
+            return None
         data = read_json(self._path, {})
         value = data.get("offset") if isinstance(data, dict) else None
         return value if isinstance(value, int) else None

@@ -4,6 +4,8 @@ identifiers, token redaction."""
 from __future__ import annotations
 
 import logging
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -139,6 +141,14 @@ def test_offset_store_round_trip(tmp_path: Path) -> None:
     assert store.load() is None
     store.save(700_005)
     assert OffsetStore(tmp_path / "o.json").load() == 700_005
+
+
+def test_offset_older_than_telegram_keeps_updates_is_ignored(tmp_path: Path) -> None:
+    store = OffsetStore(tmp_path / "o.json")
+    store.save(700_005)
+    day_and_a_half_ago = time.time() - 36 * 3600
+    os.utime(store.path, (day_and_a_half_ago, day_and_a_half_ago))
+    assert store.load() is None
 
 
 def test_corrupt_offset_file_is_ignored(tmp_path: Path) -> None:
