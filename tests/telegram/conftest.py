@@ -3,6 +3,7 @@ process, and real errbot processes on the backend."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from telegram_harness import TOKEN, ErrbotProcess, InProcessBot  # noqa: E402
 from telegram_standin import BotApiStandin  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_for_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    # httpx (under PTB) honours *_PROXY from the environment; the stand-in is local.
+    for name in ("NO_PROXY", "no_proxy"):
+        current = [p for p in os.environ.get(name, "").split(",") if p]
+        monkeypatch.setenv(name, ",".join([*current, "127.0.0.1", "localhost"]))
 
 
 @pytest.fixture

@@ -169,8 +169,10 @@ class ErrbotProcess:
             )
         else:
             self.config = ROOT / "config.py"
+        # Everything talks to 127.0.0.1: a proxy from the environment must not get in between.
+        inherited = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         self.env = {
-            **os.environ,
+            **inherited,
             "IWANT_BACKEND": "IWantTelegram",
             "TELEGRAM_TOKEN": api.token,
             "TELEGRAM_API_URL": api.base_url,
