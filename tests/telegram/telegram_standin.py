@@ -40,7 +40,10 @@ def utf16_len(text: str) -> int:
 
 
 def wait_until(
-    condition: Callable[[], T], timeout: float = 10.0, what: str = "condition", interval=0.05
+    condition: Callable[[], T],
+    timeout: float = 10.0,
+    what: str = "condition",
+    interval: float = 0.05,
 ) -> T:
     """Poll ``condition`` until it returns something truthy, or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -314,7 +317,7 @@ class BotApiStandin:
             query = {
                 "id": str(next(self._query_ids)),
                 "from": self.users[user_id],
-                "message": current,
+                "message": json.loads(json.dumps(current)),  # as it is now
                 "chat_instance": str(abs(current["chat"]["id"])),
                 "data": buttons[0]["callback_data"],
             }
@@ -328,7 +331,7 @@ class BotApiStandin:
             query = {
                 "id": str(next(self._query_ids)),
                 "from": self.users[user_id],
-                "message": current,
+                "message": json.loads(json.dumps(current)),  # as it is now
                 "chat_instance": "1",
                 "data": data,
             }
