@@ -1,0 +1,1 @@
+"""Several engine processes on one PostgreSQL: concurrency, crashes, outages, platforms."""

@@ -1,0 +1,63 @@
+"""Fixtures of the multi-process tests: a clean PostgreSQL database, worker processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from iwant_engine import Engine, FixedClock
+
+from ..support import START, make_engine
+from .harness import CuttableProxy, Fleet
+
+
+def truncate(url: str) -> None:
+    eng = create_engine(url)
+    try:
+        with eng.begin() as conn:
+            tables = [
+                row[0]
+                for row in conn.execute(
+                    text(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                        "AND tablename <> 'alembic_version'"
+                    )
+                )
+            ]
+            if tables:
+                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture
+def mp_url(pg_database: str) -> str:
+    """The session's PostgreSQL database, emptied for this test (skips or fails without it)."""
+    truncate(pg_database)
+    return pg_database
+
+
+@pytest.fixture
+def checker(mp_url: str) -> Iterator[Engine]:
+    """An engine of the test process itself (migrates the schema; used for SQL checks)."""
+    eng = make_engine(mp_url, FixedClock(START))
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def fleet(mp_url: str, tmp_path) -> Iterator[Fleet]:
+    """Worker OS processes; each one still running at teardown is killed."""
+    f = Fleet(tmp_path, mp_url)
+    yield f
+    f.close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[CuttableProxy]:
+    p = CuttableProxy()
+    p.start()
+    yield p
+    p.close()
