@@ -293,7 +293,7 @@ class IWantSlackBackend(ErrBot):
                 self.connect_callback()  # activates plugins: once, not on every reconnect
                 self._plugins_ready.set()
             self.reset_reconnection_count()
-            while not self._stop.is_set() and _alive(client):
+            while not self._stop.is_set() and (_alive(client) or self._recheck(client)):
                 self._stop.wait(0.2)
             if not self._stop.is_set():
                 log.warning("Slack Socket Mode connection dropped")
@@ -301,6 +301,12 @@ class IWantSlackBackend(ErrBot):
         finally:
             self._socket = None
             _close(client)
+
+    def _recheck(self, client: SocketModeClient) -> bool:
+        # slack-sdk swaps sessions when Slack asks for a refresh; do not mistake the
+        # moment of the swap for a drop.
+        self._stop.wait(0.3)
+        return _alive(client)
 
     def _wait(self, event: threading.Event, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -333,12 +339,13 @@ class IWantSlackBackend(ErrBot):
             log.warning("Dropping a %s envelope: plugins never became ready", req.type)
             return
         try:
+            payload = req.payload or {}
             if req.type == "events_api":
-                self._handle_event((req.payload or {}).get("event") or {})
+                self._handle_event(payload.get("event") or {}, req.envelope_id)
             elif req.type == "slash_commands":
-                self._handle_slash(req.payload or {})
+                self._handle_slash(payload, req.envelope_id)
             elif req.type == "interactive":
-                self._handle_interactive(req.payload or {})
+                self._handle_interactive(payload, req.envelope_id)
             else:
                 log.debug("Ignoring Socket Mode envelope of type %s", req.type)
         except Exception:
@@ -357,7 +364,7 @@ class IWantSlackBackend(ErrBot):
         msg.to = frm.room if isinstance(frm, SlackRoomOccupant) else self.bot_identifier
         self.callback_message(msg)
 
-    def _handle_event(self, event: dict[str, Any]) -> None:
+    def _handle_event(self, event: dict[str, Any], envelope_id: str) -> None:
         if event.get("type") not in ("message", "app_mention"):
             return
         user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
@@ -366,7 +373,7 @@ class IWantSlackBackend(ErrBot):
         if not user or not channel or user == self.bot_user_id:
             return
         # A mention arrives twice (message + app_mention) with one ts; handle it once.
-        if not self._seen.first(("message", channel, ts)):
+        if not self._seen.first(("message", channel, ts or envelope_id)):
             return
         text = incoming_text(event.get("text") or "", self.bot_user_id, self.prefix)
         extras = {"slack_event": event, "slack_ts": ts}
@@ -374,14 +381,14 @@ class IWantSlackBackend(ErrBot):
             extras["thread_ts"] = event["thread_ts"]
         self._deliver(text, user, channel, extras)
 
-    def _handle_slash(self, payload: dict[str, Any]) -> None:
-        if not self._seen.first(("slash", payload.get("trigger_id"))):
+    def _handle_slash(self, payload: dict[str, Any], envelope_id: str) -> None:
+        if not self._seen.first(("slash", payload.get("trigger_id") or envelope_id)):
             return
         text = slash_text(payload.get("command", ""), payload.get("text", ""), self.prefix)
         extras = {"slack_command": payload, "slack_response_url": payload.get("response_url")}
         self._deliver(text, payload["user_id"], payload["channel_id"], extras)
 
-    def _handle_interactive(self, payload: dict[str, Any]) -> None:
+    def _handle_interactive(self, payload: dict[str, Any], envelope_id: str) -> None:
         if payload.get("type") != "block_actions":
             return
         user = (payload.get("user") or {}).get("id")
@@ -393,7 +400,7 @@ class IWantSlackBackend(ErrBot):
         for action in payload.get("actions") or []:
             if not is_our_button(action):
                 continue
-            key = ("click", payload.get("trigger_id"), action.get("action_id"))
+            key = ("click", payload.get("trigger_id") or envelope_id, action.get("action_id"))
             if not self._seen.first(key):
                 continue
             label = (action.get("text") or {}).get("text", "")

@@ -113,7 +113,7 @@ def say(
     text: str,
     contains: str = "",
     reply_in: str | None = None,
-    timeout: float = 15,
+    timeout: float = 30,
 ) -> Posted:
     """``user`` writes ``text`` in ``channel``; wait for the bot's next message there (or in
     ``reply_in``) that contains ``contains``."""

@@ -108,6 +108,7 @@ class SlackStandIn:
         self.envelopes: dict[str, dict[str, Any]] = {}  # envelope_id -> envelope (sent or queued)
         self.acks: dict[str, dict[str, Any]] = {}  # envelope_id -> the ack frame
         self.ack_times: dict[str, float] = {}
+        self.ack_counts: dict[str, int] = {}  # a redelivered envelope is acknowledged again
         self.sent_times: dict[str, float] = {}
         self.response_url_posts: list[dict[str, Any]] = []
         self.connections_opened = 0  # WebSocket connections accepted
@@ -302,7 +303,7 @@ class SlackStandIn:
             return [e for e in self.sent_times if e not in self.acks]
 
     def wait_for(
-        self, condition: Callable[[], Any], timeout: float = 15, what: str = "condition"
+        self, condition: Callable[[], Any], timeout: float = 30, what: str = "condition"
     ) -> Any:
         """Poll ``condition`` until it returns something truthy, or fail after ``timeout``."""
         deadline = time.monotonic() + timeout
@@ -318,7 +319,7 @@ class SlackStandIn:
         self,
         channel: str,
         contains: str | Callable[[Posted], bool],
-        timeout: float = 15,
+        timeout: float = 30,
         after: int = 0,
     ) -> Posted:
         """Wait for a bot message in ``channel`` (among those from index ``after`` on)."""
@@ -331,7 +332,11 @@ class SlackStandIn:
 
         return self.wait_for(find, timeout, f"a message in {channel} matching {contains!r}")
 
-    def wait_ack(self, envelope_id: str, timeout: float = 10) -> dict[str, Any]:
+    def wait_all_acked(self, timeout: float = 15) -> None:
+        """Every envelope sent so far gets acknowledged (the last ones may be in flight)."""
+        self.wait_for(lambda: not self.unacked(), timeout, f"acks of {self.unacked()}")
+
+    def wait_ack(self, envelope_id: str, timeout: float = 15) -> dict[str, Any]:
         return self.wait_for(
             lambda: self.acks.get(envelope_id), timeout, f"ack of envelope {envelope_id}"
         )
@@ -574,6 +579,7 @@ class SlackStandIn:
                     envelope_id = ack.get("envelope_id")
                     if envelope_id:
                         with self.lock:
+                            self.ack_counts[envelope_id] = self.ack_counts.get(envelope_id, 0) + 1
                             self.acks.setdefault(envelope_id, ack)
                             self.ack_times.setdefault(envelope_id, time.monotonic())
         if self._ws is ws:

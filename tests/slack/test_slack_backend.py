@@ -132,7 +132,7 @@ def test_the_bots_own_messages_are_never_commands(shared_bot: BotProcess) -> Non
 def test_every_envelope_is_acknowledged(shared_bot: BotProcess) -> None:
     s = shared_bot.standin
     say(s, CAROL, GENERAL, "!echo ack me", "ack me")
-    s.wait_for(lambda: not s.unacked(), 10, "all envelopes acknowledged")
+    s.wait_all_acked()
     assert len(s.acks) >= 2
 
 
@@ -141,12 +141,11 @@ def test_redelivered_envelope_is_acknowledged_but_handled_once(shared_bot: BotPr
     before = len(s.messages_in(A_DM))
     envelope = s.user_message(ALICE, A_DM, "!echo only once")
     s.wait_message(A_DM, "only once", after=before)
-    acks_before = len([e for e in s.acks if e == envelope])
-    s.redeliver(envelope)
-    s.wait_for(lambda: s.envelopes[envelope]["retry_attempt"] == 1, 5, "redelivery")
+    s.wait_ack(envelope)
+    s.redeliver(envelope)  # as Slack does when it thinks the ack was lost
+    s.wait_for(lambda: s.ack_counts.get(envelope) == 2, what="the redelivery acknowledged")
     quiet_for(1.0)
     assert len(s.messages_in(A_DM)) == before + 1
-    assert acks_before == 1
 
 
 # ---------------------------------------------------------------- outgoing: text and buttons
@@ -264,7 +263,7 @@ def test_429_storm_honours_retry_after_and_the_message_gets_through(shared_bot: 
     say(s, ALICE, A_DM, "!echo warm up", "warm up")
     s.rate_limit("chat.postMessage", times=2, retry_after=1, channel=A_DM)
     start = len(s.calls_of("chat.postMessage"))
-    reply = say(s, ALICE, A_DM, "!echo after the storm", "after the storm", timeout=20)
+    reply = say(s, ALICE, A_DM, "!echo after the storm", "after the storm")
     assert reply.channel == A_DM
     attempts = [c for c in s.calls_of("chat.postMessage")[start:] if c.params["channel"] == A_DM]
     assert [c.status for c in attempts][:3] == [429, 429, 200]
@@ -279,18 +278,18 @@ def test_a_429_storm_longer_than_the_retries_raises_transient(shared_bot: BotPro
     seen = len(s.calls_of("chat.postMessage"))
     s.rate_limit("chat.postMessage", times=50, retry_after=1, channel=carol_dm)
     t0 = time.monotonic()
-    reply = say(s, ALICE, A_DM, f"!probe send {CAROL} hi", "send ", timeout=20)
+    reply = say(s, ALICE, A_DM, f"!probe send {CAROL} hi", "send ")
     assert "send failed: transient SlackRateLimited" in reply.text
     calls = s.calls_of("chat.postMessage")[seen:]
     attempts = [c for c in calls if c.params["channel"] == carol_dm]
     assert len(attempts) == 1 + 3  # one try and 3 bounded retries
-    assert time.monotonic() - t0 < 15
+    assert time.monotonic() - t0 < 20
     # A Retry-After beyond our bound is not slept on: transient at once.
     s.rules.clear()
     s.rate_limit("chat.postMessage", times=1, retry_after=3600, channel=carol_dm)
     t0 = time.monotonic()
     reply = say(s, ALICE, A_DM, f"!probe send {CAROL} hi", "send ")
-    assert "transient SlackRateLimited" in reply.text and time.monotonic() - t0 < 5
+    assert "transient SlackRateLimited" in reply.text and time.monotonic() - t0 < 10
 
 
 # ---------------------------------------------------------------- the socket
@@ -307,19 +306,19 @@ def test_dropped_socket_reconnects_and_plugins_stay_active(
     # Said while the socket is down: Slack holds it and delivers after the reconnect.
     before = len(s.messages_in(A_DM))
     s.user_message(ALICE, A_DM, "!echo during")
-    s.wait_connected(connections + 1, timeout=15)
-    s.wait_message(A_DM, "during", after=before, timeout=15)
+    s.wait_connected(connections + 1)
+    s.wait_message(A_DM, "during", after=before)
     say(s, ALICE, A_DM, "!echo after", "after")
     # Plugins were not deactivated and reactivated for a network blip.
     assert "activations=1" in say(s, ALICE, A_DM, "!probe activations", "activations").text
-    assert not s.unacked()
+    s.wait_all_acked()
 
 
 def test_slack_refresh_request_moves_to_a_new_connection(shared_bot: BotProcess) -> None:
     s = shared_bot.standin
     connections = s.connections_opened
     s.send_disconnect("refresh_requested")
-    s.wait_connected(connections + 1, timeout=15)
+    s.wait_connected(connections + 1)
     say(s, BOB, B_DM, "!echo refreshed", "refreshed")
 
 
@@ -329,12 +328,13 @@ def test_reconnect_backs_off_while_slack_refuses(shared_bot: BotProcess) -> None
     s.fail("apps.connections.open", times=2, error="internal_error")
     dropped = time.monotonic()
     s.drop_socket("reset")
-    s.wait_connected(connections + 1, timeout=30)
+    s.wait_connected(connections + 1)
     opens = s.calls_of("apps.connections.open")[seen:]
     assert [c.response["ok"] for c in opens] == [False, False, True]
     # Waits of 1 s, 2 s, 4 s (each plus up to half again of jitter).
     waits = [opens[0].at - dropped] + [b.at - a.at for a, b in zip(opens, opens[1:], strict=False)]
-    assert 0.9 <= waits[0] < 2.5 and 1.9 <= waits[1] < 3.5 and 3.9 <= waits[2] < 6.5, waits
+    # (The upper bounds leave room for a loaded machine.)
+    assert 0.9 <= waits[0] < 5 and 1.9 <= waits[1] < 7 and 3.9 <= waits[2] < 10, waits
     say(s, ALICE, A_DM, "!echo back", "back")
 
 

@@ -43,7 +43,7 @@ def iwant(tmp_path: Path) -> Iterator[BotProcess]:
     process = BotProcess(standin, tmp_path, config=PROJECT_CONFIG, env={"IWANT_TIMEZONE": "UTC"})
     process.start()
     try:
-        standin.wait_connected(1, timeout=30)
+        standin.wait_connected(1)
         yield process
     finally:
         process.stop()
@@ -63,7 +63,7 @@ def local_clocks(moment: datetime, user: str, slack: timedelta = timedelta(minut
 
 
 def next_in(s: SlackStandIn, channel: str, after: int, contains: str = "") -> Posted:
-    return s.wait_message(channel, contains, after=after, timeout=20)
+    return s.wait_message(channel, contains, after=after)
 
 
 def test_worked_example_by_direct_message(iwant: BotProcess) -> None:
@@ -72,7 +72,7 @@ def test_worked_example_by_direct_message(iwant: BotProcess) -> None:
     meets_at = t0 + timedelta(minutes=40)
 
     # Alice waits for coffee in 40 minutes; her reply can cancel it.
-    alice_reply = say(s, ALICE, A_DM, "!iwant coffee in 40 min", "coffee", timeout=30)
+    alice_reply = say(s, ALICE, A_DM, "!iwant coffee in 40 min", "coffee")
     assert meeting_start(alice_reply.text) in local_clocks(meets_at, ALICE)
     (cancel,) = alice_reply.buttons()
     assert cancel["text"]["text"] == "Cancel" and cancel["value"].startswith("iwant cancel #")
@@ -108,7 +108,7 @@ def test_worked_example_by_direct_message(iwant: BotProcess) -> None:
     assert "Alice Novak" in next_in(s, C_DM, c_seen, "Bob Smith").text
     s.wait_for(lambda: bob_reply.history, 10, "Bob's message updated after his click")
     assert bob_reply.buttons() == [] and "<@U0BOB>" in " ".join(bob_reply.context_texts())
-    assert not s.unacked()
+    s.wait_all_acked()
 
 
 def test_worked_example_by_slash_command(iwant: BotProcess) -> None:
@@ -130,13 +130,13 @@ def test_worked_example_by_slash_command(iwant: BotProcess) -> None:
     s.slash_command(CAROL, GENERAL, "coffee for 90 min")
     carol_reply = next_in(s, GENERAL, g_seen, "coffee")
     assert "Alice Novak" not in carol_reply.text and "Bob Smith" not in carol_reply.text
-    assert not s.unacked()
+    s.wait_all_acked()
 
 
 def test_worked_example_in_a_channel_with_a_mention(iwant: BotProcess) -> None:
     s = iwant.standin
     meets_at = datetime.now(UTC) + timedelta(minutes=40)
-    alice_reply = say(s, ALICE, GENERAL, "!iwant coffee in 40 min", "coffee", timeout=30)
+    alice_reply = say(s, ALICE, GENERAL, "!iwant coffee in 40 min", "coffee")
     assert alice_reply.channel == GENERAL
     assert meeting_start(alice_reply.text) in local_clocks(meets_at, ALICE)
 
@@ -166,20 +166,20 @@ def test_worked_example_in_a_channel_with_a_mention(iwant: BotProcess) -> None:
 
 def test_dropped_socket_mid_conversation(iwant: BotProcess) -> None:
     s = iwant.standin
-    say(s, ALICE, A_DM, "!iwant coffee in 40 min", "coffee", timeout=30)
+    say(s, ALICE, A_DM, "!iwant coffee in 40 min", "coffee")
     s.drop_socket("reset")
     # Bob asks while the bot is offline; Slack delivers it after the reconnect.
     a_seen, b_seen = len(s.messages_in(A_DM)), len(s.messages_in(B_DM))
     s.user_message(BOB, B_DM, "!iwant coffee for 2h")
-    s.wait_connected(2, timeout=20)
+    s.wait_connected(2)
     next_in(s, B_DM, b_seen, "Alice Novak")
     next_in(s, A_DM, a_seen, "Bob Smith")
-    assert not s.unacked()
+    s.wait_all_acked()
 
 
 def test_429_storm_delays_but_does_not_lose_a_notification(iwant: BotProcess) -> None:
     s = iwant.standin
-    say(s, ALICE, A_DM, "!iwant coffee in 40 min", "coffee", timeout=30)
+    say(s, ALICE, A_DM, "!iwant coffee in 40 min", "coffee")
     # More 429s than one send retries: the send raises, the plugin's outbox retries later.
     s.rate_limit("chat.postMessage", times=5, retry_after=1, channel=A_DM)
     a_seen = len(s.messages_in(A_DM))
@@ -196,7 +196,7 @@ def test_undeliverable_notification_is_given_up_and_reported_in_the_room(
     iwant: BotProcess,
 ) -> None:
     s = iwant.standin
-    say(s, ALICE, GENERAL, "!iwant coffee in 40 min", "coffee", timeout=30)
+    say(s, ALICE, GENERAL, "!iwant coffee in 40 min", "coffee")
     # Alice's account was deactivated since: Slack archives DMs with her.
     s.fail("chat.postMessage", times=100, error="is_archived", channel=A_DM)
     g_seen = len(s.messages_in(GENERAL))
@@ -214,7 +214,7 @@ def test_group_dm_when_a_group_forms(iwant: BotProcess) -> None:
     if "open_group_dm" not in PLUGIN.read_text():
         pytest.skip("the iwant plugin does not open group DMs yet (backend method exists)")
     s = iwant.standin
-    say(s, ALICE, A_DM, "!iwant coffee in 40 min", "coffee", timeout=30)
+    say(s, ALICE, A_DM, "!iwant coffee in 40 min", "coffee")
     say(s, BOB, B_DM, "!iwant coffee for 2h", "Alice Novak")
     opened = s.wait_for(
         lambda: [c for c in s.calls_of("conversations.open") if "," in c.params["users"]],
