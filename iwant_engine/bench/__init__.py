@@ -1,0 +1,13 @@
+"""``python -m iwant_engine.bench``: how fast iwant matches, how its cost grows, and how it
+compares with the database's own limit (issue 7).
+
+Modules: ``workload`` (the seeded, realistic stream and bulk rows of waiting requests),
+``databases`` (fresh databases, their settings, the baseline table, bulk loading),
+``measure`` (engine vs baseline, growth, sweep, memory), ``processes`` (several engine
+processes on PostgreSQL), ``e2e`` (errbot's Test backend), ``report`` (table, targets, JSON),
+``cli`` (options and order), ``plot`` (the PNG in docs/benchmarks.md; needs matplotlib).
+"""
+
+from .cli import main
+
+__all__ = ["main"]

@@ -1,0 +1,245 @@
+"""The readable table, the targets of issue 7, and the one-line JSON result."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+TARGETS = {
+    "engine_baseline_ratio": (">=", 0.5, "engine / baseline throughput"),
+    "growth_p99_ratio": ("<=", 1.5, "p99 at largest / p99 at 1,000 waiting"),
+    "plugin_overhead": ("<=", 2.0, "(median !iwant - median engine) / median !echo"),
+    "spread_2_over_1": (">=", 1.5, "2 processes / 1 process, spread pools (PostgreSQL)"),
+}
+
+
+def _met(op: str, value: float | None, bound: float) -> bool | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value >= bound if op == ">=" else value <= bound
+
+
+def targets(result: dict[str, Any]) -> dict[str, Any]:
+    """Each target of issue 7 per database: value, bound, met (None when not measured)."""
+    out: dict[str, Any] = {}
+    for kind, db in result["databases"].items():
+        if db.get("skipped"):
+            continue
+        values = {
+            "engine_baseline_ratio": db.get("throughput", {}).get("ratio"),
+            "growth_p99_ratio": db.get("growth", {}).get("p99_ratio"),
+            "plugin_overhead": db.get("e2e", {}).get("plugin_overhead"),
+        }
+        if kind == "postgresql":
+            values["spread_2_over_1"] = db.get("processes", {}).get("spread_2_over_1")
+        for name, value in values.items():
+            op, bound, meaning = TARGETS[name]
+            entry = {
+                "value": value,
+                "target": f"{op} {bound}",
+                "met": _met(op, value, bound),
+                "meaning": meaning,
+            }
+            if name == "growth_p99_ratio" and "growth" in db:
+                largest = db["growth"]["largest"]
+                entry["at_waiting"] = largest
+                if largest < 100_000:
+                    entry["note"] = f"measured up to {largest:,} waiting, not 100,000"
+            out[f"{kind}.{name}"] = entry
+    return out
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+def _settings_line(kind: str, db: dict[str, Any]) -> str:
+    s = db.get("throughput", {}).get("settings", {})
+    eng = s.get("engine") or db.get("settings") or {}
+    same = s.get("identical")
+    tail = (
+        "engine and baseline: identical"
+        if same
+        else ("engine and baseline DIFFER" if same is False else "")
+    )
+    if kind == "sqlite":
+        return (
+            f"  sqlite      file {db.get('label', '?')}\n"
+            f"              journal_mode={eng.get('journal_mode')} "
+            f"synchronous={eng.get('synchronous')} busy_timeout={eng.get('busy_timeout_ms')} ms "
+            f"(SQLite {eng.get('sqlite_version')}); {tail}"
+        )
+    return (
+        f"  postgresql  database {db.get('label', '?')} (PostgreSQL "
+        f"{eng.get('server_version')}), WAL always on\n"
+        f"              synchronous_commit={eng.get('synchronous_commit')} "
+        f"fsync={eng.get('fsync')} "
+        f"wal_sync_method={eng.get('wal_sync_method')} "
+        f"full_page_writes={eng.get('full_page_writes')} "
+        f"shared_buffers={eng.get('shared_buffers')}; {tail}"
+    )
+
+
+def table(result: dict[str, Any]) -> str:
+    """The human-readable report: settings, one column per database, targets."""
+    dbs = {k: v for k, v in result["databases"].items() if not v.get("skipped")}
+    kinds = list(dbs)
+    lines = [
+        f"iwant benchmark ({'quick' if result['quick'] else 'full'} run, seed {result['seed']}, "
+        f"{result['machine']['cpus']} CPUs, load average {result['machine']['load_before']} "
+        f"before / {result['machine']['load_after']} after, {result['elapsed_s']:.0f} s)",
+        "",
+        "Database settings:",
+    ]
+    lines += [_settings_line(k, v) for k, v in dbs.items()]
+    for kind, db in result["databases"].items():
+        if db.get("skipped"):
+            lines.append(f"  {kind:<11} skipped: {db['skipped']}")
+    rows: list[tuple[str, list[str]]] = []
+
+    def row(label: str, getter: Any, digits: int = 1) -> None:
+        cells = []
+        for k in kinds:
+            try:
+                value = getter(dbs[k])
+            except (KeyError, TypeError, IndexError):
+                value = None
+            cells.append(value if isinstance(value, str) else _num(value, digits))
+        rows.append((label, cells))
+
+    def section(title: str) -> None:
+        rows.append((title, [""] * len(kinds)))
+
+    section("1 engine, one process (Engine.submit)")
+    row("  submissions", lambda d: d["throughput"]["engine"]["n"])
+    row("  submissions/s", lambda d: d["throughput"]["engine"]["per_second"])
+    row(
+        "  p50 / p99 ms",
+        lambda d: "{:.2f} / {:.2f}".format(
+            d["throughput"]["engine"]["p50_ms"], d["throughput"]["engine"]["p99_ms"]
+        ),
+    )
+    row(
+        "  SQL statements per submission",
+        lambda d: d["throughput"]["engine"]["statements_per_submission"],
+    )
+    row(
+        "  formed / joined / waiting / refused",
+        lambda d: "{formed} / {joined} / {waiting} / {r}".format(
+            r=d["throughput"]["engine"]["outcomes"].get("refused", 0),
+            **{
+                k: d["throughput"]["engine"]["outcomes"].get(k, 0)
+                for k in ("formed", "joined", "waiting")
+            },
+        ),
+    )
+    row(
+        "  cancellations (list + cancel) p50 ms",
+        lambda d: d["throughput"]["engine"]["cancel"]["p50_ms"],
+        2,
+    )
+    section("2 baseline: one INSERT + COMMIT per request")
+    row("  inserts/s", lambda d: d["throughput"]["baseline"]["per_second"])
+    row(
+        "  p50 / p99 ms",
+        lambda d: "{:.2f} / {:.2f}".format(
+            d["throughput"]["baseline"]["p50_ms"], d["throughput"]["baseline"]["p99_ms"]
+        ),
+    )
+    row(
+        "  client CPU ms per insert (mean)", lambda d: d["throughput"]["baseline"]["cpu_mean_ms"], 2
+    )
+    row("  engine / baseline (target >= 0.5)", lambda d: d["throughput"]["ratio"], 3)
+    section("3 growth: latency with requests waiting")
+    sizes = sorted(
+        {s["waiting"] for d in dbs.values() for s in d.get("growth", {}).get("sizes", [])}
+    )
+    for size in sizes:
+        row(
+            f"  {size:>7,} waiting: p50 / p99 ms",
+            lambda d, size=size: next(
+                "{:.2f} / {:.2f}".format(s["p50_ms"], s["p99_ms"])
+                for s in d["growth"]["sizes"]
+                if s["waiting"] == size
+            ),
+        )
+    row("  p99 largest / p99 smallest (target <= 1.5)", lambda d: d["growth"]["p99_ratio"], 3)
+    if "postgresql" in dbs and "processes" in dbs["postgresql"]:
+        section("4 processes (submissions/s, all processes)")
+        procs = dbs["postgresql"]["processes"]
+        for shape in ("spread", "hot"):
+            for n in procs.get(shape, {}):
+                row(
+                    f"  {shape} pools, {n} process(es)",
+                    lambda d, shape=shape, n=n: "{:,.1f} (x{:.2f})".format(
+                        d["processes"][shape][n]["per_second"], d["processes"][shape][n]["speedup"]
+                    ),
+                )
+        row(
+            "  2 / 1 processes, spread (target >= 1.5)",
+            lambda d: d["processes"]["spread_2_over_1"],
+            3,
+        )
+    section("5 sweep")
+    row(
+        "  expire due requests: n / s",
+        lambda d: "{:,} / {:.2f}".format(d["sweep"]["expired"], d["sweep"]["expire_s"]),
+    )
+    row(
+        "  deliver outbox rows: n / s",
+        lambda d: "{:,} / {:.2f}".format(d["sweep"]["delivered"], d["sweep"]["deliver_s"]),
+    )
+    section("6 errbot Test backend, medians in ms")
+    row(
+        "  !iwant / engine / !echo",
+        lambda d: "{:.2f} / {:.2f} / {:.2f}".format(
+            d["e2e"]["iwant_median_ms"], d["e2e"]["engine_median_ms"], d["e2e"]["echo_median_ms"]
+        ),
+    )
+    row("  plugin overhead (target <= 2)", lambda d: d["e2e"]["plugin_overhead"], 3)
+
+    width = max(len(label) for label, _ in rows) + 2
+    col = max([16] + [len(c) + 2 for _, cells in rows for c in cells])
+    lines += ["", "".ljust(width) + "".join(k.rjust(col) for k in kinds)]
+    for label, cells in rows:
+        lines.append(label.ljust(width) + "".join(c.rjust(col) for c in cells))
+    mem = result["memory"]
+    lines += [
+        "",
+        f"7 peak memory: {mem['peak_rss_mb']:.0f} MB this process"
+        + (
+            f", {mem['children_peak_rss_mb']:.0f} MB largest worker process"
+            if mem.get("children_peak_rss_mb")
+            else ""
+        ),
+        "",
+        "Targets of issue 7:",
+    ]
+    for name, t in result["targets"].items():
+        state = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
+        value = _num(t["value"], 3)
+        note = f" ({t['note']})" if t.get("note") else ""
+        lines.append(f"  {name:<36} {value:>9} {t['target']:<7} {state}{note}")
+    return "\n".join(lines)
+
+
+def json_line(result: dict[str, Any]) -> str:
+    """The whole result as one line of JSON (NaN becomes null)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        if isinstance(value, dict):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(result), separators=(",", ":"), sort_keys=False)

@@ -1,0 +1,99 @@
+"""Smoke test of the benchmark (issue 7): ``--quick`` runs and ends with its JSON line.
+
+This checks that the benchmark works and reports every figure, not how fast anything is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..conftest import PG_URL, postgres_available
+
+REPO = Path(__file__).resolve().parents[2]
+
+STAGE_KEYS = {
+    "throughput": {"engine", "baseline", "ratio", "settings"},
+    "growth": {"sizes", "p99_ratio", "largest", "smallest"},
+    "sweep": {"due", "expired", "expire_s", "delivered", "deliver_s"},
+    "e2e": {"iwant_median_ms", "echo_median_ms", "engine_median_ms", "plugin_overhead"},
+}
+
+
+def run_quick(db: str) -> tuple[dict, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IWANT_")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "iwant_engine.bench",
+            "--quick",
+            "--db",
+            db,
+            "--postgres-url",
+            PG_URL,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert lines, proc.stderr[-4000:]
+    return json.loads(lines[-1]), proc.stdout
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_quick_run_prints_every_figure(db: str) -> None:
+    if db == "postgresql":
+        problem = postgres_available()
+        if problem:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"PostgreSQL is required in CI and not reachable: {problem}")
+            pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {problem}")
+    result, stdout = run_quick(db)
+
+    assert {
+        "benchmark",
+        "quick",
+        "seed",
+        "options",
+        "machine",
+        "databases",
+        "memory",
+        "targets",
+        "errors",
+        "elapsed_s",
+    } <= result.keys()
+    assert result["quick"] is True and result["errors"] == []
+    assert list(result["databases"]) == [db]
+    figures = result["databases"][db]
+    for stage, keys in STAGE_KEYS.items():
+        assert keys <= figures[stage].keys(), (stage, figures[stage])
+    assert figures["throughput"]["settings"]["identical"] is True
+    assert figures["throughput"]["engine"]["outcomes"].get("refused", 0) == 0
+    assert [s["waiting"] for s in figures["growth"]["sizes"]] == [1000, 10000]
+    sweep = figures["sweep"]
+    assert sweep["expired"] == sweep["due"] == sweep["delivered"]
+    assert figures["e2e"]["outcome_mismatches"] == 0
+    assert result["memory"]["peak_rss_mb"] > 0
+    expected_targets = {"engine_baseline_ratio", "growth_p99_ratio", "plugin_overhead"}
+    if db == "postgresql":
+        processes = figures["processes"]
+        assert {"1", "2", "4"} <= processes["spread"].keys()
+        assert {"1", "2", "4"} <= processes["hot"].keys()
+        assert processes["spread_2_over_1"] > 0
+        expected_targets.add("spread_2_over_1")
+    assert {f"{db}.{name}" for name in expected_targets} <= result["targets"].keys()
+    # The table states the database settings the engine and its baseline ran with.
+    if db == "sqlite":
+        assert "journal_mode=wal synchronous=FULL" in stdout
+    else:
+        assert "synchronous_commit=" in stdout
