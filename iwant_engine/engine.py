@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from . import messages as msg
 from . import settings as settings_mod
 from .clock import Clock, SystemClock
-from .errors import UserError
+from .errors import StrategyError, UserError
 from .grammar import parse_wish
+from .invariants import refusal
 from .model import Candidate, Decision, MatchContext, OpenGroup, Status, Wish
 from .plugins import make_plugin_manager, named
 from .settings import Settings, SettingsError
@@ -52,9 +53,16 @@ class Engine:
     """One engine instance: settings, a plugin manager of its own, a storage and a clock."""
 
     def __init__(
-        self, settings: Settings, clock: Clock | None = None, plugins: tuple[object, ...] = ()
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        plugins: tuple[object, ...] = (),
+        strict: bool = False,
     ) -> None:
+        """``strict`` (for the strategy kit): a strategy decision that breaks an invariant, or
+        that differs when asked twice, raises ``StrategyError`` instead of being logged."""
         self.settings = settings
+        self.strict = strict
         self.clock = clock or SystemClock()
         self.pm = make_plugin_manager(plugins)
         storages = named(self.pm, "iwant_storages")
@@ -219,7 +227,14 @@ class Engine:
         ctx = replace(
             ctx, length=wish.length, settings=self.settings.strategy_settings.get(name, {})
         )
-        return self.strategies[name](wish, candidates, groups, ctx)
+        decision = self.strategies[name](wish, candidates, groups, ctx)
+        if self.strict:
+            problem = refusal(decision, wish, candidates, groups, ctx)
+            if problem is None and self.strategies[name](wish, candidates, groups, ctx) != decision:
+                problem = "the same inputs gave a different decision the second time"
+            if problem:
+                raise StrategyError(f"strategy {name!r}: {problem}: {decision!r}")
+        return decision
 
     # -- ignore lists ------------------------------------------------------------------------
 

@@ -12,3 +12,7 @@ class Unavailable(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class StrategyError(AssertionError):
+    """A strategy's decision broke an invariant (raised only by a strict engine, the kit's)."""

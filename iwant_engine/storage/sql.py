@@ -596,7 +596,8 @@ class SQLStorage:
             group.size, group.updated_at = len(rest), now
             group.max_size = min((m.max_size for m in rest), default=group.max_size)
             start, end = group.start, group.end
-            if len(rest) >= 2:
+            need = max([2, *(m.min_size for m in rest)])
+            if len(rest) >= need:
                 for m in rest:
                     r = people[m.person]
                     self._outbox(
@@ -615,55 +616,59 @@ class SQLStorage:
                         now,
                     )
             else:
-                (last,) = rest
-                r = people[last.person]
-                group.start = group.end = None
-                if last.deadline <= now:
-                    group.status, group.due_at = Status.EXPIRED, None
-                    last.status = Status.EXPIRED
-                    self._outbox(
-                        session,
-                        last.person,
-                        msg.nobody_left(group.activity, start, end, me.name, r.zone),
-                        [],
-                        last.origin,
-                        now,
-                    )
-                else:
-                    group.status, group.due_at = Status.PENDING, last.deadline
-                    last.status = Status.PENDING
-                    session.flush()
-                    rematch = self._match(session, last, _wish(last), strategy, ctx)
-                    if rematch is None:
-                        self._outbox(
-                            session,
-                            last.person,
-                            msg.alone_again(
-                                group.activity,
-                                start,
-                                end,
-                                me.name,
-                                last.deadline,
-                                r.zone,
-                            ),
-                            msg.cancel_button(last.id),
-                            last.origin,
-                            now,
-                        )
-                    else:
-                        self._outbox(
-                            session,
-                            last.person,
-                            f"{me.name} dropped out. " + rematch.body,
-                            rematch.buttons,
-                            last.origin,
-                            now,
-                        )
+                self._dissolve(session, group, rest, me.name, strategy, ctx)
             return msg.Note(
                 person,
                 f"Cancelled: you left {group.activity} at "
                 f"{msg.slot(start, end, me.zone)}; the others have been told.",
             )
+
+    def _dissolve(
+        self,
+        session: Session,
+        group: Result,
+        rest: Sequence[Request],
+        leaver: str,
+        strategy: Strategy,
+        ctx: MatchContext,
+    ) -> None:
+        """Too few are left for the group: each member waits on their own again (or has
+        ended, if their deadline passed) and is matched afresh where possible."""
+        now = ctx.now
+        assert group.start is not None and group.end is not None
+        start, end, activity = group.start, group.end, group.activity
+        people = self._recipients(session, [m.person for m in rest])
+        waiting = []
+        for i, member in enumerate(rest):
+            result = group if i == 0 else Result(pool=member.pool, activity=activity)
+            result.start = result.end = None
+            result.size, result.max_size, result.updated_at = 1, member.max_size, now
+            if member.deadline <= now:
+                result.status, result.due_at = Status.EXPIRED, None
+            else:
+                result.status, result.due_at = Status.PENDING, member.deadline
+                waiting.append(member)
+            if i:
+                session.add(result)
+                session.flush()
+            member.result_id, member.status = result.id, result.status
+        session.flush()
+        for member in rest:
+            zone = people[member.person].zone
+            if member.status == Status.EXPIRED:
+                body = msg.nobody_left(activity, start, end, leaver, zone)
+                self._outbox(session, member.person, body, [], member.origin, now)
+                continue
+            session.refresh(member)
+            if member.status != Status.PENDING:
+                continue  # already matched afresh by an earlier member's rematch
+            rematch = self._match(session, member, _wish(member), strategy, ctx)
+            if rematch is None:
+                body = msg.alone_again(activity, start, end, leaver, member.deadline, zone)
+                buttons = msg.cancel_button(member.id)
+            else:
+                body, buttons = f"{leaver} dropped out. " + rematch.body, rematch.buttons
+            self._outbox(session, member.person, body, buttons, member.origin, now)
 
     # -- sweeping: expiry and done-marking ---------------------------------------------------
 
