@@ -63,28 +63,27 @@ def test_commands_in_private_and_group_chats(people: BotApiStandin, errbot_facto
     assert_token_not_logged(bot)
 
 
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["stop", "crash"])
-def test_restart_neither_repeats_nor_loses_updates(
-    people: BotApiStandin, errbot_factory, how: signal.Signals
-) -> None:
+def test_restart_neither_repeats_nor_loses_updates(people: BotApiStandin, errbot_factory) -> None:
     bot = errbot_factory().start()
     people.user_says(ALICE, "!echo one")
     people.wait_for_text(ALICE, "one")
-    bot.stop(how)  # SIGKILL: a crash, nothing is flushed at exit
+    bot.stop(signal.SIGINT)  # a clean stop
 
     people.user_says(ALICE, "!echo two")  # while the bot is down
     people.user_says(BOB, "!echo three")
     bot.start()
     people.wait_for_text(ALICE, "two")
     people.wait_for_text(BOB, "three")
+    bot.stop(signal.SIGKILL)  # a crash: nothing is flushed at exit
+
     people.user_says(ALICE, "!echo four")
+    bot.start()
     people.wait_for_text(ALICE, "four")
+    people.user_says(ALICE, "!echo five")
+    people.wait_for_text(ALICE, "five")
     time.sleep(0.5)  # a repeat would come right after the restart; give it a moment
-    assert people.texts(ALICE) == ["one", "two", "four"]
+    assert people.texts(ALICE) == ["one", "two", "four", "five"]
     assert people.texts(BOB) == ["three"]
-    assert not people.pending or all(
-        u["update_id"] >= people.confirmed_below for u in people.pending
-    )
     assert_token_not_logged(bot)
 
 
