@@ -91,7 +91,20 @@ def deliver_all(engine: Engine, platform: str, send, limit: int) -> tuple[int, s
 
 def run_load(job: dict, engine: Engine, out: Lines, sent: Lines) -> dict:
     label = job["label"]
-    send = make_sender(sent, label)
+    recorded = make_sender(sent, label)
+    # ``hang_after``: from that command on, the second send of a delivery round hangs (as if
+    # the platform's API never answered) after writing ``hang_marker``: the process then holds
+    # the lease of the rows it claimed, and the test kills it there.
+    hang_after = job.get("hang_after")
+    state = {"i": 0, "round_sends": 0}
+
+    def send(item) -> None:  # noqa: ANN001
+        if hang_after is not None and state["i"] >= hang_after and state["round_sends"] == 1:
+            Path(job["hang_marker"]).write_text(str(item.id))
+            time.sleep(120)
+        recorded(item)
+        state["round_sends"] += 1
+
     every = int(job.get("deliver_every", 1))  # 0: never; 1: after each command, as the plugin
     platform = job.get("platform", "text")
     pause = float(job.get("unavailable_pause", 0))
@@ -124,6 +137,7 @@ def run_load(job: dict, engine: Engine, out: Lines, sent: Lines) -> dict:
         if record["kind"] == "unavailable" and pause:
             time.sleep(pause)  # a person waits a moment before the next try
         if every and (i + 1) % every == 0 or every and i + 1 == len(job["commands"]):
+            state.update(i=i, round_sends=0)
             t1 = time.time()
             try:
                 n, problem = deliver_all(engine, platform, send, int(job.get("limit", 50)))
