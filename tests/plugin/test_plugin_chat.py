@@ -185,3 +185,44 @@ def test_times_in_each_recipients_zone(chat):
         reply, notes = chat.say("bob", "!iwant lunch 10:30-13:00")
         assert reply == "Matched! You meet alice for lunch at 11:00–11:45 (Tue 1 Dec)."
         assert notes == {"alice": "bob joins you for lunch at 12:00–12:45 (Tue 1 Dec)."}
+
+
+def test_ignore_commands_keep_people_apart_privately(chat):
+    with time_machine.travel(at(9, 0), tick=False):
+        reply, notes = chat.say("alice", "!iwant ignore bob")
+        assert reply == "You won't be grouped with bob from now on; they are not told."
+        assert notes == {}
+        assert chat.say("alice", "!iwant ignored")[0].startswith("You ignore: bob.")
+        chat.say("alice", "!iwant coffee 10:00")
+        reply, notes = chat.say("bob", "!iwant coffee 10:00")
+        assert reply.startswith("Waiting") and notes == {}
+        reply, _ = chat.say("alice", "!iwant unignore bob")
+        assert reply == "You can be grouped with bob again."
+        reply, notes = chat.say("carol", "!iwant coffee 10:00")
+        assert reply.startswith("Matched!")
+        assert chat.say("alice", "!iwant ignore")[0] == "Say who, like !iwant ignore @bob."
+
+
+def test_plugins_command_for_admins_and_switching_strategy_on_a_running_bot(
+    chat, tmp_path, monkeypatch
+):
+    admin = chat.bot.bot_config.BOT_ADMINS[0]
+    reply, _ = chat.say("mallory", "!iwant plugins")
+    assert "overlap" not in reply
+    reply, _ = chat.say(admin, "!iwant plugins")
+    assert "overlap from iwant_engine.strategies.overlap  (active)" in reply
+    assert "quorum from iwant_engine.strategies.quorum\n" in reply + "\n"
+
+    cfg = tmp_path / "plugins.cfg"
+    cfg.write_text("[engine]\nstrategy = quorum\n[activities]\nlunch = 45, 8\n")
+    monkeypatch.setenv("IWANT_PLUGINS_CFG", str(cfg))
+    chat.say(admin, "!plugin reload IWant")
+    reply, _ = chat.say(admin, "!iwant plugins")
+    assert "quorum from iwant_engine.strategies.quorum  (active)" in reply
+    with time_machine.travel(at(9, 0), tick=False):
+        chat.say("alice", "!iwant lunch 12:00")
+        reply, _ = chat.say("bob", "!iwant lunch 12:00")
+        assert reply.startswith("Waiting"), "quorum waits for a third person"
+        reply, notes = chat.say("carol", "!iwant lunch 12:00")
+        assert reply.startswith("Matched! You meet alice and bob")
+        assert set(notes) == {"alice", "bob"}
