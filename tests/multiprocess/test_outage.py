@@ -89,7 +89,7 @@ def test_outage_under_load_answers_clearly_and_recovers_without_restart(
         restored_at = time.time()
         note, err, back_s = timed(lambda: probe.submit(bea, "coffee 10:00-11:00", "r1"))
         assert err is None, repr(err)
-        assert note.body.startswith(("Matched!", "Waiting")), note.body
+        assert note.body.startswith(("Matched!", "You join", "Waiting")), note.body
         fleet.wait(workers, timeout=300)
     finally:
         probe.close()

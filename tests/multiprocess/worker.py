@@ -128,7 +128,7 @@ def run_load(job: dict, engine: Engine, out: Lines, sent: Lines) -> dict:
             record.update(
                 kind="accepted",
                 request_id=request_id(note.buttons),
-                matched=note.body.startswith("Matched"),
+                matched=note.body.startswith(("Matched!", "You join")),
             )
         record.update(t0=t0, dt=time.time() - t0)
         slowest = max(slowest, time.time() - t0)
