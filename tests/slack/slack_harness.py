@@ -20,7 +20,7 @@ ERRBOT = str(Path(sys.executable).with_name("errbot"))
 PROBE_CONFIG = HERE / "errbot_config.py"  # config.py + the test-only SlackProbe plugin
 PROJECT_CONFIG = ROOT / "config.py"  # the real thing: the iwant plugin
 
-ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
+ALICE, BOB, CAROL, ADMIN = "U0ALICE", "U0BOB", "U0CAROL", "U0ADMIN"
 GENERAL, RANDOM = "C0GENERAL", "C0RANDOM"
 
 
@@ -30,6 +30,7 @@ def make_workspace() -> SlackStandIn:
     standin.add_user(BOB, "bob", "Bob Smith", "bob", tz="America/New_York")
     standin.add_user(CAROL, "carol", "Carol Tanaka", "", tz="Asia/Tokyo")
     standin.add_user("U0GONE", "gone", "Gone Person", deleted=True)
+    standin.add_user(ADMIN, "admin", "Ada Admin", tz=None)
     standin.add_channel(GENERAL, "general", [ALICE, BOB, CAROL])
     standin.add_channel(RANDOM, "random", [ALICE, BOB], bot_member=False)
     return standin
@@ -62,7 +63,7 @@ class BotProcess:
             "IWANT_DATA_DIR": str(self.data_dir),
             "IWANT_DATABASE_URL": f"sqlite:///{workdir / 'iwant.db'}",
             "IWANT_POLL_SECONDS": "1",
-            "IWANT_BOT_ADMINS": "U0ADMIN",
+            "IWANT_BOT_ADMINS": ADMIN,
             "IWANT_LOG_LEVEL": "DEBUG",
             **(env or {}),
         }

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from slack_harness import (
+    ADMIN,
     ALICE,
     BOB,
     CAROL,
@@ -58,6 +59,14 @@ def test_person_identity_and_profile_time_zone_in_a_dm(shared_bot: BotProcess) -
     assert "tz=America/New_York" in reply.text and "fullname=Bob Smith" in reply.text
     assert "nick=bob" in reply.text and "room=None" in reply.text
     assert "roundtrip=True" in reply.text and "is_direct=True" in reply.text
+
+
+def test_admins_are_slack_user_ids(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    refused = say(s, ALICE, A_DM, "!log tail 1", "")
+    assert "requires bot-admin" in refused.text
+    allowed = say(s, ADMIN, SlackStandIn.dm_of(ADMIN), "!log tail 1", "")
+    assert "requires bot-admin" not in allowed.text
 
 
 def test_users_info_is_cached(shared_bot: BotProcess) -> None:
