@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from . import settings as settings_mod
 from .plugins import describe, make_plugin_manager, named
@@ -27,10 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m iwant_engine")
     sub = parser.add_subparsers(dest="command", required=True)
     plugins = sub.add_parser("plugins", help="list installed plugins and the active ones")
-    plugins.add_argument("--config", help="path of plugins.cfg (default: IWANT_PLUGINS_CFG)")
+    plugins.add_argument(
+        "--config", help="path of plugins.cfg (default: IWANT_PLUGINS_CFG, else ./plugins.cfg)"
+    )
     args = parser.parse_args(argv)
+    config = args.config or os.environ.get("IWANT_PLUGINS_CFG")
+    if config is None and Path("plugins.cfg").is_file():
+        config = "plugins.cfg"
     try:
-        print(plugins_report(args.config))
+        print(plugins_report(config))
     except (settings_mod.SettingsError, RuntimeError) as err:
         print(f"iwant: {err}", file=sys.stderr)
         return 2
