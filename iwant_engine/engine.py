@@ -21,6 +21,7 @@ from .grammar import parse_wish
 from .invariants import refusal
 from .model import Candidate, Decision, MatchContext, OpenGroup, Status, Wish
 from .plugins import make_plugin_manager, named
+from .redact import redact
 from .settings import Settings, SettingsError
 from .storage.sql import OpenRequest, OutboxItem
 from .timephrases import warm_up
@@ -285,7 +286,7 @@ class Engine:
                     type(err).__name__,
                 )
                 if self.storage.fail(
-                    item.id, self.clock.now(), f"{type(err).__name__}: {err}", permanent
+                    item.id, self.clock.now(), redact(f"{type(err).__name__}: {err}"), permanent
                 ):
                     given_up.append(item)
                 else:

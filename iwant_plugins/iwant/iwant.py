@@ -14,7 +14,7 @@ from pathlib import Path
 from errbot import BotPlugin, Message, botcmd
 from errbot.backends.base import RoomOccupant
 
-from iwant_engine import Engine, Note, Person, SettingsError, Unavailable, UserError
+from iwant_engine import Engine, Note, Person, SettingsError, Unavailable, UserError, redact
 from iwant_engine.storage.sql import OutboxItem
 
 log = logging.getLogger("errbot.plugins.iwant")
@@ -46,6 +46,7 @@ class IWant(BotPlugin):
     engine: Engine | None = None
 
     def activate(self) -> None:
+        redact.install()
         cfg = os.environ.get("IWANT_PLUGINS_CFG") or REPO / "plugins.cfg"
         try:
             self.engine = Engine.from_environment(cfg, data_dir=self.bot_config.BOT_DATA_DIR)

@@ -173,3 +173,32 @@ def test_many_waiting_form_one_group_up_to_the_max(engine, clock):
     sizes = sorted(len(r.others) + 1 for p in people[:6] for r in engine.open_requests(p))
     assert max(sizes) <= 4
     assert sum(1 for s in sizes if s == 1) <= 1
+
+
+def test_secrets_never_reach_a_log_line_or_a_stored_error(engine, clock, caplog, monkeypatch):
+    import logging
+
+    from iwant_engine.redact import RedactingFilter, redact
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1234-secret-value")
+    telegram = "123456789:AAH" + "x" * 32
+    line = f"connect postgresql+psycopg://bot:hunter2@db/iwant with {telegram}"
+    assert redact(line) == "connect postgresql+psycopg://[secret]@db/iwant with [secret]"
+    record = logging.LogRecord(
+        "x", logging.ERROR, "f", 1, "token %s", ("xoxb-1234-secret-value",), None
+    )
+    RedactingFilter().filter(record)
+    assert record.getMessage() == "token [secret]"
+
+    engine.submit(ALICE, "coffee 10:00")
+    engine.submit(BOB, "coffee for 2h")
+
+    def leaky(item):
+        raise RuntimeError("401 for token xoxb-1234-secret-value")
+
+    engine.deliver("text", leaky)
+    from sqlalchemy import text
+
+    with engine.storage.engine.connect() as conn:
+        (error,) = conn.execute(text("SELECT error FROM outbox")).scalars()
+    assert "secret-value" not in error and "[secret]" in error
