@@ -16,7 +16,7 @@ def _env(name: str, default: str = "") -> str:
 
 
 BACKEND = _env("IWANT_BACKEND", "Text")
-BOT_EXTRA_BACKEND_DIR = str(HERE / "adapters")
+BOT_EXTRA_BACKEND_DIR = _env("IWANT_BACKEND_DIR", str(HERE / "adapters"))
 BOT_EXTRA_PLUGIN_DIR = str(HERE / "iwant_plugins")
 
 BOT_DATA_DIR = _env("IWANT_DATA_DIR", str(HERE / "data"))

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from iwant_engine import Engine, FixedClock
 
-from .support import START, make_engine
+from .support import START, make_engine, truncate_postgres
 
 PG_URL = os.environ.get(
     "IWANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -56,23 +56,6 @@ def pg_database() -> Iterator[str]:
     admin.dispose()
 
 
-def _truncate(url: str) -> None:
-    eng = create_engine(url)
-    with eng.begin() as conn:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                    "AND tablename <> 'alembic_version'"
-                )
-            )
-        ]
-        if tables:
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    eng.dispose()
-
-
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(START)
@@ -83,7 +66,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'iwant.db'}"
     url = request.getfixturevalue("pg_database")
-    _truncate(url)
+    truncate_postgres(url)
     return url
 
 

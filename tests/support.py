@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
+from sqlalchemy import create_engine, text
+
 from iwant_engine import Engine, FixedClock, Person, settings
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # a Tuesday
@@ -28,3 +30,21 @@ def drain(engine: Engine, platform: str = "text") -> list[tuple[str, str]]:
     sent: list[tuple[str, str]] = []
     engine.deliver(platform, lambda item: sent.append((item.recipient, item.body)))
     return sent
+
+
+def truncate_postgres(url: str) -> None:
+    """Empty every iwant table of the PostgreSQL database at ``url``."""
+    eng = create_engine(url)
+    with eng.begin() as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            )
+        ]
+        if tables:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    eng.dispose()
