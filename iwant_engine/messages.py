@@ -134,3 +134,8 @@ def expired(
             "happening. Maybe next time!"
         )
     return f"Nobody joined you for {activity} {when}. Maybe next time!"
+
+
+def group_hello(activity: str, names: Sequence[str]) -> str:
+    """For a group conversation: no times, since its members may live in different zones."""
+    return f"Your {activity} group: {_names(names)}. Say hi and agree where to meet!"

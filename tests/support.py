@@ -25,10 +25,22 @@ def make_engine(url: str, clock: FixedClock, **overrides: object) -> Engine:
     return Engine(dataclasses.replace(base, database_url=url, **overrides), clock)
 
 
-def drain(engine: Engine, platform: str = "text") -> list[tuple[str, str]]:
-    """Deliver everything due; (recipient, body) pairs in order."""
+def drain(
+    engine: Engine, platform: str = "text", groups: list | None = None
+) -> list[tuple[str, str]]:
+    """Deliver everything due; (recipient, body) pairs of direct messages in order.
+
+    Group conversation rows go to ``groups`` as (member ids, body) when it is given."""
     sent: list[tuple[str, str]] = []
-    engine.deliver(platform, lambda item: sent.append((item.recipient, item.body)))
+
+    def send(item) -> None:
+        if item.group_members is None:
+            sent.append((item.recipient, item.body))
+        elif groups is not None:
+            groups.append((item.group_members, item.body))
+
+    while engine.deliver(platform, send).delivered:
+        pass
     return sent
 
 

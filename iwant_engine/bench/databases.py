@@ -268,13 +268,15 @@ def load_waiting(
 
 
 def analyze(sa_engine: SAEngine) -> None:
-    """Refresh planner statistics on PostgreSQL (autovacuum would, given time).
+    """After a bulk load on PostgreSQL: VACUUM ANALYZE, what autovacuum would do given time,
+    so that it does not start in the middle of a measurement and planner statistics are fresh.
 
     SQLite is left as the engine ships it: it never runs ANALYZE there.
     """
     if sa_engine.dialect.name != "sqlite":
-        with sa_engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
+        with sa_engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("VACUUM ANALYZE")
 
 
 Marker = tuple[int, int, int]

@@ -127,6 +127,11 @@ def table(result: dict[str, Any]) -> str:
         ),
     )
     row(
+        "  client CPU ms per submission (mean)",
+        lambda d: d["throughput"]["engine"]["cpu_mean_ms"],
+        2,
+    )
+    row(
         "  SQL statements per submission",
         lambda d: d["throughput"]["engine"]["statements_per_submission"],
     )
@@ -204,6 +209,16 @@ def table(result: dict[str, Any]) -> str:
         ),
     )
     row("  plugin overhead (target <= 2)", lambda d: d["e2e"]["plugin_overhead"], 3)
+    row(
+        "  paired: (!iwant - its own engine call) / !echo",
+        lambda d: d["e2e"]["plugin_overhead_paired"],
+        3,
+    )
+    row(
+        "  paired, until the reply is handed to errbot",
+        lambda d: d["e2e"]["plugin_overhead_reply_sent_paired"],
+        3,
+    )
 
     width = max(len(label) for label, _ in rows) + 2
     col = max([16] + [len(c) + 2 for _, cells in rows for c in cells])

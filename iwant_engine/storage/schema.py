@@ -116,6 +116,7 @@ class Outbox(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # undeliverable, given up
     error: Mapped[str | None] = mapped_column(String(500))
+    group_members: Mapped[list | None] = mapped_column(JSON)  # a group conversation
 
     __table_args__ = (
         # Only undelivered rows are ever scanned; a partial index keeps it small on PostgreSQL.

@@ -76,6 +76,7 @@ class OutboxItem:
     buttons: list[dict[str, str]]
     origin: str | None
     attempts: int
+    group_members: list[str] | None = None  # a group conversation for these people
 
 
 @dataclass(frozen=True)
@@ -499,6 +500,13 @@ class SQLStorage:
                 m.origin,
                 now,
             )
+        by_platform: dict[str, list[str]] = {}
+        for m in members:
+            by_platform.setdefault(m.person.split(":", 1)[0], []).append(m.person)
+        for platform, ids in by_platform.items():
+            if len(ids) >= 2:  # one group conversation per platform, where it has one
+                body = msg.group_hello(wish.activity, [people[i].name for i in ids])
+                self._outbox(session, f"{platform}:group:{group.id}", body, [], None, now, ids)
         return msg.Note(
             request.person,
             msg.matched_reply(
@@ -735,6 +743,7 @@ class SQLStorage:
         buttons: list[dict[str, str]],
         origin: str | None,
         now: datetime,
+        group_members: list[str] | None = None,
     ) -> None:
         session.add(
             Outbox(
@@ -746,6 +755,7 @@ class SQLStorage:
                 created_at=now,
                 next_attempt_at=now,
                 attempts=0,
+                group_members=group_members,
             )
         )
 
@@ -783,7 +793,15 @@ class SQLStorage:
             ).all()
             return sorted(
                 (
-                    OutboxItem(r.id, r.recipient, r.body, r.buttons or [], r.origin, r.attempts)
+                    OutboxItem(
+                        r.id,
+                        r.recipient,
+                        r.body,
+                        r.buttons or [],
+                        r.origin,
+                        r.attempts,
+                        r.group_members,
+                    )
                     for r in rows
                 ),
                 key=lambda item: item.id,

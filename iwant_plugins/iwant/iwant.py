@@ -227,7 +227,10 @@ class IWant(BotPlugin):
         reply = self._bot.build_reply(msg, prefix + note.body if note.to else note.body)
         if note.buttons:
             reply.extras["buttons"] = note.buttons
-        self._bot.send_message(reply)
+        try:
+            self._bot.send_message(reply)
+        except Exception:  # the platform failed the reply; what was stored still goes out
+            log.exception("reply to %s could not be sent", person.id)
         self.deliver()
         return None
 
@@ -281,6 +284,11 @@ class IWant(BotPlugin):
         return self.build_identifier(person_id.split(":", 1)[1])
 
     def _send(self, item: OutboxItem) -> None:
+        if item.group_members is not None:
+            opener = getattr(self._bot, "open_group_dm", None)
+            if opener is not None:  # backends without group conversations skip these
+                opener([pid.split(":", 1)[1] for pid in item.group_members], item.body)
+            return
         body = item.body
         if self.platform == "text":  # one console shows everyone's messages
             body = f"[to {item.recipient.split(':', 1)[1]}] {body}"

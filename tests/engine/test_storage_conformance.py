@@ -110,21 +110,28 @@ def test_platform_zone_is_the_default_and_tz_overrides_it(engine, clock):
 
 def test_outbox_retries_with_backoff_then_gives_up(engine, clock):
     engine.submit(ALICE, "coffee 10:00")
-    engine.submit(BOB, "coffee for 2h")
+    engine.submit(BOB, "coffee for 2h")  # a DM to Alice and a group conversation row
 
     def broken(item):
         raise ConnectionError("platform down")
 
-    report = engine.deliver("text", broken)
-    assert report.retried == 1
+    assert engine.deliver("text", broken).retried == 2
     assert engine.deliver("text", broken).retried == 0, "backoff: not due again at once"
     clock.advance(seconds=3)
-    assert engine.deliver("text", broken).retried == 1
+    assert engine.deliver("text", broken).retried == 2
     sent = []
     clock.advance(seconds=10)
-    assert engine.deliver("text", lambda i: sent.append(i.recipient)).delivered == 1
-    assert sent == ["text:@alice"]
+    assert engine.deliver("text", lambda i: sent.append(i.recipient)).delivered == 2
+    assert sent == ["text:@alice", "text:group:2"]
     assert drain(engine) == [], "delivered once"
+    # A row that keeps failing is given up after its last attempt, not retried forever.
+    engine.submit(CAROL, "lunch 12:00")
+    engine.submit(DAVE, "lunch 12:00")
+    given_up = []
+    for _ in range(12):
+        clock.advance(minutes=11)
+        given_up += engine.deliver("text", broken).undeliverable
+    assert sorted(i.recipient for i in given_up) == ["text:@carol", "text:group:4"]
 
 
 def test_undeliverable_is_given_up_at_once_and_reported(engine, clock):
@@ -139,7 +146,8 @@ def test_undeliverable_is_given_up_at_once_and_reported(engine, clock):
 
     report = engine.deliver("text", blocked, lambda e: getattr(e, "undeliverable", False))
     assert [(i.recipient, i.origin) for i in report.undeliverable] == [
-        ("text:@alice", "text:general")
+        ("text:@alice", "text:general"),
+        ("text:group:2", None),
     ]
     clock.advance(hours=1)
     assert drain(engine) == []
@@ -148,11 +156,11 @@ def test_undeliverable_is_given_up_at_once_and_reported(engine, clock):
 def test_a_claimed_row_is_not_sent_twice_until_its_lease_ends(engine, clock):
     engine.submit(ALICE, "coffee 10:00")
     engine.submit(BOB, "coffee for 2h")
-    (claimed,) = engine.storage.claim_outbox("text", clock.now())
+    claimed = [i.id for i in engine.storage.claim_outbox("text", clock.now())]
+    assert len(claimed) == 2  # the DM to Alice and the group conversation
     assert engine.storage.claim_outbox("text", clock.now()) == []
-    clock.advance(seconds=61)  # the claimer crashed: the row comes back
-    (again,) = engine.storage.claim_outbox("text", clock.now())
-    assert again.id == claimed.id
+    clock.advance(seconds=61)  # the claimer crashed: the rows come back
+    assert [i.id for i in engine.storage.claim_outbox("text", clock.now())] == claimed
 
 
 def test_meeting_marked_done_after_it_ends(engine, clock):
@@ -200,5 +208,21 @@ def test_secrets_never_reach_a_log_line_or_a_stored_error(engine, clock, caplog,
     from sqlalchemy import text
 
     with engine.storage.engine.connect() as conn:
-        (error,) = conn.execute(text("SELECT error FROM outbox")).scalars()
-    assert "secret-value" not in error and "[secret]" in error
+        errors = list(conn.execute(text("SELECT error FROM outbox")).scalars())
+    assert errors and all("secret-value" not in e and "[secret]" in e for e in errors)
+
+
+def test_a_formed_group_gets_one_group_conversation_per_platform(engine, clock):
+    sam, sue = Person("slack:U1", "Sam"), Person("slack:U2", "Sue")
+    engine.submit(sam, "coffee 10:00", room="C1")
+    engine.submit(sue, "coffee 10:00", room="C1")
+    engine.submit(Person("slack:U3", "Sid"), "coffee 10:00", room="C1")  # joins: no new group
+    groups: list = []
+    direct = drain(engine, "slack", groups)
+    assert [to for to, _ in direct] == ["slack:U1", "slack:U1", "slack:U2"]
+    assert groups == [
+        (
+            ["slack:U1", "slack:U2"],
+            "Your coffee group: Sam and Sue. Say hi and agree where to meet!",
+        )
+    ]
