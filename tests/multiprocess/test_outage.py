@@ -44,7 +44,7 @@ def test_outage_under_load_answers_clearly_and_recovers_without_restart(
     probe = make_engine(via_proxy, FixedClock(START), pool_size=2)
     ann, bea = Person("text:@probe-ann", "Ann"), Person("text:@probe-bea", "Bea")
     try:
-        commands = crowded_load(600, START, seed=3)
+        commands = crowded_load(500, START, seed=3)
         workers = [
             fleet.spawn(
                 f"w{i}",
