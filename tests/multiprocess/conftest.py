@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from iwant_engine import Engine, FixedClock
 
@@ -56,8 +57,10 @@ def fleet(mp_url: str, tmp_path) -> Iterator[Fleet]:
 
 
 @pytest.fixture
-def proxy() -> Iterator[CuttableProxy]:
-    p = CuttableProxy()
+def proxy(mp_url: str) -> Iterator[CuttableProxy]:
+    """A cuttable TCP proxy on 127.0.0.1 in front of the test server."""
+    url = make_url(mp_url)
+    p = CuttableProxy((url.host or "127.0.0.1", url.port or 5432))
     p.start()
     yield p
     p.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from datetime import timedelta
@@ -165,3 +166,51 @@ def test_outage_under_load_answers_clearly_and_recovers_without_restart(
         f"lost 0; proxy connections {proxy.connections}, cut {proxy.killed}; "
         f"run {time.time() - went:.1f} s"
     )
+
+
+def test_a_process_hung_inside_a_transaction_blocks_the_others_only_briefly(fleet, checker):
+    """A bot process hangs (GC pause, swap storm, debugger, a VM frozen) in the middle of a
+    submit: its transaction holds the (pool, activity) lock and its connection stays open, so
+    the server never ends the session by itself. Another process's submit to that pool must
+    still answer within ~10 s (matched, or "temporarily unavailable"), not wait for as long
+    as the hung process hangs."""
+    ann, cat = Person("text:@ann", "Ann"), Person("text:@cat", "Cat")
+    assert checker.submit(ann, "coffee 10:00-11:00", "r1").body.startswith("Waiting")
+    marker = fleet.directory / "hung"
+    hung = fleet.spawn(
+        "hung",
+        role="hang_in_submit",
+        clock=START.isoformat(),
+        commands=[("text:@bob", "Bob", "r1", "coffee 10:00-11:00")],
+        hang_marker=str(marker),
+        hang_seconds=120,
+    )
+    fleet.start([hung])
+    end = time.monotonic() + 60
+    while not marker.exists():
+        assert hung.alive() and time.monotonic() < end, hung.errors()
+        time.sleep(0.02)
+
+    result: dict[str, object] = {}
+
+    def submit() -> None:
+        try:
+            result["note"] = checker.submit(cat, "coffee 10:00-11:00", "r1")
+        except Exception as err:  # judged below
+            result["error"] = err
+
+    thread = threading.Thread(target=submit, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    thread.join(HANG_LIMIT + 5)
+    waited = time.monotonic() - started
+    blocked = thread.is_alive()
+    fleet.kill(hung)  # its session ends, its locks go, a blocked submit goes on
+    thread.join(30)
+    assert not blocked, (
+        f"a submit to the pool waited {waited:.0f} s (and would wait as long as the hung "
+        "process hangs) for the lock the hung process holds"
+    )
+    assert waited < HANG_LIMIT, f"a submit waited {waited:.1f} s"
+    if "error" in result:
+        assert isinstance(result["error"], Unavailable), repr(result["error"])

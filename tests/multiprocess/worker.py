@@ -152,6 +152,23 @@ def run_load(job: dict, engine: Engine, out: Lines, sent: Lines) -> dict:
     return {**counts, "slowest_call": slowest}
 
 
+def run_hang_in_submit(job: dict, engine: Engine) -> dict:
+    """Submit one command, and hang (as a process stuck in a GC pause, a swap storm or a
+    debugger would) inside its transaction, when the storage asks for a matching decision:
+    the person's and the (pool, activity)'s locks are held, the connection stays open."""
+    decide = engine.decide
+
+    def hanging(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        Path(job["hang_marker"]).write_text("in the transaction")
+        time.sleep(float(job.get("hang_seconds", 120)))
+        return decide(*args, **kwargs)
+
+    engine.decide = hanging
+    pid, name, room, text = job["commands"][0]
+    engine.submit(Person(pid, name), text, room)
+    return {}
+
+
 def run_deliver(job: dict, engine: Engine, sent: Lines) -> dict:
     send = make_sender(sent, job["label"])
     limit = int(job.get("limit", 50))
@@ -202,6 +219,8 @@ def main(argv: list[str]) -> int:
         started = time.time()
         if job["role"] == "load":
             summary = run_load(job, engine, out, sent)
+        elif job["role"] == "hang_in_submit":
+            summary = run_hang_in_submit(job, engine)
         elif job["role"] == "deliver":
             summary = run_deliver(job, engine, sent)
         elif job["role"] == "sweep":
