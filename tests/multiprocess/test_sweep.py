@@ -71,7 +71,9 @@ def test_two_processes_sweeping_at_once_expire_each_request_exactly_once(fleet, 
     assert all(
         row.body.startswith("Nobody joined") for row in snap.outbox if row.recipient in lonely
     )
-    assert all(s["expired"] > 0 for s in summaries.values()), f"both took turns: {summaries}"
+    # They swept at the same time (how they share the work is the storage's business).
+    runs = list(summaries.values())
+    assert runs[0]["started"] < runs[1]["finished"] and runs[1]["started"] < runs[0]["finished"]
 
     # A third sweep finds nothing left to do.
     checker.clock.set(later + timedelta(minutes=1))
