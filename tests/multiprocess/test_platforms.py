@@ -106,7 +106,7 @@ def test_slack_and_telegram_people_in_one_pool_each_hear_from_their_own_process(
     assert len(to_ann) == 1 and to_ann[0]["body"].startswith("Tom joins you for coffee")
     assert len(to_tim) == 1 and to_tim[0]["body"].startswith("Sue joins you for lunch")
     per_platform = Counter(row.platform for row in rows.values())
-    assert min(per_platform.values()) > PAIRS // 4, per_platform
+    assert min(per_platform.values()) > 5, per_platform  # both deliverers had work
     per_process = {w.label: len(w.sent()) for w in workers}
     print(
         f"\nplatforms: {2 * PAIRS + 4} requests, {len(groups)} Slack+Telegram groups; notes "
