@@ -110,7 +110,14 @@ class SQLStorage:
                 max_overflow=pool_size,
                 pool_pre_ping=True,
                 pool_recycle=1800,
-                connect_args={"connect_timeout": 5},
+                # A process that hangs mid-transaction must not stall its pool for longer
+                # than this: waiters give up on a lock after 5 s ("temporarily unavailable"),
+                # and the server ends a session idle inside a transaction after 15 s.
+                connect_args={
+                    "connect_timeout": 5,
+                    "options": "-c lock_timeout=5000 -c idle_in_transaction_session_timeout="
+                    "15000 -c statement_timeout=30000",
+                },
             )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
