@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from importlib import resources
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import create_engine, event, func, select, text, update
+from sqlalchemy import create_engine, event, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -115,6 +115,13 @@ class SQLStorage:
                 # and the server ends a session idle inside a transaction after 15 s.
                 connect_args={
                     "connect_timeout": 5,
+                    # A database that stops answering without closing the connection (a
+                    # network partition) is noticed in about 15 s instead of never.
+                    "keepalives": 1,
+                    "keepalives_idle": 5,
+                    "keepalives_interval": 2,
+                    "keepalives_count": 3,
+                    "tcp_user_timeout": 15000,
                     "options": "-c lock_timeout=5000 -c idle_in_transaction_session_timeout="
                     "15000 -c statement_timeout=30000",
                 },
@@ -688,22 +695,20 @@ class SQLStorage:
     # -- sweeping: expiry and done-marking ---------------------------------------------------
 
     def sweep(self, now: datetime, batch: int = 500) -> tuple[int, int]:
-        """Expire waiting requests whose deadline passed; mark finished meetings DONE."""
+        """Expire waiting requests whose deadline passed; mark finished meetings DONE.
+
+        Pool locks come first, then rows, the same order as a submit takes them (a sweep that
+        locked rows first could deadlock with a submit). A pool busy with a submit is left
+        for the next round rather than waited for."""
         expired = done = 0
         while True:
             with self._tx() as session:
-                due = self._claim_due(session, now, batch)
-                if not due:
-                    return expired, done
-                for key in sorted({(r.pool, r.activity) for r in due}):
-                    self._lock(session, "pool", *key)
+                keys = self._lock_due_pools(session, now, batch)
+                due = self._claim_due(session, now, batch, keys) if keys else []
                 for result in due:
-                    session.refresh(result)
-                    if result.due_at is None or result.due_at > now:
-                        continue
                     if result.status == Status.PENDING:
                         expired += self._expire(session, result, now)
-                    elif result.status == Status.MATCHED:
+                    else:
                         result.status, result.due_at, result.updated_at = Status.DONE, None, now
                         session.execute(
                             update(Request)
@@ -711,14 +716,36 @@ class SQLStorage:
                             .values(status=Status.DONE)
                         )
                         done += 1
-            if len(due) < batch:
+            if not due:
                 return expired, done
 
-    def _claim_due(self, session: Session, now: datetime, batch: int) -> list[Result]:
+    def _lock_due_pools(self, session: Session, now: datetime, batch: int) -> list[tuple[str, str]]:
+        keys = [
+            (pool, activity)
+            for pool, activity in session.execute(
+                select(Result.pool, Result.activity)
+                .where(Result.status.in_(LIVE), Result.due_at <= now)
+                .group_by(Result.pool, Result.activity)
+                .order_by(Result.pool, Result.activity)
+                .limit(batch)
+            )
+        ]
+        if self.is_sqlite:  # BEGIN IMMEDIATE holds the whole database
+            return keys
+        try_lock = text("SELECT pg_try_advisory_xact_lock(:k)")
+        return [k for k in keys if session.scalar(try_lock, {"k": _lock_key("pool", *k)})]
+
+    def _claim_due(
+        self, session: Session, now: datetime, batch: int, keys: list[tuple[str, str]]
+    ) -> list[Result]:
         stmt = (
             select(Result)
-            .where(Result.status.in_(LIVE), Result.due_at <= now)
-            .order_by(Result.due_at)
+            .where(
+                Result.status.in_(LIVE),
+                Result.due_at <= now,
+                tuple_(Result.pool, Result.activity).in_(keys),
+            )
+            .order_by(Result.due_at, Result.id)
             .limit(batch)
         )
         if not self.is_sqlite:
