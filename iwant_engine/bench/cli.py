@@ -128,7 +128,7 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="also profile realistic submissions with pyinstrument (untimed pass) "
-        "and write profile-<db>.txt/.html into DIR",
+        "and write profile-<db>.txt into DIR",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     return p
@@ -164,8 +164,14 @@ def _stage(db_result: dict[str, Any], name: str, action: Callable[[], Any], show
 
 
 def run_database(
-    kind: str, args: argparse.Namespace, opts: dict[str, Any], skip: set[str]
+    kind: str,
+    args: argparse.Namespace,
+    opts: dict[str, Any],
+    skip: set[str],
+    later: list[Callable[[], None]],
 ) -> dict[str, Any]:
+    """Measure one fresh database. With ``--profile`` its profiling pass and clean-up are put
+    on ``later``, to run after peak memory has been read (profiling takes hundreds of MB)."""
     show = not args.no_progress
     db = dbs.BenchDatabase.create(kind, args.postgres_url)
     out: dict[str, Any] = {
@@ -214,15 +220,27 @@ def run_database(
                 note(f"  e2e skipped: {problem}", show)
             else:
                 _stage(out, "e2e", lambda: end_to_end(run, opts["e2e"]), show)
-        if args.profile:
-            path = measure.profile(run, min(opts["ops"], 1000), args.profile)
-            out["profile"] = path or "pyinstrument is not installed"
-    finally:
+    except BaseException:
         if run is not None:
             run.close()
         db.drop()
+        raise
+    finally:
         engine_log.removeHandler(counter)
         engine_log.propagate = propagate
+
+    def finish() -> None:
+        engine_log.propagate = False  # the profiling pass logs what the measured ones did
+        try:
+            if args.profile:
+                path = measure.profile(run, min(opts["ops"], 1000), args.profile)
+                out["profile"] = path or "pyinstrument is not installed"
+        finally:
+            engine_log.propagate = propagate
+            run.close()
+            db.drop()
+
+    later.append(finish)
     out["engine_log"] = {
         "warnings": counter.counts.get("warning", 0),
         "errors_logged": counter.counts.get("error", 0) + counter.counts.get("critical", 0),
@@ -241,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown stage(s) to skip: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     kinds = list(dbs.KINDS) if args.db == "both" else [args.db]
+    later: list[Callable[[], None]] = []
     started = time.perf_counter()
     result: dict[str, Any] = {
         "benchmark": "iwant",
@@ -266,9 +285,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result["databases"][kind] = {"skipped": f"PostgreSQL not reachable: {problem}"}
                 note(f"postgresql skipped: {problem}", not args.no_progress)
                 continue
-        result["databases"][kind] = run_database(kind, args, opts, skip)
+        try:
+            result["databases"][kind] = run_database(kind, args, opts, skip, later)
+        except BaseException:
+            for finish in later:
+                finish()
+            raise
     result["machine"]["load_after"] = round(os.getloadavg()[0], 2)
     result["memory"] = measure.peak_memory()
+    workers = result["databases"].get("postgresql", {}).get("processes", {})
+    if isinstance(workers, dict) and workers.get("worker_peak_rss_mb"):
+        result["memory"]["worker_peak_rss_mb"] = workers["worker_peak_rss_mb"]
+    for finish in later:  # profiling passes and clean-up, after memory was read
+        finish()
     result["elapsed_s"] = round(time.perf_counter() - started, 2)
     result["targets"] = report.targets(result)
     failed = [

@@ -450,18 +450,28 @@ def profile(run: Run, count: int, directory: Path) -> str | None:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"profile-{run.db.kind}.txt"
     path.write_text(profiler.output_text(unicode=True, color=False), encoding="utf-8")
-    (directory / f"profile-{run.db.kind}.html").write_text(profiler.output_html(), "utf-8")
     return str(path)
 
 
 # -- 7: memory ------------------------------------------------------------------------------------
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: ``VmHWM`` (Linux; reset by exec, so a spawned
+    worker does not inherit its parent's figure), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def peak_memory() -> dict[str, float]:
-    """Peak resident memory of this process (and of finished child processes), in MB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    result = {"peak_rss_mb": round(own, 1), "children_peak_rss_mb": round(children, 1)}
+    """Peak resident memory of the benchmark process (and its current size), in MB."""
+    result = {"peak_rss_mb": peak_rss_mb()}
     try:
         import psutil
 

@@ -52,7 +52,7 @@ def _worker(url: str, seed: int, index: int, tasks: Any, results: Any) -> None:
     from ..clock import FixedClock
     from ..engine import Engine, Person
     from ..errors import UserError
-    from .measure import activity_table, load_settings
+    from .measure import activity_table, load_settings, peak_rss_mb
     from .workload import DAY_START, Workload
 
     try:
@@ -91,7 +91,7 @@ def _worker(url: str, seed: int, index: int, tasks: Any, results: Any) -> None:
                 refused += 1
             latencies.append(time.perf_counter() - start)
         ended = time.monotonic()
-        results.put(("done", index, (began, ended, latencies, refused)))
+        results.put(("done", index, (began, ended, latencies, refused, peak_rss_mb())))
     engine.close()
 
 
@@ -163,6 +163,9 @@ def scaling(
                     "p99_ms": stats["p99_ms"],
                     "refused": sum(d[3] for d in done.values()),
                 }
+                out["worker_peak_rss_mb"] = max(
+                    [out.get("worker_peak_rss_mb", 0.0)] + [d[4] for d in done.values()]
+                )
                 progress.update(n * per_process)
     finally:
         for q in queues:

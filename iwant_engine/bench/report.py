@@ -228,10 +228,11 @@ def table(result: dict[str, Any]) -> str:
     mem = result["memory"]
     lines += [
         "",
-        f"7 peak memory: {mem['peak_rss_mb']:.0f} MB this process"
+        f"7 peak memory: {mem['peak_rss_mb']:.0f} MB (benchmark process: engine, baseline, "
+        "errbot)"
         + (
-            f", {mem['children_peak_rss_mb']:.0f} MB largest worker process"
-            if mem.get("children_peak_rss_mb")
+            f"; {mem['worker_peak_rss_mb']:.0f} MB largest engine worker process"
+            if mem.get("worker_peak_rss_mb")
             else ""
         ),
         "",
