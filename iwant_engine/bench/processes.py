@@ -81,6 +81,7 @@ def _worker(url: str, seed: int, index: int, tasks: Any, results: Any) -> None:
             time.sleep(0.001)
         latencies: list[float] = []
         refused = 0
+        cpu = time.process_time()
         began = time.monotonic()
         for op in ops:
             clock.set(op.at)
@@ -91,8 +92,28 @@ def _worker(url: str, seed: int, index: int, tasks: Any, results: Any) -> None:
                 refused += 1
             latencies.append(time.perf_counter() - start)
         ended = time.monotonic()
-        results.put(("done", index, (began, ended, latencies, refused, peak_rss_mb())))
+        cpu = time.process_time() - cpu
+        results.put(("done", index, (began, ended, latencies, refused, peak_rss_mb(), cpu)))
     engine.close()
+
+
+def _cpu_times() -> Any:
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil.cpu_times()
+
+
+def _busy(before: Any, after: Any) -> float | None:
+    """Share of all CPUs' time that was not idle between two ``psutil.cpu_times()``."""
+    if before is None or after is None:
+        return None
+    idle = (after.idle - before.idle) + (
+        getattr(after, "iowait", 0.0) - getattr(before, "iowait", 0.0)
+    )
+    total = sum(after) - sum(before)
+    return round(1 - idle / total, 3) if total > 0 else None
 
 
 def _expect(results: Any, what: str, indices: Sequence[int]) -> dict[int, Any]:
@@ -149,7 +170,9 @@ def scaling(
                 go_at = time.monotonic() + 0.2
                 for i in members:
                     queues[i].put(go_at)
+                machine = _cpu_times()
                 done = _expect(results, "done", members)
+                machine = _busy(machine, _cpu_times())
                 began = min(d[0] for d in done.values())
                 ended = max(d[1] for d in done.values())
                 latencies = [x for d in done.values() for x in d[2]]
@@ -162,6 +185,12 @@ def scaling(
                     "p50_ms": stats["p50_ms"],
                     "p99_ms": stats["p99_ms"],
                     "refused": sum(d[3] for d in done.values()),
+                    # CPU seconds the engine processes used per submission, and how busy the
+                    # whole machine was (all CPUs, every process incl. PostgreSQL and others).
+                    "client_cpu_ms_per_submission": round(
+                        sum(d[5] for d in done.values()) / max(total, 1) * 1000, 2
+                    ),
+                    "machine_cpu_busy": machine,
                 }
                 out["worker_peak_rss_mb"] = max(
                     [out.get("worker_peak_rss_mb", 0.0)] + [d[4] for d in done.values()]

@@ -177,15 +177,19 @@ def table(result: dict[str, Any]) -> str:
         )
     row("  p99 largest / p99 smallest (target <= 1.5)", lambda d: d["growth"]["p99_ratio"], 3)
     if "postgresql" in dbs and "processes" in dbs["postgresql"]:
-        section("4 processes (submissions/s, all processes)")
+        section("4 processes: submissions/s (speed-up, machine CPU busy)")
         procs = dbs["postgresql"]["processes"]
+
+        def scaled(entry: dict[str, Any]) -> str:
+            busy = entry.get("machine_cpu_busy")
+            tail = f", {busy:.0%}" if isinstance(busy, float) else ""
+            return f"{entry['per_second']:,.1f} (x{entry['speedup']:.2f}{tail})"
+
         for shape in ("spread", "hot"):
             for n in procs.get(shape, {}):
                 row(
                     f"  {shape} pools, {n} process(es)",
-                    lambda d, shape=shape, n=n: "{:,.1f} (x{:.2f})".format(
-                        d["processes"][shape][n]["per_second"], d["processes"][shape][n]["speedup"]
-                    ),
+                    lambda d, shape=shape, n=n: scaled(d["processes"][shape][n]),
                 )
         row(
             "  2 / 1 processes, spread (target >= 1.5)",
