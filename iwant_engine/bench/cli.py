@@ -230,12 +230,15 @@ def run_database(
         engine_log.propagate = propagate
 
     def finish() -> None:
-        engine_log.propagate = False  # the profiling pass logs what the measured ones did
+        quiet = logging.NullHandler()  # the profiling pass logs what the measured ones did
+        engine_log.addHandler(quiet)
+        engine_log.propagate = False
         try:
             if args.profile:
                 path = measure.profile(run, min(opts["ops"], 1000), args.profile)
                 out["profile"] = path or "pyinstrument is not installed"
         finally:
+            engine_log.removeHandler(quiet)
             engine_log.propagate = propagate
             run.close()
             db.drop()

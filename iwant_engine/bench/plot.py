@@ -28,11 +28,13 @@ def plot(result: dict[str, Any], out: Path, title: str | None = None) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
+    ticks: set[int] = set()
     for kind, db in result["databases"].items():
         sizes = db.get("growth", {}).get("sizes") if isinstance(db, dict) else None
         if not sizes:
             continue
         waiting = [s["waiting"] for s in sizes]
+        ticks.update(waiting)
         color = COLORS.get(kind)
         ax.plot(waiting, [s["p99_ms"] for s in sizes], "o-", color=color, label=f"{kind} p99")
         ax.plot(waiting, [s["p50_ms"] for s in sizes], "s--", color=color, label=f"{kind} p50")
@@ -47,6 +49,8 @@ def plot(result: dict[str, Any], out: Path, title: str | None = None) -> Path:
                 color=color,
             )
     ax.set_xscale("log")
+    ax.set_xticks(sorted(ticks), [f"{t:,}" for t in sorted(ticks)])
+    ax.minorticks_off()
     ax.set_ylim(bottom=0)
     ax.set_xlabel("requests already waiting (same pools and activities, later days)")
     ax.set_ylabel("submission latency, ms")
