@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC
@@ -27,6 +28,8 @@ from .storage.sql import OpenRequest, OutboxItem
 from .timephrases import warm_up
 
 log = logging.getLogger(__name__)
+# How long a person's own zone is cached; set in another process, it shows after this.
+ZONE_CACHE_SECONDS = 60
 PERSON_ID = re.compile(r"^[a-z0-9_-]{1,32}:\S{1,160}$")
 
 
@@ -64,6 +67,7 @@ class Engine:
         that differs when asked twice, raises ``StrategyError`` instead of being logged."""
         self.settings = settings
         self.strict = strict
+        self._zones: dict[str, tuple[float, str | None]] = {}  # person -> (until, zone name)
         self.clock = clock or SystemClock()
         self.pm = make_plugin_manager(plugins)
         storages = named(self.pm, "iwant_storages")
@@ -114,8 +118,16 @@ class Engine:
     # -- people ------------------------------------------------------------------------------
 
     def zone_of(self, person: Person) -> ZoneInfo:
-        info = self.storage.person(person.id)
-        for name in (info and info.timezone, person.timezone):
+        """The person's own zone (``!iwant tz``), else the platform's, else the default."""
+        now = time.monotonic()
+        cached = self._zones.get(person.id)
+        if cached is None or cached[0] < now:
+            info = self.storage.person(person.id)
+            cached = (now + ZONE_CACHE_SECONDS, info.timezone if info else None)
+            if len(self._zones) > 100_000:
+                self._zones.clear()
+            self._zones[person.id] = cached
+        for name in (cached[1], person.timezone):
             if name:
                 try:
                     return ZoneInfo(name)
@@ -134,6 +146,7 @@ class Engine:
                 f"I don't know the time zone '{name[:40]}'; try !iwant tz Europe/Prague."
             )
         self.storage.set_timezone(person.id, person.name, match)
+        self._zones.pop(person.id, None)
         now = self.clock.now().astimezone(ZoneInfo(match))
         return f"Your time zone is now {match} (it is {now:%H:%M} there)."
 

@@ -119,7 +119,11 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
     activity = settings.activity(activity_name)
     assert activity is not None  # parse_activity refuses unknown names
     length = activity.length
+    # "Now" is the next whole minute: every stored time is a whole minute, and a default
+    # deadline (the last possible start) never lies in the past.
     minute = now.replace(second=0, microsecond=0)
+    if minute != now:
+        minute += timedelta(minutes=1)
     when, clauses = _split_clauses(rest)
 
     start, end, from_now = _window_from_when(when, minute, zone, length, settings.default_window)

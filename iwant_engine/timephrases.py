@@ -32,6 +32,7 @@ _DAY_WORDS = {
     "sun",
 }
 _WEEKDAYS = _DAY_WORDS - {"today", "tomorrow"}
+_HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")  # what _normalise_clock makes of 24-hour times
 _CLOCK = re.compile(r"^(\d{1,2})(?:[:.](\d{2}))?(am|pm)?$")
 _UNITS = {
     "h": "hours",
@@ -107,11 +108,19 @@ def parse_clock(phrase: str, now: datetime, zone: tzinfo, day: date | None = Non
     base = _local_base(now, zone)
     if day is not None and not day_words:
         base = base.replace(year=day.year, month=day.month, day=day.day)
-    parsed = dateparser.parse(
-        " ".join([*day_words, clock]),
-        languages=["en"],
-        settings={**_DATEPARSER_SETTINGS, "RELATIVE_BASE": base},
-    )
+    fast = _HHMM.match(clock)
+    if fast and day_words in ([], ["today"], ["tomorrow"]):
+        # The commonest phrase, a 24-hour time today or tomorrow, needs no library: the gate
+        # above has already read it (dateparser gives the same moment; a test compares).
+        parsed = base.replace(hour=int(fast[1]), minute=int(fast[2]))
+        if day_words == ["tomorrow"]:
+            parsed += timedelta(days=1)
+    else:
+        parsed = dateparser.parse(
+            " ".join([*day_words, clock]),
+            languages=["en"],
+            settings={**_DATEPARSER_SETTINGS, "RELATIVE_BASE": base},
+        )
     if parsed is None:
         raise UserError(f"I can't read '{phrase}' as a time; write it like {CLOCK_EXAMPLE}.")
     if next_day:  # "until midnight" means the end of the day, not its start

@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from importlib import resources
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import create_engine, event, func, select, text, tuple_, update
+from sqlalchemy import Select, create_engine, event, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,6 +43,10 @@ from .schema import NAME_MAX, Ignore, Outbox, Person, Request, Result
 log = logging.getLogger(__name__)
 
 CANDIDATE_LIMIT = 200
+# The grammar refuses windows longer than a day, so a candidate that can start by the wish's
+# last start ends by then + MAX_WINDOW: a two-sided range on the candidate index, which keeps
+# the cost flat however many requests wait further ahead.
+MAX_WINDOW = timedelta(hours=24)
 MAX_ATTEMPTS = 8
 Strategy = Callable[[Wish, Sequence[Candidate], Sequence[OpenGroup], MatchContext], Decision]
 
@@ -102,7 +107,7 @@ class SQLStorage:
                 url, connect_args={"timeout": 30, "check_same_thread": False}
             )
             event.listen(self.engine, "connect", _sqlite_on_connect)
-            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+            event.listen(self.engine, "begin", _sqlite_begin)
         else:
             self.engine = create_engine(
                 url,
@@ -127,6 +132,9 @@ class SQLStorage:
                 },
             )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Reads that never write: on SQLite a plain BEGIN, so they take no write lock.
+        self.reader = self.engine.execution_options(iwant_readonly=True)
+        self._read_sessions = sessionmaker(self.reader, expire_on_commit=False)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -188,11 +196,14 @@ class SQLStorage:
                 "display_name": stmt.excluded.display_name,
                 "platform_timezone": stmt.excluded.platform_timezone,
             },
+            # No row write (and no dead tuple on PostgreSQL) when nothing changed.
+            where=(Person.display_name != stmt.excluded.display_name)
+            | Person.platform_timezone.is_distinct_from(stmt.excluded.platform_timezone),
         )
         session.execute(stmt)
 
     def person(self, person: str) -> PersonInfo | None:
-        with self._guard(), self._sessions() as session:
+        with self._guard(), self._read_sessions() as session:
             row = session.get(Person, person)
             return row and PersonInfo(row.id, row.display_name, row.timezone, row.platform_timezone)
 
@@ -219,7 +230,7 @@ class SQLStorage:
             return True
 
     def ignored(self, person: str) -> list[str]:
-        with self._guard(), self._sessions() as session:
+        with self._guard(), self._read_sessions() as session:
             return list(
                 session.scalars(
                     select(Ignore.ignored).where(Ignore.person == person).order_by(Ignore.ignored)
@@ -367,6 +378,7 @@ class SQLStorage:
                 Request.activity == wish.activity,
                 Request.status == Status.PENDING,
                 Request.latest >= wish.earliest + wish.length,
+                Request.latest <= wish.latest - wish.length + MAX_WINDOW,
                 Request.earliest <= wish.latest - wish.length,
                 Request.deadline > now,
                 Request.person != wish.person,
@@ -537,7 +549,7 @@ class SQLStorage:
     # -- listing and cancelling --------------------------------------------------------------
 
     def open_requests(self, person: str, now: datetime) -> list[OpenRequest]:
-        with self._guard(), self._sessions() as session:
+        with self._guard(), self._read_sessions() as session:
             rows = session.execute(
                 select(Request, Result)
                 .join(Result, Result.id == Request.result_id)
@@ -701,6 +713,9 @@ class SQLStorage:
         locked rows first could deadlock with a submit). A pool busy with a submit is left
         for the next round rather than waited for."""
         expired = done = 0
+        with self._guard(), self.reader.connect() as conn:
+            if conn.scalar(self._due_results(now).limit(1)) is None:
+                return expired, done  # the common case for a poller: no write transaction
         while True:
             with self._tx() as session:
                 keys = self._lock_due_pools(session, now, batch)
@@ -718,6 +733,9 @@ class SQLStorage:
                         done += 1
             if not due:
                 return expired, done
+
+    def _due_results(self, now: datetime) -> Select[tuple[int]]:
+        return select(Result.id).where(Result.status.in_(LIVE), Result.due_at <= now)
 
     def _lock_due_pools(self, session: Session, now: datetime, batch: int) -> list[tuple[str, str]]:
         keys = [
@@ -801,6 +819,8 @@ class SQLStorage:
         lease: timedelta = timedelta(seconds=60),
     ) -> list[OutboxItem]:
         """Rows due for ``platform``, leased to the caller for ``lease``."""
+        if not self._any_due_outbox(platform, now):
+            return []  # the common case for a poller: no write transaction at all
         with self._tx() as session:
             due = (
                 select(Outbox.id)
@@ -841,6 +861,22 @@ class SQLStorage:
                 key=lambda item: item.id,
             )
 
+    def _any_due_outbox(self, platform: str, now: datetime) -> bool:
+        with self._guard(), self.reader.connect() as conn:
+            return (
+                conn.scalar(
+                    select(Outbox.id)
+                    .where(
+                        Outbox.platform == platform,
+                        Outbox.delivered_at.is_(None),
+                        Outbox.failed_at.is_(None),
+                        Outbox.next_attempt_at <= now,
+                    )
+                    .limit(1)
+                )
+                is not None
+            )
+
     def ack(self, outbox_id: int, now: datetime) -> None:
         with self._tx() as session:
             session.execute(
@@ -864,7 +900,7 @@ class SQLStorage:
 
     def counts(self) -> dict[str, int]:
         """Rows per request status and undelivered outbox rows; for health and tests."""
-        with self._guard(), self._sessions() as session:
+        with self._guard(), self._read_sessions() as session:
             counts = dict(
                 session.execute(select(Request.status, func.count()).group_by(Request.status)).all()
             )
@@ -877,6 +913,13 @@ class SQLStorage:
                 or 0
             )
             return counts
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # BEGIN IMMEDIATE takes the write lock up front (no lock-upgrade deadlocks); pure reads
+    # begin deferred and take none.
+    readonly = conn.get_execution_options().get("iwant_readonly")
+    conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def _sqlite_on_connect(dbapi_connection: object, _record: object) -> None:

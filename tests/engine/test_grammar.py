@@ -179,3 +179,31 @@ WORDS = [
 @given(st.lists(st.sampled_from(WORDS), min_size=1, max_size=7))
 def test_any_mix_of_grammar_words_gives_a_request_or_a_clear_error(words):
     _request_or_clear_error(" ".join(words))
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Prague", "America/New_York", "Asia/Kolkata"])
+@pytest.mark.parametrize("day", ["", "today ", "tomorrow "])
+def test_the_fast_path_for_clock_times_agrees_with_dateparser(zone, day):
+    import dateparser
+
+    from iwant_engine.timephrases import parse_clock
+
+    tz = ZoneInfo(zone)
+    for now in (at(0, 30), at(9, 0), at(23, 59), at(1, 0, day=29)):
+        base = now.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0)
+        for hour in range(0, 24, 5):
+            for minute in (0, 7, 59):
+                phrase = f"{day}{hour}:{minute:02d}"
+                expected = dateparser.parse(
+                    phrase,
+                    languages=["en"],
+                    settings={"PREFER_DATES_FROM": "current_period", "RELATIVE_BASE": base},
+                )
+                assert parse_clock(phrase, now, tz) == expected.replace(tzinfo=tz).astimezone(
+                    ZoneInfo("UTC")
+                ), phrase
+
+
+def test_a_request_from_now_starts_at_the_next_whole_minute():
+    w = parse_wish("coffee for 15 min", NOW.replace(second=30), UTC, SETTINGS)
+    assert (w.earliest, w.latest, w.deadline) == (at(9, 1), at(9, 16), at(9, 1))
