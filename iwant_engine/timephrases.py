@@ -131,26 +131,25 @@ def parse_clock(phrase: str, now: datetime, zone: tzinfo, day: date | None = Non
 
 
 def parse_duration(phrase: str) -> timedelta:
-    """A length like ``1h``, ``90 min``, ``1h 25m``, ``1:26``, ``2 hours`` or ``an hour``."""
+    """A length like ``1h``, ``90 min``, ``1h 25m``, ``1:26``, ``2 hours`` or ``an hour``.
+
+    Lengths are our grammar's own small vocabulary (numbers and units), so they are summed
+    here; dateparser is for moments, where days, weekdays and am/pm need it."""
     text = phrase.strip()
     if m := re.fullmatch(r"(\d{1,2}):(\d{2})", text):
-        text = f"{m[1]} hours {m[2]} minutes"
-    elif text in ("an hour", "a hour", "one hour"):
-        text = "1 hours"
-    elif text in ("half an hour", "half hour"):
-        text = "30 minutes"
-    else:
-        parts = _DURATION_PART.findall(text)
-        rebuilt = "".join(n + u for n, u in parts)
-        if not parts or rebuilt != text.replace(" ", "") or any(u not in _UNITS for _, u in parts):
-            raise UserError(
-                f"I can't read '{phrase}' as a length of time; write it like 90 min or 1h 30m."
-            )
-        text = " ".join(f"{n} {_UNITS[u]}" for n, u in parts)
-    base = datetime(2000, 1, 1)
-    parsed = dateparser.parse(
-        "in " + text, languages=["en"], settings={**_DATEPARSER_SETTINGS, "RELATIVE_BASE": base}
-    )
-    if parsed is None:
-        raise UserError(f"I can't read '{phrase}' as a length of time; write it like 90 min.")
-    return parsed - base
+        return timedelta(hours=int(m[1]), minutes=int(m[2]))
+    if text in ("an hour", "a hour", "one hour"):
+        return timedelta(hours=1)
+    if text in ("half an hour", "half hour"):
+        return timedelta(minutes=30)
+    parts = _DURATION_PART.findall(text)
+    rebuilt = "".join(n + u for n, u in parts)
+    if (
+        not parts
+        or rebuilt != text.replace(" ", "")
+        or any(u not in _UNITS or len(n) > 5 for n, u in parts)
+    ):
+        raise UserError(
+            f"I can't read '{phrase}' as a length of time; write it like 90 min or 1h 30m."
+        )
+    return sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())

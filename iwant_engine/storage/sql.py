@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -90,6 +90,28 @@ class SubmitOutcome:
     reply: msg.Note
 
 
+class _Lazy(Mapping[str, datetime]):
+    """A mapping read from the database on first use: most strategies never look at the
+    match history, so most submissions never pay for the query."""
+
+    def __init__(self, load: Callable[[], dict[str, datetime]]) -> None:
+        self._load, self._data = load, None
+
+    def _get(self) -> dict[str, datetime]:
+        if self._data is None:
+            self._data = self._load()
+        return self._data
+
+    def __getitem__(self, key: str) -> datetime:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
 def _lock_key(*parts: str) -> int:
     digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
@@ -132,6 +154,7 @@ class SQLStorage:
                 },
             )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._people: dict[str, tuple[str, str | None]] = {}  # person -> what was upserted
         # Reads that never write: on SQLite a plain BEGIN, so they take no write lock.
         self.reader = self.engine.execution_options(iwant_readonly=True)
         self._read_sessions = sessionmaker(self.reader, expire_on_commit=False)
@@ -173,6 +196,9 @@ class SQLStorage:
     def _tx(self) -> Iterator[Session]:
         with self._guard(), self._sessions.begin() as session:
             yield session
+        if len(self._people) > 100_000:
+            self._people.clear()
+        self._people.update(session.info.get("people", {}))  # only once committed
 
     def _lock(self, session: Session, *parts: str) -> None:
         if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already holds the write lock
@@ -183,6 +209,10 @@ class SQLStorage:
     def _upsert_person(
         self, session: Session, person: str, name: str, platform_timezone: str | None
     ) -> None:
+        known = (name[:NAME_MAX], platform_timezone)
+        if self._people.get(person) == known:
+            return  # this process wrote these very values; people are never deleted
+        session.info.setdefault("people", {})[person] = known
         values = {
             "id": person,
             "display_name": name[:NAME_MAX],
@@ -336,15 +366,6 @@ class SQLStorage:
                 )
             return SubmitOutcome(request.id, reply)
 
-    def _blocked(self, session: Session, person: str) -> set[str]:
-        """People ``person`` ignores or is ignored by: never in one group with them."""
-        rows = session.execute(
-            select(Ignore.person, Ignore.ignored).where(
-                (Ignore.person == person) | (Ignore.ignored == person)
-            )
-        ).all()
-        return {b if a == person else a for a, b in rows}
-
     def _apart(self, session: Session, people: set[str]) -> frozenset[frozenset[str]]:
         rows = session.execute(
             select(Ignore.person, Ignore.ignored).where(
@@ -370,7 +391,6 @@ class SQLStorage:
     def _candidates(
         self, session: Session, wish: Wish, request_id: int, now: datetime
     ) -> tuple[list[Candidate], list[OpenGroup]]:
-        blocked = self._blocked(session, wish.person)
         rows = session.scalars(
             select(Request)
             .where(
@@ -382,14 +402,13 @@ class SQLStorage:
                 Request.earliest <= wish.latest - wish.length,
                 Request.deadline > now,
                 Request.person != wish.person,
-                Request.person.not_in(blocked),
                 Request.id != request_id,
             )
             .order_by(Request.latest, Request.id)
             .limit(CANDIDATE_LIMIT)
         ).all()
         candidates = [_candidate(r) for r in rows]
-        group_rows = session.scalars(
+        group_rows: Sequence[Result] = session.scalars(
             select(Result)
             .where(
                 Result.pool == wish.pool,
@@ -412,9 +431,7 @@ class SQLStorage:
             groups = [
                 OpenGroup(g.id, g.start, g.end, g.max_size, tuple(members.get(g.id, ())))
                 for g in group_rows
-                if g.start is not None
-                and g.end is not None
-                and not any(m.person in blocked for m in members.get(g.id, ()))
+                if g.start is not None and g.end is not None
             ]
         return candidates, groups
 
@@ -426,10 +443,17 @@ class SQLStorage:
         if not candidates and not groups:
             return None
         others = {c.person for c in candidates} | {m.person for g in groups for m in g.members}
+        apart = self._apart(session, others | {wish.person})
+        if apart:  # the engine, not the strategy, keeps out whom the requester ignores
+            blocked = {p for pair in apart if wish.person in pair for p in pair} - {wish.person}
+            candidates = [c for c in candidates if c.person not in blocked]
+            groups = [g for g in groups if not any(m.person in blocked for m in g.members)]
+            if not candidates and not groups:
+                return None
         ctx = replace(
             ctx,
-            last_met=self._last_met(session, wish.person, others),
-            apart=self._apart(session, others | {wish.person}),
+            last_met=_Lazy(lambda: self._last_met(session, wish.person, others)),
+            apart=apart,
         )
         decision = strategy(wish, candidates, groups, ctx)
         problem = refusal(decision, wish, candidates, groups, ctx)
