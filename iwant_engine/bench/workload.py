@@ -224,6 +224,8 @@ class Workload:
         """(text, earliest, latest, deadline, max size or 0) as the engine will read it."""
         rng, length = self.rng, self.lengths[activity]
         minute = now.replace(second=0, microsecond=0)
+        if minute != now:  # the grammar reads "now" as the next whole minute
+            minute += timedelta(minutes=1)
         form = rng.choices(
             ("now", "for", "in", "at", "range", "at-for", "tomorrow"),
             (0.12, 0.12, 0.06, 0.24, 0.28, 0.10, 0.08),
