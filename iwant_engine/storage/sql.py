@@ -318,21 +318,12 @@ class SQLStorage:
                 ):
                     raise UserError(
                         f"You already want {other.activity} "
-                        f"{msg.clock(other.earliest, zone)}–{msg.clock(other.latest, zone)} "
-                        f"({msg.day(other.earliest, zone)}); cancel it first with "
+                        f"{msg.slot(other.earliest, other.latest, zone)}; cancel it first with "
                         f"!iwant cancel {other.activity}."
                     )
-            result = Result(
-                pool=wish.pool,
-                activity=wish.activity,
-                status=Status.PENDING,
-                max_size=wish.max_size,
-                size=1,
-                due_at=wish.deadline,
-                updated_at=now,
+            result = _solo(
+                session, wish.pool, wish.activity, wish.max_size, Status.PENDING, wish.deadline, now
             )
-            session.add(result)
-            session.flush()
             request = Request(
                 person=wish.person,
                 pool=wish.pool,
@@ -629,22 +620,18 @@ class SQLStorage:
                 return msg.Note(
                     person,
                     f"Cancelled: {request.activity} "
-                    f"{msg.clock(request.earliest, me.zone)}–"
-                    f"{msg.clock(request.latest, me.zone)} "
-                    f"({msg.day(request.earliest, me.zone)}).",
+                    f"{msg.slot(request.earliest, request.latest, me.zone)}.",
                 )
             # Leaving a formed group: the request gets a result of its own, CANCELLED.
-            own = Result(
-                pool=request.pool,
-                activity=request.activity,
-                status=Status.CANCELLED,
-                max_size=request.max_size,
-                size=1,
-                due_at=None,
-                updated_at=now,
+            own = _solo(
+                session,
+                request.pool,
+                request.activity,
+                request.max_size,
+                Status.CANCELLED,
+                None,
+                now,
             )
-            session.add(own)
-            session.flush()
             request.result_id, request.status = own.id, Status.CANCELLED
             assert group.start is not None and group.end is not None
             rest = session.scalars(
@@ -956,6 +943,30 @@ def _sqlite_on_connect(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _solo(
+    session: Session,
+    pool: str,
+    activity: str,
+    max_size: int,
+    status: Status,
+    due_at: datetime | None,
+    now: datetime,
+) -> Result:
+    """A result of one request's own, stored (so it has an id)."""
+    result = Result(
+        pool=pool,
+        activity=activity,
+        status=status,
+        max_size=max_size,
+        size=1,
+        due_at=due_at,
+        updated_at=now,
+    )
+    session.add(result)
+    session.flush()
+    return result
 
 
 def _candidate(r: Request) -> Candidate:

@@ -5,38 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from iwant_engine import Engine, FixedClock
 
-from ..support import START, make_engine
+from ..support import START, make_engine, truncate_postgres
 from .harness import CuttableProxy, Fleet
-
-
-def truncate(url: str) -> None:
-    eng = create_engine(url)
-    try:
-        with eng.begin() as conn:
-            tables = [
-                row[0]
-                for row in conn.execute(
-                    text(
-                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                        "AND tablename <> 'alembic_version'"
-                    )
-                )
-            ]
-            if tables:
-                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    finally:
-        eng.dispose()
 
 
 @pytest.fixture
 def mp_url(pg_database: str) -> str:
     """The session's PostgreSQL database, emptied for this test (skips or fails without it)."""
-    truncate(pg_database)
+    truncate_postgres(pg_database)
     return pg_database
 
 
