@@ -6,11 +6,11 @@ A test, a benchmark or a chat plugin drives it the same way; it imports no chat 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -107,7 +107,7 @@ class Engine:
     ) -> Engine:
         """Settings from ``plugins.cfg`` and ``IWANT_*`` variables; SQLite in ``data_dir``."""
         settings = settings_mod.load(cfg_path)
-        if data_dir and not _env_has_database():
+        if data_dir and not os.environ.get("IWANT_DATABASE_URL", "").strip():
             url = f"sqlite:///{Path(data_dir).resolve() / 'iwant.db'}"
             settings = replace(settings, database_url=url)
         return cls(settings, clock)
@@ -360,10 +360,4 @@ def _find_zone(name: str) -> str | None:
     return _ZONES.get(name.lower().replace(" ", "_"))
 
 
-def _env_has_database() -> bool:
-    import os
-
-    return bool(os.environ.get("IWANT_DATABASE_URL", "").strip())
-
-
-__all__ = ["Engine", "Person", "DeliveryReport", "UTC"]
+__all__ = ["DeliveryReport", "Engine", "Person"]
