@@ -14,7 +14,16 @@ from pathlib import Path
 from errbot import BotPlugin, Message, botcmd
 from errbot.backends.base import RoomOccupant
 
-from iwant_engine import Engine, Note, Person, SettingsError, Unavailable, UserError, redact
+from iwant_engine import (
+    Engine,
+    Note,
+    Person,
+    SettingsError,
+    Unavailable,
+    UserError,
+    redact,
+    settings,
+)
 from iwant_engine.storage.sql import OutboxItem
 
 log = logging.getLogger("errbot.plugins.iwant")
@@ -47,23 +56,31 @@ class IWant(BotPlugin):
 
     def activate(self) -> None:
         redact.install()
-        cfg = os.environ.get("IWANT_PLUGINS_CFG") or REPO / "plugins.cfg"
+        self._cfg = os.environ.get("IWANT_PLUGINS_CFG") or str(REPO / "plugins.cfg")
         try:
-            self.engine = Engine.from_environment(cfg, data_dir=self.bot_config.BOT_DATA_DIR)
+            poll_seconds = settings.load(self._cfg).poll_seconds
+            started = self._start_engine()
         except (SettingsError, RuntimeError) as err:
             log.critical("iwant cannot start: %s", err)
             if self._bot.mode not in LOCAL_MODES:
                 print(f"iwant cannot start: {err}", file=sys.stderr)
                 os._exit(2)  # a misconfigured bot must not look alive
             raise
-        except Unavailable:
-            log.critical("iwant cannot start: the database is unavailable")
-            raise
+        if not started:
+            log.warning("iwant: the database is unavailable; retrying every %ss", poll_seconds)
         self._recent: dict[str, deque[float]] = {}
         self._recent_lock = threading.Lock()
         self._delivering = threading.Lock()
         super().activate()
-        self.start_poller(self.engine.settings.poll_seconds, self.tick)
+        self.start_poller(poll_seconds, self.tick)
+
+    def _start_engine(self) -> bool:
+        """Build the engine; False while the database cannot be reached (the poller retries)."""
+        try:
+            self.engine = Engine.from_environment(self._cfg, data_dir=self.bot_config.BOT_DATA_DIR)
+        except Unavailable:
+            return False
+        return True
 
     def deactivate(self) -> None:
         super().deactivate()
@@ -148,8 +165,7 @@ class IWant(BotPlugin):
         from iwant_engine.__main__ import plugins_report
 
         person = self.person_of(msg.frm)
-        cfg = os.environ.get("IWANT_PLUGINS_CFG") or str(REPO / "plugins.cfg")
-        return self._run(msg, person, lambda: plugins_report(cfg))
+        return self._run(msg, person, lambda: plugins_report(self._cfg))
 
     def _someone(self, args: str) -> Person:
         """The person named in ``args`` (``@bob``, a Slack ``<@U123>`` mention, an id)."""
@@ -200,7 +216,7 @@ class IWant(BotPlugin):
         self, msg: Message, person: Person, action: Callable[[], Note | str], prefix: str = ""
     ) -> str | None:
         if self.engine is None:
-            return "iwant is starting up; try again in a moment."
+            return str(Unavailable())
         if len(msg.body) > MAX_MESSAGE:
             return (
                 f"That message is too long ({len(msg.body)} characters); try !iwant coffee 10:00."
@@ -252,7 +268,7 @@ class IWant(BotPlugin):
 
     def tick(self) -> None:
         """One poller round: expire due requests, mark done meetings, deliver the outbox."""
-        if self.engine is None:
+        if self.engine is None and not self._start_engine():
             return
         try:
             self.engine.sweep()
