@@ -88,7 +88,7 @@ def _split_clauses(rest: str) -> tuple[str, dict[str, str]]:
 
 
 def _window_from_when(
-    when: str, now: datetime, zone: tzinfo, length: timedelta, default_window: timedelta
+    when: str, now: datetime, zone: tzinfo
 ) -> tuple[datetime, datetime | None, bool]:
     """(start, end or None, start_is_now) for the ``when`` phrase."""
     if when in ("", "now", "asap", "right now"):
@@ -126,7 +126,7 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
         minute += timedelta(minutes=1)
     when, clauses = _split_clauses(rest)
 
-    start, end, from_now = _window_from_when(when, minute, zone, length, settings.default_window)
+    start, end, from_now = _window_from_when(when, minute, zone)
     if "for" in clauses:
         if end is not None:
             raise UserError("Give either a range or 'for', not both: !iwant lunch 11:30-13:00")
