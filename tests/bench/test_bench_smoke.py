@@ -31,7 +31,7 @@ def run_quick(db: str) -> tuple[dict, str]:
         [
             sys.executable,
             "-m",
-            "iwant_engine.bench",
+            "iwant_bench",
             "--quick",
             "--db",
             db,

@@ -1,4 +1,4 @@
-"""``python -m iwant_engine.bench``: how fast iwant matches, how its cost grows, and how it
+"""``python -m iwant_bench``: how fast iwant matches, how its cost grows, and how it
 compares with the database's own limit (issue 7).
 
 Modules: ``workload`` (the seeded, realistic stream and bulk rows of waiting requests),

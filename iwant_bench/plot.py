@@ -1,7 +1,7 @@
 """Plot latency against waiting requests from a benchmark's JSON result (needs matplotlib).
 
-    python -m iwant_engine.bench --json bench.json
-    python -m iwant_engine.bench.plot bench.json docs/benchmarks-growth.png
+    python -m iwant_bench --json bench.json
+    python -m iwant_bench.plot bench.json docs/benchmarks-growth.png
 
 The JSON file may be the ``--json`` output or a saved stdout: its last line is used.
 """
@@ -69,7 +69,7 @@ def plot(result: dict[str, Any], out: Path, title: str | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m iwant_engine.bench.plot", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m iwant_bench.plot", description=__doc__)
     p.add_argument("result", type=Path, help="JSON result (its last line is read)")
     p.add_argument("png", type=Path, help="where to write the plot")
     p.add_argument("--title")

@@ -32,8 +32,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
 
-from ..storage.schema import Outbox, Person, Request, Result
-from ..storage.sql import _sqlite_on_connect
+from iwant_engine.storage.schema import Outbox, Person, Request, Result
+from iwant_engine.storage.sql import _sqlite_on_connect
+
 from .workload import WaitingRow
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -49,9 +49,10 @@ def _worker(url: str, seed: int, index: int, tasks: Any, results: Any) -> None:
     import logging
 
     logging.getLogger("iwant_engine").setLevel(logging.CRITICAL)
-    from ..clock import FixedClock
-    from ..engine import Engine, Person
-    from ..errors import UserError
+    from iwant_engine.clock import FixedClock
+    from iwant_engine.engine import Engine, Person
+    from iwant_engine.errors import UserError
+
     from .measure import activity_table, load_settings, peak_rss_mb
     from .workload import DAY_START, Workload
 

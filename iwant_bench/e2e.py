@@ -27,8 +27,9 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
-from ..engine import Person
-from ..errors import UserError
+from iwant_engine.engine import Person
+from iwant_engine.errors import UserError
+
 from .measure import REPO, Run, median, outcome, plugins_cfg, summary
 from .progress import bar
 from .workload import Shape

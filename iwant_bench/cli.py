@@ -52,7 +52,7 @@ def _ints(text: str) -> list[int]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m iwant_engine.bench",
+        prog="python -m iwant_bench",
         description=(
             "Benchmark the iwant engine against its database's own limit (issue 7). Prints a "
             "table, then one JSON line with every figure as the last line of stdout."

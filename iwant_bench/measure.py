@@ -24,16 +24,17 @@ from typing import Any
 
 from sqlalchemy import event, insert
 
-from .. import settings as settings_mod
-from ..clock import FixedClock
-from ..engine import Engine, Person
-from ..errors import UserError
-from ..settings import Settings
+from iwant_engine import settings as settings_mod
+from iwant_engine.clock import FixedClock
+from iwant_engine.engine import Engine, Person
+from iwant_engine.errors import UserError
+from iwant_engine.settings import Settings
+
 from . import databases as dbs
 from .progress import bar
 from .workload import DAY0, DAY_START, POPULARITY, Op, Shape, Workload, waiting_rows
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 ROOMS = tuple(f"room{i:02d}" for i in range(12))
 GROWTH_ROOMS = tuple(f"grow{i:02d}" for i in range(12))
 CHUNK = 25  # engine and baseline alternate in chunks of this many requests

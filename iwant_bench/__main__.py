@@ -1,0 +1,5 @@
+"""Run the benchmark: ``python -m iwant_bench --help``."""
+
+from .cli import main
+
+raise SystemExit(main())
