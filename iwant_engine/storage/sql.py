@@ -232,6 +232,12 @@ class SQLStorage:
         )
         session.execute(stmt)
 
+    def _ensure_person(self, session: Session, person: str, name: str) -> None:
+        """The person's row, created if missing; what it holds (their platform zone) stays."""
+        insert = sqlite_insert if self.is_sqlite else pg_insert
+        values = {"id": person, "display_name": name[:NAME_MAX]}
+        session.execute(insert(Person).values(**values).on_conflict_do_nothing())
+
     def person(self, person: str) -> PersonInfo | None:
         with self._guard(), self._read_sessions() as session:
             row = session.get(Person, person)
@@ -239,13 +245,13 @@ class SQLStorage:
 
     def set_timezone(self, person: str, name: str, zone: str | None) -> None:
         with self._tx() as session:
-            self._upsert_person(session, person, name, None)
+            self._ensure_person(session, person, name)
             session.execute(update(Person).where(Person.id == person).values(timezone=zone))
 
     def ignore(self, person: str, name: str, other: str, now: datetime) -> bool:
         """Record that ``person`` ignores ``other``; False if it was already so."""
         with self._tx() as session:
-            self._upsert_person(session, person, name, None)
+            self._ensure_person(session, person, name)
             if session.get(Ignore, (person, other)) is not None:
                 return False
             session.add(Ignore(person=person, ignored=other, created_at=now))

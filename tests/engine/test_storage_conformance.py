@@ -103,7 +103,9 @@ def test_platform_zone_is_the_default_and_tz_overrides_it(engine, clock):
     reply = engine.submit(sam, "coffee 10:00")  # 10:00 New York = 15:00 UTC
     assert engine.open_requests(sam)[0].earliest == at(15, 0)
     assert "10:00–10:15" in reply.body
+    engine.ignore(sam, BOB)
     engine.set_timezone(sam, "UTC")
+    assert engine.storage.person(sam.id).platform_timezone == "America/New_York"
     engine.submit(sam, "lunch 12:00")
     assert engine.open_requests(sam)[0].earliest == at(12, 0)
 
