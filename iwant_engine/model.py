@@ -106,3 +106,227 @@ class MatchContext:
 
     def may_meet(self, a: str, b: str) -> bool:
         return frozenset((a, b)) not in self.apart
+
+
+# -- the engine's API types ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who is talking: ``id`` is ``platform:id``; ``timezone`` is the platform's, if known."""
+
+    id: str
+    name: str
+    timezone: str | None = None
+
+    @property
+    def platform(self) -> str:
+        return self.id.split(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class PersonInfo:
+    """What is stored about a person: their name and the two zones they may have."""
+
+    id: str
+    name: str
+    timezone: str | None = None  # set with ``!iwant tz``
+    platform_timezone: str | None = None  # the platform's (a Slack profile), when known
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """One of a person's open requests, as ``!iwant list`` shows it."""
+
+    request_id: int
+    activity: str
+    status: Status
+    earliest: datetime
+    latest: datetime
+    deadline: datetime
+    length_minutes: int
+    start: datetime | None  # the meeting, when matched
+    end: datetime | None
+    others: tuple[str, ...]  # display names of the other members
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A notification claimed for delivery."""
+
+    id: int
+    recipient: str
+    body: str
+    buttons: list[dict[str, str]]
+    origin: str | None
+    attempts: int
+    group_members: list[str] | None = None  # a group conversation for these people
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    delivered: int = 0
+    retried: int = 0
+    undeliverable: list[OutboxItem] = field(default_factory=list)
+
+
+# -- what a storage keeps and hands back (see ``storage/protocol.py``) ----------------------------
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    """A request row: the wish as stored, and the result it points to."""
+
+    id: int
+    person: str
+    pool: str
+    origin: str | None
+    activity: str
+    earliest: datetime
+    latest: datetime
+    deadline: datetime
+    length_minutes: int
+    max_size: int
+    min_size: int
+    created_at: datetime
+    result_id: int
+    status: Status
+
+    @property
+    def length(self) -> timedelta:
+        return timedelta(minutes=self.length_minutes)
+
+    def as_wish(self) -> Wish:
+        return Wish(
+            self.person,
+            self.pool,
+            self.activity,
+            self.earliest,
+            self.latest,
+            self.deadline,
+            self.length,
+            self.max_size,
+            self.min_size,
+        )
+
+    def as_candidate(self) -> Candidate:
+        return Candidate(
+            self.id,
+            self.person,
+            self.earliest,
+            self.latest,
+            self.deadline,
+            self.max_size,
+            self.created_at,
+            self.min_size,
+        )
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """A result row: one waiting request's own, or a group's (``start``/``end`` once MATCHED)."""
+
+    id: int
+    pool: str
+    activity: str
+    status: Status
+    start: datetime | None
+    end: datetime | None
+    max_size: int
+    size: int
+    due_at: datetime | None  # deadline while PENDING, meeting end while MATCHED
+
+
+@dataclass(frozen=True)
+class StoredGroup:
+    """A result with the requests that point to it, ordered by request id."""
+
+    result: StoredResult
+    members: tuple[StoredRequest, ...]
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """What matching a new request needs, read in one go after taking the locks.
+
+    ``mine``: the person's live requests (any pool) whose window has not ended;
+    ``candidates``: other people's waiting requests of the pool and activity whose window
+    could hold a meeting inside the new window, deadline not passed, by window end, at most
+    ``limit``; ``groups``: formed groups of the pool and activity whose meeting starts inside
+    the new window, not before now, with room, by start, at most ``limit``; ``people``: what is
+    stored about the person and everyone in ``candidates`` and ``groups``; ``apart``: the
+    ignore pairs among all of them (either direction).
+    """
+
+    me: PersonInfo | None
+    mine: tuple[StoredRequest, ...]
+    candidates: tuple[StoredRequest, ...]
+    groups: tuple[StoredGroup, ...]
+    people: Mapping[str, PersonInfo]
+    apart: frozenset[frozenset[str]]
+
+
+@dataclass(frozen=True)
+class NewOutbox:
+    """A notification to store; it is delivered after the unit of work commits."""
+
+    recipient: str
+    body: str
+    buttons: list[dict[str, str]] = field(default_factory=list)
+    origin: str | None = None
+    group_members: list[str] | None = None
+
+    @property
+    def platform(self) -> str:
+        return self.recipient.split(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class ResultChange:
+    """Every field of a result: of result ``id``, or of a new result when ``id`` is None."""
+
+    id: int | None
+    pool: str
+    activity: str
+    status: Status
+    start: datetime | None
+    end: datetime | None
+    max_size: int
+    size: int
+    due_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """A request to insert, pointing to an existing result (an id) or to a new one."""
+
+    wish: Wish
+    origin: str | None
+    created_at: datetime
+    status: Status
+    result: int | ResultChange
+
+
+@dataclass(frozen=True)
+class Move:
+    """Point request ``request_id`` to ``result`` (an id, or a new result) with ``status``."""
+
+    request_id: int
+    result: int | ResultChange
+    status: Status
+
+
+@dataclass
+class Changes:
+    """The writes of one domain step, applied together by ``UnitOfWork.apply`` in this
+    order: ``results`` (updates of existing results), ``request`` (the new one), ``moves``,
+    ``retired`` (results set to a final status, their ``due_at`` cleared), ``outbox``."""
+
+    results: list[ResultChange] = field(default_factory=list)
+    request: NewRequest | None = None
+    moves: list[Move] = field(default_factory=list)
+    retired: list[tuple[int, Status]] = field(default_factory=list)
+    outbox: list[NewOutbox] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.results or self.request or self.moves or self.retired or self.outbox)

@@ -1,0 +1,154 @@
+"""What a storage is: the narrow, typed protocol every storage implements.
+
+A storage only stores. It holds no domain rule and no text that people read: what happens to
+a request (submit, join, form, dissolve, expire, done), the ignore rule, the check of each
+strategy decision and every message live in the engine (``matching.py``, ``messages.py``).
+The engine asks a storage for data and hands it the writes of each domain step as one
+``Changes`` value.
+
+A storage is named by the ``iwant_storages`` hook and built as
+``factory(url, pool_size=..., default_timezone=...)``; its conformance suite is
+``tests/engine/test_storage_conformance.py``, run on every built-in storage. The built-in ones:
+``sql`` (SQLAlchemy: SQLite, PostgreSQL) and ``memory`` (a dict, gone at exit).
+
+Rules every storage keeps:
+
+- A unit of work (``Storage.transaction()``) is atomic: everything in it is committed when
+  the ``with`` block ends normally and nothing when it raises. Several processes may share
+  one storage (the SQL one on PostgreSQL): ``lock`` serialises units of work on one key
+  until they end.
+- Times are aware UTC datetimes, given by the engine's clock; a storage never reads a clock.
+- Ids are positive integers that fit in 31 bits; a request id is never given to another
+  request while the first exists.
+- A lost database raises ``errors.Unavailable`` (nothing was saved); no other exception type
+  is expected from a storage for a fault of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from ..model import (
+    Changes,
+    Neighbourhood,
+    OpenRequest,
+    OutboxItem,
+    PersonInfo,
+    StoredGroup,
+    StoredRequest,
+    StoredResult,
+    Wish,
+)
+
+
+class UnitOfWork(Protocol):
+    """The data operations of one command, inside one transaction."""
+
+    # -- locks and reads -----------------------------------------------------------------------
+
+    def lock(self, *key: str) -> None:
+        """Hold ``key`` (``("pool", pool, activity)`` or ``("person", id)``) until the unit
+        of work ends; another unit of work asking for the same key waits. Reads made after
+        ``lock`` see everything committed by the unit of work that held it before."""
+
+    def neighbourhood(self, wish: Wish, now: datetime, limit: int) -> Neighbourhood:
+        """Everything that matching ``wish`` needs (see ``model.Neighbourhood``), read after
+        the caller took the locks of ``wish.person`` and of its (pool, activity)."""
+
+    def request(self, request_id: int) -> StoredRequest | None:
+        """One request by id, or None."""
+
+    def group(self, result_id: int) -> StoredGroup | None:
+        """One result with the requests that point to it (ordered by id), or None."""
+
+    def people(self, ids: Iterable[str]) -> dict[str, PersonInfo]:
+        """What is stored about these people; an unknown id is absent."""
+
+    def last_met(self, person: str, others: Iterable[str]) -> dict[str, datetime]:
+        """For each of ``others``: the start of the latest MATCHED or DONE group that held
+        both ``person`` and them; people never met are absent."""
+
+    def due(self, now: datetime, limit: int) -> list[StoredGroup]:
+        """Live results (PENDING, MATCHED) with ``due_at <= now``, oldest first, at most
+        ``limit``, each with its members; their (pool, activity) locks are held, and a
+        (pool, activity) whose lock another unit of work holds is skipped rather than waited
+        for. Each returned result is claimed: another unit of work's ``due`` skips it."""
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def apply(self, changes: Changes) -> int | None:
+        """Write ``changes`` (in the order ``model.Changes`` documents); the id of the new
+        request, if there is one."""
+
+    def save_person(self, person: PersonInfo, *, keep_timezone: bool = True) -> None:
+        """Insert the person, or update the name and platform zone of a stored one; their own
+        zone (``timezone``) is set only for a new person or with ``keep_timezone=False``."""
+
+    def add_person(self, person: PersonInfo) -> None:
+        """Insert the person when not stored yet; a stored one is left as it is."""
+
+    def set_timezone(self, person: str, zone: str | None) -> None:
+        """Set a stored person's own zone (None: back to the platform's or the default)."""
+
+    def add_ignore(self, person: str, ignored: str, now: datetime) -> bool:
+        """Record that ``person`` ignores ``ignored``; False when it was already so."""
+
+    def remove_ignore(self, person: str, ignored: str) -> bool:
+        """Forget that ``person`` ignores ``ignored``; False when they did not."""
+
+
+class Storage(Protocol):
+    """A storage: units of work, plus reads and outbox operations that need none."""
+
+    def migrate(self) -> None:
+        """Bring the schema up to date; safe with several processes starting at once."""
+
+    def close(self) -> None:
+        """Release connections; the storage is not used afterwards."""
+
+    def transaction(self) -> AbstractContextManager[UnitOfWork]:
+        """A unit of work: committed when the block ends, rolled back when it raises."""
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def person(self, person: str) -> PersonInfo | None:
+        """What is stored about one person, or None."""
+
+    def people(self, ids: Iterable[str]) -> dict[str, PersonInfo]:
+        """What is stored about these people; an unknown id is absent."""
+
+    def open_requests(self, person: str, now: datetime) -> list[OpenRequest]:
+        """The person's live requests whose window has not ended, by window start then id,
+        with the display names of the other members of matched ones (by request id)."""
+
+    def ignored(self, person: str) -> list[str]:
+        """Ids of the people ``person`` ignores, sorted."""
+
+    def has_due(self, now: datetime) -> bool:
+        """Whether ``UnitOfWork.due`` would find anything; cheap, takes no write lock."""
+
+    def snapshot(self) -> list[tuple[StoredRequest, StoredResult]]:
+        """Every request with its result, by request id: for invariant checks and tests."""
+
+    def counts(self) -> Mapping[str, int]:
+        """Requests per status, and ``outbox_pending``: undelivered, not given-up rows."""
+
+    # -- the outbox ----------------------------------------------------------------------------
+
+    def claim_outbox(
+        self, platform: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[OutboxItem]:
+        """Up to ``limit`` undelivered rows of ``platform`` due at ``now`` (not given up, not
+        leased to someone else), oldest first; each is leased to the caller until
+        ``now + lease`` and its ``attempts`` counted up. Two callers never get the same row
+        while a lease runs."""
+
+    def ack(self, outbox_id: int, now: datetime) -> None:
+        """Mark a row delivered."""
+
+    def fail(self, outbox_id: int, now: datetime, error: str, retry_at: datetime | None) -> None:
+        """Record a failed send: retry at ``retry_at``, or give the row up when it is None."""
+
