@@ -10,47 +10,45 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from . import matching
 from . import messages as msg
 from . import settings as settings_mod
 from .clock import Clock, SystemClock
 from .errors import StrategyError, UserError
 from .grammar import parse_wish
 from .invariants import refusal
-from .model import Candidate, Decision, MatchContext, OpenGroup, Status, Wish
+from .model import (
+    Candidate,
+    Decision,
+    DeliveryReport,
+    MatchContext,
+    OpenGroup,
+    OpenRequest,
+    OutboxItem,
+    Person,
+    PersonInfo,
+    Status,
+    Wish,
+)
 from .plugins import make_plugin_manager, named
 from .redact import redact
 from .settings import Settings, SettingsError
-from .storage.sql import OpenRequest, OutboxItem
+from .storage.protocol import Storage
 from .timephrases import warm_up
 
 log = logging.getLogger(__name__)
 # How long a person's own zone is cached; set in another process, it shows after this.
 ZONE_CACHE_SECONDS = 60
 PERSON_ID = re.compile(r"^[a-z0-9_-]{1,32}:\S{1,160}$")
-
-
-@dataclass(frozen=True)
-class Person:
-    """Who is talking: ``id`` is ``platform:id``; ``timezone`` is the platform's, if known."""
-
-    id: str
-    name: str
-    timezone: str | None = None
-
-    @property
-    def platform(self) -> str:
-        return self.id.split(":", 1)[0]
-
-
-@dataclass(frozen=True)
-class DeliveryReport:
-    delivered: int = 0
-    retried: int = 0
-    undeliverable: list[OutboxItem] | None = None
+#: A notification is given up after this many failed sends; retries back off exponentially.
+MAX_ATTEMPTS = 8
+LEASE = timedelta(seconds=60)
+SWEEP_BATCH = 500
 
 
 class Engine:
@@ -69,6 +67,7 @@ class Engine:
         self.strict = strict
         self._zones: dict[str, tuple[float, str | None]] = {}  # person -> (until, zone name)
         self.clock = clock or SystemClock()
+        self.zones = matching.Zones(ZoneInfo(settings.default_timezone))
         self.pm = make_plugin_manager(plugins)
         storages = named(self.pm, "iwant_storages")
         strategies = named(self.pm, "iwant_strategies")
@@ -77,7 +76,7 @@ class Engine:
                 f"plugins.cfg: unknown storage {settings.storage!r}; installed: "
                 f"{', '.join(sorted(storages))}"
             )
-        self.strategies = {}
+        self.strategies: dict[str, matching.Strategy] = {}
         for name in sorted({settings.strategy, *settings.strategy_rules.values()}):
             if name not in strategies:
                 raise SettingsError(
@@ -90,7 +89,7 @@ class Engine:
                 )
             except ValueError as err:
                 raise SettingsError(f"plugins.cfg [strategy:{name}]: {err}") from None
-        self.storage = storages[settings.storage][0](
+        self.storage: Storage = storages[settings.storage][0](
             settings.database_url,
             pool_size=settings.pool_size,
             default_timezone=settings.default_timezone,
@@ -145,7 +144,9 @@ class Engine:
             raise UserError(
                 f"I don't know the time zone '{name[:40]}'; try !iwant tz Europe/Prague."
             )
-        self.storage.set_timezone(person.id, person.name, match)
+        with self.storage.transaction() as uow:
+            uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
+            uow.set_timezone(person.id, match)
         self._zones.pop(person.id, None)
         now = self.clock.now().astimezone(ZoneInfo(match))
         return f"Your time zone is now {match} (it is {now:%H:%M} there)."
@@ -187,16 +188,12 @@ class Engine:
             wish = replace(wish, min_size=floor)
         ctx = MatchContext(now, parsed.length)
         origin = f"{person.platform}:{room}" if room else None
-        outcome = self.storage.submit(
-            wish,
-            person.name,
-            person.timezone,
-            origin,
-            self.decide,
-            ctx,
-            self.settings.max_open_requests,
-        )
-        return outcome.reply
+        me = PersonInfo(person.id, person.name, None, person.timezone)
+        with self.storage.transaction() as uow:
+            done = matching.submit(
+                uow, wish, me, origin, self.decide, ctx, self.settings.max_open_requests, self.zones
+            )
+        return done.reply
 
     def open_requests(self, person: Person) -> list[OpenRequest]:
         return self.storage.open_requests(person.id, self.clock.now())
@@ -221,8 +218,11 @@ class Engine:
         else:
             items = self.open_requests(person)
             request_id = _select(items, selector)
+        if not 0 < request_id < 2**31:
+            raise UserError(msg.NOT_YOURS)
         ctx = MatchContext(self.clock.now(), self.settings.default_window)
-        return self.storage.cancel(person.id, request_id, self.decide, ctx)
+        with self.storage.transaction() as uow:
+            return matching.cancel(uow, person.id, request_id, self.decide, ctx, self.zones)
 
     def min_group_size(self, pool: str, activity: str) -> int:
         """The smallest group the strategy serving ``pool`` and ``activity`` forms."""
@@ -258,12 +258,17 @@ class Engine:
         self._check_person(other)
         if other.id == person.id:
             raise UserError("You can't ignore yourself; try !iwant ignore @someone.")
-        if self.storage.ignore(person.id, person.name, other.id, self.clock.now()):
+        with self.storage.transaction() as uow:
+            uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
+            added = uow.add_ignore(person.id, other.id, self.clock.now())
+        if added:
             return f"You won't be grouped with {other.name} from now on; they are not told."
         return f"You already ignore {other.name}; !iwant unignore {other.name} undoes it."
 
     def unignore(self, person: Person, other: Person) -> str:
-        if self.storage.unignore(person.id, other.id):
+        with self.storage.transaction() as uow:
+            removed = uow.remove_ignore(person.id, other.id)
+        if removed:
             return f"You can be grouped with {other.name} again."
         return f"You don't ignore {other.name}; see !iwant ignored."
 
@@ -271,11 +276,26 @@ class Engine:
         """Person ids ``person`` ignores."""
         return self.storage.ignored(person.id)
 
+    def display_names(self, ids: Sequence[str]) -> list[str]:
+        """What each person is called (their id without the platform when not stored)."""
+        known = self.storage.people(ids)
+        return [known[i].name if i in known else i.split(":", 1)[-1] for i in ids]
+
     # -- background work ---------------------------------------------------------------------
 
-    def sweep(self) -> tuple[int, int]:
-        """Expire due requests (writing "nobody joined" notes), mark past meetings DONE."""
-        return self.storage.sweep(self.clock.now())
+    def sweep(self, batch: int = SWEEP_BATCH) -> tuple[int, int]:
+        """Expire due requests (writing "nobody joined" notes), mark past meetings DONE;
+        (expired, done). Works in units of work of at most ``batch`` results."""
+        now = self.clock.now()
+        expired = done = 0
+        if not self.storage.has_due(now):
+            return expired, done  # the common case for a poller: no write transaction
+        while True:
+            with self.storage.transaction() as uow:
+                e, d = matching.sweep_step(uow, now, batch, self.zones)
+            expired, done = expired + e, done + d
+            if not e + d:
+                return expired, done
 
     def deliver(
         self,
@@ -284,23 +304,29 @@ class Engine:
         is_permanent: Callable[[Exception], bool] = lambda e: False,
         limit: int = 50,
     ) -> DeliveryReport:
-        """Send due outbox rows of ``platform`` with ``send``; ack, retry or give up each."""
+        """Send due outbox rows of ``platform`` with ``send``; ack, retry or give up each.
+
+        A failed send is retried after 2, 4, 8 … seconds (at most 10 minutes), and given up
+        after ``MAX_ATTEMPTS`` attempts, or at once when ``is_permanent`` says so."""
         delivered = retried = 0
         given_up: list[OutboxItem] = []
-        for item in self.storage.claim_outbox(platform, self.clock.now(), limit=limit):
+        for item in self.storage.claim_outbox(platform, self.clock.now(), limit, LEASE):
             try:
                 send(item)
             except Exception as err:  # the platform failed; the row stays until it succeeds
-                permanent = is_permanent(err)
+                permanent = is_permanent(err) or item.attempts >= MAX_ATTEMPTS
                 log.warning(
                     "sending outbox row %s failed (%s): %s",
                     item.id,
                     "permanent" if permanent else "will retry",
                     type(err).__name__,
                 )
-                if self.storage.fail(
-                    item.id, self.clock.now(), redact(f"{type(err).__name__}: {err}"), permanent
-                ):
+                now = self.clock.now()
+                retry_at = (
+                    None if permanent else now + timedelta(seconds=min(2**item.attempts, 600))
+                )
+                self.storage.fail(item.id, now, redact(f"{type(err).__name__}: {err}"), retry_at)
+                if permanent:
                     given_up.append(item)
                 else:
                     retried += 1
@@ -360,4 +386,4 @@ def _find_zone(name: str) -> str | None:
     return _ZONES.get(name.lower().replace(" ", "_"))
 
 
-__all__ = ["DeliveryReport", "Engine", "Person"]
+__all__ = ["DeliveryReport", "Engine", "OpenRequest", "OutboxItem", "Person"]

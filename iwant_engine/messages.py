@@ -139,3 +139,36 @@ def expired(
 def group_hello(activity: str, names: Sequence[str]) -> str:
     """For a group conversation: no times, since its members may live in different zones."""
     return f"Your {activity} group: {_names(names)}. Say hi and agree where to meet!"
+
+
+def too_many_open(count: int) -> str:
+    return (
+        f"You already have {count} open requests, the most I keep for one person; "
+        "cancel one first (!iwant list, then !iwant cancel 2)."
+    )
+
+
+def already_want(activity: str, earliest: datetime, latest: datetime, zone: ZoneInfo) -> str:
+    return (
+        f"You already want {activity} {slot(earliest, latest, zone)}; cancel it first with "
+        f"!iwant cancel {activity}."
+    )
+
+
+NOT_YOURS = "That request is not yours, so I left it alone; see !iwant list."
+
+
+def already_ended(activity: str) -> str:
+    return f"Your {activity} request has already ended; see !iwant list."
+
+
+def cancelled(activity: str, earliest: datetime, latest: datetime, zone: ZoneInfo) -> str:
+    return f"Cancelled: {activity} {slot(earliest, latest, zone)}."
+
+
+def left_group(activity: str, start: datetime, end: datetime, zone: ZoneInfo) -> str:
+    return f"Cancelled: you left {activity} at {slot(start, end, zone)}; the others have been told."
+
+
+def rematched_after_drop_out(who: str, body: str) -> str:
+    return f"{who} dropped out. {body}"

@@ -251,9 +251,12 @@ class Neighbourhood:
 
     ``mine``: the person's live requests (any pool) whose window has not ended;
     ``candidates``: other people's waiting requests of the pool and activity whose window
-    could hold a meeting inside the new window, deadline not passed, by window end, at most
-    ``limit``; ``groups``: formed groups of the pool and activity whose meeting starts inside
-    the new window, not before now, with room, by start, at most ``limit``; ``people``: what is
+    could hold a meeting inside the new window (ending at least ``length`` after its start,
+    starting at most ``length`` before its end), deadline not passed, by window end, at most
+    ``limit`` (a storage may leave out those ending more than a day after the new window's
+    last start: no window is longer than a day); ``groups``: formed groups of the pool and
+    activity whose meeting starts inside the new window, not before now, with room, by
+    start, at most ``limit``; ``people``: what is
     stored about the person and everyone in ``candidates`` and ``groups``; ``apart``: the
     ignore pairs among all of them (either direction).
     """

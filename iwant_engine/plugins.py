@@ -7,6 +7,7 @@ different strategies can run side by side. ``IWANT_TRACE_HOOKS=1`` logs every ho
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import logging
 import os
 from typing import Any
@@ -19,8 +20,11 @@ hookimpl = pluggy.HookimplMarker("iwant")
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "iwant"
+#: Built-in plugins, registered by module like any other plugin (datasette's DEFAULT_PLUGINS);
+#: third-party ones come from the ``iwant`` entry point group.
 BUILTINS = (
     "iwant_engine.storage.sql",
+    "iwant_engine.storage.memory",
     "iwant_engine.strategies.overlap",
     "iwant_engine.strategies.fresh_faces",
     "iwant_engine.strategies.quorum",
@@ -31,50 +35,56 @@ def make_plugin_manager(extra: tuple[object, ...] = ()) -> pluggy.PluginManager:
     """Built-in plugins, then every installed ``iwant`` entry point, then ``extra`` objects."""
     pm = pluggy.PluginManager("iwant")
     pm.add_hookspecs(hookspecs)
-    for name in BUILTINS:
-        pm.register(importlib.import_module(name), name=name)
-    # Built-ins are also declared as entry points (pyproject.toml); skip what is loaded.
-    for dist_plugin in _entry_points():
-        if pm.is_registered(dist_plugin) or pm.has_plugin(dist_plugin.__name__):
-            continue
-        pm.register(dist_plugin, name=dist_plugin.__name__)
-    for plugin in extra:
-        pm.register(plugin)
     if os.environ.get("IWANT_TRACE_HOOKS"):
         pm.trace.root.setwriter(lambda message: log.info("hook: %s", message.rstrip()))
         pm.enable_tracing()
+    for name in BUILTINS:
+        pm.register(importlib.import_module(name), name=name)
+    try:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    except Exception as err:  # a broken third-party package must say so at start
+        raise RuntimeError(f"an iwant plugin cannot be loaded: {err}") from err
+    for plugin in extra:
+        pm.register(plugin)
     return pm
 
 
-def _entry_points() -> list[Any]:
-    from importlib.metadata import entry_points
-
-    loaded = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded.append(ep.load())
-        except Exception as err:  # a broken third-party package must say so at start
-            raise RuntimeError(f"plugin {ep.name!r} ({ep.value}) cannot be loaded: {err}") from err
-    return loaded
-
-
 def named(pm: pluggy.PluginManager, hook: str) -> dict[str, tuple[Any, str]]:
-    """Merge a naming hook's mappings: name -> (thing, plugin name that gave it)."""
+    """Merge a naming hook's mappings: name -> (thing, plugin name that gave it).
+
+    Each plugin's implementation is called through a subset of ``pm.hook`` (so tracing sees
+    every call), which tells which plugin gave which name."""
+    impls = getattr(pm.hook, hook).get_hookimpls()
     merged: dict[str, tuple[Any, str]] = {}
-    for impl in getattr(pm.hook, hook).get_hookimpls():
-        for name, thing in (impl.function() or {}).items():
-            if name in merged:
-                raise RuntimeError(
-                    f"{hook}: {name!r} is provided by both {merged[name][1]} and {impl.plugin_name}"
-                )
-            merged[name] = (thing, impl.plugin_name)
+    for impl in impls:
+        others = [i.plugin for i in impls if i.plugin is not impl.plugin]
+        for mapping in pm.subset_hook_caller(hook, remove_plugins=others)():
+            for name, thing in mapping.items():
+                if name in merged:
+                    raise RuntimeError(
+                        f"{hook}: {name!r} is provided by both {merged[name][1]} "
+                        f"and {impl.plugin_name}"
+                    )
+                merged[name] = (thing, impl.plugin_name)
     return merged
 
 
-def describe(pm: pluggy.PluginManager) -> list[tuple[str, list[str]]]:
-    """Each registered plugin with the hooks it implements (like ``datasette plugins``)."""
+def version_of(pm: pluggy.PluginManager, plugin: object) -> str:
+    """The version of the distribution a plugin came from (iwant's own for built-ins)."""
+    for loaded, dist in pm.list_plugin_distinfo():
+        if loaded is plugin:
+            return str(dist.version)
+    try:
+        return importlib.metadata.version("iwant")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def describe(pm: pluggy.PluginManager) -> list[tuple[str, str, list[str]]]:
+    """Each registered plugin with its version and the hooks it implements (like
+    ``datasette plugins``)."""
     rows = []
     for name, plugin in pm.list_name_plugin():
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-        rows.append((name, hooks))
+        rows.append((name, version_of(pm, plugin), hooks))
     return rows

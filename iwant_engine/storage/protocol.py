@@ -68,20 +68,24 @@ class UnitOfWork(Protocol):
         """What is stored about these people; an unknown id is absent."""
 
     def last_met(self, person: str, others: Iterable[str]) -> dict[str, datetime]:
-        """For each of ``others``: the start of the latest MATCHED or DONE group that held
-        both ``person`` and them; people never met are absent."""
+        """For each of ``others``: the start of the latest group (a result whose requests
+        are MATCHED or DONE) that holds a request of ``person`` and one of theirs; people
+        never met are absent."""
 
     def due(self, now: datetime, limit: int) -> list[StoredGroup]:
         """Live results (PENDING, MATCHED) with ``due_at <= now``, oldest first, at most
         ``limit``, each with its members; their (pool, activity) locks are held, and a
         (pool, activity) whose lock another unit of work holds is skipped rather than waited
-        for. Each returned result is claimed: another unit of work's ``due`` skips it."""
+        for. Each returned result is claimed: another unit of work's ``due`` skips it. (A
+        storage of one process, which runs one unit of work at a time, just returns them.)"""
 
     # -- writes --------------------------------------------------------------------------------
 
-    def apply(self, changes: Changes) -> int | None:
+    def apply(self, changes: Changes, now: datetime) -> int | None:
         """Write ``changes`` (in the order ``model.Changes`` documents); the id of the new
-        request, if there is one."""
+        request, if there is one. ``now`` stamps new outbox rows (created, first attempt)
+        and the results it changes. Each request and each result changes at most once in
+        one ``Changes``; ``results`` only updates stored results (``id`` not None)."""
 
     def save_person(self, person: PersonInfo, *, keep_timezone: bool = True) -> None:
         """Insert the person, or update the name and platform zone of a stored one; their own
@@ -91,7 +95,8 @@ class UnitOfWork(Protocol):
         """Insert the person when not stored yet; a stored one is left as it is."""
 
     def set_timezone(self, person: str, zone: str | None) -> None:
-        """Set a stored person's own zone (None: back to the platform's or the default)."""
+        """Set a stored person's own zone (None: back to the platform's or the default); the
+        engine stores the person first (``add_person``)."""
 
     def add_ignore(self, person: str, ignored: str, now: datetime) -> bool:
         """Record that ``person`` ignores ``ignored``; False when it was already so."""
@@ -121,8 +126,9 @@ class Storage(Protocol):
         """What is stored about these people; an unknown id is absent."""
 
     def open_requests(self, person: str, now: datetime) -> list[OpenRequest]:
-        """The person's live requests whose window has not ended, by window start then id,
-        with the display names of the other members of matched ones (by request id)."""
+        """The person's live requests whose window has not ended, by window start then id;
+        for a matched one, ``others`` holds the display names (the id when not stored) of
+        the group's other requests, by request id."""
 
     def ignored(self, person: str) -> list[str]:
         """Ids of the people ``person`` ignores, sorted."""
@@ -139,7 +145,11 @@ class Storage(Protocol):
     # -- the outbox ----------------------------------------------------------------------------
 
     def claim_outbox(
-        self, platform: str, now: datetime, limit: int, lease: timedelta
+        self,
+        platform: str,
+        now: datetime,
+        limit: int = 50,
+        lease: timedelta = timedelta(seconds=60),
     ) -> list[OutboxItem]:
         """Up to ``limit`` undelivered rows of ``platform`` due at ``now`` (not given up, not
         leased to someone else), oldest first; each is leased to the caller until
@@ -151,4 +161,3 @@ class Storage(Protocol):
 
     def fail(self, outbox_id: int, now: datetime, error: str, retry_at: datetime | None) -> None:
         """Record a failed send: retry at ``retry_at``, or give the row up when it is None."""
-

@@ -1,0 +1,510 @@
+"""Who meets whom: what happens to a request, from submission to its end.
+
+This module owns the domain. Each function runs inside one unit of work of the storage
+(``storage/protocol.py``): it reads through the unit of work, asks the strategy for a
+decision, checks that decision (``invariants.refusal``), and writes the outcome as one
+``Changes`` value: status changes, the new request, and the notifications (``messages.py``)
+that go out once the unit of work commits.
+
+- ``submit``: a new request joins an open group, forms a group with waiting requests, or
+  waits with a result of its own (``PENDING``) until its deadline.
+- ``cancel``: a waiting request ends; a member leaving a group tells the others, and a
+  group left too small is dissolved: each remaining member waits again and is matched
+  afresh where possible.
+- ``sweep_step``: at a deadline, a waiting request ends ("nobody joined"); after a
+  meeting, its group is DONE.
+
+A formed group's meeting time never moves, it never grows past the smallest ``max`` of its
+members, and nobody is grouped with someone they ignore or who ignores them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from . import messages as msg
+from .errors import UserError
+from .invariants import refusal
+from .model import (
+    LIVE,
+    Candidate,
+    Changes,
+    Decision,
+    Form,
+    Join,
+    MatchContext,
+    Move,
+    NewOutbox,
+    NewRequest,
+    OpenGroup,
+    PersonInfo,
+    ResultChange,
+    Status,
+    StoredGroup,
+    StoredRequest,
+    StoredResult,
+    Wish,
+)
+from .storage.protocol import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+#: At most this many candidates and open groups are offered to a strategy.
+CANDIDATE_LIMIT = 200
+NAME_MAX = 100
+
+Strategy = Callable[[Wish, Sequence[Candidate], Sequence[OpenGroup], MatchContext], Decision]
+
+
+@dataclass(frozen=True)
+class Zones:
+    """A person's zone: their own (``!iwant tz``), else the platform's, else the default."""
+
+    default: ZoneInfo
+
+    def of(self, info: PersonInfo | None, platform_zone: str | None = None) -> ZoneInfo:
+        names = (info.timezone, info.platform_timezone) if info else (None, platform_zone)
+        for name in names:
+            if name:
+                try:
+                    return ZoneInfo(name)
+                except (KeyError, ValueError):
+                    continue
+        return self.default
+
+
+@dataclass(frozen=True)
+class Submitted:
+    request_id: int
+    reply: msg.Note
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A decision turned into writes, and the subject's own message (None: it waits)."""
+
+    changes: Changes
+    body: str | None
+    buttons_label: str = "I can't make it"
+
+
+class _People:
+    """Names and zones of the people a step talks about."""
+
+    def __init__(self, known: Mapping[str, PersonInfo], zones: Zones) -> None:
+        self.known, self.zones = known, zones
+
+    def name(self, person: str) -> str:
+        info = self.known.get(person)
+        return info.name if info else person
+
+    def zone(self, person: str) -> ZoneInfo:
+        return self.zones.of(self.known.get(person))
+
+
+# -- submitting ----------------------------------------------------------------------------------
+
+
+def submit(
+    uow: UnitOfWork,
+    wish: Wish,
+    me: PersonInfo,
+    origin: str | None,
+    decide: Strategy,
+    ctx: MatchContext,
+    max_open: int,
+    zones: Zones,
+) -> Submitted:
+    """Store ``wish`` of ``me`` (name and platform zone as the platform says now) and match it.
+
+    Refused (``UserError``) when the person has ``max_open`` open requests already, or one
+    for the same activity whose window overlaps this one."""
+    now = ctx.now
+    uow.lock("person", wish.person)
+    uow.lock("pool", wish.pool, wish.activity)
+    hood = uow.neighbourhood(wish, now, CANDIDATE_LIMIT)
+    stored = hood.me
+    name = me.name[:NAME_MAX]
+    if stored is None or (stored.name, stored.platform_timezone) != (name, me.platform_timezone):
+        uow.save_person(replace(me, name=name, timezone=None))
+    own_zone = stored.timezone if stored else None
+    zone = zones.of(PersonInfo(me.id, name, own_zone, me.platform_timezone))
+    if len(hood.mine) >= max_open:
+        raise UserError(msg.too_many_open(len(hood.mine)))
+    for other in hood.mine:
+        if (
+            other.activity == wish.activity
+            and other.earliest < wish.latest
+            and wish.earliest < other.latest
+        ):
+            raise UserError(msg.already_want(other.activity, other.earliest, other.latest, zone))
+    known = {**hood.people, me.id: PersonInfo(me.id, name, own_zone, me.platform_timezone)}
+    people = _People(known, zones)
+    outcome = _match(
+        uow, wish, None, origin, hood.candidates, hood.groups, hood.apart, people, decide, ctx
+    )
+    if outcome is None:
+        own = ResultChange(
+            None, wish.pool, wish.activity, Status.PENDING, None, None, wish.max_size, 1,
+            wish.deadline,
+        )  # fmt: skip
+        changes = Changes(request=NewRequest(wish, origin, now, Status.PENDING, own))
+        request_id = _apply_new(uow, changes, now)
+        body = msg.waiting(
+            wish.activity,
+            wish.earliest,
+            wish.latest,
+            int(wish.length.total_seconds() // 60),
+            wish.deadline,
+            zone,
+        )
+        return Submitted(request_id, msg.Note(wish.person, body, msg.cancel_button(request_id)))
+    request_id = _apply_new(uow, outcome.changes, now)
+    assert outcome.body is not None
+    buttons = msg.cancel_button(request_id, outcome.buttons_label)
+    return Submitted(request_id, msg.Note(wish.person, outcome.body, buttons))
+
+
+def _apply_new(uow: UnitOfWork, changes: Changes, now: datetime) -> int:
+    request_id = uow.apply(changes, now)
+    assert request_id is not None, "a storage returns the id of the request it inserted"
+    return request_id
+
+
+def _match(
+    uow: UnitOfWork,
+    wish: Wish,
+    subject: StoredRequest | None,
+    origin: str | None,
+    candidates: Sequence[StoredRequest],
+    groups: Sequence[StoredGroup],
+    apart: frozenset[frozenset[str]],
+    people: _People,
+    decide: Strategy,
+    ctx: MatchContext,
+) -> _Outcome | None:
+    """Ask the strategy about ``wish`` (a new request, or the stored ``subject``); the writes
+    that carry out its decision and the subject's message, or None when it waits."""
+    # The engine, not the strategy, keeps out whom the requester ignores (or is ignored by).
+    blocked = {p for pair in apart if wish.person in pair for p in pair} - {wish.person}
+    offered = [c for c in candidates if c.person not in blocked]
+    open_groups = [g for g in groups if not any(m.person in blocked for m in g.members)]
+    if not offered and not open_groups:
+        return None
+    cands = [c.as_candidate() for c in offered]
+    views = [_open_group(g) for g in open_groups]
+    others = {c.person for c in offered} | {m.person for g in open_groups for m in g.members}
+    ctx = replace(ctx, last_met=_Lazy(lambda: uow.last_met(wish.person, others)), apart=apart)
+    decision = decide(wish, cands, views, ctx)
+    problem = refusal(decision, wish, cands, views, ctx)
+    if problem:
+        log.error("strategy decision %r refused: %s; the request waits", decision, problem)
+        return None
+    if isinstance(decision, Join):
+        group = next(g for g in open_groups if g.result.id == decision.result_id)
+        return _join(wish, subject, origin, group, people, ctx.now)
+    if isinstance(decision, Form):
+        by_id = {c.id: c for c in offered}
+        chosen = sorted((by_id[i] for i in decision.request_ids), key=lambda c: c.id)
+        return _form(wish, subject, origin, chosen, decision.start, people, ctx.now)
+    return None
+
+
+def _open_group(group: StoredGroup) -> OpenGroup:
+    r = group.result
+    assert r.start is not None and r.end is not None
+    return OpenGroup(
+        r.id, r.start, r.end, r.max_size, tuple(m.as_candidate() for m in group.members)
+    )
+
+
+def _join(
+    wish: Wish,
+    subject: StoredRequest | None,
+    origin: str | None,
+    group: StoredGroup,
+    people: _People,
+    now: datetime,
+) -> _Outcome:
+    result = group.result
+    assert result.start is not None and result.end is not None
+    start, end = result.start, result.end
+    changes = Changes(
+        results=[
+            _change(result, size=result.size + 1, max_size=min(result.max_size, wish.max_size))
+        ]
+    )
+    _place(changes, wish, subject, origin, result.id, now)
+    names = [people.name(m.person) for m in group.members]
+    newcomer = people.name(wish.person)
+    for m in group.members:
+        body = msg.joined(
+            wish.activity, start, end, [newcomer], [*names, newcomer], people.zone(m.person)
+        )
+        changes.outbox.append(_note(m, body))
+    body = msg.matched_reply(
+        wish.activity, start, end, names, people.zone(wish.person), joined_existing=True
+    )
+    return _Outcome(changes, body)
+
+
+def _form(
+    wish: Wish,
+    subject: StoredRequest | None,
+    origin: str | None,
+    chosen: Sequence[StoredRequest],
+    start: datetime,
+    people: _People,
+    now: datetime,
+) -> _Outcome:
+    # The group takes over a result that already exists: the subject's own, or that of the
+    # longest-waiting member; the others' results are made redundant.
+    group_id = subject.result_id if subject else chosen[0].result_id
+    end = start + wish.length
+    size = len(chosen) + 1
+    max_size = min([wish.max_size, *(c.max_size for c in chosen)])
+    group = ResultChange(
+        group_id, wish.pool, wish.activity, Status.MATCHED, start, end, max_size, size, end
+    )
+    changes = Changes(results=[group])
+    _place(changes, wish, subject, origin, group_id, now)
+    for c in chosen:
+        changes.moves.append(Move(c.id, group_id, Status.MATCHED))
+        if c.result_id != group_id:
+            changes.retired.append((c.result_id, Status.INVALID))
+    everyone = [people.name(c.person) for c in chosen]
+    members = [*everyone, people.name(wish.person)]
+    for i, c in enumerate(chosen):
+        others = members[:i] + members[i + 1 :]
+        body = msg.joined(wish.activity, start, end, others, members, people.zone(c.person))
+        changes.outbox.append(_note(c, body))
+    by_platform: dict[str, list[str]] = {}
+    for person in [*(c.person for c in chosen), wish.person]:
+        by_platform.setdefault(person.split(":", 1)[0], []).append(person)
+    for platform, ids in by_platform.items():
+        if len(ids) >= 2:  # one group conversation per platform, where it has one
+            body = msg.group_hello(wish.activity, [people.name(i) for i in ids])
+            changes.outbox.append(NewOutbox(f"{platform}:group:{group_id}", body, [], None, ids))
+    body = msg.matched_reply(
+        wish.activity, start, end, everyone, people.zone(wish.person), joined_existing=False
+    )
+    return _Outcome(changes, body)
+
+
+def _place(
+    changes: Changes,
+    wish: Wish,
+    subject: StoredRequest | None,
+    origin: str | None,
+    result_id: int,
+    now: datetime,
+) -> None:
+    """Put the new request (or the stored subject) into result ``result_id``."""
+    if subject is None:
+        changes.request = NewRequest(wish, origin, now, Status.MATCHED, result_id)
+        return
+    changes.moves.append(Move(subject.id, result_id, Status.MATCHED))
+    if subject.result_id != result_id:
+        changes.retired.append((subject.result_id, Status.INVALID))
+
+
+def _note(member: StoredRequest, body: str) -> NewOutbox:
+    return NewOutbox(
+        member.person, body, msg.cancel_button(member.id, "I can't make it"), member.origin
+    )
+
+
+def _change(result: StoredResult, **fields: object) -> ResultChange:
+    values = {
+        "id": result.id,
+        "pool": result.pool,
+        "activity": result.activity,
+        "status": result.status,
+        "start": result.start,
+        "end": result.end,
+        "max_size": result.max_size,
+        "size": result.size,
+        "due_at": result.due_at,
+        **fields,
+    }
+    return ResultChange(**values)  # type: ignore[arg-type]
+
+
+# -- cancelling ----------------------------------------------------------------------------------
+
+
+def cancel(
+    uow: UnitOfWork,
+    person: str,
+    request_id: int,
+    decide: Strategy,
+    ctx: MatchContext,
+    zones: Zones,
+) -> msg.Note:
+    """End ``person``'s request ``request_id``; the others in its group are told."""
+    now = ctx.now
+    found = uow.request(request_id)
+    if found is None or found.person != person:
+        raise UserError(msg.NOT_YOURS)
+    uow.lock("pool", found.pool, found.activity)
+    request = uow.request(request_id)  # again: it may have changed while we waited
+    if request is None or request.status not in LIVE:
+        raise UserError(msg.already_ended(found.activity))
+    group = uow.group(request.result_id)
+    assert group is not None, "every request points to a stored result"
+    result = group.result
+    rest = [m for m in group.members if m.id != request.id]
+    people = _People(uow.people([person, *(m.person for m in rest)]), zones)
+    zone = people.zone(person)
+    if result.status == Status.PENDING:
+        uow.apply(
+            Changes(
+                results=[_change(result, status=Status.CANCELLED, due_at=None)],
+                moves=[Move(request.id, result.id, Status.CANCELLED)],
+            ),
+            now,
+        )
+        return msg.Note(
+            person, msg.cancelled(request.activity, request.earliest, request.latest, zone)
+        )
+    assert result.start is not None and result.end is not None
+    start, end = result.start, result.end
+    own = ResultChange(
+        None, request.pool, request.activity, Status.CANCELLED, None, None, request.max_size, 1,
+        None,
+    )  # fmt: skip
+    leaver = people.name(person)
+    need = max([2, *(m.min_size for m in rest)])
+    if len(rest) >= need:
+        changes = Changes(
+            results=[_change(result, size=len(rest), max_size=min(m.max_size for m in rest))],
+            moves=[Move(request.id, own, Status.CANCELLED)],
+        )
+        for m in rest:
+            remaining = [people.name(x.person) for x in rest if x.id != m.id] + ["you"]
+            body = msg.dropped_out(
+                result.activity, start, end, leaver, remaining, people.zone(m.person)
+            )
+            changes.outbox.append(_note(m, body))
+        uow.apply(changes, now)
+    else:
+        _dissolve(uow, result, rest, Move(request.id, own, Status.CANCELLED), leaver, people,
+                  decide, ctx)  # fmt: skip
+    return msg.Note(person, msg.left_group(result.activity, start, end, zone))
+
+
+def _dissolve(
+    uow: UnitOfWork,
+    result: StoredResult,
+    rest: Sequence[StoredRequest],
+    leaving: Move,
+    leaver: str,
+    people: _People,
+    decide: Strategy,
+    ctx: MatchContext,
+) -> None:
+    """Too few are left for the group: each member waits on their own again (or has ended,
+    if their deadline passed) and is matched afresh where possible."""
+    now = ctx.now
+    assert result.start is not None and result.end is not None
+    start, end, activity = result.start, result.end, result.activity
+    changes = Changes(moves=[leaving])
+    for i, m in enumerate(rest):
+        expired = m.deadline <= now
+        status = Status.EXPIRED if expired else Status.PENDING
+        own = ResultChange(
+            result.id if i == 0 else None, m.pool, activity, status, None, None, m.max_size, 1,
+            None if expired else m.deadline,
+        )  # fmt: skip
+        if i == 0:  # the first member keeps the group's result, as its own again
+            changes.results.append(own)
+            changes.moves.append(Move(m.id, result.id, status))
+        else:
+            changes.moves.append(Move(m.id, own, status))
+        if expired:
+            body = msg.nobody_left(activity, start, end, leaver, people.zone(m.person))
+            changes.outbox.append(NewOutbox(m.person, body, [], m.origin))
+    uow.apply(changes, now)
+    for m in rest:
+        if m.deadline <= now:
+            continue
+        current = uow.request(m.id)
+        if current is None or current.status != Status.PENDING:
+            continue  # already matched afresh by an earlier member's rematch
+        zone = people.zone(m.person)
+        outcome = _rematch(uow, current, people, decide, ctx)
+        if outcome is None:
+            body = msg.alone_again(activity, start, end, leaver, m.deadline, zone)
+            note = NewOutbox(m.person, body, msg.cancel_button(m.id), m.origin)
+            uow.apply(Changes(outbox=[note]), now)
+            continue
+        assert outcome.body is not None
+        body = msg.rematched_after_drop_out(leaver, outcome.body)
+        buttons = msg.cancel_button(m.id, outcome.buttons_label)
+        outcome.changes.outbox.append(NewOutbox(m.person, body, buttons, m.origin))
+        uow.apply(outcome.changes, now)
+
+
+def _rematch(
+    uow: UnitOfWork, subject: StoredRequest, people: _People, decide: Strategy, ctx: MatchContext
+) -> _Outcome | None:
+    wish = subject.as_wish()
+    hood = uow.neighbourhood(wish, ctx.now, CANDIDATE_LIMIT)
+    candidates = [c for c in hood.candidates if c.id != subject.id]
+    known = _People({**hood.people, **people.known}, people.zones)
+    return _match(
+        uow, wish, subject, subject.origin, candidates, hood.groups, hood.apart, known, decide, ctx
+    )
+
+
+# -- the sweep: deadlines and finished meetings --------------------------------------------------
+
+
+def sweep_step(uow: UnitOfWork, now: datetime, batch: int, zones: Zones) -> tuple[int, int]:
+    """Up to ``batch`` due results, in one write: a waiting request whose deadline passed
+    with nobody ends and its person is told (expired); a group whose meeting is over is DONE
+    with its requests. Returns (expired, done)."""
+    due = uow.due(now, batch)
+    if not due:
+        return 0, 0
+    waiting = [g for g in due if g.result.status == Status.PENDING]
+    people = _People(uow.people({m.person for g in waiting for m in g.members}), zones)
+    changes = Changes()
+    for group in due:
+        status = Status.EXPIRED if group.result.status == Status.PENDING else Status.DONE
+        changes.retired.append((group.result.id, status))
+        for m in group.members:
+            changes.moves.append(Move(m.id, group.result.id, status))
+            if status == Status.EXPIRED:
+                zone = people.zone(m.person)
+                body = msg.expired(m.activity, m.earliest, m.latest, m.min_size, zone)
+                changes.outbox.append(NewOutbox(m.person, body, [], m.origin))
+    uow.apply(changes, now)
+    return len(waiting), len(due) - len(waiting)
+
+
+class _Lazy(Mapping[str, datetime]):
+    """A mapping read from the storage on first use: most strategies never look at the match
+    history, so most submissions never pay for the query."""
+
+    def __init__(self, load: Callable[[], dict[str, datetime]]) -> None:
+        self._load = load
+        self._data: dict[str, datetime] | None = None
+
+    def _get(self) -> dict[str, datetime]:
+        if self._data is None:
+            self._data = self._load()
+        return self._data
+
+    def __getitem__(self, key: str) -> datetime:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())

@@ -1,0 +1,393 @@
+"""The memory storage: plain dicts, for throwaway local bots and tests.
+
+Its data is gone when the process exits, and only one process may use it: units of work are
+serialised by a lock inside this process, not by a database.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta
+
+from ..model import (
+    LIVE,
+    Changes,
+    Neighbourhood,
+    OpenRequest,
+    OutboxItem,
+    PersonInfo,
+    ResultChange,
+    Status,
+    StoredGroup,
+    StoredRequest,
+    StoredResult,
+    Wish,
+)
+from ..plugins import hookimpl
+
+
+@dataclass(frozen=True)
+class _OutboxRow:
+    id: int
+    recipient: str
+    platform: str
+    body: str
+    buttons: list[dict[str, str]]
+    origin: str | None
+    group_members: list[str] | None
+    created_at: datetime
+    next_attempt_at: datetime
+    attempts: int = 0
+    claimed_until: datetime | None = None
+    delivered_at: datetime | None = None
+    failed_at: datetime | None = None
+    error: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.delivered_at is None and self.failed_at is None
+
+
+@dataclass
+class _State:
+    """Every row. Values are frozen, so a unit of work's shallow copy is a snapshot."""
+
+    people: dict[str, PersonInfo] = field(default_factory=dict)
+    requests: dict[int, StoredRequest] = field(default_factory=dict)
+    results: dict[int, StoredResult] = field(default_factory=dict)
+    outbox: dict[int, _OutboxRow] = field(default_factory=dict)
+    ignores: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    last_ids: dict[str, int] = field(
+        default_factory=lambda: {"request": 0, "result": 0, "outbox": 0}
+    )
+
+    def copy(self) -> _State:
+        return _State(**{f.name: dict(getattr(self, f.name)) for f in fields(self)})
+
+    def next_id(self, kind: str) -> int:
+        self.last_ids[kind] += 1
+        return self.last_ids[kind]
+
+    def known(self, ids: Iterable[str]) -> dict[str, PersonInfo]:
+        return {i: self.people[i] for i in ids if i in self.people}
+
+    def open_of(self, person: str, now: datetime) -> list[StoredRequest]:
+        rows = self.requests.values()
+        mine = [r for r in rows if r.person == person and r.status in LIVE and r.latest > now]
+        return sorted(mine, key=lambda r: (r.earliest, r.id))
+
+    def groups(self, results: list[StoredResult]) -> list[StoredGroup]:
+        members: dict[int, list[StoredRequest]] = {g.id: [] for g in results}
+        for r in sorted(self.requests.values(), key=lambda r: r.id):
+            if r.result_id in members:
+                members[r.result_id].append(r)
+        return [StoredGroup(g, tuple(members[g.id])) for g in results]
+
+    def due(self, now: datetime) -> list[StoredResult]:
+        live = (g for g in self.results.values() if g.status in LIVE)
+        return [g for g in live if g.due_at is not None and g.due_at <= now]
+
+
+def _by_start(result: StoredResult) -> tuple[datetime, int]:
+    assert result.start is not None
+    return result.start, result.id
+
+
+def _by_due(result: StoredResult) -> tuple[datetime, int]:
+    assert result.due_at is not None
+    return result.due_at, result.id
+
+
+def _stored(result_id: int, change: ResultChange) -> StoredResult:
+    c = change
+    return StoredResult(
+        result_id, c.pool, c.activity, c.status, c.start, c.end, c.max_size, c.size, c.due_at
+    )
+
+
+class _MemoryUnitOfWork:
+    """The operations of one unit of work, on a private copy of the storage's state."""
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def lock(self, *key: str) -> None:
+        """Nothing to do: the storage's one lock is held for the whole unit of work."""
+
+    def neighbourhood(self, wish: Wish, now: datetime, limit: int) -> Neighbourhood:
+        s = self.state
+        last_start = wish.latest - wish.length
+        candidates = sorted(
+            (
+                r
+                for r in s.requests.values()
+                if (r.pool, r.activity, r.status) == (wish.pool, wish.activity, Status.PENDING)
+                and r.person != wish.person
+                and r.deadline > now
+                and r.latest >= wish.earliest + wish.length
+                and r.earliest <= last_start
+            ),
+            key=lambda r: (r.latest, r.id),
+        )[:limit]
+        not_before = max(now, wish.earliest)
+        open_groups = sorted(
+            (
+                g
+                for g in s.results.values()
+                if (g.pool, g.activity, g.status) == (wish.pool, wish.activity, Status.MATCHED)
+                and g.start is not None
+                and not_before <= g.start <= last_start
+                and g.size < g.max_size
+            ),
+            key=_by_start,
+        )[:limit]
+        groups = s.groups(open_groups)
+        ids = {wish.person} | {r.person for r in candidates}
+        ids |= {m.person for g in groups for m in g.members}
+        apart = frozenset(frozenset(pair) for pair in s.ignores if set(pair) <= ids)
+        return Neighbourhood(
+            me=s.people.get(wish.person),
+            mine=tuple(s.open_of(wish.person, now)),
+            candidates=tuple(candidates),
+            groups=tuple(groups),
+            people=s.known(ids),
+            apart=apart,
+        )
+
+    def request(self, request_id: int) -> StoredRequest | None:
+        return self.state.requests.get(request_id)
+
+    def group(self, result_id: int) -> StoredGroup | None:
+        result = self.state.results.get(result_id)
+        return None if result is None else self.state.groups([result])[0]
+
+    def people(self, ids: Iterable[str]) -> dict[str, PersonInfo]:
+        return self.state.known(ids)
+
+    def last_met(self, person: str, others: Iterable[str]) -> dict[str, datetime]:
+        s = self.state
+        wanted = set(others) - {person}
+        mine = {r.result_id for r in s.requests.values() if r.person == person}
+        met: dict[str, datetime] = {}
+        for r in s.requests.values():
+            if r.person not in wanted or r.result_id not in mine:
+                continue
+            result = s.results[r.result_id]
+            start = result.start
+            if result.status in (Status.MATCHED, Status.DONE) and start is not None:
+                met[r.person] = max(start, met.get(r.person, start))
+        return met
+
+    def due(self, now: datetime, limit: int) -> list[StoredGroup]:
+        # No other unit of work runs meanwhile, so every due result is ours to claim.
+        return self.state.groups(sorted(self.state.due(now), key=_by_due)[:limit])
+
+    def apply(self, changes: Changes, now: datetime) -> int | None:
+        s = self.state
+        for change in changes.results:
+            if change.id is None or change.id not in s.results:
+                raise KeyError(f"no result {change.id} to update")
+            s.results[change.id] = _stored(change.id, change)
+        new_id = None
+        if changes.request is not None:
+            new, w = changes.request, changes.request.wish
+            minutes = int(w.length.total_seconds() // 60)
+            window = (w.activity, w.earliest, w.latest, w.deadline, minutes, w.max_size, w.min_size)
+            result_id = self._result_id(new.result)
+            new_id = s.next_id("request")
+            s.requests[new_id] = StoredRequest(
+                new_id, w.person, w.pool, new.origin, *window, new.created_at, result_id, new.status
+            )
+        for move in changes.moves:
+            old = s.requests[move.request_id]
+            result_id = self._result_id(move.result)
+            s.requests[old.id] = replace(old, result_id=result_id, status=move.status)
+        for retired_id, status in changes.retired:
+            s.results[retired_id] = replace(s.results[retired_id], status=status, due_at=None)
+        for n in changes.outbox:
+            row_id, buttons = s.next_id("outbox"), [dict(b) for b in n.buttons]
+            members = None if n.group_members is None else list(n.group_members)
+            s.outbox[row_id] = _OutboxRow(
+                row_id, n.recipient, n.platform, n.body, buttons, n.origin, members, now, now
+            )
+        return new_id
+
+    def _result_id(self, result: int | ResultChange) -> int:
+        """An existing result's id, or the id of ``result`` inserted as a new one."""
+        if isinstance(result, int):
+            if result not in self.state.results:
+                raise KeyError(f"no result {result}")
+            return result
+        new_id = self.state.next_id("result")
+        self.state.results[new_id] = _stored(new_id, result)
+        return new_id
+
+    def save_person(self, person: PersonInfo, *, keep_timezone: bool = True) -> None:
+        old = self.state.people.get(person.id)
+        if old is not None:
+            person = replace(person, timezone=old.timezone if keep_timezone else person.timezone)
+        self.state.people[person.id] = person
+
+    def add_person(self, person: PersonInfo) -> None:
+        self.state.people.setdefault(person.id, person)
+
+    def set_timezone(self, person: str, zone: str | None) -> None:
+        old = self.state.people.get(person)
+        if old is not None:
+            self.state.people[person] = replace(old, timezone=zone)
+
+    def add_ignore(self, person: str, ignored: str, now: datetime) -> bool:
+        if (person, ignored) in self.state.ignores:
+            return False
+        self.state.ignores[person, ignored] = now
+        return True
+
+    def remove_ignore(self, person: str, ignored: str) -> bool:
+        return self.state.ignores.pop((person, ignored), None) is not None
+
+
+class MemoryStorage:
+    """Requests, results, people and the outbox in dicts of this process."""
+
+    def __init__(
+        self, url: str = "memory:", pool_size: int = 5, default_timezone: str = "UTC"
+    ) -> None:
+        self.url = url
+        self._lock = threading.RLock()
+        self._state = _State()
+        self._in_unit = False  # only the thread holding the lock can see it True
+
+    def migrate(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    @contextmanager
+    def transaction(self) -> Iterator[_MemoryUnitOfWork]:
+        with self._lock:
+            # A nested unit of work (same thread, the lock is re-entrant) would have its
+            # commit overwritten by the outer one's: refuse it rather than lose writes.
+            if self._in_unit:
+                raise RuntimeError("a unit of work is already open in this thread")
+            self._in_unit = True
+            try:
+                work = _MemoryUnitOfWork(self._state.copy())
+                yield work
+                self._state = work.state  # reached only when the block did not raise
+            finally:
+                self._in_unit = False
+
+    @contextmanager
+    def _writing(self) -> Iterator[_State]:
+        with self._lock:
+            if self._in_unit:
+                raise RuntimeError("outbox writes are not allowed inside a unit of work")
+            yield self._state
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def person(self, person: str) -> PersonInfo | None:
+        with self._lock:
+            return self._state.people.get(person)
+
+    def people(self, ids: Iterable[str]) -> dict[str, PersonInfo]:
+        with self._lock:
+            return self._state.known(ids)
+
+    def open_requests(self, person: str, now: datetime) -> list[OpenRequest]:
+        with self._lock:
+            s = self._state
+            rows = []
+            for req in s.open_of(person, now):
+                res = s.results[req.result_id]
+                others: tuple[str, ...] = ()
+                if res.status == Status.MATCHED:
+                    members = s.groups([res])[0].members
+                    others = tuple(
+                        s.people[m.person].name if m.person in s.people else m.person
+                        for m in members
+                        if m.id != req.id
+                    )
+                window = (req.earliest, req.latest, req.deadline, req.length_minutes)
+                meeting = (res.start, res.end, others)
+                rows.append(
+                    OpenRequest(req.id, req.activity, Status(res.status), *window, *meeting)
+                )
+            return rows
+
+    def ignored(self, person: str) -> list[str]:
+        with self._lock:
+            return sorted(other for who, other in self._state.ignores if who == person)
+
+    def has_due(self, now: datetime) -> bool:
+        with self._lock:
+            return bool(self._state.due(now))
+
+    def snapshot(self) -> list[tuple[StoredRequest, StoredResult]]:
+        with self._lock:
+            s = self._state
+            return [(r, s.results[r.result_id]) for r in sorted(s.requests.values(), key=_id)]
+
+    def counts(self) -> Mapping[str, int]:
+        with self._lock:
+            counts = dict(Counter(r.status.value for r in self._state.requests.values()))
+            counts["outbox_pending"] = sum(row.pending for row in self._state.outbox.values())
+            return counts
+
+    # -- the outbox --------------------------------------------------------------------------
+
+    def claim_outbox(
+        self,
+        platform: str,
+        now: datetime,
+        limit: int = 50,
+        lease: timedelta = timedelta(seconds=60),
+    ) -> list[OutboxItem]:
+        with self._writing() as s:
+            due = [
+                row
+                for row in s.outbox.values()
+                if row.platform == platform
+                and row.pending
+                and row.next_attempt_at <= now
+                and (row.claimed_until is None or row.claimed_until <= now)
+            ]
+            items = []
+            for row in sorted(due, key=_id)[:limit]:
+                row = replace(row, claimed_until=now + lease, attempts=row.attempts + 1)
+                s.outbox[row.id] = row
+                members = None if row.group_members is None else list(row.group_members)
+                buttons = [dict(b) for b in row.buttons]
+                head = (row.id, row.recipient, row.body)
+                items.append(OutboxItem(*head, buttons, row.origin, row.attempts, members))
+            return items
+
+    def ack(self, outbox_id: int, now: datetime) -> None:
+        with self._writing() as s:
+            if (row := s.outbox.get(outbox_id)) is not None:
+                s.outbox[outbox_id] = replace(row, delivered_at=now, claimed_until=None, error=None)
+
+    def fail(self, outbox_id: int, now: datetime, error: str, retry_at: datetime | None) -> None:
+        with self._writing() as s:
+            row = s.outbox.get(outbox_id)
+            if row is None:
+                return
+            row = replace(row, error=error[:500], claimed_until=None)
+            if retry_at is None:
+                s.outbox[outbox_id] = replace(row, failed_at=now)
+            else:
+                s.outbox[outbox_id] = replace(row, next_attempt_at=retry_at)
+
+
+def _id(row: StoredRequest | _OutboxRow) -> int:
+    return row.id
+
+
+@hookimpl
+def iwant_storages() -> dict[str, type[MemoryStorage]]:
+    return {"memory": MemoryStorage}
