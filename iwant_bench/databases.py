@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
 
 from iwant_engine.storage.schema import Outbox, Person, Request, Result
-from iwant_engine.storage.sql import _sqlite_on_connect
+from iwant_engine.storage.sql import sqlite_on_connect
 
 from .workload import WaitingRow
 
@@ -153,13 +153,13 @@ BASELINE = Table(
 def baseline_engine(url: str, pool_size: int) -> SAEngine:
     """A SQLAlchemy engine made exactly the way ``SQLStorage`` makes its own.
 
-    SQLite: the storage's connect listener (``_sqlite_on_connect``: journal mode, synchronous
+    SQLite: the storage's connect listener (``sqlite_on_connect``: journal mode, synchronous
     level, busy timeout) and ``BEGIN IMMEDIATE``; PostgreSQL: the same pool arguments. The
     run reads the settings back from both and reports whether they match.
     """
     if url.startswith("sqlite"):
         eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(eng, "connect", _sqlite_on_connect)
+        event.listen(eng, "connect", sqlite_on_connect)
         event.listen(eng, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
     else:
         eng = create_engine(

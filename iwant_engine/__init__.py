@@ -1,9 +1,10 @@
 """iwant's engine: requests, matching, storage and notifications, with no chat library."""
 
 from .clock import Clock, FixedClock, SystemClock
-from .engine import DeliveryReport, Engine, Person
+from .engine import Engine
 from .errors import Unavailable, UserError
 from .messages import Note
+from .model import DeliveryReport, OpenRequest, OutboxItem, Person, PersonInfo
 from .plugins import hookimpl
 from .settings import Settings, SettingsError
 
@@ -13,7 +14,10 @@ __all__ = [
     "Engine",
     "FixedClock",
     "Note",
+    "OpenRequest",
+    "OutboxItem",
     "Person",
+    "PersonInfo",
     "Settings",
     "SettingsError",
     "SystemClock",

@@ -8,21 +8,12 @@ import sys
 from pathlib import Path
 
 from . import settings as settings_mod
-from .plugins import describe, make_plugin_manager, named
+from .plugins import make_plugin_manager, report
 
 
 def plugins_report(cfg_path: str | None = None) -> str:
-    pm = make_plugin_manager()
-    cfg = settings_mod.load(cfg_path)
-    lines = ["Plugins (hooks they implement):"]
-    lines += [f"  {name}: {', '.join(hooks) or '-'}" for name, hooks in describe(pm)]
-    for hook, active in (("iwant_storages", cfg.storage), ("iwant_strategies", cfg.strategy)):
-        kind = hook.removeprefix("iwant_")
-        lines.append(f"{kind.capitalize()}:")
-        for name, (_, plugin) in sorted(named(pm, hook).items()):
-            mark = "  (active)" if name == active else ""
-            lines.append(f"  {name} from {plugin}{mark}")
-    return "\n".join(lines)
+    """What ``plugins.cfg`` at ``cfg_path`` would run with, without starting an engine."""
+    return report(make_plugin_manager(), settings_mod.load(cfg_path))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ from .model import (
     Status,
     Wish,
 )
-from .plugins import make_plugin_manager, named
+from .plugins import make_plugin_manager, named, report
 from .redact import redact
 from .settings import Settings, SettingsError
 from .storage.protocol import Storage
@@ -110,6 +110,11 @@ class Engine:
             url = f"sqlite:///{Path(data_dir).resolve() / 'iwant.db'}"
             settings = replace(settings, database_url=url)
         return cls(settings, clock)
+
+    def plugins_report(self) -> str:
+        """This engine's plugins (with versions and hooks) and the active storage and
+        strategies."""
+        return report(self.pm, self.settings)
 
     def close(self) -> None:
         self.storage.close()

@@ -15,6 +15,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .settings import Settings
 
 hookimpl = pluggy.HookimplMarker("iwant")
 log = logging.getLogger(__name__)
@@ -88,3 +89,22 @@ def describe(pm: pluggy.PluginManager) -> list[tuple[str, str, list[str]]]:
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
         rows.append((name, version_of(pm, plugin), hooks))
     return rows
+
+
+def report(pm: pluggy.PluginManager, settings: Settings) -> str:
+    """The plugins of ``pm`` with versions and hooks, then the storages and strategies they
+    name, those that ``settings`` make active marked."""
+    lines = ["Plugins (version: hooks they implement):"]
+    lines += [
+        f"  {name} {version}: {', '.join(hooks) or '-'}" for name, version, hooks in describe(pm)
+    ]
+    in_use = {
+        "iwant_storages": {settings.storage},
+        "iwant_strategies": {settings.strategy, *settings.strategy_rules.values()},
+    }
+    for hook, active in in_use.items():
+        lines.append(f"{hook.removeprefix('iwant_').capitalize()}:")
+        for name, (_, plugin) in sorted(named(pm, hook).items()):
+            mark = "  (active)" if name in active else ""
+            lines.append(f"  {name} from {plugin}{mark}")
+    return "\n".join(lines)

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from iwant_engine import Engine, FixedClock
 
-from .support import START, make_engine, truncate_postgres
+from .support import MEMORY, START, make_engine, truncate_postgres
 
 PG_URL = os.environ.get(
     "IWANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -61,8 +61,11 @@ def clock() -> FixedClock:
     return FixedClock(START)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """Where an engine test keeps its data: every installed storage, by parametrisation."""
+    if request.param == "memory":
+        return MEMORY
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'iwant.db'}"
     url = request.getfixturevalue("pg_database")

@@ -20,9 +20,14 @@ def at(hour: int, minute: int = 0, day: int = 1) -> datetime:
     return datetime(2026, 12, day, hour, minute, tzinfo=UTC)
 
 
+MEMORY = "memory:"  # the memory storage's "URL"
+
+
 def make_engine(url: str, clock: FixedClock, **overrides: object) -> Engine:
+    """An engine on ``url``: the memory storage for ``MEMORY``, else the SQL one."""
     base = settings.load(environ={})
-    return Engine(dataclasses.replace(base, database_url=url, **overrides), clock)
+    storage = "memory" if url == MEMORY else "sql"
+    return Engine(dataclasses.replace(base, database_url=url, storage=storage, **overrides), clock)
 
 
 def drain(

@@ -261,7 +261,11 @@ class SQLStorage:
     # -- the outbox --------------------------------------------------------------------------
 
     def claim_outbox(
-        self, platform: str, now: datetime, limit: int, lease: timedelta
+        self,
+        platform: str,
+        now: datetime,
+        limit: int = 50,
+        lease: timedelta = timedelta(seconds=60),
     ) -> list[OutboxItem]:
         due = and_(
             OUTBOX.c.platform == platform,
@@ -613,11 +617,12 @@ class SQLWork:
 
     def add_ignore(self, person: str, ignored: str, now: datetime) -> bool:
         stmt = self.storage._insert(IGNORES).values(person=person, ignored=ignored, created_at=now)
-        return bool(self._run(stmt.on_conflict_do_nothing()).rowcount)
+        stmt = stmt.on_conflict_do_nothing().returning(IGNORES.c.person)
+        return self._run(stmt).first() is not None
 
     def remove_ignore(self, person: str, ignored: str) -> bool:
         stmt = delete(IGNORES).where(IGNORES.c.person == person, IGNORES.c.ignored == ignored)
-        return bool(self._run(stmt).rowcount)
+        return self._run(stmt.returning(IGNORES.c.person)).first() is not None
 
 
 class _Writes:

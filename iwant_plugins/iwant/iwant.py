@@ -17,6 +17,7 @@ from errbot.backends.base import RoomOccupant
 from iwant_engine import (
     Engine,
     Note,
+    OutboxItem,
     Person,
     SettingsError,
     Unavailable,
@@ -24,7 +25,6 @@ from iwant_engine import (
     redact,
     settings,
 )
-from iwant_engine.storage.sql import OutboxItem
 
 log = logging.getLogger("errbot.plugins.iwant")
 REPO = Path(__file__).resolve().parents[2]
@@ -82,6 +82,12 @@ class IWant(BotPlugin):
             return False
         return True
 
+    def _engine(self) -> Engine:
+        """The running engine; ``Unavailable`` while the database has not been reached."""
+        if self.engine is None:
+            raise Unavailable()
+        return self.engine
+
     def deactivate(self) -> None:
         super().deactivate()
         if self.engine is not None:
@@ -110,37 +116,39 @@ class IWant(BotPlugin):
     def iwant(self, msg: Message, args: str) -> str | None:
         """Ask for company: !iwant coffee 10:00 by 9:30 (see !iwant help)"""
         person = self.person_of(msg.frm)
-        return self._run(msg, person, lambda: self.engine.submit(person, args, self.room_of(msg)))
+        return self._run(
+            msg, person, lambda: self._engine().submit(person, args, self.room_of(msg))
+        )
 
     @botcmd
     def iwant_list(self, msg: Message, args: str) -> str | None:
         """Your open requests and groups, numbered: !iwant list"""
         person = self.person_of(msg.frm)
-        return self._run(msg, person, lambda: self.engine.list_text(person))
+        return self._run(msg, person, lambda: self._engine().list_text(person))
 
     @botcmd
     def iwant_cancel(self, msg: Message, args: str) -> str | None:
         """Cancel a request: !iwant cancel, !iwant cancel 2, !iwant cancel lunch"""
         person = self.person_of(msg.frm)
-        return self._run(msg, person, lambda: self.engine.cancel(person, args))
+        return self._run(msg, person, lambda: self._engine().cancel(person, args))
 
     @botcmd
     def iwant_tz(self, msg: Message, args: str) -> str | None:
         """Show or set your time zone: !iwant tz Europe/Prague"""
         person = self.person_of(msg.frm)
-        return self._run(msg, person, lambda: self.engine.set_timezone(person, args))
+        return self._run(msg, person, lambda: self._engine().set_timezone(person, args))
 
     @botcmd
     def iwant_ignore(self, msg: Message, args: str) -> str | None:
         """Never be grouped with someone (they are not told): !iwant ignore @bob"""
         person = self.person_of(msg.frm)
-        return self._run(msg, person, lambda: self.engine.ignore(person, self._someone(args)))
+        return self._run(msg, person, lambda: self._engine().ignore(person, self._someone(args)))
 
     @botcmd
     def iwant_unignore(self, msg: Message, args: str) -> str | None:
         """Undo !iwant ignore: !iwant unignore @bob"""
         person = self.person_of(msg.frm)
-        return self._run(msg, person, lambda: self.engine.unignore(person, self._someone(args)))
+        return self._run(msg, person, lambda: self._engine().unignore(person, self._someone(args)))
 
     @botcmd
     def iwant_ignored(self, msg: Message, args: str) -> str | None:
@@ -148,13 +156,11 @@ class IWant(BotPlugin):
         person = self.person_of(msg.frm)
 
         def listing() -> str:
-            ids = self.engine.ignored(person)
+            engine = self._engine()
+            ids = engine.ignored(person)
             if not ids:
                 return "You ignore nobody. !iwant ignore @someone keeps you apart from them."
-            names = []
-            for pid in ids:
-                info = self.engine.storage.person(pid)
-                names.append(info.name if info else pid.split(":", 1)[1])
+            names = engine.display_names(ids)
             return "You ignore: " + ", ".join(names) + ". Undo with !iwant unignore @someone."
 
         return self._run(msg, person, listing)
@@ -162,10 +168,8 @@ class IWant(BotPlugin):
     @botcmd(admin_only=True)
     def iwant_plugins(self, msg: Message, args: str) -> str | None:
         """Installed engine plugins and the active ones (admins): !iwant plugins"""
-        from iwant_engine.__main__ import plugins_report
-
         person = self.person_of(msg.frm)
-        return self._run(msg, person, lambda: plugins_report(self._cfg))
+        return self._run(msg, person, lambda: self._engine().plugins_report())
 
     def _someone(self, args: str) -> Person:
         """The person named in ``args`` (``@bob``, a Slack ``<@U123>`` mention, an id)."""
@@ -201,13 +205,13 @@ class IWant(BotPlugin):
         person = Person(f"{self.platform}:{who}", who[1:])
         command, _, tail = rest.strip().partition(" ")
         actions: dict[str, Callable[[], Note | str]] = {
-            "list": lambda: self.engine.list_text(person),
-            "cancel": lambda: self.engine.cancel(person, tail),
-            "tz": lambda: self.engine.set_timezone(person, tail),
-            "ignore": lambda: self.engine.ignore(person, self._someone(tail)),
-            "unignore": lambda: self.engine.unignore(person, self._someone(tail)),
+            "list": lambda: self._engine().list_text(person),
+            "cancel": lambda: self._engine().cancel(person, tail),
+            "tz": lambda: self._engine().set_timezone(person, tail),
+            "ignore": lambda: self._engine().ignore(person, self._someone(tail)),
+            "unignore": lambda: self._engine().unignore(person, self._someone(tail)),
         }
-        action = actions.get(command.lower(), lambda: self.engine.submit(person, rest, None))
+        action = actions.get(command.lower(), lambda: self._engine().submit(person, rest, None))
         return self._run(msg, person, action, prefix=f"[{who}] ")
 
     # -- the one place where a command meets the engine --------------------------------------
@@ -321,8 +325,7 @@ class IWant(BotPlugin):
             return
         try:
             room = self._identifier(item.origin)
-            name = self.engine.storage.person(item.recipient) if self.engine else None
-            who = name.name if name else "Someone"
+            who = self._engine().display_names([item.recipient])[0] if self.engine else "Someone"
             self.send(
                 room,
                 f"{who}: I can't send you direct messages, so you may miss who "

@@ -46,7 +46,8 @@ def test_discovered_through_its_entry_point(installed):
         check=True,
         timeout=120,
     ).stdout
-    assert "latest-start from iwant_latest_start" in out
+    assert "latest-start from latest-start" in out
+    assert "\n  latest-start 0.1.0: iwant_strategies\n" in out, "its version and hooks"
     assert "overlap from iwant_engine.strategies.overlap  (active)" in out
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 
 from iwant_engine import FixedClock, Person
 from iwant_engine.model import Status
-from iwant_engine.storage.sql import _lock_key
+from iwant_engine.storage.sql import lock_key
 
 from ..support import START, make_engine
 from .harness import check_invariants, snapshot, split
@@ -105,7 +105,7 @@ def test_a_sweep_and_a_submit_on_the_same_pool_do_not_deadlock(mp_url, checker):
         ann, bob = Person("text:@ann", "Ann"), Person("text:@bob", "Bob")
         assert bot.submit(ann, "coffee 10:00 by 9:30", "r1").body.startswith("Waiting")
         bot.clock.set(START.replace(minute=29, second=59))
-        key = _lock_key("pool", "text:r1", "coffee")
+        key = lock_key("pool", "text:r1", "coffee")
         outcome: dict[str, object] = {}
 
         def run(name: str, call) -> None:  # noqa: ANN001

@@ -200,7 +200,7 @@ def run_sweep(job: dict, engine: Engine) -> dict:
     while time.monotonic() < end and quiet < 3:
         calls += 1
         if job.get("batch"):  # what Engine.sweep() does, with a smaller claim per transaction
-            e, d = engine.storage.sweep(engine.clock.now(), batch=int(job["batch"]))
+            e, d = engine.sweep(batch=int(job["batch"]))
         else:
             e, d = engine.sweep()
         expired, done = expired + e, done + d
