@@ -97,7 +97,7 @@ class Run:
 
     @property
     def sa_engine(self) -> Any:
-        return self.engine.storage.engine
+        return self.engine.storage.engine  # type: ignore[attr-defined]  # the SQL storage
 
     def pool_of(self, person: str, room: str) -> str:
         return self.engine.pool_for(Person(person, person), room)
@@ -172,17 +172,22 @@ class Driver:
         self.outcomes: Counter[str] = Counter()
         self.refusals: Counter[str] = Counter()
         self.statements = 0
+        self.statements_by_outcome: Counter[str] = Counter()
         self._counting = False
         self._count = 0
 
         def on_execute(*_args: object, **_kw: object) -> None:
             self._count += 1
 
+        # Statements sent through a cursor (SQLite's BEGIN IMMEDIATE is one), plus each
+        # COMMIT. psycopg's implicit BEGIN on PostgreSQL is not counted (nor the baseline's).
         self._listener = on_execute
         event.listen(run.sa_engine, "before_cursor_execute", on_execute)
+        event.listen(run.sa_engine, "commit", on_execute)
 
     def close(self) -> None:
         event.remove(self.run.sa_engine, "before_cursor_execute", self._listener)
+        event.remove(self.run.sa_engine, "commit", self._listener)
 
     def do(self, op: Op) -> None:
         engine, clock = self.run.engine, self.run.clock
@@ -196,13 +201,15 @@ class Driver:
                 note = engine.submit(person, op.text, op.room)
             except UserError as err:
                 self.submit.append(time.perf_counter() - start)
-                self.outcomes["refused"] += 1
+                kind = "refused"
                 self.refusals[str(err)[:80]] += 1
             else:
                 self.submit.append(time.perf_counter() - start)
-                self.outcomes[outcome(note.body)] += 1
+                kind = outcome(note.body)
             self.submit_cpu.append(time.process_time() - cpu)
+            self.outcomes[kind] += 1
             self.statements += self._count - before
+            self.statements_by_outcome[kind] += self._count - before
             return
         start = time.perf_counter()  # a cancel is what a user does: list, then cancel one
         items = engine.open_requests(person)
@@ -293,6 +300,10 @@ def engine_and_baseline(run: Run, count: int) -> dict[str, Any]:
             "outcomes": dict(driver.outcomes),
             "refusals": dict(driver.refusals.most_common(5)),
             "statements_per_submission": round(driver.statements / max(len(driver.submit), 1), 2),
+            "statements_by_outcome": {
+                kind: round(n / driver.outcomes[kind], 2)
+                for kind, n in sorted(driver.statements_by_outcome.items())
+            },
             "cancel": summary(driver.cancel),
         },
         "baseline": baseline_stats,

@@ -12,20 +12,22 @@ caller's clock, never from SQL.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Executable,
     Select,
     and_,
-    case,
+    bindparam,
     cast,
     create_engine,
     delete,
@@ -50,6 +52,7 @@ from ..errors import Unavailable
 from ..model import (
     LIVE,
     Changes,
+    Move,
     Neighbourhood,
     OpenRequest,
     OutboxItem,
@@ -62,7 +65,7 @@ from ..model import (
     Wish,
 )
 from ..plugins import hookimpl
-from .schema import NAME_MAX, Ignore, Outbox, Person, Request, Result
+from .schema import NAME_MAX, Ignore, Outbox, Person, Request, Result, UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -332,11 +335,11 @@ class SQLWork:
         self.pg = not storage.is_sqlite
         self._locks: list[int] = []  # asked for, taken before the next statement
 
-    def _run(self, stmt: Executable) -> Any:
+    def _run(self, stmt: Executable, params: Any = None) -> Any:
         if self._locks:
             keys, self._locks = self._locks, []
-            self.conn.execute(select(*(func.pg_advisory_xact_lock(k) for k in keys)))
-        return self.conn.execute(stmt)
+            self.conn.execute(_LOCKS[len(keys)], {f"k{i}": k for i, k in enumerate(keys)})
+        return self.conn.execute(stmt, params)
 
     # -- locks and reads ---------------------------------------------------------------------
 
@@ -345,7 +348,7 @@ class SQLWork:
             self._locks.append(lock_key(*key))
 
     def neighbourhood(self, wish: Wish, now: datetime, limit: int) -> Neighbourhood:
-        rows = self._run(_neighbourhood_query(wish, now, limit)).all()
+        rows = self._run(_neighbourhood_query(limit), _neighbourhood_params(wish, now)).all()
         me: PersonInfo | None = None
         mine: list[StoredRequest] = []
         candidates: list[StoredRequest] = []
@@ -464,41 +467,37 @@ class SQLWork:
     # -- writes ------------------------------------------------------------------------------
 
     def apply(self, changes: Changes, now: datetime) -> int | None:
-        writes = _Writes(now)
-        for change in changes.results:
-            assert change.id is not None, "results lists updates of stored results"
-            writes.add(
-                update(RESULTS).where(RESULTS.c.id == change.id).values(_result_values(change, now))
-            )
-        new_request = None
+        results = [_result_values(change, now, change.id) for change in changes.results]
+        request = None
         if changes.request is not None:
-            nr = changes.request
-            w = nr.wish
-            values = {
-                "person": w.person,
-                "pool": w.pool,
-                "origin": nr.origin,
-                "activity": w.activity,
-                "earliest": w.earliest,
-                "latest": w.latest,
-                "deadline": w.deadline,
-                "length_minutes": int(w.length.total_seconds() // 60),
-                "max_size": w.max_size,
-                "min_size": w.min_size,
-                "created_at": nr.created_at,
-                "status": nr.status,
-            }
-            new_request = (values, nr.result)
-        by_target: dict[tuple[int, Status], list[int]] = {}
-        fresh: list[tuple[int, ResultChange, Status]] = []
-        for move in changes.moves:
-            if isinstance(move.result, int):
-                by_target.setdefault((move.result, move.status), []).append(move.request_id)
-            else:
-                fresh.append((move.request_id, move.result, move.status))
-        retired: dict[Status, list[int]] = {}
-        for result_id, status in changes.retired:
-            retired.setdefault(status, []).append(result_id)
+            nr, w = changes.request, changes.request.wish
+            request = (
+                {
+                    "person": w.person,
+                    "pool": w.pool,
+                    "origin": nr.origin,
+                    "activity": w.activity,
+                    "earliest": w.earliest,
+                    "latest": w.latest,
+                    "deadline": w.deadline,
+                    "length_minutes": int(w.length.total_seconds() // 60),
+                    "max_size": w.max_size,
+                    "min_size": w.min_size,
+                    "created_at": nr.created_at,
+                    "status": nr.status,
+                },
+                nr.result,
+            )
+        moves = [
+            {"b_id": m.request_id, "b_result": m.result, "b_status": m.status}
+            for m in changes.moves
+            if isinstance(m.result, int)
+        ]
+        fresh = [m for m in changes.moves if not isinstance(m.result, int)]
+        retired = [
+            {"b_id": result_id, "b_status": status, "b_now": now}
+            for result_id, status in changes.retired
+        ]
         outbox = [
             {
                 "recipient": o.recipient,
@@ -514,78 +513,88 @@ class SQLWork:
             for o in changes.outbox
         ]
         if self.pg:
-            return self._apply_in_one(writes, new_request, by_target, fresh, retired, outbox)
-        for stmt in writes.statements:
-            self._run(stmt)
+            return self._apply_in_one(results, request, moves, fresh, retired, outbox, now)
+        # SQLite: one statement per kind of write (several rows of a kind: executemany).
+        if results:
+            self._run(_UPDATE_RESULT, results)
         request_id = None
-        if new_request is not None:
-            values, result = new_request
+        if request is not None:
+            values, result = request
             result_id = result if isinstance(result, int) else self._new_result(result, now)
-            request_id = self._run(
-                insert(REQUESTS).values(**values, result_id=result_id).returning(REQUESTS.c.id)
-            ).scalar_one()
-        if by_target:
-            self._run(_moves(by_target))
-        for request, change, status in fresh:
-            self._run(_move([request], self._new_result(change, now), status))
-        for status, ids in retired.items():
-            self._run(_retire(ids, status, now))
+            request_id = int(
+                self._run(_INSERT_REQUEST, {**values, "result_id": result_id}).scalar_one()
+            )
+        if moves:
+            self._run(_MOVE, moves)
+        for move in fresh:
+            assert not isinstance(move.result, int)
+            target = self._new_result(move.result, now)
+            self._run(_MOVE, {"b_id": move.request_id, "b_result": target, "b_status": move.status})
+        if retired:
+            self._run(_RETIRE, retired)
         if outbox:
-            self._run(insert(OUTBOX).values(outbox))
+            self._run(_INSERT_OUTBOX, outbox)
         return request_id
 
     def _new_result(self, change: ResultChange, now: datetime) -> int:
-        stmt = insert(RESULTS).values(_result_values(change, now)).returning(RESULTS.c.id)
-        return int(self._run(stmt).scalar_one())
+        return int(self._run(_INSERT_RESULT, _result_values(change, now)).scalar_one())
 
     def _apply_in_one(
         self,
-        writes: _Writes,
-        new_request: tuple[dict[str, Any], int | ResultChange] | None,
-        by_target: Mapping[tuple[int, Status], list[int]],
-        fresh: Sequence[tuple[int, ResultChange, Status]],
-        retired: Mapping[Status, list[int]],
+        results: list[dict[str, Any]],
+        request: tuple[dict[str, Any], int | ResultChange] | None,
+        moves: list[dict[str, Any]],
+        fresh: Sequence[Move],
+        retired: list[dict[str, Any]],
         outbox: list[dict[str, Any]],
+        now: datetime,
     ) -> int | None:
         """PostgreSQL: every write as one statement of data-modifying CTEs. They all see the
         snapshot from before the statement, so no two of them may touch the same row; a
         domain step never does (each row changes at most once in a ``Changes``)."""
-        parts = list(writes.statements)
-        now = writes.now
+        parts: list[Any] = []  # data-modifying statements, each a CTE of the one statement
+        made = 0  # new results, CTEs that the statements referring to them pull in
 
         def new_result(change: ResultChange) -> ColumnElement[Any]:
-            made = (
+            nonlocal made
+            made += 1
+            cte = (
                 insert(RESULTS)
                 .values(_result_values(change, now))
                 .returning(RESULTS.c.id)
-                .cte(f"r{len(parts)}_{id(change)}")
+                .cte(f"r{made}")
             )
-            parts.append(made)
-            return select(made.c.id).scalar_subquery()
+            return select(cte.c.id).scalar_subquery()
 
-        if by_target:
-            parts.append(_moves(by_target))
-        for request, change, status in fresh:
-            parts.append(_move([request], new_result(change), status))
-        for status, ids in retired.items():
-            parts.append(_retire(ids, status, now))
+        for values in results:
+            fields = {k: v for k, v in values.items() if k != "b_id"}
+            parts.append(update(RESULTS).where(RESULTS.c.id == values["b_id"]).values(fields))
+        for m in moves:
+            parts.append(_move([m["b_id"]], m["b_result"], m["b_status"]))
+        for move in fresh:
+            assert not isinstance(move.result, int)
+            parts.append(_move([move.request_id], new_result(move.result), move.status))
+        for r in retired:
+            parts.append(_retire([r["b_id"]], r["b_status"], now))
         if outbox:
             parts.append(insert(OUTBOX).values(outbox))
         main: Any
-        if new_request is not None:
-            values, result = new_request
+        if request is not None:
+            values, result = request
             target = result if isinstance(result, int) else new_result(result)
             main = insert(REQUESTS).values(**values, result_id=target).returning(REQUESTS.c.id)
-        elif len(parts) == 1 and not isinstance(parts[0], Select):
-            return self._run(parts[0]) and None
         elif not parts:
+            return None
+        elif len(parts) == 1:
+            self._run(parts[0])
             return None
         else:
             main = select(literal(1))
-        ctes = [p if not hasattr(p, "cte") else p.cte(f"w{i}") for i, p in enumerate(parts)]
-        dml = [c for c in ctes if c is not None]
-        result = self._run(main.add_cte(*dml))
-        return int(result.scalar_one()) if new_request is not None else None
+        ctes = [
+            p if not hasattr(p, "cte") or p in () else p.cte(f"w{i}") for i, p in enumerate(parts)
+        ]
+        result_row = self._run(main.add_cte(*ctes))
+        return int(result_row.scalar_one()) if request is not None else None
 
     def save_person(self, person: PersonInfo, *, keep_timezone: bool = True) -> None:
         values = {
@@ -625,49 +634,52 @@ class SQLWork:
         return self._run(stmt.returning(IGNORES.c.person)).first() is not None
 
 
-class _Writes:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.statements: list[Any] = []
-
-    def add(self, stmt: Any) -> None:
-        self.statements.append(stmt)
-
-
 # -- statements --------------------------------------------------------------------------------
 
 _ME, _MINE, _CANDIDATE, _MEMBER, _IGNORE = range(5)
+# "SELECT pg_advisory_xact_lock(:k0), ..." for 1 to 4 keys at once.
+_LOCKS = {
+    n: select(
+        *(func.pg_advisory_xact_lock(bindparam(f"k{i}", type_=BigInteger())) for i in range(n))
+    )
+    for n in range(1, 5)
+}
 
 
 def _due_results(now: datetime) -> Select[tuple[int]]:
     return select(RESULTS.c.id).where(RESULTS.c.status.in_(LIVE), RESULTS.c.due_at <= now)
 
 
-def _result_values(change: ResultChange, now: datetime) -> dict[str, Any]:
+def _result_values(
+    change: ResultChange, now: datetime, result_id: int | None = None
+) -> dict[str, Any]:
+    """A result's column values; with ``result_id``, as parameters of ``_UPDATE_RESULT``."""
     values = {name: getattr(change, name) for name in RESULT_COLUMNS if name != "id"}
     values["updated_at"] = now
+    if result_id is not None:
+        values["b_id"] = result_id
     return values
+
+
+# Statements built once; their values come as parameters (several rows: executemany).
+_INSERT_RESULT = insert(RESULTS).returning(RESULTS.c.id)
+_INSERT_REQUEST = insert(REQUESTS).returning(REQUESTS.c.id)
+_INSERT_OUTBOX = insert(OUTBOX)
+_UPDATE_RESULT = update(RESULTS).where(RESULTS.c.id == bindparam("b_id"))
+_MOVE = (
+    update(REQUESTS)
+    .where(REQUESTS.c.id == bindparam("b_id"))
+    .values(result_id=bindparam("b_result"), status=bindparam("b_status"))
+)
+_RETIRE = (
+    update(RESULTS)
+    .where(RESULTS.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), due_at=None, updated_at=bindparam("b_now"))
+)
 
 
 def _move(ids: Sequence[int], result_id: Any, status: Status) -> Any:
     return update(REQUESTS).where(REQUESTS.c.id.in_(ids)).values(result_id=result_id, status=status)
-
-
-def _moves(by_target: Mapping[tuple[int, Status], list[int]]) -> Any:
-    """One UPDATE for every move to a stored result."""
-    if len(by_target) == 1:
-        (((result_id, status), ids),) = by_target.items()
-        return _move(ids, result_id, status)
-    result_of = {i: r for (r, _), ids in by_target.items() for i in ids}
-    status_of = {i: s for (_, s), ids in by_target.items() for i in ids}
-    return (
-        update(REQUESTS)
-        .where(REQUESTS.c.id.in_(list(result_of)))
-        .values(
-            result_id=case(result_of, value=REQUESTS.c.id),
-            status=case(status_of, value=REQUESTS.c.id),
-        )
-    )
 
 
 def _retire(ids: Sequence[int], status: Status, now: datetime) -> Any:
@@ -686,22 +698,41 @@ def _typed_null(column: Any) -> Any:
     return cast(null(), column.type)
 
 
-def _neighbourhood_query(wish: Wish, now: datetime, limit: int) -> Any:
+def _neighbourhood_params(wish: Wish, now: datetime) -> dict[str, Any]:
+    last_start = wish.latest - wish.length
+    return {
+        "person": wish.person,
+        "pool": wish.pool,
+        "activity": wish.activity,
+        "now": now,
+        "first_end": wish.earliest + wish.length,
+        "last_start": last_start,
+        "last_end": last_start + MAX_WINDOW,
+        "first_start": max(now, wish.earliest),
+    }
+
+
+@functools.cache
+def _neighbourhood_query(limit: int) -> Any:
     """One statement for everything ``neighbourhood`` returns: rows of one shape, tagged by
     ``kind`` (the person, their live requests, candidates, members of open groups, ignore
-    pairs among all of these people)."""
-    last_start = wish.latest - wish.length
+    pairs among all of these people). Built once; ``_neighbourhood_params`` fills it in."""
+    person, pool, activity = bindparam("person"), bindparam("pool"), bindparam("activity")
+    now, first_end, last_start, last_end, first_start = (
+        bindparam(name, type_=UTCDateTime())
+        for name in ("now", "first_end", "last_start", "last_end", "first_start")
+    )
     cand = (
         select(REQUESTS)
         .where(
-            REQUESTS.c.pool == wish.pool,
-            REQUESTS.c.activity == wish.activity,
+            REQUESTS.c.pool == pool,
+            REQUESTS.c.activity == activity,
             REQUESTS.c.status == Status.PENDING,
-            REQUESTS.c.latest >= wish.earliest + wish.length,
-            REQUESTS.c.latest <= last_start + MAX_WINDOW,
+            REQUESTS.c.latest >= first_end,
+            REQUESTS.c.latest <= last_end,
             REQUESTS.c.earliest <= last_start,
             REQUESTS.c.deadline > now,
-            REQUESTS.c.person != wish.person,
+            REQUESTS.c.person != person,
         )
         .order_by(REQUESTS.c.latest, REQUESTS.c.id)
         .limit(limit)
@@ -710,10 +741,10 @@ def _neighbourhood_query(wish: Wish, now: datetime, limit: int) -> Any:
     gids = (
         select(RESULTS.c.id)
         .where(
-            RESULTS.c.pool == wish.pool,
-            RESULTS.c.activity == wish.activity,
+            RESULTS.c.pool == pool,
+            RESULTS.c.activity == activity,
             RESULTS.c.status == Status.MATCHED,
-            RESULTS.c.start >= max(now, wish.earliest),
+            RESULTS.c.start >= first_start,
             RESULTS.c.start <= last_start,
             RESULTS.c.size < RESULTS.c.max_size,
         )
@@ -723,7 +754,7 @@ def _neighbourhood_query(wish: Wish, now: datetime, limit: int) -> Any:
     )
     member_people = select(REQUESTS.c.person).where(REQUESTS.c.result_id.in_(select(gids.c.id)))
     everyone = union_all(
-        select(literal(wish.person)), select(cand.c.person), member_people
+        select(cast(person, PEOPLE.c.id.type)), select(cand.c.person), member_people
     ).subquery()
 
     def row(kind: int, **given: Any) -> Select[Any]:
@@ -751,9 +782,9 @@ def _neighbourhood_query(wish: Wish, now: datetime, limit: int) -> Any:
             "p_ptz": PEOPLE.c.platform_timezone,
         }
 
-    me = row(_ME, person=PEOPLE.c.id, **person_cols()).where(PEOPLE.c.id == wish.person)
+    me = row(_ME, person=PEOPLE.c.id, **person_cols()).where(PEOPLE.c.id == person)
     mine = row(_MINE, **request_cols(REQUESTS)).where(
-        REQUESTS.c.person == wish.person,
+        REQUESTS.c.person == person,
         REQUESTS.c.status.in_(LIVE),
         REQUESTS.c.latest > now,
     )
