@@ -32,9 +32,13 @@ def iwant_storages() -> Mapping[str, Any]:
 
     Called once when an engine is built; every implementation is called and the mappings are
     merged (two plugins giving the same name is an error at start). Returns a mapping from
-    the name used in ``plugins.cfg`` (``[engine] storage = sql``) to a class called as
-    ``cls(url, pool_size=..., default_timezone=...)``. The built-in ``sql`` storage is the
-    reference: any storage must pass the storage conformance suite in ``tests/``.
+    the name used in ``plugins.cfg`` (``[engine] storage = sql``) to a factory called as
+    ``factory(url, pool_size=..., default_timezone=...)`` that returns a
+    ``storage.protocol.Storage``: the narrow, typed protocol of data operations (units of
+    work, locks, reads, ``apply`` of a domain step's ``Changes``, the outbox) documented in
+    ``iwant_engine/storage/protocol.py``. A storage holds no domain rule and no text people
+    read. Built in: ``sql`` (SQLite, PostgreSQL) and ``memory``; a storage must pass the
+    storage conformance suite (``tests/engine/test_storage_conformance.py``).
     """
 
 

@@ -11,7 +11,9 @@ In a strategy package's tests::
 or, as a pytest plugin (``pytest_plugins = ["iwant_engine.testing"]``), use the
 ``strategy_kit`` fixture, which is ``check_strategy``.
 
-Checked after every step of every stream, through a real engine on a SQLite file:
+Checked after every step of every stream, through a real engine (on the ``memory`` storage
+by default, ``storage="sql"`` for a SQLite file), reading its data through the storage
+protocol (``Storage.snapshot``):
 no request in two live groups, no group above its max (or below its min), every member's
 window covers the meeting, nobody matched after their deadline, nobody grouped with someone
 they ignore (or who ignores them), and the same inputs give the same decision (each decision
@@ -33,15 +35,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from . import settings as settings_mod
 from .clock import FixedClock
-from .engine import Engine, Person
+from .engine import Engine
 from .errors import UserError
-from .model import Status
-from .storage.schema import Request, Result
+from .model import Person, Status, StoredRequest, StoredResult
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 PEOPLE = tuple(Person(f"kit:@p{i}", f"P{i}") for i in range(5))
@@ -60,11 +58,14 @@ def make_kit_engine(
     *,
     plugins: Sequence[object] = (),
     strategy_settings: Mapping[str, str] | None = None,
+    storage: str = "memory",
 ) -> Engine:
+    """A strict engine (a decision that breaks an invariant raises) serving ``strategy``."""
     base = settings_mod.parse_cfg(settings_mod.DEFAULT_CFG, {})
     cfg = dataclasses.replace(
         base,
         database_url=url,
+        storage=storage,
         strategy=strategy,
         strategy_settings={strategy: dict(strategy_settings or {})},
     )
@@ -98,15 +99,12 @@ def check_invariants(
     ``apart`` are pairs that must not share a group; ``exempt`` are (result id, pair) of
     groups that already held the pair when one started ignoring the other (an ignore list
     keeps people apart from then on; it does not break up a group already formed)."""
-    with Session(engine.storage.engine) as session:
-        rows = session.execute(
-            select(Request, Result).join(Result, Result.id == Request.result_id)
-        ).all()
+    rows = engine.storage.snapshot()
 
     def fail(why: str) -> None:
         raise InvariantBroken(why)
 
-    groups: dict[int, tuple[Result, list[Request]]] = {}
+    groups: dict[int, tuple[StoredResult, list[StoredRequest]]] = {}
     for req, res in rows:
         if req.status != res.status:
             fail(f"request {req.id} is {req.status} but its result {res.id} is {res.status}")
@@ -127,6 +125,7 @@ def check_invariants(
             fail(f"group {res.id} has {len(members)} people, below a member's min")
         if len({m.person for m in members}) != len(members):
             fail(f"group {res.id} has a person twice")
+        assert res.start is not None and res.end is not None
         for m in members:
             if not (m.earliest <= res.start and res.end <= m.latest):
                 fail(f"group {res.id} meets outside request {m.id}'s window")
@@ -191,11 +190,10 @@ def run_stream(
 
 
 def _shared_results(engine: Engine, a: str, b: str) -> set[int]:
-    with Session(engine.storage.engine) as session:
-        of = {
-            p: set(session.scalars(select(Request.result_id).where(Request.person == p)))
-            for p in (a, b)
-        }
+    of: dict[str, set[int]] = {a: set(), b: set()}
+    for req, _ in engine.storage.snapshot():
+        if req.person in of:
+            of[req.person].add(req.result_id)
     return of[a] & of[b]
 
 
@@ -253,6 +251,8 @@ def seeded_steps(seed: int, length: int = 40) -> list[Step]:
 
 @contextlib.contextmanager
 def kit_engine(strategy: str, **kwargs: Any) -> Iterator[tuple[Engine, FixedClock]]:
+    """A fresh strict engine serving ``strategy`` and its clock (at ``START``); keyword
+    arguments as ``make_kit_engine`` takes them (``storage="sql"``: a SQLite file)."""
     clock = FixedClock(START)
     # A memory-backed directory where there is one: the kit commits thousands of times.
     shm = Path("/dev/shm")
@@ -273,14 +273,16 @@ def check_strategy(
     max_examples: int = 40,
     seeds: int = 6,
     shrink: bool = True,
+    storage: str = "memory",
 ) -> None:
     """Check ``strategy`` (a name registered through the ``iwant_strategies`` hook: installed
     through an entry point, or in ``plugins``) against every invariant. Raises with the
-    smallest failing stream when one is broken (``shrink=False``: the first one found)."""
+    smallest failing stream when one is broken (``shrink=False``: the first one found).
+    ``storage``: ``memory`` (fast, the default) or ``sql`` (a SQLite file)."""
     from hypothesis import HealthCheck, Phase, given
     from hypothesis import settings as hsettings
 
-    options = {"plugins": plugins, "strategy_settings": settings}
+    options = {"plugins": plugins, "strategy_settings": settings, "storage": storage}
     seed_failure: AssertionError | None = None
     for seed in range(seeds):
         with kit_engine(strategy, **options) as (engine, clock):
