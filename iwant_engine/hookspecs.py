@@ -40,6 +40,7 @@ def iwant_storages() -> Mapping[str, Any]:
     read. Built in: ``sql`` (SQLite, PostgreSQL) and ``memory``; a storage must pass the
     storage conformance suite (``tests/engine/test_storage_conformance.py``).
     """
+    raise NotImplementedError
 
 
 @hookspec
@@ -74,3 +75,4 @@ def iwant_strategies() -> Mapping[str, StrategyFactory]:
     smallest ``max_size`` of its members, a formed group never moves) and refuses a decision
     that breaks one, leaving the request waiting and logging an error.
     """
+    raise NotImplementedError

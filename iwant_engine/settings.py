@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -98,12 +99,12 @@ def _activity(name: str, value: str) -> Activity:
     return Activity(name, timedelta(minutes=minutes), max_size)
 
 
-def parse_cfg(text: str, environ: dict[str, str] | None = None) -> Settings:
+def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
     """Read plugins.cfg text and the environment into ``Settings``."""
     env = os.environ if environ is None else environ
     # "=" only: pool names ("slack:C1") contain colons.
     cfg = configparser.ConfigParser(inline_comment_prefixes=("#", ";"), delimiters=("=",))
-    cfg.optionxform = str  # keep room ids as written
+    cfg.optionxform = str  # type: ignore[method-assign, assignment]  # keep room ids as written
     try:
         cfg.read_string(text)
     except configparser.Error as err:

@@ -31,6 +31,7 @@ import dataclasses
 import random
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,9 +91,9 @@ def command(
 def check_invariants(
     engine: Engine,
     now: datetime,
-    apart: set[frozenset[str]] = frozenset(),
+    apart: AbstractSet[frozenset[str]] = frozenset(),
     liveness: bool = False,
-    exempt: set[tuple[int, frozenset[str]]] = frozenset(),
+    exempt: AbstractSet[tuple[int, frozenset[str]]] = frozenset(),
 ) -> None:
     """Raise ``InvariantBroken`` naming the first broken invariant in the engine's data.
 
@@ -132,11 +133,11 @@ def check_invariants(
             if res.end - res.start != timedelta(minutes=m.length_minutes):
                 fail(f"group {res.id} lasts other than the activity's length")
         persons = [m.person for m in members]
-        for i, a in enumerate(persons):
-            for b in persons[i + 1 :]:
-                pair = frozenset((a, b))
+        for i, p in enumerate(persons):
+            for q in persons[i + 1 :]:
+                pair = frozenset((p, q))
                 if pair in apart and (res.id, pair) not in exempt:
-                    fail(f"group {res.id} puts {a} with {b}, and one ignores the other")
+                    fail(f"group {res.id} puts {p} with {q}, and one ignores the other")
     if not liveness:
         return
     minute = now.replace(second=0, microsecond=0)

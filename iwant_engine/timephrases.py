@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
-import dateparser
+import dateparser  # type: ignore[import-untyped]  # no stubs installed
 
 from .errors import UserError
 

@@ -107,7 +107,7 @@ class Outbox(Base):
     recipient: Mapped[str] = mapped_column(String(PERSON_MAX))  # "platform:id"
     platform: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
-    buttons: Mapped[list | None] = mapped_column(JSON)
+    buttons: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     origin: Mapped[str | None] = mapped_column(String(POOL_MAX))  # room to fall back to
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -116,7 +116,7 @@ class Outbox(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # undeliverable, given up
     error: Mapped[str | None] = mapped_column(String(500))
-    group_members: Mapped[list | None] = mapped_column(JSON)  # a group conversation
+    group_members: Mapped[list[str] | None] = mapped_column(JSON)  # a group conversation
 
     __table_args__ = (
         # Only undelivered rows are ever scanned; a partial index keeps it small on PostgreSQL.

@@ -20,12 +20,15 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
+from typing import cast as cast_type
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     ColumnElement,
     Executable,
     Select,
+    Table,
     and_,
     bindparam,
     cast,
@@ -69,11 +72,11 @@ from .schema import NAME_MAX, Ignore, Outbox, Person, Request, Result, UTCDateTi
 
 log = logging.getLogger(__name__)
 
-REQUESTS = Request.__table__
-RESULTS = Result.__table__
-PEOPLE = Person.__table__
-OUTBOX = Outbox.__table__
-IGNORES = Ignore.__table__
+REQUESTS = cast_type(Table, Request.__table__)
+RESULTS = cast_type(Table, Result.__table__)
+PEOPLE = cast_type(Table, Person.__table__)
+OUTBOX = cast_type(Table, Outbox.__table__)
+IGNORES = cast_type(Table, Ignore.__table__)
 # The grammar refuses windows longer than a day, so a candidate that can start by the wish's
 # last start ends by then + MAX_WINDOW: a two-sided range on the candidate index, which keeps
 # the cost flat however many requests wait further ahead.
@@ -626,8 +629,8 @@ class SQLWork:
 
     def add_ignore(self, person: str, ignored: str, now: datetime) -> bool:
         stmt = self.storage._insert(IGNORES).values(person=person, ignored=ignored, created_at=now)
-        stmt = stmt.on_conflict_do_nothing().returning(IGNORES.c.person)
-        return self._run(stmt).first() is not None
+        returning = stmt.on_conflict_do_nothing().returning(IGNORES.c.person)
+        return self._run(returning).first() is not None
 
     def remove_ignore(self, person: str, ignored: str) -> bool:
         stmt = delete(IGNORES).where(IGNORES.c.person == person, IGNORES.c.ignored == ignored)
@@ -717,7 +720,9 @@ def _neighbourhood_query(limit: int) -> Any:
     """One statement for everything ``neighbourhood`` returns: rows of one shape, tagged by
     ``kind`` (the person, their live requests, candidates, members of open groups, ignore
     pairs among all of these people). Built once; ``_neighbourhood_params`` fills it in."""
-    person, pool, activity = bindparam("person"), bindparam("pool"), bindparam("activity")
+    person: BindParameter[str] = bindparam("person")
+    pool: BindParameter[str] = bindparam("pool")
+    activity: BindParameter[str] = bindparam("activity")
     now, first_end, last_start, last_end, first_start = (
         bindparam(name, type_=UTCDateTime())
         for name in ("now", "first_end", "last_start", "last_end", "first_start")
@@ -757,7 +762,7 @@ def _neighbourhood_query(limit: int) -> Any:
         select(cast(person, PEOPLE.c.id.type)), select(cand.c.person), member_people
     ).subquery()
 
-    def row(kind: int, **given: Any) -> Select[Any]:
+    def row(kind: int, **given: Any) -> Select[*tuple[Any, ...]]:
         columns = [literal(kind).label("kind")]
         for name in (*REQUEST_COLUMNS, "other"):
             source = REQUESTS.c.get(name, PEOPLE.c.id)

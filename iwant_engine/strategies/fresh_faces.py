@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
+from ..hookspecs import StrategyFactory
 from ..model import Candidate, Decision, MatchContext, OpenGroup, Wish
 from ..plugins import hookimpl
 from .overlap import greedy
@@ -42,5 +43,5 @@ def factory(settings: Mapping[str, str]) -> Callable[..., Decision]:
 
 
 @hookimpl
-def iwant_strategies() -> dict[str, Callable[..., Decision]]:
+def iwant_strategies() -> dict[str, StrategyFactory]:
     return {"fresh-faces": factory}

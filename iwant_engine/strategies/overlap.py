@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..hookspecs import StrategyFactory
 from ..model import Candidate, Decision, Form, Join, MatchContext, OpenGroup, Wait, Wish
 from ..plugins import hookimpl
 
@@ -36,6 +37,7 @@ def greedy(
     earliest, latest = max(wish.earliest, minute), wish.latest
     if latest - earliest < ctx.length:
         return Wait()
+    chosen: list[int]
     cap, need, chosen, people = wish.max_size, max(wish.min_size, min_floor), [], {wish.person}
     for c in sorted(candidates, key=candidate_order):
         if c.person in people or len(chosen) + 2 > min(cap, c.max_size):
@@ -66,5 +68,5 @@ def factory(settings: Mapping[str, str]) -> Callable[..., Decision]:
 
 
 @hookimpl
-def iwant_strategies() -> dict[str, Callable[..., Decision]]:
+def iwant_strategies() -> dict[str, StrategyFactory]:
     return {"overlap": factory}

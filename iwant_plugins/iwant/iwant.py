@@ -10,8 +10,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from errbot import BotPlugin, Message, botcmd
+from errbot import BotPlugin, Message
 from errbot.backends.base import RoomOccupant
 
 from iwant_engine import (
@@ -25,6 +26,17 @@ from iwant_engine import (
     redact,
     settings,
 )
+
+if TYPE_CHECKING:  # errbot is untyped: how ``botcmd`` is used here, for mypy only
+    _F = TypeVar("_F", bound=Callable[..., Any])
+
+    @overload
+    def botcmd(func: _F, /) -> _F: ...
+    @overload
+    def botcmd(*, admin_only: bool = ...) -> Callable[[_F], _F]: ...
+    def botcmd(*args: Any, **kwargs: Any) -> Any: ...
+else:
+    from errbot import botcmd
 
 log = logging.getLogger("errbot.plugins.iwant")
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +61,7 @@ iwant puts you together with people who want the same thing at the same time.
   !iwant tz Europe/Prague        set your time zone (now: {zone})"""
 
 
-class IWant(BotPlugin):
+class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
     """Meet people for coffee, lunch or anything else: !iwant coffee 10:00"""
 
     engine: Engine | None = None
@@ -98,7 +110,7 @@ class IWant(BotPlugin):
 
     @property
     def platform(self) -> str:
-        return self._bot.mode
+        return cast(str, self._bot.mode)
 
     def person_of(self, frm: object) -> Person:
         local = str(getattr(frm, "person", frm))
@@ -189,7 +201,7 @@ class IWant(BotPlugin):
         """How to use iwant, with examples: !iwant help"""
         zone = self.engine.settings.default_timezone if self.engine else "UTC"
         try:
-            zone = self.engine.zone_of(self.person_of(msg.frm)).key
+            zone = cast(Engine, self.engine).zone_of(self.person_of(msg.frm)).key
         except Exception:  # help must answer even when the database is away
             log.debug("zone lookup for help failed", exc_info=True)
         return HELP.format(zone=zone)
@@ -275,6 +287,7 @@ class IWant(BotPlugin):
         if self.engine is None and not self._start_engine():
             return
         try:
+            assert self.engine is not None  # set by _start_engine() above
             self.engine.sweep()
         except Unavailable:
             log.warning("sweep skipped: database unavailable")
