@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 from typing import cast as cast_type
@@ -38,6 +39,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -86,6 +88,7 @@ REQUEST_COLUMNS = (
     "length_minutes", "max_size", "min_size", "created_at", "result_id", "status",
 )  # fmt: skip
 RESULT_COLUMNS = ("id", "pool", "activity", "status", "start", "end", "max_size", "size", "due_at")
+NEIGHBOUR_RESULT_COLUMNS = ("id", "status", "start", "end", "max_size", "size", "due_at")
 
 
 def lock_key(*parts: str) -> int:
@@ -125,12 +128,13 @@ class SQLStorage:
                     "keepalives_interval": 2,
                     "keepalives_count": 3,
                     "tcp_user_timeout": 15000,
-                    "options": "-c lock_timeout=5000 -c idle_in_transaction_session_timeout="
+                    "options": "-c lock_timeout=5000 "
+                    "-c idle_in_transaction_session_timeout="
                     "15000 -c statement_timeout=30000",
                 },
             )
         self._insert = sqlite_insert if self.is_sqlite else pg_insert
-        # Reads that never write: on SQLite a plain BEGIN, so they take no write lock.
+        # Reads that never write: on SQLite no BEGIN, so they take no write lock.
         self.reader = self.engine.execution_options(iwant_readonly=True)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -173,7 +177,13 @@ class SQLStorage:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self._guard(), self.reader.connect() as conn:
+        # Ended with COMMIT, not the pool's ROLLBACK: psycopg forgets every prepared
+        # statement of a connection on ROLLBACK, and the hot statements are prepared.
+        if self.is_sqlite:  # no transaction at all (see _sqlite_begin)
+            with self._guard(), self.reader.connect() as conn:
+                yield conn
+            return
+        with self._guard(), self.reader.begin() as conn:
             yield conn
 
     # -- reads -------------------------------------------------------------------------------
@@ -192,7 +202,7 @@ class SQLStorage:
                 .join(RESULTS, RESULTS.c.id == REQUESTS.c.result_id)
                 .where(
                     REQUESTS.c.person == person,
-                    REQUESTS.c.status.in_(LIVE),
+                    _live(REQUESTS.c.status),
                     REQUESTS.c.latest > now,
                 )
                 .order_by(REQUESTS.c.earliest, REQUESTS.c.id)
@@ -375,7 +385,11 @@ class SQLWork:
             if kind == _CANDIDATE:
                 candidates.append(request)
             else:
-                members.setdefault(r.result_id, (_result(r, "r_"), []))[1].append(request)
+                group = StoredResult(
+                    r.r_id, r.pool, r.activity, Status(r.r_status), r.r_start, r.r_end,
+                    r.r_max_size, r.r_size, r.r_due_at,
+                )  # fmt: skip
+                members.setdefault(r.result_id, (group, []))[1].append(request)
         if me is not None:
             people[me.id] = me
         groups = sorted(
@@ -441,7 +455,7 @@ class SQLWork:
             (pool, activity)
             for pool, activity in self._run(
                 select(RESULTS.c.pool, RESULTS.c.activity)
-                .where(RESULTS.c.status.in_(LIVE), RESULTS.c.due_at <= now)
+                .where(_live(RESULTS.c.status), RESULTS.c.due_at <= now)
                 .group_by(RESULTS.c.pool, RESULTS.c.activity)
                 .order_by(RESULTS.c.pool, RESULTS.c.activity)
                 .limit(limit)
@@ -516,6 +530,8 @@ class SQLWork:
             for o in changes.outbox
         ]
         if self.pg:
+            if not fresh:
+                return self._apply_prepared(results, request, moves, retired, outbox, now)
             return self._apply_in_one(results, request, moves, fresh, retired, outbox, now)
         # SQLite: one statement per kind of write (several rows of a kind: executemany).
         if results:
@@ -541,6 +557,52 @@ class SQLWork:
 
     def _new_result(self, change: ResultChange, now: datetime) -> int:
         return int(self._run(_INSERT_RESULT, _result_values(change, now)).scalar_one())
+
+    def _apply_prepared(
+        self,
+        results: list[dict[str, Any]],
+        request: tuple[dict[str, Any], int | ResultChange] | None,
+        moves: list[dict[str, Any]],
+        retired: list[dict[str, Any]],
+        outbox: list[dict[str, Any]],
+        now: datetime,
+    ) -> int | None:
+        """PostgreSQL: the writes of a domain step as one statement of fixed text, its rows
+        passed as arrays, so the server keeps it prepared (see ``PG_WAIT``, ``PG_STEP``)."""
+        if request is not None and not isinstance(request[1], int):
+            values, own = request
+            if results or moves or retired or outbox:
+                return self._apply_in_one(results, request, moves, [], retired, outbox, now)
+            params = {k: _naive(v) for k, v in values.items()}
+            params.update({"r_" + k: _naive(v) for k, v in _result_values(own, now).items()})
+            return int(self._run(PG_WAIT, params).scalar_one())
+        params = {
+            "now": _naive(now),
+            "u_id": [r["b_id"] for r in results],
+            **{
+                f"u_{name}": [_naive(r[name]) for r in results]
+                for name in ("status", "start", "end", "max_size", "size", "due_at")
+            },
+            "m_id": [m["b_id"] for m in moves],
+            "m_result": [m["b_result"] for m in moves],
+            "m_status": [str(m["b_status"]) for m in moves],
+            "t_id": [r["b_id"] for r in retired],
+            "t_status": [str(r["b_status"]) for r in retired],
+            **{
+                f"o_{name}": [o[name] for o in outbox]
+                for name in ("recipient", "platform", "body", "origin")
+            },
+            "o_buttons": [_json(o["buttons"]) for o in outbox],
+            "o_members": [_json(o["group_members"]) for o in outbox],
+            "with_request": request is not None,
+        }
+        values, target = request if request is not None else ({}, 0)
+        for name in REQUEST_COLUMNS[1:-2]:
+            params[name] = _naive(values.get(name))
+        params["status"] = str(values.get("status", Status.PENDING))
+        params["result_id"] = target
+        row = self._run(PG_STEP, params).first()
+        return None if row is None else int(row[0])
 
     def _apply_in_one(
         self,
@@ -649,8 +711,78 @@ _LOCKS = {
 }
 
 
+def _live(status: Any) -> Any:
+    """``status IN ('PENDING', 'MATCHED')`` with the values in the SQL text: a statement
+    with an expanding IN list would be rendered anew on every execution."""
+    return status.in_([literal_column(f"'{s}'") for s in LIVE])
+
+
 def _due_results(now: datetime) -> Select[tuple[int]]:
-    return select(RESULTS.c.id).where(RESULTS.c.status.in_(LIVE), RESULTS.c.due_at <= now)
+    return select(RESULTS.c.id).where(_live(RESULTS.c.status), RESULTS.c.due_at <= now)
+
+
+def _naive(value: Any) -> Any:
+    """An aware datetime as the naive UTC value the tables hold, a status as its text;
+    anything else as it is."""
+    if isinstance(value, Status):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+# PostgreSQL's writes of a domain step: fixed text whatever the number of rows (arrays and
+# unnest), so each is prepared once per connection. Each row changes at most once in a step,
+# so no two parts of one statement touch the same row (they all see one snapshot).
+_REQUEST_FIELDS = (
+    "CAST(:person AS varchar), CAST(:pool AS varchar), CAST(:origin AS varchar), "
+    "CAST(:activity AS varchar), CAST(:earliest AS timestamp), CAST(:latest AS timestamp), "
+    "CAST(:deadline AS timestamp), CAST(:length_minutes AS int), CAST(:max_size AS int), "
+    "CAST(:min_size AS int), CAST(:created_at AS timestamp), CAST(:status AS varchar)"
+)
+_REQUEST_INSERT = (
+    "INSERT INTO requests (person, pool, origin, activity, earliest, latest, deadline, "
+    "length_minutes, max_size, min_size, created_at, status, result_id) "
+)
+PG_WAIT = text(
+    'WITH r AS (INSERT INTO results (pool, activity, status, start, "end", max_size, size, '
+    "due_at, updated_at) VALUES (CAST(:r_pool AS varchar), CAST(:r_activity AS varchar), "
+    "CAST(:r_status AS varchar), CAST(:r_start AS timestamp), CAST(:r_end AS timestamp), "
+    "CAST(:r_max_size AS int), CAST(:r_size AS int), CAST(:r_due_at AS timestamp), "
+    "CAST(:r_updated_at AS timestamp)) RETURNING id) "
+    + _REQUEST_INSERT
+    + f"SELECT {_REQUEST_FIELDS}, r.id FROM r RETURNING id"
+)
+PG_STEP = text(
+    'WITH u AS (UPDATE results SET status = x.status, start = x.start, "end" = x.e, '
+    "max_size = x.max_size, size = x.size, due_at = x.due_at, "
+    "updated_at = CAST(:now AS timestamp) "
+    "FROM unnest(CAST(:u_id AS int[]), CAST(:u_status AS varchar[]), "
+    "CAST(:u_start AS timestamp[]), CAST(:u_end AS timestamp[]), CAST(:u_max_size AS int[]), "
+    "CAST(:u_size AS int[]), CAST(:u_due_at AS timestamp[])) "
+    "AS x(id, status, start, e, max_size, size, due_at) WHERE results.id = x.id), "
+    "m AS (UPDATE requests SET result_id = y.result_id, status = y.status "
+    "FROM unnest(CAST(:m_id AS int[]), CAST(:m_result AS int[]), "
+    "CAST(:m_status AS varchar[])) AS y(id, result_id, status) WHERE requests.id = y.id), "
+    "t AS (UPDATE results SET status = z.status, due_at = NULL, "
+    "updated_at = CAST(:now AS timestamp) "
+    "FROM unnest(CAST(:t_id AS int[]), CAST(:t_status AS varchar[])) AS z(id, status) "
+    "WHERE results.id = z.id), "
+    "o AS (INSERT INTO outbox (recipient, platform, body, buttons, origin, created_at, "
+    "next_attempt_at, attempts, group_members) "
+    "SELECT w.recipient, w.platform, w.body, CAST(w.buttons AS json), w.origin, "
+    "CAST(:now AS timestamp), CAST(:now AS timestamp), 0, CAST(w.members AS json) "
+    "FROM unnest(CAST(:o_recipient AS varchar[]), CAST(:o_platform AS varchar[]), "
+    "CAST(:o_body AS text[]), CAST(:o_buttons AS text[]), CAST(:o_origin AS varchar[]), "
+    "CAST(:o_members AS text[])) AS w(recipient, platform, body, buttons, origin, members)) "
+    + _REQUEST_INSERT
+    + f"SELECT {_REQUEST_FIELDS}, CAST(:result_id AS int) WHERE CAST(:with_request AS boolean) "
+    "RETURNING id"
+)
 
 
 def _result_values(
@@ -697,10 +829,6 @@ def _result_columns(prefix: str) -> list[Any]:
     return [RESULTS.c[name].label(prefix + name) for name in RESULT_COLUMNS]
 
 
-def _typed_null(column: Any) -> Any:
-    return cast(null(), column.type)
-
-
 def _neighbourhood_params(wish: Wish, now: datetime) -> dict[str, Any]:
     last_start = wish.latest - wish.length
     return {
@@ -718,8 +846,12 @@ def _neighbourhood_params(wish: Wish, now: datetime) -> dict[str, Any]:
 @functools.cache
 def _neighbourhood_query(limit: int) -> Any:
     """One statement for everything ``neighbourhood`` returns: rows of one shape, tagged by
-    ``kind`` (the person, their live requests, candidates, members of open groups, ignore
-    pairs among all of these people). Built once; ``_neighbourhood_params`` fills it in."""
+    ``kind`` (members of open groups, the person, their live requests, candidates, ignore
+    pairs among all of these people). Built once; ``_neighbourhood_params`` fills it in.
+
+    Its SQL stays under psycopg's 4,096 characters (short aliases, types only in the first
+    branch), so PostgreSQL gets it as a prepared statement instead of planning it anew each
+    time, which costs more than running it."""
     person: BindParameter[str] = bindparam("person")
     pool: BindParameter[str] = bindparam("pool")
     activity: BindParameter[str] = bindparam("activity")
@@ -727,90 +859,77 @@ def _neighbourhood_query(limit: int) -> Any:
         bindparam(name, type_=UTCDateTime())
         for name in ("now", "first_end", "last_start", "last_end", "first_start")
     )
+    q, g, p, i = REQUESTS.alias("q"), RESULTS.alias("g"), PEOPLE.alias("p"), IGNORES.alias("i")
     cand = (
-        select(REQUESTS)
+        select(q)
         .where(
-            REQUESTS.c.pool == pool,
-            REQUESTS.c.activity == activity,
-            REQUESTS.c.status == Status.PENDING,
-            REQUESTS.c.latest >= first_end,
-            REQUESTS.c.latest <= last_end,
-            REQUESTS.c.earliest <= last_start,
-            REQUESTS.c.deadline > now,
-            REQUESTS.c.person != person,
+            q.c.pool == pool,
+            q.c.activity == activity,
+            q.c.status == literal_column(f"'{Status.PENDING}'"),
+            q.c.latest >= first_end,
+            q.c.latest <= last_end,
+            q.c.earliest <= last_start,
+            q.c.deadline > now,
+            q.c.person != person,
         )
-        .order_by(REQUESTS.c.latest, REQUESTS.c.id)
+        .order_by(q.c.latest, q.c.id)
         .limit(limit)
-        .cte("cand")
+        .cte("c")
     )
     gids = (
-        select(RESULTS.c.id)
+        select(g.c.id)
         .where(
-            RESULTS.c.pool == pool,
-            RESULTS.c.activity == activity,
-            RESULTS.c.status == Status.MATCHED,
-            RESULTS.c.start >= first_start,
-            RESULTS.c.start <= last_start,
-            RESULTS.c.size < RESULTS.c.max_size,
+            g.c.pool == pool,
+            g.c.activity == activity,
+            g.c.status == literal_column(f"'{Status.MATCHED}'"),
+            g.c.start >= first_start,
+            g.c.start <= last_start,
+            g.c.size < g.c.max_size,
         )
-        .order_by(RESULTS.c.start, RESULTS.c.id)
+        .order_by(g.c.start, g.c.id)
         .limit(limit)
-        .cte("gids")
+        .cte("gs")
     )
-    member_people = select(REQUESTS.c.person).where(REQUESTS.c.result_id.in_(select(gids.c.id)))
-    everyone = union_all(
-        select(cast(person, PEOPLE.c.id.type)), select(cand.c.person), member_people
-    ).subquery()
+    in_groups = q.c.result_id.in_(select(gids.c.id))
+    people_cols = (p.c.display_name, p.c.timezone, p.c.platform_timezone)
+    blank = literal_column("NULL")
 
-    def row(kind: int, **given: Any) -> Select[*tuple[Any, ...]]:
-        columns = [literal(kind).label("kind")]
-        for name in (*REQUEST_COLUMNS, "other"):
-            source = REQUESTS.c.get(name, PEOPLE.c.id)
-            columns.append(given.get(name, _typed_null(source)).label(name))
-        for name in RESULT_COLUMNS:
-            columns.append(given.get("r_" + name, _typed_null(RESULTS.c[name])).label("r_" + name))
-        for name, source in (
-            ("p_name", PEOPLE.c.display_name),
-            ("p_tz", PEOPLE.c.timezone),
-            ("p_ptz", PEOPLE.c.platform_timezone),
-        ):
-            columns.append(given.get(name, _typed_null(source)).label(name))
-        return select(*columns)
+    def row(kind: int, requests: Any, other: Any, results: Any, people: Any) -> Any:
+        return select(literal_column(str(kind)), *requests, other, *results, *people)
 
-    def request_cols(table: Any) -> dict[str, Any]:
-        return {name: table.c[name] for name in REQUEST_COLUMNS}
-
-    def person_cols() -> dict[str, Any]:
-        return {
-            "p_name": PEOPLE.c.display_name,
-            "p_tz": PEOPLE.c.timezone,
-            "p_ptz": PEOPLE.c.platform_timezone,
-        }
-
-    me = row(_ME, person=PEOPLE.c.id, **person_cols()).where(PEOPLE.c.id == person)
-    mine = row(_MINE, **request_cols(REQUESTS)).where(
-        REQUESTS.c.person == person,
-        REQUESTS.c.status.in_(LIVE),
-        REQUESTS.c.latest > now,
-    )
-    candidates = row(_CANDIDATE, **request_cols(cand), **person_cols()).select_from(
-        cand.join(PEOPLE, PEOPLE.c.id == cand.c.person, isouter=True)
-    )
-    results = {"r_" + name: RESULTS.c[name] for name in RESULT_COLUMNS}
     members = (
-        row(_MEMBER, **request_cols(REQUESTS), **results, **person_cols())
-        .select_from(
-            REQUESTS.join(RESULTS, RESULTS.c.id == REQUESTS.c.result_id).join(
-                PEOPLE, PEOPLE.c.id == REQUESTS.c.person, isouter=True
-            )
+        select(
+            literal_column(str(_MEMBER)).label("kind"),
+            *(q.c[name] for name in REQUEST_COLUMNS),
+            cast(null(), PEOPLE.c.id.type).label("other"),
+            *(g.c[name].label("r_" + name) for name in NEIGHBOUR_RESULT_COLUMNS),
+            p.c.display_name.label("p_name"),
+            p.c.timezone.label("p_tz"),
+            p.c.platform_timezone.label("p_ptz"),
         )
-        .where(REQUESTS.c.result_id.in_(select(gids.c.id)))
+        .select_from(q.join(g, g.c.id == q.c.result_id).join(p, p.c.id == q.c.person, isouter=True))
+        .where(in_groups)
     )
-    ignores = row(_IGNORE, person=IGNORES.c.person, other=IGNORES.c.ignored).where(
-        IGNORES.c.person.in_(select(everyone.c[0])),
-        IGNORES.c.ignored.in_(select(everyone.c[0])),
+    no_request = [blank] * len(REQUEST_COLUMNS)
+    no_result = [blank] * len(NEIGHBOUR_RESULT_COLUMNS)
+    me = row(_ME, [blank, p.c.id, *no_request[2:]], blank, no_result, people_cols).where(
+        p.c.id == person
     )
-    return union_all(me, mine, candidates, members, ignores)
+    mine = row(_MINE, [q.c[name] for name in REQUEST_COLUMNS], blank, no_result, [blank] * 3).where(
+        q.c.person == person, _live(q.c.status), q.c.latest > now
+    )
+    candidates = row(
+        _CANDIDATE, [cand.c[name] for name in REQUEST_COLUMNS], blank, no_result, people_cols
+    ).select_from(cand.join(p, p.c.id == cand.c.person, isouter=True))
+    everyone = union_all(
+        select(cast(person, PEOPLE.c.id.type)),
+        select(cand.c.person),
+        select(q.c.person).where(in_groups),
+    ).cte("e")
+    ignores = row(
+        _IGNORE, [blank, i.c.person, *no_request[2:]], i.c.ignored, no_result, [blank] * 3
+    ).where(i.c.person.in_(select(everyone.c[0])), i.c.ignored.in_(select(everyone.c[0])))
+    return union_all(members, me, mine, candidates, ignores)
 
 
 def _request(r: Row[Any]) -> StoredRequest:
@@ -838,10 +957,10 @@ def _people(conn: Connection, ids: Iterable[str]) -> dict[str, PersonInfo]:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    # BEGIN IMMEDIATE takes the write lock up front (no lock-upgrade deadlocks); pure reads
-    # begin deferred and take none.
-    readonly = conn.get_execution_options().get("iwant_readonly")
-    conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+    # BEGIN IMMEDIATE takes the write lock up front (no lock-upgrade deadlocks). Reads run
+    # without a transaction: each is one statement, a consistent snapshot of its own.
+    if not conn.get_execution_options().get("iwant_readonly"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def sqlite_on_connect(dbapi_connection: Any, _record: object) -> None:
