@@ -123,15 +123,21 @@ class Engine:
 
     def zone_of(self, person: Person) -> ZoneInfo:
         """The person's own zone (``!iwant tz``), else the platform's, else the default."""
-        now = time.monotonic()
         cached = self._zones.get(person.id)
-        if cached is None or cached[0] < now:
+        if cached is None or cached[0] < time.monotonic():
             info = self.storage.person(person.id)
-            cached = (now + ZONE_CACHE_SECONDS, info.timezone if info else None)
-            if len(self._zones) > 100_000:
-                self._zones.clear()
-            self._zones[person.id] = cached
-        for name in (cached[1], person.timezone):
+            self._remember_zone(person, info.timezone if info else None)
+        return self._zone_guess(person)
+
+    def _remember_zone(self, person: Person, own: str | None) -> None:
+        if len(self._zones) > 100_000:
+            self._zones.clear()
+        self._zones[person.id] = (time.monotonic() + ZONE_CACHE_SECONDS, own)
+
+    def _zone_guess(self, person: Person) -> ZoneInfo:
+        """The zone from what this process knows, without asking the storage."""
+        cached = self._zones.get(person.id)
+        for name in (cached[1] if cached else None, person.timezone):
             if name:
                 try:
                     return ZoneInfo(name)
@@ -167,10 +173,28 @@ class Engine:
         return self.settings.pool_of(base)
 
     def submit(self, person: Person, text: str, room: str | None = None) -> msg.Note:
-        """Parse ``text`` (what follows ``!iwant``), store it, match it; the reply to send."""
+        """Parse ``text`` (what follows ``!iwant``), store it, match it; the reply to send.
+
+        The text is read in the zone this process believes is the person's; the unit of work
+        reads the stored one anyway, and a submission read in the wrong zone is read again
+        (so no separate read of the person for the common case, and a zone set in another
+        process counts at once)."""
         self._check_person(person)
+        zone = self._zone_guess(person)
+        sure = person.id in self._zones
+        for _ in range(3):
+            try:
+                return self._submit_in(person, text, room, zone)
+            except matching.WrongZone as wrong:
+                zone, sure = ZoneInfo(wrong.zone), True
+            except UserError:
+                if sure:
+                    raise
+                zone, sure = self.zone_of(person), True  # the refusal may depend on the zone
+        raise RuntimeError("the person's zone kept changing")  # pragma: no cover
+
+    def _submit_in(self, person: Person, text: str, room: str | None, zone: ZoneInfo) -> msg.Note:
         now = self.clock.now()
-        zone = self.zone_of(person)
         parsed = parse_wish(text, now, zone, self.settings)
         wish = Wish(
             person.id,
@@ -196,8 +220,17 @@ class Engine:
         me = PersonInfo(person.id, person.name, None, person.timezone)
         with self.storage.transaction() as uow:
             done = matching.submit(
-                uow, wish, me, origin, self.decide, ctx, self.settings.max_open_requests, self.zones
+                uow,
+                wish,
+                me,
+                origin,
+                self.decide,
+                ctx,
+                self.settings.max_open_requests,
+                self.zones,
+                read_in=zone,
             )
+        self._remember_zone(person, done.own_zone)
         return done.reply
 
     def open_requests(self, person: Person) -> list[OpenRequest]:

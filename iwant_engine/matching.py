@@ -81,6 +81,15 @@ class Zones:
 class Submitted:
     request_id: int
     reply: msg.Note
+    own_zone: str | None  # the person's own zone, as stored
+
+
+class WrongZone(Exception):
+    """The wish was read in another zone than the person's; read it again in ``zone``."""
+
+    def __init__(self, zone: str) -> None:
+        super().__init__(zone)
+        self.zone = zone
 
 
 @dataclass(frozen=True)
@@ -118,21 +127,26 @@ def submit(
     ctx: MatchContext,
     max_open: int,
     zones: Zones,
+    read_in: ZoneInfo | None = None,
 ) -> Submitted:
     """Store ``wish`` of ``me`` (name and platform zone as the platform says now) and match it.
 
     Refused (``UserError``) when the person has ``max_open`` open requests already, or one
-    for the same activity whose window overlaps this one."""
+    for the same activity whose window overlaps this one. ``read_in``: the zone the wish's
+    text was read in; ``WrongZone`` (before anything is written) when it is not the
+    person's."""
     now = ctx.now
     uow.lock("person", wish.person)
     uow.lock("pool", wish.pool, wish.activity)
     hood = uow.neighbourhood(wish, now, CANDIDATE_LIMIT)
     stored = hood.me
     name = me.name[:NAME_MAX]
-    if stored is None or (stored.name, stored.platform_timezone) != (name, me.platform_timezone):
-        uow.save_person(replace(me, name=name, timezone=None))
     own_zone = stored.timezone if stored else None
     zone = zones.of(PersonInfo(me.id, name, own_zone, me.platform_timezone))
+    if read_in is not None and zone.key != read_in.key:
+        raise WrongZone(zone.key)
+    if stored is None or (stored.name, stored.platform_timezone) != (name, me.platform_timezone):
+        uow.save_person(replace(me, name=name, timezone=None))
     if len(hood.mine) >= max_open:
         raise UserError(msg.too_many_open(len(hood.mine)))
     for other in hood.mine:
@@ -162,11 +176,12 @@ def submit(
             wish.deadline,
             zone,
         )
-        return Submitted(request_id, msg.Note(wish.person, body, msg.cancel_button(request_id)))
+        note = msg.Note(wish.person, body, msg.cancel_button(request_id))
+        return Submitted(request_id, note, own_zone)
     request_id = _apply_new(uow, outcome.changes, now)
     assert outcome.body is not None
     buttons = msg.cancel_button(request_id, outcome.buttons_label)
-    return Submitted(request_id, msg.Note(wish.person, outcome.body, buttons))
+    return Submitted(request_id, msg.Note(wish.person, outcome.body, buttons), own_zone)
 
 
 def _apply_new(uow: UnitOfWork, changes: Changes, now: datetime) -> int:

@@ -569,8 +569,9 @@ class SQLWork:
     ) -> int | None:
         """PostgreSQL: the writes of a domain step as one statement of fixed text, its rows
         passed as arrays, so the server keeps it prepared (see ``PG_WAIT``, ``PG_STEP``)."""
-        if request is not None and not isinstance(request[1], int):
-            values, own = request
+        own = request[1] if request is not None else None
+        if request is not None and isinstance(own, ResultChange):
+            values = request[0]
             if results or moves or retired or outbox:
                 return self._apply_in_one(results, request, moves, [], retired, outbox, now)
             params = {k: _naive(v) for k, v in values.items()}
@@ -892,7 +893,7 @@ def _neighbourhood_query(limit: int) -> Any:
     )
     in_groups = q.c.result_id.in_(select(gids.c.id))
     people_cols = (p.c.display_name, p.c.timezone, p.c.platform_timezone)
-    blank = literal_column("NULL")
+    blank: Any = literal_column("NULL")
 
     def row(kind: int, requests: Any, other: Any, results: Any, people: Any) -> Any:
         return select(literal_column(str(kind)), *requests, other, *results, *people)

@@ -233,3 +233,27 @@ def test_a_formed_group_gets_one_group_conversation_per_platform(engine, clock):
             "Your coffee group: Sam and Sue. Say hi and agree where to meet!",
         )
     ]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_zone_set_through_another_process_counts_at_once(kind, request, tmp_path, clock):
+    """Two engines on one database, as two bot processes: the second has read Alice's zone
+    before (its cache says UTC); her wish is still read in the zone she set through the first."""
+    from ..support import make_engine, truncate_postgres
+
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'two.db'}"
+    else:
+        url = request.getfixturevalue("pg_database")
+        truncate_postgres(url)
+    first, second = make_engine(url, clock), make_engine(url, clock)
+    try:
+        assert second.zone_of(ALICE).key == "UTC"
+        first.set_timezone(ALICE, "Europe/Prague")
+        reply = second.submit(ALICE, "coffee 12:00")
+        assert reply.body.startswith("Waiting for coffee company at 12:00–12:15"), reply.body
+        assert second.open_requests(ALICE)[0].earliest == at(11, 0), "12:00 in Prague"
+        assert second.zone_of(ALICE).key == "Europe/Prague", "and the process learned it"
+    finally:
+        first.close()
+        second.close()
