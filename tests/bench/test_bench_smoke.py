@@ -84,7 +84,12 @@ def test_quick_run_prints_every_figure(db: str) -> None:
     assert sweep["expired"] == sweep["due"] == sweep["delivered"]
     assert figures["e2e"]["outcome_mismatches"] == 0
     assert result["memory"]["peak_rss_mb"] > 0
-    expected_targets = {"engine_baseline_ratio", "growth_p99_ratio", "plugin_overhead"}
+    expected_targets = {
+        "engine_baseline_ratio",
+        "growth_p99_ratio",
+        "plugin_overhead",
+        "statements_per_submission",
+    }
     if db == "postgresql":
         processes = figures["processes"]
         assert {"1", "2", "4"} <= processes["spread"].keys()
