@@ -19,9 +19,9 @@ window covers the meeting, nobody matched after their deadline, nobody grouped w
 they ignore (or who ignores them), and the same inputs give the same decision (each decision
 is asked for twice). The engine also refuses any decision that breaks an invariant; in the
 kit such a refusal is a failure (``StrategyError``) instead of a logged error.
-With ``liveness=True`` it also checks that no two waiting requests that fit each other are
-left waiting (true of ``overlap`` and ``fresh-faces``; not of ``quorum``, which waits for a
-third person on purpose).
+Liveness is checked too, unless ``liveness=False``: no set of waiting requests that could
+form a valid group on their own (a common slot, within every member's ``min`` and ``max``,
+nobody ignored) is left waiting after any step. Streams mix in ``min 3`` and ``max N``.
 """
 
 from __future__ import annotations
@@ -74,9 +74,16 @@ def make_kit_engine(
 
 
 def command(
-    activity: str, start_q: int, extra_q: int, max_size: int | None, by: bool, now: datetime
+    activity: str,
+    start_q: int,
+    extra_q: int,
+    max_size: int | None,
+    by: bool,
+    now: datetime,
+    min_size: int | None = None,
 ) -> str:
-    """``coffee 09:15-09:45 by 09:10 max 3``: a wish ``start_q`` quarter hours from now."""
+    """``coffee 09:15-09:45 by 09:10 max 3 min 3``: a wish ``start_q`` quarter hours from
+    now."""
     length = 15 if activity == "coffee" else 45
     start = now + timedelta(minutes=15 * start_q)
     end = start + timedelta(minutes=length + 15 * extra_q)
@@ -85,6 +92,8 @@ def command(
         words.append(f"by {(start - timedelta(minutes=5)):%H:%M}")
     if max_size:
         words.append(f"max {max_size}")
+    if min_size:
+        words.append(f"min {min_size}")
     return " ".join(words)
 
 
@@ -140,17 +149,59 @@ def check_invariants(
                     fail(f"group {res.id} puts {p} with {q}, and one ignores the other")
     if not liveness:
         return
-    minute = now.replace(second=0, microsecond=0)
     waiting = [req for req, res in rows if res.status == Status.PENDING and req.deadline > now]
-    for i, a in enumerate(waiting):
-        for b in waiting[i + 1 :]:
-            if a.person == b.person or a.pool != b.pool or a.activity != b.activity:
-                continue
-            if frozenset((a.person, b.person)) in apart or max(a.min_size, b.min_size) > 2:
-                continue
-            lo, hi = max(a.earliest, b.earliest, minute), min(a.latest, b.latest)
-            if hi - lo >= timedelta(minutes=a.length_minutes):
-                fail(f"requests {a.id} and {b.id} fit each other but both wait")
+    found = waiting_group(waiting, apart, now)
+    if found is not None:
+        ids = ", ".join(str(r.id) for r in found[0])
+        fail(f"requests {ids} fit each other (at {found[1]:%H:%M}) but all wait")
+
+
+def waiting_group(
+    waiting: Sequence[StoredRequest], apart: AbstractSet[frozenset[str]], now: datetime
+) -> tuple[list[StoredRequest], datetime] | None:
+    """A set of waiting requests that could meet on their own (a common slot from the
+    current minute on, within every member's ``min`` and ``max``, one request a person,
+    nobody ignored) and the start of that slot; None when there is none. Exact without
+    ignore lists; with them, a bounded search that never reports a group that is not one."""
+    minute = now.replace(second=0, microsecond=0)
+    by_key: dict[tuple[str, str], list[StoredRequest]] = {}
+    for r in waiting:
+        by_key.setdefault((r.pool, r.activity), []).append(r)
+    for reqs in by_key.values():
+        length = timedelta(minutes=reqs[0].length_minutes)
+        for start in sorted({max(r.earliest, minute) for r in reqs}):
+            free = [r for r in reqs if r.earliest <= start and start + length <= r.latest]
+            for size in range(2, len(free) + 1):
+                fit = [r for r in free if r.min_size <= size <= r.max_size]
+                group = _distinct_apart(fit, size, apart)
+                if group is not None:
+                    return group, start
+    return None
+
+
+def _distinct_apart(
+    fit: Sequence[StoredRequest], size: int, apart: AbstractSet[frozenset[str]]
+) -> list[StoredRequest] | None:
+    """``size`` of ``fit``, one a person, no two of whom ignore one another."""
+    budget = 20_000
+
+    def dfs(i: int, chosen: list[StoredRequest]) -> list[StoredRequest] | None:
+        nonlocal budget
+        budget -= 1
+        if len(chosen) == size:
+            return chosen
+        if budget <= 0 or len(chosen) + len(fit) - i < size:
+            return None
+        for j in range(i, len(fit)):
+            r = fit[j]
+            if all(r.person != c.person and frozenset((r.person, c.person)) not in apart
+                   for c in chosen):  # fmt: skip
+                found = dfs(j + 1, [*chosen, r])
+                if found is not None:
+                    return found
+        return None
+
+    return dfs(0, [])
 
 
 def run_stream(
@@ -163,8 +214,8 @@ def run_stream(
     for step in steps:
         kind = step[0]
         if kind == "submit":
-            _, who, activity, start_q, extra_q, max_size, by, room = step
-            text = command(activity, start_q, extra_q, max_size, by, clock.now())
+            _, who, activity, start_q, extra_q, max_size, by, room, min_size = step
+            text = command(activity, start_q, extra_q, max_size, by, clock.now(), min_size)
             with contextlib.suppress(UserError):
                 engine.submit(PEOPLE[who], text, room)
         elif kind == "cancel":
@@ -213,6 +264,7 @@ def steps_strategy() -> Any:
             st.one_of(st.none(), st.integers(2, 4)),  # max
             st.booleans(),  # an explicit "by"
             st.sampled_from([None, None, "r1"]),  # the room
+            st.sampled_from([None, None, None, 3]),  # min
         ),
         st.tuples(st.just("cancel"), st.integers(0, n - 1)),
         st.tuples(st.just("ignore"), st.integers(0, n - 1), st.integers(0, n - 1)),
@@ -239,6 +291,7 @@ def seeded_steps(seed: int, length: int = 40) -> list[Step]:
                     rng.choice([None, 2, 3]),
                     rng.random() < 0.3,
                     rng.choice([None, "r1"]),
+                    rng.choice([None, None, None, 3]),
                 )
             )
         elif roll < 0.72:
@@ -270,7 +323,7 @@ def check_strategy(
     *,
     plugins: Sequence[object] = (),
     settings: Mapping[str, str] | None = None,
-    liveness: bool = False,
+    liveness: bool = True,
     max_examples: int = 40,
     seeds: int = 6,
     shrink: bool = True,
