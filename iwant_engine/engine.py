@@ -20,7 +20,7 @@ from . import messages as msg
 from . import settings as settings_mod
 from .clock import Clock, SystemClock
 from .errors import StrategyError, UserError
-from .grammar import parse_wish
+from .grammar import is_number, parse_wish
 from .invariants import refusal
 from .model import (
     Candidate,
@@ -44,7 +44,10 @@ from .timephrases import warm_up
 log = logging.getLogger(__name__)
 # How long a person's own zone is cached; set in another process, it shows after this.
 ZONE_CACHE_SECONDS = 60
-PERSON_ID = re.compile(r"^[a-z0-9_-]{1,32}:\S{1,160}$")
+# platform:id, the id of printable characters only (no space, control or format character).
+PERSON_ID = re.compile(r"^[a-z0-9_-]{1,32}:[^\s\x00-\x1f\x7f]{1,160}$")
+#: Ids are 32-bit on PostgreSQL; a larger number names no request.
+MAX_ID = 2**31 - 1
 #: A notification is given up after this many failed sends; retries back off exponentially.
 MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=60)
@@ -153,7 +156,7 @@ class Engine:
         match = _find_zone(name)
         if match is None:
             raise UserError(
-                f"I don't know the time zone '{name[:40]}'; try !iwant tz Europe/Prague."
+                f"I don't know the time zone '{msg.quote(name)}'; try !iwant tz Europe/Prague."
             )
         with self.storage.transaction() as uow:
             uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
@@ -165,7 +168,7 @@ class Engine:
     # -- requests ----------------------------------------------------------------------------
 
     def _check_person(self, person: Person) -> None:
-        if not PERSON_ID.match(person.id):
+        if not valid_person_id(person.id):
             raise UserError("I can't tell who you are on this platform, so I stored nothing.")
 
     def pool_for(self, person: Person, room: str | None) -> str:
@@ -251,13 +254,13 @@ class Engine:
         """Cancel by list number (``2``), activity (``lunch``), id (``#12``) or the only one."""
         self._check_person(person)
         selector = " ".join(selector.lower().split())
-        if selector.startswith("#") and selector[1:].isdigit():
+        if selector.startswith("#") and is_number(selector[1:]):
             request_id = int(selector[1:])
+            if not 0 < request_id <= MAX_ID:  # no id is that large: not a request of theirs
+                raise UserError(msg.NOT_YOURS)
         else:
             items = self.open_requests(person)
             request_id = _select(items, selector)
-        if not 0 < request_id < 2**31:
-            raise UserError(msg.NOT_YOURS)
         ctx = MatchContext(self.clock.now(), self.settings.default_window)
         with self.storage.transaction() as uow:
             return matching.cancel(uow, person.id, request_id, self.decide, ctx, self.zones)
@@ -293,22 +296,33 @@ class Engine:
     def ignore(self, person: Person, other: Person) -> str:
         """``person`` is never grouped with ``other`` again; ``other`` is not told."""
         self._check_person(person)
-        self._check_person(other)
+        self._check_other(other, "ignore")
         if other.id == person.id:
             raise UserError("You can't ignore yourself; try !iwant ignore @someone.")
+        who = msg.quote(other.name, 40)
         with self.storage.transaction() as uow:
             uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
             added = uow.add_ignore(person.id, other.id, self.clock.now())
         if added:
-            return f"You won't be grouped with {other.name} from now on; they are not told."
-        return f"You already ignore {other.name}; !iwant unignore {other.name} undoes it."
+            return f"You won't be grouped with {who} from now on; they are not told."
+        return f"You already ignore {who}; !iwant unignore {who} undoes it."
+
+    def _check_other(self, other: Person, verb: str) -> None:
+        if valid_person_id(other.id):
+            return
+        local = other.id.split(":", 1)[-1]
+        why = "has invisible characters in it" if msg.visible(local) != local else "is no name"
+        raise UserError(f"'{msg.quote(local)}' {why}; try !iwant {verb} @bob.")
 
     def unignore(self, person: Person, other: Person) -> str:
+        self._check_person(person)
+        self._check_other(other, "unignore")
         with self.storage.transaction() as uow:
             removed = uow.remove_ignore(person.id, other.id)
+        who = msg.quote(other.name, 40)
         if removed:
-            return f"You can be grouped with {other.name} again."
-        return f"You don't ignore {other.name}; see !iwant ignored."
+            return f"You can be grouped with {who} again."
+        return f"You don't ignore {who}; see !iwant ignored."
 
     def ignored(self, person: Person) -> list[str]:
         """Person ids ``person`` ignores."""
@@ -374,6 +388,11 @@ class Engine:
         return DeliveryReport(delivered, retried, given_up)
 
 
+def valid_person_id(person_id: str) -> bool:
+    """``platform:id`` with an id of visible characters: what every path stores."""
+    return bool(PERSON_ID.match(person_id)) and msg.visible(person_id) == person_id
+
+
 def describe(item: OpenRequest, zone: ZoneInfo) -> str:
     if item.status == Status.MATCHED and item.start and item.end:
         return (
@@ -397,11 +416,13 @@ def _select(items: list[OpenRequest], selector: str) -> int:
             f"You have {len(items)} open requests; say which: !iwant cancel 1 "
             "(numbers from !iwant list) or !iwant cancel coffee."
         )
-    if selector.isdigit():
-        n = int(selector)
-        if not 1 <= n <= len(items):
-            raise UserError(f"There is no request {n}; you have {len(items)}. See !iwant list.")
-        return items[n - 1].request_id
+    if is_number(selector):
+        if not 1 <= int(selector) <= len(items):
+            raise UserError(
+                f"There is no request {msg.quote(selector, 6)}; you have {len(items)}. "
+                "See !iwant list."
+            )
+        return items[int(selector) - 1].request_id
     same = [i for i in items if i.activity == selector]
     if len(same) == 1:
         return same[0].request_id
@@ -411,7 +432,8 @@ def _select(items: list[OpenRequest], selector: str) -> int:
             "(see !iwant list)."
         )
     raise UserError(
-        f"You have no open {selector[:24]} request; see !iwant list, then !iwant cancel 1."
+        f"You have no open {msg.quote(selector, 24)} request; see !iwant list, then "
+        "!iwant cancel 1."
     )
 
 

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
 from .errors import UserError
+from .messages import quote
 from .settings import ACTIVITY_NAME_MAX, Settings
 from .timephrases import parse_clock, parse_duration
 
 MAX_INPUT = 200
 EXAMPLE = "!iwant coffee 10:00 by 9:30"
 # "min 3" (quorum) is a keyword only before a number; "for 20 min" is a unit.
-_KEYWORDS = re.compile(r"\b(for|during|by|max|min(?=\s+\d+(?:\s|$)))\b")
+_KEYWORDS = re.compile(r"\b(for|during|by|max|min(?=\s+[0-9]+(?:\s|$)))\b")
 _ACTIVITY = re.compile(r"^[a-z][a-z0-9_-]*$")
 _RANGE = re.compile(
     r"^(?:from\s+|between\s+)?(?P<a>.+?)\s*(?:-|–|—|\bto\b|\buntil\b|\btill\b|\band\b)\s*(?P<b>.+)$"
@@ -49,6 +50,11 @@ def _clean(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def is_number(text: str) -> bool:
+    """Whether ``text`` is a whole number in ASCII digits (``²`` and ``٣`` are not)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_activity(word: str, settings: Settings) -> str:
     """The activity named by ``word``, or a UserError that says what to write instead."""
     name = word.rstrip(":,;.!")
@@ -58,15 +64,15 @@ def parse_activity(word: str, settings: Settings) -> str:
         raise UserError(f"Say what you want to do first, like {EXAMPLE}.")
     if len(name) > ACTIVITY_NAME_MAX:
         raise UserError(
-            f"'{name[:ACTIVITY_NAME_MAX]}…' is too long for an activity "
+            f"'{quote(name, ACTIVITY_NAME_MAX)}…' is too long for an activity "
             f"(at most {ACTIVITY_NAME_MAX} letters); try one word like {examples}."
         )
     if not _ACTIVITY.match(name):
-        raise UserError(f"'{name}' is not an activity; use one word like {examples}.")
+        raise UserError(f"'{quote(name)}' is not an activity; use one word like {examples}.")
     if name in settings.activities:
         return name
     if settings.any_activity is None:
-        raise UserError(f"I don't know '{name}'; try one of: {examples}.")
+        raise UserError(f"I don't know '{quote(name)}'; try one of: {examples}.")
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
     if close and len(name) >= 4:
         raise UserError(f"Did you mean {close[0]}? Try: !iwant {close[0]}")
@@ -188,8 +194,8 @@ def _size(clauses: dict[str, str], key: str, default: int, settings: Settings) -
         return default
     value = clauses[key]
     example = f"!iwant lunch 12:00 {key} {4 if key == 'max' else 3}"
-    if not value.isdigit():
-        raise UserError(f"'{key} {value}' needs a whole number, like {example}.")
+    if not is_number(value):
+        raise UserError(f"'{key} {quote(value, 12)}' needs a whole number, like {example}.")
     size = int(value)
     if size < 2:
         raise UserError(f"A group needs at least 2 people; try {example}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,24 @@ class Note:
     to: str
     body: str
     buttons: list[dict[str, str]] = field(default_factory=list)
+
+
+#: Unicode categories never echoed: controls, formats (zero-width, bidi overrides),
+#: surrogates, private use, unassigned.
+_HIDDEN = {"Cc", "Cf", "Cs", "Co", "Cn"}
+
+
+def visible(text: str) -> str:
+    """``text`` without control and format characters, whitespace runs as one space."""
+    kept = "".join(ch for ch in text if unicodedata.category(ch) not in _HIDDEN or ch in " \t")
+    return " ".join(kept.split())
+
+
+def quote(text: str, limit: int = 30) -> str:
+    """A piece of what someone typed, safe to echo: visible characters only, at most
+    ``limit`` of them (an ellipsis marks the cut)."""
+    shown = visible(text)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def cancel_button(request_id: int, label: str = "Cancel") -> list[dict[str, str]]:

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 import dateparser  # type: ignore[import-untyped]  # no stubs installed
 
 from .errors import UserError
+from .messages import quote
 
 _DAY_WORDS = {
     "today",
@@ -32,8 +33,8 @@ _DAY_WORDS = {
     "sun",
 }
 _WEEKDAYS = _DAY_WORDS - {"today", "tomorrow"}
-_HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")  # what _normalise_clock makes of 24-hour times
-_CLOCK = re.compile(r"^(\d{1,2})(?:[:.](\d{2}))?(am|pm)?$")
+_HHMM = re.compile(r"^([0-9]{1,2}):([0-9]{2})$")  # what _normalise_clock makes of 24-hour times
+_CLOCK = re.compile(r"^([0-9]{1,2})(?:[:.]([0-9]{2}))?(am|pm)?$")
 _UNITS = {
     "h": "hours",
     "hr": "hours",
@@ -46,7 +47,7 @@ _UNITS = {
     "minute": "minutes",
     "minutes": "minutes",
 }
-_DURATION_PART = re.compile(r"(\d+)\s*([a-z]+)")
+_DURATION_PART = re.compile(r"([0-9]+)\s*([a-z]+)")
 _DATEPARSER_SETTINGS = {"PREFER_DATES_FROM": "current_period", "RETURN_AS_TIMEZONE_AWARE": False}
 
 CLOCK_EXAMPLE = "12:30"
@@ -93,16 +94,19 @@ def parse_clock(phrase: str, now: datetime, zone: tzinfo, day: date | None = Non
     strange = [w for w in clocks if _normalise_clock(w) is None]
     if len(clocks) > 1 and strange:
         raise UserError(
-            f"I don't understand '{strange[0]}' in '{phrase}'; "
+            f"I don't understand '{quote(strange[0])}' in '{quote(phrase)}'; "
             "write it like !iwant coffee 10:00 by 9:30."
         )
     if len(clocks) != 1 or len(day_words) > 2:
         raise UserError(
-            f"I can't read '{phrase}' as a time; write it like {CLOCK_EXAMPLE} or tomorrow 9:30."
+            f"I can't read '{quote(phrase)}' as a time; write it like {CLOCK_EXAMPLE} or "
+            "tomorrow 9:30."
         )
     clock = _normalise_clock(clocks[0])
     if clock is None:
-        raise UserError(f"'{clocks[0]}' is not a time of day; write it like {CLOCK_EXAMPLE}.")
+        raise UserError(
+            f"'{quote(clocks[0])}' is not a time of day; write it like {CLOCK_EXAMPLE}."
+        )
     next_day = clock in ("24:00", "midnight") and not day_words
     clock = "0:00" if clock == "24:00" else clock
     base = _local_base(now, zone)
@@ -122,7 +126,7 @@ def parse_clock(phrase: str, now: datetime, zone: tzinfo, day: date | None = Non
             settings={**_DATEPARSER_SETTINGS, "RELATIVE_BASE": base},
         )
     if parsed is None:
-        raise UserError(f"I can't read '{phrase}' as a time; write it like {CLOCK_EXAMPLE}.")
+        raise UserError(f"I can't read '{quote(phrase)}' as a time; write it like {CLOCK_EXAMPLE}.")
     if next_day:  # "until midnight" means the end of the day, not its start
         parsed += timedelta(days=1)
     if any(w in _WEEKDAYS for w in day_words) and parsed.date() < base.date():
@@ -136,7 +140,7 @@ def parse_duration(phrase: str) -> timedelta:
     Lengths are our grammar's own small vocabulary (numbers and units), so they are summed
     here; dateparser is for moments, where days, weekdays and am/pm need it."""
     text = phrase.strip()
-    if m := re.fullmatch(r"(\d{1,2}):(\d{2})", text):
+    if m := re.fullmatch(r"([0-9]{1,2}):([0-9]{2})", text):
         return timedelta(hours=int(m[1]), minutes=int(m[2]))
     if text in ("an hour", "a hour", "one hour"):
         return timedelta(hours=1)
@@ -150,6 +154,6 @@ def parse_duration(phrase: str) -> timedelta:
         or any(u not in _UNITS or len(n) > 5 for n, u in parts)
     ):
         raise UserError(
-            f"I can't read '{phrase}' as a length of time; write it like 90 min or 1h 30m."
+            f"I can't read '{quote(phrase)}' as a length of time; write it like 90 min or 1h 30m."
         )
     return sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())

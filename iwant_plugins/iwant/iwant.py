@@ -26,6 +26,7 @@ from iwant_engine import (
     redact,
     settings,
 )
+from iwant_engine.messages import quote, visible
 
 if TYPE_CHECKING:  # errbot is untyped: how ``botcmd`` is used here, for mypy only
     _F = TypeVar("_F", bound=Callable[..., Any])
@@ -117,7 +118,9 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         if self.platform == "text" and not local.startswith("@"):
             local = "@" + local
         name = getattr(frm, "fullname", None) or getattr(frm, "nick", None) or local.lstrip("@")
-        return Person(f"{self.platform}:{local}", str(name)[:100], getattr(frm, "timezone", None))
+        # A display name is the platform's, and may hold anything: only visible characters.
+        shown = visible(str(name))[:100] or visible(local)[:100] or "someone"
+        return Person(f"{self.platform}:{local}", shown, getattr(frm, "timezone", None))
 
     def room_of(self, msg: Message) -> str | None:
         return str(msg.frm.room) if isinstance(msg.frm, RoomOccupant) else None
@@ -193,7 +196,9 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         try:
             identifier = self.build_identifier(word)
         except Exception:
-            raise UserError(f"I don't know who '{word[:40]}' is; try !iwant ignore @bob.") from None
+            raise UserError(
+                f"I don't know who '{quote(word)}' is; try !iwant ignore @bob."
+            ) from None
         return self.person_of(identifier)
 
     @botcmd
@@ -245,7 +250,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         try:
             result = action()
         except UserError as err:
-            result = prefix + str(err)
+            result = prefix + visible(str(err))  # one line, never a control character
         except Unavailable as err:
             result = str(err)
         except Exception:

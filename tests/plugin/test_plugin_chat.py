@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from errbot.backends.base import Message
 
 from ..support import at
+from .chat import Chat
 
 pytest_plugins = ["errbot.backends.test"]
 extra_plugin_dir = str(Path(__file__).resolve().parents[2] / "iwant_plugins")
@@ -23,48 +23,6 @@ def _environment(monkeypatch):
     monkeypatch.setenv("IWANT_POLL_SECONDS", "3600")  # the test ticks the pollers itself
     monkeypatch.delenv("IWANT_DATABASE_URL", raising=False)  # SQLite in errbot's data dir
     monkeypatch.delenv("IWANT_PLUGINS_CFG", raising=False)
-
-
-class Chat:
-    """Talk to the bot as anyone; see who received what."""
-
-    def __init__(self, testbot) -> None:
-        self.bot = testbot.bot
-        self.sent: list[Message] = []
-        original = self.bot.send_message
-
-        def capture(msg: Message) -> None:
-            self.sent.append(msg)
-            original(msg)
-
-        self.bot.send_message = capture
-
-    @property
-    def plugin(self):
-        return self.bot.plugin_manager.get_plugin_obj_by_name("IWant")
-
-    def say(self, who: str, text: str) -> tuple[str, dict[str, str]]:
-        """(the reply to ``who``, {recipient: notification}) for one command."""
-        msg = Message(text)
-        msg.frm = self.bot.build_identifier(who)
-        msg.to = self.bot.bot_identifier
-        return self._collect(lambda: self.bot.callback_message(msg))
-
-    def tick(self) -> dict[str, str]:
-        return self._collect(self.plugin.tick)[1]
-
-    def _collect(self, action) -> tuple[str, dict[str, str]]:
-        start = len(self.sent)
-        action()
-        queue = self.bot.outgoing_message_queue  # errbot's copy; we read self.sent instead
-        while not queue.empty():
-            queue.get_nowait()
-        new = self.sent[start:]
-        me = str(self.bot.bot_identifier)
-        replies = [m.body for m in new if str(m.to) == me]
-        notes = {str(m.to): m.body for m in new if str(m.to) != me}
-        assert len(replies) <= 1, replies
-        return (replies[0] if replies else ""), notes
 
 
 @pytest.fixture

@@ -1,0 +1,47 @@
+"""Several people talking to one bot on errbot's Test backend."""
+
+from __future__ import annotations
+
+from errbot.backends.base import Message
+
+
+class Chat:
+    """Talk to the bot as anyone; see who received what."""
+
+    def __init__(self, testbot) -> None:
+        self.bot = testbot.bot
+        self.sent: list[Message] = []
+        original = self.bot.send_message
+
+        def capture(msg: Message) -> None:
+            self.sent.append(msg)
+            original(msg)
+
+        self.bot.send_message = capture
+
+    @property
+    def plugin(self):
+        return self.bot.plugin_manager.get_plugin_obj_by_name("IWant")
+
+    def say(self, who: str, text: str) -> tuple[str, dict[str, str]]:
+        """(the reply to ``who``, {recipient: notification}) for one command."""
+        msg = Message(text)
+        msg.frm = self.bot.build_identifier(who)
+        msg.to = self.bot.bot_identifier
+        return self._collect(lambda: self.bot.callback_message(msg))
+
+    def tick(self) -> dict[str, str]:
+        return self._collect(self.plugin.tick)[1]
+
+    def _collect(self, action) -> tuple[str, dict[str, str]]:
+        start = len(self.sent)
+        action()
+        queue = self.bot.outgoing_message_queue  # errbot's copy; we read self.sent instead
+        while not queue.empty():
+            queue.get_nowait()
+        new = self.sent[start:]
+        me = str(self.bot.bot_identifier)
+        replies = [m.body for m in new if str(m.to) == me]
+        notes = {str(m.to): m.body for m in new if str(m.to) != me}
+        assert len(replies) <= 1, replies
+        return (replies[0] if replies else ""), notes
