@@ -19,14 +19,17 @@ from . import matching
 from . import messages as msg
 from . import settings as settings_mod
 from .clock import Clock, SystemClock
-from .errors import StrategyError, UserError
+from .errors import DuplicateEvent, StrategyError, UserError
 from .grammar import is_number, parse_wish
 from .invariants import refusal
 from .model import (
+    LIVE,
     Candidate,
+    Changes,
     Decision,
     DeliveryReport,
     MatchContext,
+    NewOutbox,
     OpenGroup,
     OpenRequest,
     OutboxItem,
@@ -51,6 +54,9 @@ MAX_ID = 2**31 - 1
 #: A notification is given up after this many failed sends; retries back off exponentially.
 MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=60)
+#: How long a bot process has to hand an answer to its platform before another process
+#: sends it as a direct message (pollers acknowledge answers every IWANT_POLL_SECONDS).
+REPLY_GRACE = timedelta(seconds=30)
 SWEEP_BATCH = 500
 
 
@@ -175,19 +181,35 @@ class Engine:
         base = f"{person.platform}:{room}" if room else f"{person.platform}:dm"
         return self.settings.pool_of(base)
 
-    def submit(self, person: Person, text: str, room: str | None = None) -> msg.Note:
+    def submit(
+        self,
+        person: Person,
+        text: str,
+        room: str | None = None,
+        event_id: str | None = None,
+        durable_reply: bool = False,
+    ) -> msg.Note:
         """Parse ``text`` (what follows ``!iwant``), store it, match it; the reply to send.
 
         The text is read in the zone this process believes is the person's; the unit of work
         reads the stored one anyway, and a submission read in the wrong zone is read again
         (so no separate read of the person for the common case, and a zone set in another
-        process counts at once)."""
+        process counts at once).
+
+        ``event_id``: the platform's id of the message; the same id again stores nothing and
+        answers what the first one made. ``durable_reply``: the answer is the caller's to
+        send and acknowledge (``replied``); one not acknowledged within ``REPLY_GRACE`` is
+        sent as a direct message by ``deliver``."""
         self._check_person(person)
+        key = f"{person.platform}:{event_id}"[:200] if event_id else None
         zone = self._zone_guess(person)
         sure = person.id in self._zones
         for _ in range(3):
             try:
-                return self._submit_in(person, text, room, zone)
+                return self._submit_in(person, text, room, zone, key, durable_reply)
+            except DuplicateEvent:
+                assert key is not None
+                return self._answered_already(person, key)
             except matching.WrongZone as wrong:
                 zone, sure = ZoneInfo(wrong.zone), True
             except UserError:
@@ -196,7 +218,24 @@ class Engine:
                 zone, sure = self.zone_of(person), True  # the refusal may depend on the zone
         raise RuntimeError("the person's zone kept changing")  # pragma: no cover
 
-    def _submit_in(self, person: Person, text: str, room: str | None, zone: ZoneInfo) -> msg.Note:
+    def _answered_already(self, person: Person, key: str) -> msg.Note:
+        stored = self.storage.request_by_event(key)
+        if stored is None or stored.person != person.id:
+            raise UserError("I have that message already; see !iwant list.")
+        with self.storage.transaction() as uow:
+            listed = matching.as_listed(uow, stored)
+        body = msg.answered_already(describe(listed, self.zone_of(person)))
+        return msg.Note(person.id, body, msg.cancel_button(stored.id), stored.id)
+
+    def _submit_in(
+        self,
+        person: Person,
+        text: str,
+        room: str | None,
+        zone: ZoneInfo,
+        event_key: str | None,
+        durable_reply: bool,
+    ) -> msg.Note:
         now = self.clock.now()
         parsed = parse_wish(text, now, zone, self.settings)
         wish = Wish(
@@ -232,6 +271,8 @@ class Engine:
                 self.settings.max_open_requests,
                 self.zones,
                 read_in=zone,
+                event_key=event_key,
+                replied=not durable_reply,
             )
         self._remember_zone(person, done.own_zone)
         return done.reply
@@ -335,6 +376,31 @@ class Engine:
 
     # -- background work ---------------------------------------------------------------------
 
+    def replied(self, request_ids: Sequence[int]) -> None:
+        """These requests' answers were handed to the platform (see ``submit``)."""
+        if request_ids:
+            self.storage.mark_replied(request_ids, self.clock.now())
+
+    def _answer_again(self, platform: str) -> None:
+        """Queue, as direct messages, answers of ``platform`` never acknowledged (their bot
+        process died between its commit and its reply)."""
+        now = self.clock.now()
+        before = now - REPLY_GRACE
+        if not self.storage.has_unreplied(platform, before):
+            return
+        with self.storage.transaction() as uow:
+            changes = Changes()
+            for request in uow.unreplied(platform, before, 50):
+                changes.replied.append(request.id)
+                if request.status not in LIVE:
+                    continue  # it has ended, and its person was told so
+                listed = matching.as_listed(uow, request)
+                zone = self.zones.of(uow.people([request.person]).get(request.person))
+                body = msg.answer_again(describe(listed, zone))
+                buttons = msg.cancel_button(request.id)
+                changes.outbox.append(NewOutbox(request.person, body, buttons, request.origin))
+            uow.apply(changes, now)
+
     def sweep(self, batch: int = SWEEP_BATCH) -> tuple[int, int]:
         """Expire due requests (writing "nobody joined" notes), mark past meetings DONE;
         (expired, done). Works in units of work of at most ``batch`` results."""
@@ -360,6 +426,7 @@ class Engine:
 
         A failed send is retried after 2, 4, 8 … seconds (at most 10 minutes), and given up
         after ``MAX_ATTEMPTS`` attempts, or at once when ``is_permanent`` says so."""
+        self._answer_again(platform)
         delivered = retried = 0
         given_up: list[OutboxItem] = []
         for item in self.storage.claim_outbox(platform, self.clock.now(), limit, LEASE):

@@ -14,5 +14,9 @@ class Unavailable(Exception):
         return self.message
 
 
+class DuplicateEvent(Exception):
+    """A request with this platform event id is stored already; nothing new was stored."""
+
+
 class StrategyError(AssertionError):
     """A strategy's decision broke an invariant (raised only by a strict engine, the kit's)."""

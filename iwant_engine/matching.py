@@ -27,7 +27,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from . import messages as msg
-from .errors import UserError
+from .errors import DuplicateEvent, UserError
 from .invariants import refusal
 from .model import (
     LIVE,
@@ -41,6 +41,7 @@ from .model import (
     NewOutbox,
     NewRequest,
     OpenGroup,
+    OpenRequest,
     PersonInfo,
     ResultChange,
     Status,
@@ -128,17 +129,23 @@ def submit(
     max_open: int,
     zones: Zones,
     read_in: ZoneInfo | None = None,
+    event_key: str | None = None,
+    replied: bool = True,
 ) -> Submitted:
     """Store ``wish`` of ``me`` (name and platform zone as the platform says now) and match it.
 
     Refused (``UserError``) when the person has ``max_open`` open requests already, or one
     for the same activity whose window overlaps this one. ``read_in``: the zone the wish's
     text was read in; ``WrongZone`` (before anything is written) when it is not the
-    person's."""
+    person's. ``event_key``: the platform's id of the message (``DuplicateEvent`` when it
+    was stored before); ``replied`` False: the answer is acknowledged later
+    (``Changes.replied``), and sent as a direct message if it never is."""
     now = ctx.now
     uow.lock("person", wish.person)
     uow.lock("pool", wish.pool, wish.activity)
     hood = uow.neighbourhood(wish, now, CANDIDATE_LIMIT)
+    if event_key is not None and any(m.event_key == event_key for m in hood.mine):
+        raise DuplicateEvent(event_key)  # an ended one is caught by the storage's unique key
     stored = hood.me
     name = me.name[:NAME_MAX]
     own_zone = stored.timezone if stored else None
@@ -166,8 +173,8 @@ def submit(
             None, wish.pool, wish.activity, Status.PENDING, None, None, wish.max_size, 1,
             wish.deadline,
         )  # fmt: skip
-        changes = Changes(request=NewRequest(wish, origin, now, Status.PENDING, own))
-        request_id = _apply_new(uow, changes, now)
+        new = NewRequest(wish, origin, now, Status.PENDING, own, event_key, replied)
+        request_id = _apply_new(uow, Changes(request=new), now)
         body = msg.waiting(
             wish.activity,
             wish.earliest,
@@ -176,12 +183,15 @@ def submit(
             wish.deadline,
             zone,
         )
-        note = msg.Note(wish.person, body, msg.cancel_button(request_id))
+        note = msg.Note(wish.person, body, msg.cancel_button(request_id), request_id)
         return Submitted(request_id, note, own_zone)
+    assert outcome.changes.request is not None
+    outcome.changes.request = replace(outcome.changes.request, event_key=event_key, replied=replied)
     request_id = _apply_new(uow, outcome.changes, now)
     assert outcome.body is not None
     buttons = msg.cancel_button(request_id, outcome.buttons_label)
-    return Submitted(request_id, msg.Note(wish.person, outcome.body, buttons), own_zone)
+    note = msg.Note(wish.person, outcome.body, buttons, request_id)
+    return Submitted(request_id, note, own_zone)
 
 
 def _apply_new(uow: UnitOfWork, changes: Changes, now: datetime) -> int:
@@ -473,6 +483,30 @@ def _rematch(
     known = _People({**hood.people, **people.known}, people.zones)
     return _match(
         uow, wish, subject, subject.origin, candidates, hood.groups, hood.apart, known, decide, ctx
+    )
+
+
+# -- answers that did not reach their person ----------------------------------------------------
+
+
+def as_listed(uow: UnitOfWork, request: StoredRequest) -> OpenRequest:
+    """A stored request as ``!iwant list`` shows it: its meeting and the others in it."""
+    group = uow.group(request.result_id)
+    result = group.result if group else None
+    others = [m.person for m in group.members if m.id != request.id] if group else []
+    known = uow.people(others)
+    matched = result is not None and result.status == Status.MATCHED
+    return OpenRequest(
+        request.id,
+        request.activity,
+        result.status if result else request.status,
+        request.earliest,
+        request.latest,
+        request.deadline,
+        request.length_minutes,
+        result.start if result else None,
+        result.end if result else None,
+        tuple(known[p].name if p in known else p for p in others) if matched else (),
     )
 
 

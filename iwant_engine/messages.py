@@ -23,6 +23,7 @@ class Note:
     to: str
     body: str
     buttons: list[dict[str, str]] = field(default_factory=list)
+    request_id: int | None = None  # the request this answers, acknowledged once sent
 
 
 #: Unicode categories never echoed: controls, formats (zero-width, bidi overrides),
@@ -187,6 +188,14 @@ def cancelled(activity: str, earliest: datetime, latest: datetime, zone: ZoneInf
 
 def left_group(activity: str, start: datetime, end: datetime, zone: ZoneInfo) -> str:
     return f"Cancelled: you left {activity} at {slot(start, end, zone)}; the others have been told."
+
+
+def answered_already(what: str) -> str:
+    return f"I have that one already: {what}."
+
+
+def answer_again(what: str) -> str:
+    return f"In case my answer did not reach you: your request is {what}."
 
 
 def rematched_after_drop_out(who: str, body: str) -> str:

@@ -191,6 +191,7 @@ class StoredRequest:
     created_at: datetime
     result_id: int
     status: Status
+    event_key: str | None = None  # "platform:event id" of the message that made it
 
     @property
     def length(self) -> timedelta:
@@ -301,13 +302,18 @@ class ResultChange:
 
 @dataclass(frozen=True)
 class NewRequest:
-    """A request to insert, pointing to an existing result (an id) or to a new one."""
+    """A request to insert, pointing to an existing result (an id) or to a new one.
+
+    ``event_key`` (``platform:event id``) is unique among stored requests; ``replied``
+    False means its answer is still to be handed to the platform (``Changes.replied``)."""
 
     wish: Wish
     origin: str | None
     created_at: datetime
     status: Status
     result: int | ResultChange
+    event_key: str | None = None
+    replied: bool = True
 
 
 @dataclass(frozen=True)
@@ -323,13 +329,22 @@ class Move:
 class Changes:
     """The writes of one domain step, applied together by ``UnitOfWork.apply`` in this
     order: ``results`` (updates of existing results), ``request`` (the new one), ``moves``,
-    ``retired`` (results set to a final status, their ``due_at`` cleared), ``outbox``."""
+    ``retired`` (results set to a final status, their ``due_at`` cleared), ``outbox``,
+    ``replied`` (requests whose answer has now been handed over or queued)."""
 
     results: list[ResultChange] = field(default_factory=list)
     request: NewRequest | None = None
     moves: list[Move] = field(default_factory=list)
     retired: list[tuple[int, Status]] = field(default_factory=list)
     outbox: list[NewOutbox] = field(default_factory=list)
+    replied: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.results or self.request or self.moves or self.retired or self.outbox)
+        return bool(
+            self.results
+            or self.request
+            or self.moves
+            or self.retired
+            or self.outbox
+            or self.replied
+        )

@@ -376,7 +376,12 @@ class IWantSlackBackend(ErrBot):
         if not self._seen.first(("message", channel, ts or envelope_id)):
             return
         text = incoming_text(event.get("text") or "", self.bot_user_id, self.prefix)
-        extras = {"slack_event": event, "slack_ts": ts}
+        # The plugin's idempotency key: Slack re-sends an event it thinks was not received.
+        extras = {
+            "slack_event": event,
+            "slack_ts": ts,
+            "event_id": f"{channel}:{ts or envelope_id}",
+        }
         if event.get("thread_ts"):
             extras["thread_ts"] = event["thread_ts"]
         self._deliver(text, user, channel, extras)
@@ -385,7 +390,11 @@ class IWantSlackBackend(ErrBot):
         if not self._seen.first(("slash", payload.get("trigger_id") or envelope_id)):
             return
         text = slash_text(payload.get("command", ""), payload.get("text", ""), self.prefix)
-        extras = {"slack_command": payload, "slack_response_url": payload.get("response_url")}
+        extras = {
+            "slack_command": payload,
+            "slack_response_url": payload.get("response_url"),
+            "event_id": f"slash:{payload.get('trigger_id') or envelope_id}",
+        }
         self._deliver(text, payload["user_id"], payload["channel_id"], extras)
 
     def _handle_interactive(self, payload: dict[str, Any], envelope_id: str) -> None:
@@ -406,7 +415,11 @@ class IWantSlackBackend(ErrBot):
             label = (action.get("text") or {}).get("text", "")
             if owner_of_block(action.get("block_id")) == user and message.get("ts"):
                 self._mark_clicked(channel, message, user, label)
-            extras = {"slack_action": action, "slack_message_ts": message.get("ts")}
+            extras = {
+                "slack_action": action,
+                "slack_message_ts": message.get("ts"),
+                "event_id": "click:" + ":".join(str(part) for part in key[1:]),
+            }
             self._deliver(self.prefix + str(action.get("value", "")), user, channel, extras)
 
     def _mark_clicked(self, channel: str, message: dict[str, Any], user: str, label: str) -> None:

@@ -451,6 +451,8 @@ class IWantTelegramBackend(ErrBot):
         msg.frm, msg.to = self._endpoints(message.chat, user)
         msg.extras["message_id"] = message.message_id
         msg.extras["chat_id"] = message.chat.id
+        # The plugin's idempotency key: an update re-sent after a crash has the same ids.
+        msg.extras["event_id"] = f"{message.chat.id}:{message.message_id}"
         await self._to_errbot(msg)
 
     async def _on_button(self, bot: telegram.Bot, query: telegram.CallbackQuery) -> None:
@@ -480,6 +482,7 @@ class IWantTelegramBackend(ErrBot):
         msg.extras["message_id"] = message.message_id
         msg.extras["chat_id"] = chat.id
         msg.extras["callback_query_id"] = query.id
+        msg.extras["event_id"] = f"button:{query.id}"
         await self._to_errbot(msg)
 
     async def _to_errbot(self, msg: Message) -> None:

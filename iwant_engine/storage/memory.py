@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 
+from ..errors import DuplicateEvent
 from ..model import (
     LIVE,
     Changes,
@@ -61,6 +62,8 @@ class _State:
     results: dict[int, StoredResult] = field(default_factory=dict)
     outbox: dict[int, _OutboxRow] = field(default_factory=dict)
     ignores: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    event_keys: dict[str, int] = field(default_factory=dict)  # event key -> request id
+    unreplied: dict[int, datetime] = field(default_factory=dict)  # request id -> created
     last_ids: dict[str, int] = field(
         default_factory=lambda: {"request": 0, "result": 0, "outbox": 0}
     )
@@ -182,6 +185,15 @@ class _MemoryUnitOfWork:
                 met[r.person] = max(start, met.get(r.person, start))
         return met
 
+    def unreplied(self, platform: str, before: datetime, limit: int) -> list[StoredRequest]:
+        s = self.state
+        found = [
+            s.requests[i]
+            for i, created in sorted(s.unreplied.items(), key=lambda kv: (kv[1], kv[0]))
+            if created < before and s.requests[i].person.startswith(platform + ":")
+        ]
+        return found[:limit]
+
     def due(self, now: datetime, limit: int) -> list[StoredGroup]:
         # No other unit of work runs meanwhile, so every due result is ours to claim.
         return self.state.groups(sorted(self.state.due(now), key=_by_due)[:limit])
@@ -197,17 +209,26 @@ class _MemoryUnitOfWork:
             new, w = changes.request, changes.request.wish
             minutes = int(w.length.total_seconds() // 60)
             window = (w.activity, w.earliest, w.latest, w.deadline, minutes, w.max_size, w.min_size)
+            if new.event_key is not None and new.event_key in s.event_keys:
+                raise DuplicateEvent(new.event_key)
             result_id = self._result_id(new.result)
             new_id = s.next_id("request")
             s.requests[new_id] = StoredRequest(
-                new_id, w.person, w.pool, new.origin, *window, new.created_at, result_id, new.status
-            )
+                new_id, w.person, w.pool, new.origin, *window, new.created_at, result_id,
+                new.status, new.event_key,
+            )  # fmt: skip
+            if new.event_key is not None:
+                s.event_keys[new.event_key] = new_id
+            if not new.replied:
+                s.unreplied[new_id] = new.created_at
         for move in changes.moves:
             old = s.requests[move.request_id]
             result_id = self._result_id(move.result)
             s.requests[old.id] = replace(old, result_id=result_id, status=move.status)
         for retired_id, status in changes.retired:
             s.results[retired_id] = replace(s.results[retired_id], status=status, due_at=None)
+        for replied in changes.replied:
+            s.unreplied.pop(replied, None)
         for n in changes.outbox:
             row_id, buttons = s.next_id("outbox"), [dict(b) for b in n.buttons]
             members = None if n.group_members is None else list(n.group_members)
@@ -323,6 +344,24 @@ class MemoryStorage:
     def ignored(self, person: str) -> list[str]:
         with self._lock:
             return sorted(other for who, other in self._state.ignores if who == person)
+
+    def request_by_event(self, event_key: str) -> StoredRequest | None:
+        with self._lock:
+            found = self._state.event_keys.get(event_key)
+            return None if found is None else self._state.requests.get(found)
+
+    def has_unreplied(self, platform: str, before: datetime) -> bool:
+        with self._lock:
+            s = self._state
+            return any(
+                created < before and s.requests[i].person.startswith(platform + ":")
+                for i, created in s.unreplied.items()
+            )
+
+    def mark_replied(self, request_ids: Iterable[int], now: datetime) -> None:
+        with self._writing() as s:
+            for request_id in request_ids:
+                s.unreplied.pop(request_id, None)
 
     def has_due(self, now: datetime) -> bool:
         with self._lock:

@@ -81,11 +81,18 @@ class UnitOfWork(Protocol):
 
     # -- writes --------------------------------------------------------------------------------
 
+    def unreplied(self, platform: str, before: datetime, limit: int) -> list[StoredRequest]:
+        """Requests of ``platform``'s people (id ``platform:…``) made before ``before`` whose
+        answer was never handed over, oldest first, at most ``limit``; each is claimed (another
+        unit of work's ``unreplied`` skips it) until this one ends."""
+
     def apply(self, changes: Changes, now: datetime) -> int | None:
         """Write ``changes`` (in the order ``model.Changes`` documents); the id of the new
-        request, if there is one. ``now`` stamps new outbox rows (created, first attempt)
-        and the results it changes. Each request and each result changes at most once in
-        one ``Changes``; ``results`` only updates stored results (``id`` not None)."""
+        request, if there is one. ``errors.DuplicateEvent`` when the new request's
+        ``event_key`` is stored already (the unit of work then keeps nothing). ``now`` stamps
+        new outbox rows (created, first attempt), the results it changes and ``replied``.
+        Each request and each result changes at most once in one ``Changes``; ``results``
+        only updates stored results (``id`` not None)."""
 
     def save_person(self, person: PersonInfo, *, keep_timezone: bool = True) -> None:
         """Insert the person, or update the name and platform zone of a stored one; their own
@@ -132,6 +139,15 @@ class Storage(Protocol):
 
     def ignored(self, person: str) -> list[str]:
         """Ids of the people ``person`` ignores, sorted."""
+
+    def request_by_event(self, event_key: str) -> StoredRequest | None:
+        """The request stored with this ``platform:event id``, or None."""
+
+    def has_unreplied(self, platform: str, before: datetime) -> bool:
+        """Whether ``UnitOfWork.unreplied`` would find anything; cheap, takes no write lock."""
+
+    def mark_replied(self, request_ids: Iterable[int], now: datetime) -> None:
+        """Record that these requests' answers were handed to the platform."""
 
     def has_due(self, now: datetime) -> bool:
         """Whether ``UnitOfWork.due`` would find anything; cheap, takes no write lock."""

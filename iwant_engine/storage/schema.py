@@ -91,12 +91,29 @@ class Request(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     result_id: Mapped[int] = mapped_column(Integer, ForeignKey("results.id"))
     status: Mapped[str] = mapped_column(String(16))  # mirrors its result's, for indexed lookups
+    # "platform:event id" of the message that made it: a re-sent event stores nothing new.
+    event_key: Mapped[str | None] = mapped_column(String(PERSON_MAX))
+    # When the requester's answer was handed to the platform; NULL until then.
+    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         # Candidate selection: same pool and activity, waiting, window ending after ours starts.
         Index("ix_requests_candidates", "pool", "activity", "status", "latest"),
         Index("ix_requests_person_status", "person", "status"),
         Index("ix_requests_result", "result_id"),
+        Index(
+            "ix_requests_event_key",
+            "event_key",
+            unique=True,
+            postgresql_where=text("event_key IS NOT NULL"),
+            sqlite_where=text("event_key IS NOT NULL"),
+        ),
+        Index(
+            "ix_requests_unreplied",
+            "created_at",
+            postgresql_where=text("replied_at IS NULL"),
+            sqlite_where=text("replied_at IS NULL"),
+        ),
     )
 
 

@@ -51,9 +51,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from ..errors import Unavailable
+from ..errors import DuplicateEvent, Unavailable
 from ..model import (
     LIVE,
     Changes,
@@ -85,7 +85,7 @@ IGNORES = cast_type(Table, Ignore.__table__)
 MAX_WINDOW = timedelta(hours=24)
 REQUEST_COLUMNS = (
     "id", "person", "pool", "origin", "activity", "earliest", "latest", "deadline",
-    "length_minutes", "max_size", "min_size", "created_at", "result_id", "status",
+    "length_minutes", "max_size", "min_size", "created_at", "result_id", "status", "event_key",
 )  # fmt: skip
 RESULT_COLUMNS = ("id", "pool", "activity", "status", "start", "end", "max_size", "size", "due_at")
 NEIGHBOUR_RESULT_COLUMNS = ("id", "status", "start", "end", "max_size", "size", "due_at")
@@ -242,6 +242,21 @@ class SQLStorage:
                     .order_by(IGNORES.c.ignored)
                 )
             )
+
+    def request_by_event(self, event_key: str) -> StoredRequest | None:
+        with self._read() as conn:
+            row = conn.execute(select(REQUESTS).where(REQUESTS.c.event_key == event_key)).first()
+        return None if row is None else _request(row)
+
+    def has_unreplied(self, platform: str, before: datetime) -> bool:
+        with self._read() as conn:
+            return conn.execute(_unreplied(platform, before).limit(1)).first() is not None
+
+    def mark_replied(self, request_ids: Iterable[int], now: datetime) -> None:
+        rows = [{"b_id": i, "b_now": now} for i in request_ids]
+        if rows:
+            with self._guard(), self.engine.begin() as conn:
+                conn.execute(_MARK_REPLIED, rows)
 
     def has_due(self, now: datetime) -> bool:
         with self._read() as conn:
@@ -448,6 +463,12 @@ class SQLWork:
         ).all()
         return {who: when for who, when in rows if when is not None}
 
+    def unreplied(self, platform: str, before: datetime, limit: int) -> list[StoredRequest]:
+        stmt = _unreplied(platform, before).limit(limit)
+        if self.pg:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return [_request(r) for r in self._run(stmt)]
+
     def due(self, now: datetime, limit: int) -> list[StoredGroup]:
         # Pool locks first, then rows: the order a submit takes them (rows first could
         # deadlock with a submit). A pool busy with a submit is left for the next round.
@@ -484,6 +505,16 @@ class SQLWork:
     # -- writes ------------------------------------------------------------------------------
 
     def apply(self, changes: Changes, now: datetime) -> int | None:
+        try:
+            return self._apply(changes, now)
+        except IntegrityError as err:
+            if "event_key" in str(err.orig):
+                raise DuplicateEvent(changes.request.event_key if changes.request else "") from err
+            raise
+
+    def _apply(self, changes: Changes, now: datetime) -> int | None:
+        if changes.replied:
+            self._run(_MARK_REPLIED, [{"b_id": i, "b_now": now} for i in changes.replied])
         results = [_result_values(change, now, change.id) for change in changes.results]
         request = None
         if changes.request is not None:
@@ -502,6 +533,8 @@ class SQLWork:
                     "min_size": w.min_size,
                     "created_at": nr.created_at,
                     "status": nr.status,
+                    "event_key": nr.event_key,
+                    "replied_at": nr.created_at if nr.replied else None,
                 },
                 nr.result,
             )
@@ -598,7 +631,7 @@ class SQLWork:
             "with_request": request is not None,
         }
         values, target = request if request is not None else ({}, 0)
-        for name in REQUEST_COLUMNS[1:-2]:
+        for name in (*REQUEST_COLUMNS[1:-3], "event_key", "replied_at"):
             params[name] = _naive(values.get(name))
         params["status"] = str(values.get("status", Status.PENDING))
         params["result_id"] = target
@@ -718,6 +751,19 @@ def _live(status: Any) -> Any:
     return status.in_([literal_column(f"'{s}'") for s in LIVE])
 
 
+def _unreplied(platform: str, before: datetime) -> Select[Any]:
+    """Requests of ``platform``'s people made before ``before`` whose answer never went out."""
+    return (
+        select(REQUESTS)
+        .where(
+            REQUESTS.c.replied_at.is_(None),
+            REQUESTS.c.created_at < before,
+            REQUESTS.c.person.startswith(platform + ":", autoescape=True),
+        )
+        .order_by(REQUESTS.c.created_at, REQUESTS.c.id)
+    )
+
+
 def _due_results(now: datetime) -> Select[tuple[int]]:
     return select(RESULTS.c.id).where(_live(RESULTS.c.status), RESULTS.c.due_at <= now)
 
@@ -743,11 +789,12 @@ _REQUEST_FIELDS = (
     "CAST(:person AS varchar), CAST(:pool AS varchar), CAST(:origin AS varchar), "
     "CAST(:activity AS varchar), CAST(:earliest AS timestamp), CAST(:latest AS timestamp), "
     "CAST(:deadline AS timestamp), CAST(:length_minutes AS int), CAST(:max_size AS int), "
-    "CAST(:min_size AS int), CAST(:created_at AS timestamp), CAST(:status AS varchar)"
+    "CAST(:min_size AS int), CAST(:created_at AS timestamp), CAST(:status AS varchar), "
+    "CAST(:event_key AS varchar), CAST(:replied_at AS timestamp)"
 )
 _REQUEST_INSERT = (
     "INSERT INTO requests (person, pool, origin, activity, earliest, latest, deadline, "
-    "length_minutes, max_size, min_size, created_at, status, result_id) "
+    "length_minutes, max_size, min_size, created_at, status, event_key, replied_at, result_id) "
 )
 PG_WAIT = text(
     'WITH r AS (INSERT INTO results (pool, activity, status, start, "end", max_size, size, '
@@ -806,6 +853,11 @@ _MOVE = (
     update(REQUESTS)
     .where(REQUESTS.c.id == bindparam("b_id"))
     .values(result_id=bindparam("b_result"), status=bindparam("b_status"))
+)
+_MARK_REPLIED = (
+    update(REQUESTS)
+    .where(REQUESTS.c.id == bindparam("b_id"), REQUESTS.c.replied_at.is_(None))
+    .values(replied_at=bindparam("b_now"))
 )
 _RETIRE = (
     update(RESULTS)
@@ -937,6 +989,7 @@ def _request(r: Row[Any]) -> StoredRequest:
     return StoredRequest(
         r.id, r.person, r.pool, r.origin, r.activity, r.earliest, r.latest, r.deadline,
         r.length_minutes, r.max_size, r.min_size, r.created_at, r.result_id, Status(r.status),
+        r.event_key,
     )  # fmt: skip
 
 

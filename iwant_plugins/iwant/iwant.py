@@ -9,6 +9,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
@@ -43,6 +44,7 @@ log = logging.getLogger("errbot.plugins.iwant")
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_MODES = ("text", "test")  # backends where one console plays several people
 RATE_LIMIT = 20  # commands per person per minute
+ACK_AFTER = timedelta(seconds=10)  # see IWant._acknowledge
 MAX_MESSAGE = 1000
 
 HELP = """\
@@ -83,6 +85,8 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             log.warning("iwant: the database is unavailable; retrying every %ss", poll_seconds)
         self._recent: dict[str, deque[float]] = {}
         self._recent_lock = threading.Lock()
+        # Requests whose answer went out, with when (engine clock); acknowledged in batches.
+        self._answered: list[tuple[int, datetime]] = []
         self._delivering = threading.Lock()
         super().activate()
         self.start_poller(poll_seconds, self.tick)
@@ -131,8 +135,12 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
     def iwant(self, msg: Message, args: str) -> str | None:
         """Ask for company: !iwant coffee 10:00 by 9:30 (see !iwant help)"""
         person = self.person_of(msg.frm)
+        event = msg.extras.get("event_id")
+        room = self.room_of(msg)
         return self._run(
-            msg, person, lambda: self._engine().submit(person, args, self.room_of(msg))
+            msg,
+            person,
+            lambda: self._engine().submit(person, args, room, event, durable_reply=True),
         )
 
     @botcmd
@@ -268,6 +276,10 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             self._bot.send_message(reply)
         except Exception:  # the platform failed the reply; what was stored still goes out
             log.exception("reply to %s could not be sent", person.id)
+        else:
+            if note.request_id is not None and self.engine is not None:
+                with self._recent_lock:
+                    self._answered.append((note.request_id, self.engine.clock.now()))
         self.deliver()
         return None
 
@@ -291,8 +303,9 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         """One poller round: expire due requests, mark done meetings, deliver the outbox."""
         if self.engine is None and not self._start_engine():
             return
+        assert self.engine is not None  # set by _start_engine() above
+        self._acknowledge(everything=True)
         try:
-            assert self.engine is not None  # set by _start_engine() above
             self.engine.sweep()
         except Unavailable:
             log.warning("sweep skipped: database unavailable")
@@ -300,8 +313,27 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             log.exception("sweep failed")
         self.deliver()
 
+    def _acknowledge(self, everything: bool) -> None:
+        """Tell the engine which answers went out: every one (a poller round), or, after a
+        command, all of them once the oldest waited ``ACK_AFTER`` (well before another
+        process would send it again as a direct message)."""
+        if self.engine is None:
+            return
+        with self._recent_lock:
+            oldest = self._answered[0][1] if self._answered else None
+            if oldest is None or not (everything or oldest <= self.engine.clock.now() - ACK_AFTER):
+                return
+            answered, self._answered = self._answered, []
+        try:
+            self.engine.replied([request_id for request_id, _ in answered])
+        except Exception:  # kept for the next round; unacknowledged ones are sent again
+            log.warning("acknowledging %s answers failed", len(answered))
+            with self._recent_lock:
+                self._answered[:0] = answered
+
     def deliver(self) -> None:
         """Send this platform's due notifications; safe from any thread."""
+        self._acknowledge(everything=False)
         if self.engine is None or not self._delivering.acquire(blocking=False):
             return  # another thread of this process is delivering right now
         try:

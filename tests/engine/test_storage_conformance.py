@@ -257,3 +257,53 @@ def test_a_zone_set_through_another_process_counts_at_once(kind, request, tmp_pa
     finally:
         first.close()
         second.close()
+
+
+def test_the_same_platform_event_twice_stores_one_request(engine, clock):
+    first = engine.submit(ALICE, "coffee 10:00", event_id="C1:1700000000.000100")
+    assert first.body.startswith("Waiting for coffee company at 10:00–10:15")
+    again = engine.submit(ALICE, "coffee 10:00", event_id="C1:1700000000.000100")
+    assert again.body == (
+        "I have that one already: coffee 10:00–10:15 (Tue 1 Dec), waiting; you'll hear by "
+        "10:00."
+    )
+    assert again.request_id == first.request_id
+    assert len(engine.open_requests(ALICE)) == 1
+    reply = engine.submit(BOB, "coffee 10:00", event_id="C1:1700000000.000200")
+    assert reply.body.startswith("Matched! You meet Alice")
+    again = engine.submit(ALICE, "coffee 10:00", event_id="C1:1700000000.000100")
+    assert again.body.startswith("I have that one already: coffee at 10:00–10:15 (Tue 1 Dec)")
+    assert again.body.endswith("with Bob.")
+    assert engine.storage.counts()["MATCHED"] == 2
+
+
+def test_an_answer_never_acknowledged_goes_out_as_a_direct_message_once(engine, clock):
+    lost = engine.submit(ALICE, "coffee 10:00", durable_reply=True)
+    sent = engine.submit(BOB, "lunch 12:00", durable_reply=True)
+    engine.replied([sent.request_id])  # Bob's answer reached him; Alice's process died
+    clock.advance(seconds=29)
+    assert drain(engine) == [], "not before the grace period"
+    clock.advance(seconds=2)
+    notes = drain(engine)
+    assert notes == [
+        (
+            "text:@alice",
+            "In case my answer did not reach you: your request is coffee 10:00–10:15 "
+            "(Tue 1 Dec), waiting; you'll hear by 10:00.",
+        )
+    ]
+    clock.advance(minutes=5)
+    assert drain(engine) == [], "once"
+    assert lost.request_id is not None
+    engine.replied([lost.request_id])  # a late acknowledgement changes nothing
+    assert drain(engine) == []
+
+
+def test_an_ended_request_gets_no_late_answer(engine, clock):
+    engine.submit(ALICE, "coffee 9:30", durable_reply=True)
+    clock.advance(minutes=40)
+    engine.sweep()
+    notes = drain(engine)
+    assert [body for _, body in notes] == [
+        "Nobody joined you for coffee between 09:30 and 09:45 (Tue 1 Dec). Maybe next time!"
+    ]
