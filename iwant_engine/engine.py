@@ -54,9 +54,6 @@ MAX_ID = 2**31 - 1
 #: A notification is given up after this many failed sends; retries back off exponentially.
 MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=60)
-#: How long a bot process has to hand an answer to its platform before another process
-#: sends it as a direct message (pollers acknowledge answers every IWANT_POLL_SECONDS).
-REPLY_GRACE = timedelta(seconds=30)
 SWEEP_BATCH = 500
 
 
@@ -198,8 +195,8 @@ class Engine:
 
         ``event_id``: the platform's id of the message; the same id again stores nothing and
         answers what the first one made. ``durable_reply``: the answer is the caller's to
-        send and acknowledge (``replied``); one not acknowledged within ``REPLY_GRACE`` is
-        sent as a direct message by ``deliver``."""
+        send and acknowledge (``replied``); one not acknowledged within ``[limits]
+        reply_grace_seconds`` (30) is sent as a direct message by ``deliver``."""
         self._check_person(person)
         key = f"{person.platform}:{event_id}"[:200] if event_id else None
         zone = self._zone_guess(person)
@@ -385,7 +382,7 @@ class Engine:
         """Queue, as direct messages, answers of ``platform`` never acknowledged (their bot
         process died between its commit and its reply)."""
         now = self.clock.now()
-        before = now - REPLY_GRACE
+        before = now - self.settings.reply_grace
         if not self.storage.has_unreplied(platform, before):
             return
         with self.storage.transaction() as uow:

@@ -47,6 +47,9 @@ class Settings:
     max_group_size: int = 20
     default_window: timedelta = timedelta(hours=1)
     pool_size: int = 5
+    # How long a bot process has to hand an answer to its platform before any process
+    # sends it as a direct message instead.
+    reply_grace: timedelta = timedelta(seconds=30)
 
     def activity(self, name: str) -> Activity | None:
         return self.activities.get(name) or (
@@ -172,6 +175,11 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
         ),
         max_group_size=_int(
             "limits", "max_group_size", limits.get("max_group_size", "20"), 2, 1000
+        ),
+        reply_grace=timedelta(
+            seconds=_int(
+                "limits", "reply_grace_seconds", limits.get("reply_grace_seconds", "30"), 2, 3600
+            )
         ),
         default_window=timedelta(
             minutes=_int(

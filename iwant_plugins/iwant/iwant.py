@@ -44,7 +44,7 @@ log = logging.getLogger("errbot.plugins.iwant")
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_MODES = ("text", "test")  # backends where one console plays several people
 RATE_LIMIT = 20  # commands per person per minute
-ACK_AFTER = timedelta(seconds=10)  # see IWant._acknowledge
+ACK_AFTER = timedelta(seconds=1)  # see IWant._acknowledge
 MAX_MESSAGE = 1000
 
 HELP = """\

@@ -264,8 +264,7 @@ def test_the_same_platform_event_twice_stores_one_request(engine, clock):
     assert first.body.startswith("Waiting for coffee company at 10:00–10:15")
     again = engine.submit(ALICE, "coffee 10:00", event_id="C1:1700000000.000100")
     assert again.body == (
-        "I have that one already: coffee 10:00–10:15 (Tue 1 Dec), waiting; you'll hear by "
-        "10:00."
+        "I have that one already: coffee 10:00–10:15 (Tue 1 Dec), waiting; you'll hear by 10:00."
     )
     assert again.request_id == first.request_id
     assert len(engine.open_requests(ALICE)) == 1

@@ -1,5 +1,10 @@
 """A test-only errbot backend: its platform name comes from FAKECHAT_PLATFORM; it reads
 messages from FAKECHAT_INBOX and appends what the bot sends to FAKECHAT_OUTBOX (JSON lines).
+
+Like a platform that re-delivers what a crashed bot never confirmed, a new process reads the
+inbox from its start: an event's ``event_id`` is what tells the bot it saw it before. With
+FAKECHAT_DIE_ON_REPLY set, the process dies (exit status 9) when it is about to send a reply
+whose text starts with it: after the command's commit, before its answer reaches anyone.
 """
 
 import json
@@ -96,6 +101,8 @@ class FakeChatBackend(ErrBot):
                     if event.get("quit"):
                         return
                     msg = Message(event["text"])
+                    if event.get("event_id"):
+                        msg.extras["event_id"] = event["event_id"]
                     person = event["from"]
                     room = event.get("room")
                     msg.frm = FakeOccupant(person, FakeRoom(room)) if room else FakePerson(person)
@@ -108,6 +115,9 @@ class FakeChatBackend(ErrBot):
             self.shutdown()
 
     def send_message(self, msg: Message) -> None:
+        die = os.environ.get("FAKECHAT_DIE_ON_REPLY")
+        if die and msg.body.startswith(die):
+            os._exit(9)
         super().send_message(msg)
         with self.outbox.open("a") as out:
             out.write(json.dumps({"to": str(msg.to), "text": msg.body}) + "\n")
