@@ -9,7 +9,9 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from iwant_engine.model import Status
 from iwant_engine.storage.schema import Outbox
+from iwant_engine.testing import waiting_group
 
 from ..support import START
 from .harness import (
@@ -20,6 +22,8 @@ from .harness import (
     check_people,
     crowded_load,
     delivery_report,
+    is_answer_again,
+    row_request_id,
     snapshot,
     split,
 )
@@ -79,7 +83,9 @@ def test_four_processes_submit_2000_requests_and_every_invariant_holds(fleet, ch
     errors = [o for o in outcomes if o["kind"] not in ("accepted", "user_error")]
     assert not errors, errors[:5]
     refusals = [o for o in outcomes if o["kind"] == "user_error"]
-    assert all(o["msg"].startswith(REFUSALS) for o in refusals), refusals[:5]
+    assert all(o["msg"].startswith(REFUSALS) for o in refusals), [
+        o["msg"] for o in refusals if not o["msg"].startswith(REFUSALS)
+    ][:5]
     matched = sum(1 for o in outcomes if o.get("matched"))
     assert kinds["accepted"] > 1000 and matched > 200, kinds
 
@@ -182,6 +188,21 @@ def test_sigkill_mid_load_loses_nothing_and_the_restart_delivers_what_is_owed(fl
     assert real_duplicates == {}, real_duplicates
     in_doubt_resent = len(report["duplicates"]) - len(real_duplicates)
     lost = len(report["never_sent"]) + len(report["undelivered"])
+    # Answers: every accepted request's answer reached its person, from the command or, for
+    # those the killed processes never acknowledged, by direct message from the restart.
+    snap = snapshot(checker)
+    again = [row_request_id(row) for row in snap.outbox if is_answer_again(row)]
+    recorded = {o["request_id"] for o in outcomes if o["kind"] == "accepted"}
+    unanswered = [r.id for r in snap.requests if r.id not in recorded and r.id not in again]
+    assert unanswered == [], "a stored request whose person was never answered"
+    assert len(again) == len(set(again)), "an answer repeated twice"
+    twice = sum(1 for i in again if i in recorded)
+    waiting_sets = waiting_group(
+        [r for r in snap.requests if r.status == Status.PENDING and r.deadline > START],
+        set(),
+        START,
+    )
+    assert waiting_sets is None, waiting_sets
     print(
         f"\ncrash: {len(commands)} requests from {PROCESSES} processes; SIGKILL w0 (hung in a "
         f"send) at {kills[hung.label]:.1f} s after {len(hung.outcomes())}/200 commands, w1 at "
@@ -189,5 +210,7 @@ def test_sigkill_mid_load_loses_nothing_and_the_restart_delivers_what_is_owed(fl
         f"were leased to the dead; the restart delivered {restarted.summary()['delivered']}; "
         f"database {db}; outbox {report['rows']} rows, {report['sends']} sends; duplicates "
         f"{len(report['duplicates'])} (in-doubt resend of w1's last send: {in_doubt_resent}), "
-        f"lost {lost}"
+        f"lost {lost}; answers: {len(recorded)} by the command, {len(again)} by direct message "
+        f"after the crash ({len(again) - twice} never given, {twice} given but not yet "
+        f"acknowledged: answered twice), 0 unanswered; fitting sets left waiting: 0"
     )

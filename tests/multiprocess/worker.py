@@ -111,13 +111,16 @@ def run_load(job: dict, engine: Engine, out: Lines, sent: Lines) -> dict:
     end = time.monotonic() + float(job.get("max_seconds", 60))
     counts = {"accepted": 0, "user_error": 0, "unavailable": 0, "error": 0, "delivered": 0}
     slowest = 0.0
+    answered: list[int] = []  # answers written down, acknowledged every 10 commands
     for i, (pid, name, room, text) in enumerate(job["commands"]):
         if time.monotonic() > end:
             break
         t0 = time.time()
         record: dict[str, object] = {"i": i, "person": pid, "room": room, "text": text}
         try:
-            note = engine.submit(Person(pid, name), text, room)
+            note = engine.submit(
+                Person(pid, name), text, room, event_id=f"{label}:{i}", durable_reply=True
+            )
         except UserError as err:
             record.update(kind="user_error", msg=str(err)[:200])
         except Unavailable as err:
@@ -132,7 +135,12 @@ def run_load(job: dict, engine: Engine, out: Lines, sent: Lines) -> dict:
             )
         record.update(t0=t0, dt=time.time() - t0)
         slowest = max(slowest, time.time() - t0)
-        out.add(**record)
+        out.add(**record)  # the answer reached its person
+        if record["kind"] == "accepted":
+            answered.append(int(str(record["request_id"])))
+        if len(answered) >= 10 or i + 1 == len(job["commands"]):
+            engine.replied(answered)
+            answered = []
         counts[str(record["kind"])] += 1
         if record["kind"] == "unavailable" and pause:
             time.sleep(pause)  # a person waits a moment before the next try

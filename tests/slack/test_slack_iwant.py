@@ -223,3 +223,33 @@ def test_group_dm_when_a_group_forms(iwant: BotProcess) -> None:
     assert set(opened[0].params["users"].split(",")) == {ALICE, BOB}
     group = opened[0].response["channel"]["id"]
     s.wait_for(lambda: s.messages_in(group), what="a message in the group DM")
+
+
+def test_an_event_redelivered_to_a_restarted_bot_stores_nothing_new(tmp_path: Path) -> None:
+    """Slack re-sends an envelope it believes was not acknowledged; the bot that gets it may
+    be a new process that never saw the first (its in-memory list of seen events is gone)."""
+    s = make_workspace()
+    first = BotProcess(s, tmp_path, config=PROJECT_CONFIG, env={"IWANT_TIMEZONE": "UTC"})
+    first.start()
+    try:
+        s.wait_connected(1)
+        before = len(s.messages_in(A_DM))
+        envelope = s.user_message(ALICE, A_DM, "!iwant coffee in 40 min")
+        answer = s.wait_message(A_DM, "Waiting for coffee", after=before)
+        first.stop()
+        again = BotProcess(s, tmp_path, config=PROJECT_CONFIG, env={"IWANT_TIMEZONE": "UTC"})
+        again.start()
+        try:
+            s.wait_connected(2)
+            seen = len(s.messages_in(A_DM))
+            s.redeliver(envelope)
+            second = s.wait_message(A_DM, "I have that one already", after=seen)
+            assert meeting_start(second.text) == meeting_start(answer.text)
+            s.user_message(ALICE, A_DM, "!iwant list")
+            listed = s.wait_message(A_DM, "Your open requests", after=seen + 1)
+            assert listed.text.count("coffee") == 2, "one request (and the cancel hint)"
+        finally:
+            again.stop()
+    finally:
+        first.stop()
+        s.stop()

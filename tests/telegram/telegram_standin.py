@@ -139,6 +139,7 @@ class BotApiStandin:
         self.blocked: set[int] = set()
         self.messages: dict[tuple[int, int], JSON] = {}  # (chat_id, message_id) -> message
         self.pending: list[JSON] = []  # updates not yet confirmed
+        self.pushed: dict[int, JSON] = {}  # every update ever made, by id
         self.confirmed_below: int = 0  # every update id below this was confirmed
         self.calls: list[Call] = []
         self.rules: list[Rule] = []
@@ -262,9 +263,20 @@ class BotApiStandin:
             update_id = next(self._update_ids)
             update = {"update_id": update_id, **update}
             self.pending.append(update)
+            self.pushed[update_id] = update
             self._version += 1
         self._notify()
         return update_id
+
+    def redeliver(self, update_id: int) -> None:
+        """Offer an update again, as Telegram does when the bot that got it died before
+        confirming it (its next getUpdates offset never came)."""
+        with self._lock:
+            self.pending.append(self.pushed[update_id])
+            self.pending.sort(key=lambda u: u["update_id"])
+            self.confirmed_below = min(self.confirmed_below, update_id)
+            self._version += 1
+        self._notify()
 
     def _notify(self) -> None:
         loop, cond = self._loop, self._wakeup

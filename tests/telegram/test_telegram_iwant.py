@@ -164,3 +164,24 @@ def test_restart_neither_repeats_nor_loses(people: BotApiStandin, iwant) -> None
     time.sleep(1.2)  # a poller tick
     assert len(people.sent(ALICE)) == 2 and len(people.sent(BOB)) == 1
     assert TOKEN.split(":", 1)[1] not in iwant.output()
+
+
+def test_an_update_offered_again_after_a_crash_stores_nothing_new(
+    people: BotApiStandin, errbot_factory
+) -> None:
+    bot = errbot_factory(env={"IWANT_TIMEZONE": ZONE_NAME}).start()
+    update = people.user_says(ALICE, "/iwant coffee in 40 min")
+    first = people.wait_for_text(ALICE, "Waiting for coffee")
+    bot.stop(signal.SIGKILL)
+    # As if it died after its commit and before saving the offset: Telegram offers the
+    # update again to the next run.
+    for saved in bot.data_dir.glob("telegram-*-offset.json"):
+        saved.unlink()
+    people.redeliver(update)
+    bot.start()
+    again = people.wait_for_text(ALICE, "I have that one already")
+    assert clock(40) in again["text"] or clock(41) in again["text"], again["text"]
+    assert first["text"].split("at ")[1][:5] in again["text"]
+    people.user_says(ALICE, "/iwant list")
+    listed = people.wait_for_text(ALICE, "Your open requests")
+    assert "1. coffee" in listed["text"] and "2. " not in listed["text"]
