@@ -19,7 +19,7 @@ from . import matching
 from . import messages as msg
 from . import settings as settings_mod
 from .clock import Clock, SystemClock
-from .errors import DuplicateEvent, StrategyError, UserError
+from .errors import DuplicateEvent, StrategyError, Unavailable, UserError
 from .grammar import is_number, parse_wish
 from .invariants import refusal
 from .model import (
@@ -207,6 +207,12 @@ class Engine:
             except DuplicateEvent:
                 assert key is not None
                 return self._answered_already(person, key)
+            except Unavailable:
+                # The connection may have dropped during COMMIT, after the server committed:
+                # the key tells whether it did, before anyone hears "nothing was saved".
+                if key is None or self.storage.request_by_event(key) is None:
+                    raise
+                return self._answered_already(person, key, msg.saved_after_all)
             except matching.WrongZone as wrong:
                 zone, sure = ZoneInfo(wrong.zone), True
             except UserError:
@@ -215,13 +221,15 @@ class Engine:
                 zone, sure = self.zone_of(person), True  # the refusal may depend on the zone
         raise RuntimeError("the person's zone kept changing")  # pragma: no cover
 
-    def _answered_already(self, person: Person, key: str) -> msg.Note:
+    def _answered_already(
+        self, person: Person, key: str, say: Callable[[str], str] = msg.answered_already
+    ) -> msg.Note:
         stored = self.storage.request_by_event(key)
         if stored is None or stored.person != person.id:
             raise UserError("I have that message already; see !iwant list.")
         with self.storage.transaction() as uow:
             listed = matching.as_listed(uow, stored)
-        body = msg.answered_already(describe(listed, self.zone_of(person)))
+        body = say(describe(listed, self.zone_of(person)))
         return msg.Note(person.id, body, msg.cancel_button(stored.id), stored.id)
 
     def _submit_in(

@@ -194,6 +194,10 @@ def answered_already(what: str) -> str:
     return f"I have that one already: {what}."
 
 
+def saved_after_all(what: str) -> str:
+    return f"Saved: {what}."
+
+
 def answer_again(what: str) -> str:
     return f"In case my answer did not reach you: your request is {what}."
 

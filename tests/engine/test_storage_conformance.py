@@ -306,3 +306,34 @@ def test_an_ended_request_gets_no_late_answer(engine, clock):
     assert [body for _, body in notes] == [
         "Nobody joined you for coffee between 09:30 and 09:45 (Tue 1 Dec). Maybe next time!"
     ]
+
+
+def test_a_commit_whose_acknowledgement_was_lost_is_found_by_its_event_key(
+    engine, clock, monkeypatch
+):
+    """The server committed, the connection dropped before the client heard: the person is
+    told what was saved, not "nothing was saved"."""
+    from contextlib import contextmanager
+
+    from iwant_engine import Unavailable
+
+    real = engine.storage.transaction
+    calls = []
+
+    @contextmanager
+    def lossy():
+        with real() as uow:
+            yield uow
+        calls.append(1)
+        if len(calls) == 1:
+            raise Unavailable()
+
+    monkeypatch.setattr(engine.storage, "transaction", lossy)
+    note = engine.submit(ALICE, "coffee 10:00", event_id="-5:77")
+    assert note.body == ("Saved: coffee 10:00–10:15 (Tue 1 Dec), waiting; you'll hear by 10:00."), (
+        note.body
+    )
+    assert len(engine.open_requests(ALICE)) == 1
+    with pytest.raises(Unavailable):  # without a key nobody can tell: nothing claimed
+        calls.clear()
+        engine.submit(BOB, "coffee 11:00")
