@@ -386,13 +386,14 @@ class Engine:
         if request_ids:
             self.storage.mark_replied(request_ids, self.clock.now())
 
-    def _answer_again(self, platform: str) -> None:
-        """Queue, as direct messages, answers of ``platform`` never acknowledged (their bot
-        process died between its commit and its reply)."""
+    def answer_again(self, platform: str) -> int:
+        """Queue, as direct messages, the answers to ``platform``'s people never acknowledged
+        within the grace period (their bot process died between its commit and its reply);
+        how many. A poller's job, like ``sweep``."""
         now = self.clock.now()
         before = now - self.settings.reply_grace
         if not self.storage.has_unreplied(platform, before):
-            return
+            return 0
         with self.storage.transaction() as uow:
             changes = Changes()
             for request in uow.unreplied(platform, before, 50):
@@ -405,6 +406,7 @@ class Engine:
                 buttons = msg.cancel_button(request.id)
                 changes.outbox.append(NewOutbox(request.person, body, buttons, request.origin))
             uow.apply(changes, now)
+        return len(changes.outbox)
 
     def sweep(self, batch: int = SWEEP_BATCH) -> tuple[int, int]:
         """Expire due requests (writing "nobody joined" notes), mark past meetings DONE;
@@ -431,7 +433,6 @@ class Engine:
 
         A failed send is retried after 2, 4, 8 … seconds (at most 10 minutes), and given up
         after ``MAX_ATTEMPTS`` attempts, or at once when ``is_permanent`` says so."""
-        self._answer_again(platform)
         delivered = retried = 0
         given_up: list[OutboxItem] = []
         for item in self.storage.claim_outbox(platform, self.clock.now(), limit, LEASE):

@@ -307,6 +307,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         self._acknowledge(everything=True)
         try:
             self.engine.sweep()
+            self.engine.answer_again(self.platform)
         except Unavailable:
             log.warning("sweep skipped: database unavailable")
         except Exception:

@@ -281,8 +281,10 @@ def test_an_answer_never_acknowledged_goes_out_as_a_direct_message_once(engine, 
     sent = engine.submit(BOB, "lunch 12:00", durable_reply=True)
     engine.replied([sent.request_id])  # Bob's answer reached him; Alice's process died
     clock.advance(seconds=29)
+    engine.answer_again("text")
     assert drain(engine) == [], "not before the grace period"
     clock.advance(seconds=2)
+    engine.answer_again("text")
     notes = drain(engine)
     assert notes == [
         (
@@ -292,9 +294,11 @@ def test_an_answer_never_acknowledged_goes_out_as_a_direct_message_once(engine, 
         )
     ]
     clock.advance(minutes=5)
+    engine.answer_again("text")
     assert drain(engine) == [], "once"
     assert lost.request_id is not None
     engine.replied([lost.request_id])  # a late acknowledgement changes nothing
+    engine.answer_again("text")
     assert drain(engine) == []
 
 
@@ -302,6 +306,7 @@ def test_an_ended_request_gets_no_late_answer(engine, clock):
     engine.submit(ALICE, "coffee 9:30", durable_reply=True)
     clock.advance(minutes=40)
     engine.sweep()
+    assert engine.answer_again("text") == 0
     notes = drain(engine)
     assert [body for _, body in notes] == [
         "Nobody joined you for coffee between 09:30 and 09:45 (Tue 1 Dec). Maybe next time!"

@@ -187,6 +187,7 @@ def run_deliver(job: dict, engine: Engine, sent: Lines) -> dict:
     while time.monotonic() < end and not (idle >= idle_rounds and (stop is None or stop.exists())):
         rounds += 1
         try:
+            engine.answer_again(job["platform"])
             report = engine.deliver(job["platform"], send, limit=limit)
         except Unavailable:
             unavailable += 1
