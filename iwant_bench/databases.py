@@ -251,6 +251,7 @@ def load_waiting(
                         "max_size": r.max_size,
                         "min_size": 2,
                         "created_at": created_at,
+                        "replied_at": created_at,  # as the engine stores an answered one
                         "result_id": result_id,
                         "status": "PENDING",
                     }
