@@ -51,6 +51,8 @@ BOT_ADMINS_NOTIFICATIONS = ()
 
 # VersionChecker calls out to the internet; Webserver and friends are not needed.
 CORE_PLUGINS = ("ACLs", "Help", "Health", "Plugins", "Utils", "CommandNotFoundFilter")
+if BACKEND == "Text":  # !asuser, !asadmin, !inroom, !ml: the console plays several people
+    CORE_PLUGINS += ("TextCmds",)
 AUTOINSTALL_DEPS = False
 BOT_ASYNC = True
 BOT_ASYNC_POOLSIZE = int(_env("IWANT_COMMAND_THREADS", "10"))

@@ -293,7 +293,7 @@ class Engine:
         lines = ["Your open requests:"]
         for n, item in enumerate(items, 1):
             lines.append(f"{n}. {describe(item, zone)}")
-        lines.append("Cancel one with !iwant cancel 1 (or !iwant cancel coffee).")
+        lines.append(f"Cancel one with !iwant cancel 1 (or !iwant cancel {items[0].activity}).")
         return "\n".join(lines)
 
     def cancel(self, person: Person, selector: str = "") -> msg.Note:

@@ -77,8 +77,9 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             started = self._start_engine()
         except (SettingsError, RuntimeError) as err:
             log.critical("iwant cannot start: %s", err)
-            if self._bot.mode not in LOCAL_MODES:
-                print(f"iwant cannot start: {err}", file=sys.stderr)
+            if self._bot.mode != "test":  # errbot's test backend runs inside pytest
+                # On the console too: once the Text backend owns it, a log line is lost.
+                print(f"iwant cannot start: {err}", file=sys.stderr, flush=True)
                 os._exit(2)  # a misconfigured bot must not look alive
             raise
         if not started:
@@ -258,7 +259,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         try:
             result = action()
         except UserError as err:
-            result = prefix + visible(str(err))  # one line, never a control character
+            result = visible(str(err))  # one line, never a control character
         except Unavailable as err:
             result = str(err)
         except Exception:
@@ -269,7 +270,8 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             )
         # Reply first, then deliver what the command made due (a match is announced at once).
         note = result if isinstance(result, Note) else Note("", result)
-        reply = self._bot.build_reply(msg, prefix + note.body if note.to else note.body)
+        body = note.body if note.body.startswith(prefix) else prefix + note.body
+        reply = self._bot.build_reply(msg, body)
         if note.buttons:
             reply.extras["buttons"] = note.buttons
         try:

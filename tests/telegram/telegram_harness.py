@@ -26,7 +26,8 @@ for _p in (str(ADAPTER_DIR), str(HERE)):
 
 from telegram_standin import BotApiStandin, wait_until  # noqa: E402
 
-ERRBOT = ROOT / ".venv" / "bin" / "errbot"
+# errbot next to the interpreter that runs the tests, whatever environment that is.
+ERRBOT = Path(sys.executable).with_name("errbot")
 TOKEN = "123456789:TEST-secret-token-AAAA"
 
 
