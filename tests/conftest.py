@@ -37,6 +37,19 @@ def postgres_available() -> str | None:
         return f"{type(err).__name__}: {str(err).splitlines()[0]}"
 
 
+# Folders and modules whose tests start real processes (bots, engines, the benchmark).
+SLOW = ("multiprocess", "twobots", "slack", "telegram", "bench")
+SLOW_MODULES = ("test_console.py", "test_restart.py", "test_example_strategy_package.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow tests, so that ``pytest -m "not slow"`` is a quick edit loop."""
+    for item in items:
+        parts = item.path.parts
+        if any(folder in parts for folder in SLOW) or item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A database of our own on the local PostgreSQL, dropped at the end; its URL."""
