@@ -55,8 +55,9 @@ def is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def parse_activity(word: str, settings: Settings) -> str:
-    """The activity named by ``word``, or a UserError that says what to write instead."""
+def parse_activity(word: str, settings: Settings, rest: str = "") -> str:
+    """The activity named by ``word``, or a UserError that says what to write instead
+    (``rest``, what followed the word, is kept in the suggested command)."""
     name = word.rstrip(":,;.!")
     known = sorted(settings.activities)
     examples = ", ".join(known[:5]) or "coffee"
@@ -75,7 +76,8 @@ def parse_activity(word: str, settings: Settings) -> str:
         raise UserError(f"I don't know '{quote(name)}'; try one of: {examples}.")
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
     if close and len(name) >= 4:
-        raise UserError(f"Did you mean {close[0]}? Try: !iwant {close[0]}")
+        tail = f" {quote(rest, 40)}" if rest else ""
+        raise UserError(f"Did you mean {close[0]}? Try: !iwant {close[0]}{tail}")
     return name
 
 
@@ -111,6 +113,33 @@ def _window_from_when(
     return parse_clock(when, now, zone), None, False
 
 
+_PAST_WORDS = {"yesterday", "ago", "last"}
+# Words that start a time phrase; any other word after the activity is a second word of it.
+_TIME_WORDS = {
+    "now", "asap", "right", "in", "at", "until", "till", "from", "today", "tomorrow", "next",
+    "noon", "midnight", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+    "sunday", "mon", "tue", "wed", "thu", "fri", "sat", "sun",
+}  # fmt: skip
+_CLAUSE_WORDS = ("by", "for", "max", "min", "during", "until")
+_FAR_WORDS = {"week", "weeks", "month", "months", "year", "years", "weekend"}
+
+
+def _refuse_past_and_far(when: str, activity: str, settings: Settings) -> None:
+    """ "yesterday" and "next week" are times, just not ones a wish can have: say which rule
+    they break instead of "not a time of day"."""
+    words = set(when.split())
+    if words & _PAST_WORDS:
+        raise UserError(
+            f"'{quote(when)}' is in the past; a wish is for now or later, like "
+            f"!iwant {activity} tomorrow 12:00."
+        )
+    if words & _FAR_WORDS:
+        raise UserError(
+            f"'{quote(when)}' is too far ahead: I take wishes up to {settings.horizon.days} "
+            f"days ahead, like !iwant {activity} friday 12:00."
+        )
+
+
 def _fmt(moment: datetime, zone: tzinfo) -> str:
     return moment.astimezone(zone).strftime("%H:%M")
 
@@ -121,7 +150,7 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
     if not text:
         raise UserError(f"Tell me what you want to do and when, like {EXAMPLE}.")
     first, _, rest = text.partition(" ")
-    activity_name = parse_activity(first, settings)
+    activity_name = parse_activity(first, settings, rest)
     activity = settings.activity(activity_name)
     assert activity is not None  # parse_activity refuses unknown names
     length = activity.length
@@ -131,8 +160,17 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
     if minute != now:
         minute += timedelta(minutes=1)
     when, clauses = _split_clauses(rest)
-
-    start, end, from_now = _window_from_when(when, minute, zone)
+    _refuse_past_and_far(when, activity_name, settings)
+    try:
+        start, end, from_now = _window_from_when(when, minute, zone)
+    except UserError:
+        second, _, after = when.partition(" ")
+        typo = difflib.get_close_matches(second, [*_TIME_WORDS, *_CLAUSE_WORDS], 1, 0.75)
+        if second.isalpha() and second not in _TIME_WORDS and not typo:  # "board games 17:00"
+            joined = f"{activity_name}-{second}"[:ACTIVITY_NAME_MAX]
+            tail = f" {quote(after, 40)}" if after else ""
+            raise UserError(f"An activity is one word; try !iwant {joined}{tail}.") from None
+        raise
     if "for" in clauses:
         if end is not None:
             raise UserError("Give either a range or 'for', not both: !iwant lunch 11:30-13:00")

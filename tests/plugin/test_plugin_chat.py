@@ -184,3 +184,19 @@ def test_plugins_command_for_admins_and_switching_strategy_on_a_running_bot(
         reply, notes = chat.say("carol", "!iwant lunch 12:00")
         assert reply.startswith("Matched! You meet alice and bob")
         assert set(notes) == {"alice", "bob"}
+
+
+def test_refusals_a_newcomer_meets_say_what_is_wrong_and_keep_what_was_typed(chat):
+    with time_machine.travel(at(9, 0), tick=False):
+        cases = {
+            "!iwant lunch yesterday": "'yesterday' is in the past; a wish is for now or later, "
+            "like !iwant lunch tomorrow 12:00.",
+            "!iwant lunch next week": "'next week' is too far ahead: I take wishes up to 7 days "
+            "ahead, like !iwant lunch friday 12:00.",
+            "!iwant cofee 10:00": "Did you mean coffee? Try: !iwant coffee 10:00",
+            "!iwant board games 17:00": "An activity is one word; try !iwant board-games 17:00.",
+        }
+        for command, expected in cases.items():
+            assert chat.say("alice", command)[0] == expected, command
+        assert chat.say("alice", "!iwant board-games 17:00")[0].startswith("Waiting for board")
+        assert chat.say("alice", "!iwant lunch bye 9:30")[0].startswith("I don't understand")
