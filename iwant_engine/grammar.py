@@ -24,7 +24,10 @@ MAX_INPUT = 200
 EXAMPLE = "!iwant coffee 10:00 by 9:30"
 # "min 3" (quorum) is a keyword only before a number; "for 20 min" is a unit.
 _KEYWORDS = re.compile(r"\b(for|during|by|max|min(?=\s+[0-9]+(?:\s|$)))\b")
-_ACTIVITY = re.compile(r"^[a-z][a-z0-9_-]*$")
+# One word in any script: a letter, then letters, digits, "-" or "_" (café, обед, 午饭).
+_ACTIVITY = re.compile(r"^[^\W\d_][\w-]*$")
+# Symbols that name one activity without doubt.
+_SYMBOLS = {"☕": "coffee", "🍵": "tea", "🍽️": "lunch", "🍽": "lunch"}
 _RANGE = re.compile(
     r"^(?:from\s+|between\s+)?(?P<a>.+?)\s*(?:-|–|—|\bto\b|\buntil\b|\btill\b|\band\b)\s*(?P<b>.+)$"
 )
@@ -47,7 +50,8 @@ def _clean(text: str) -> str:
         raise UserError(f"That is too long for me ({len(text)} characters); try {EXAMPLE}.")
     if any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
         raise UserError(f"Your message has control characters in it; try {EXAMPLE}.")
-    return " ".join(text.lower().split())
+    # NFC so that "café" typed either way is one activity; casefold for any script.
+    return " ".join(unicodedata.normalize("NFC", text).casefold().split())
 
 
 def is_number(text: str) -> bool:
@@ -58,7 +62,7 @@ def is_number(text: str) -> bool:
 def parse_activity(word: str, settings: Settings, rest: str = "") -> str:
     """The activity named by ``word``, or a UserError that says what to write instead
     (``rest``, what followed the word, is kept in the suggested command)."""
-    name = word.rstrip(":,;.!")
+    name = _SYMBOLS.get(word, word).rstrip(":,;.!")
     known = sorted(settings.activities)
     examples = ", ".join(known[:5]) or "coffee"
     if not name or name[0].isdigit() or name in ("at", "in", "for", "by", "now", "tomorrow"):

@@ -200,3 +200,15 @@ def test_refusals_a_newcomer_meets_say_what_is_wrong_and_keep_what_was_typed(cha
             assert chat.say("alice", command)[0] == expected, command
         assert chat.say("alice", "!iwant board-games 17:00")[0].startswith("Waiting for board")
         assert chat.say("alice", "!iwant lunch bye 9:30")[0].startswith("I don't understand")
+
+
+def test_activities_in_any_script_and_symbols(chat):
+    with time_machine.travel(at(9, 0), tick=False):
+        assert chat.say("alice", "!iwant café 10:00")[0].startswith("Waiting for café company")
+        reply, notes = chat.say("bob", "!iwant CAFE\u0301 10:00")  # decomposed, upper case
+        assert reply.startswith("Matched! You meet alice for café at 10:00")
+        assert chat.say("olga", "!iwant обед 12:00")[0].startswith("Waiting for обед company")
+        assert chat.say("li", "!iwant 午饭 12:00")[0].startswith("Waiting for 午饭 company")
+        assert chat.say("carol", "!iwant ☕ 11:00")[0].startswith("Waiting for coffee company")
+        reply, _ = chat.say("dave", "!iwant 🎉 11:00")
+        assert reply.startswith("'🎉' is not an activity; use one word like coffee")
