@@ -312,7 +312,8 @@ def _form(
         by_platform.setdefault(person.split(":", 1)[0], []).append(person)
     for platform, ids in by_platform.items():
         if len(ids) >= 2:  # one group conversation per platform, where it has one
-            body = msg.group_hello(wish.activity, [people.name(i) for i in ids])
+            names = [people.name(i) for i in ids]
+            body = msg.group_hello(wish.activity, names, start, end, people.zone(ids[0]))
             changes.outbox.append(NewOutbox(f"{platform}:group:{group_id}", body, [], None, ids))
     body = msg.matched_reply(
         wish.activity, start, end, everyone, people.zone(wish.person), joined_existing=False

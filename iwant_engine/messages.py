@@ -156,9 +156,15 @@ def expired(
     return f"Nobody joined you for {activity} {when}. Maybe next time!"
 
 
-def group_hello(activity: str, names: Sequence[str]) -> str:
-    """For a group conversation: no times, since its members may live in different zones."""
-    return f"Your {activity} group: {_names(names)}. Say hi and agree where to meet!"
+def group_hello(
+    activity: str, names: Sequence[str], start: datetime, end: datetime, zone: ZoneInfo
+) -> str:
+    """For a group conversation, one text for all: its time in ``zone`` (the first member's),
+    named, since the members may live in different zones."""
+    return (
+        f"Your {activity} group: {_names(names)}, at {clock(start, zone)}–{clock(end, zone)} "
+        f"{zone.key} time ({day(start, zone)}). Say hi and agree where to meet!"
+    )
 
 
 def too_many_open(count: int) -> str:

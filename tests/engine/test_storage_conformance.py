@@ -230,7 +230,8 @@ def test_a_formed_group_gets_one_group_conversation_per_platform(engine, clock):
     assert groups == [
         (
             ["slack:U1", "slack:U2"],
-            "Your coffee group: Sam and Sue. Say hi and agree where to meet!",
+            "Your coffee group: Sam and Sue, at 10:00–10:15 UTC time (Tue 1 Dec). Say hi and "
+            "agree where to meet!",
         )
     ]
 
