@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast, overload
 
 from errbot import BotPlugin, Message
 from errbot.backends.base import RoomOccupant
@@ -43,25 +43,59 @@ else:
 log = logging.getLogger("errbot.plugins.iwant")
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_MODES = ("text", "test")  # backends where one console plays several people
+SLASH_PLATFORMS = ("slack", "telegram")  # where people type /iwant
 RATE_LIMIT = 20  # commands per person per minute
 ACK_AFTER = timedelta(seconds=1)  # see IWant._acknowledge
 MAX_MESSAGE = 1000
 
-HELP = """\
-iwant puts you together with people who want the same thing at the same time.
-  !iwant coffee                  from now, for the next hour
-  !iwant lunch 12:00             meet at 12:00 (also: at 12:30, tomorrow 12:30)
-  !iwant lunch 11:30-13:00       free any time between 11:30 and 13:00
-  !iwant coffee for 1h           from now, for one hour (also: for 90 min)
-  !iwant coffee 10:00 for 2h     free 10:00-12:00
-  !iwant coffee in 20 min        meet in 20 minutes
-  !iwant coffee 10:00 by 9:30    tell me by 9:30 whether anyone joins
-  !iwant lunch 12:00 max 4       at most 4 people in the group
-  !iwant list                    your open requests, numbered
-  !iwant cancel                  cancel your only request (or: !iwant cancel 2, !iwant cancel lunch)
-  !iwant lunch 12:00 min 3       only if at least 3 people can make it
-  !iwant ignore @someone         never be grouped with them (they are not told)
-  !iwant tz Europe/Prague        set your time zone (now: {zone})"""
+
+class Form(NamedTuple):
+    """One line of the command table: what follows ``!iwant``, and what it does. (A
+    NamedTuple: errbot loads this module without registering it, which dataclasses need.)"""
+
+    example: str
+    help: str
+    command: str = ""  # the command word (``list``); "" for a wish
+    admin: bool = False
+
+
+#: Every command word and wish form, once. The help text, the ``as`` dispatch, the words that
+#: can never be activities and the README's command list (a test compares) come from it.
+COMMANDS = (
+    Form("coffee", "from now, for the default window (1 hour)"),
+    Form("coffee now", "the same"),
+    Form("lunch 12:00", "meet at 12:00 (window = 12:00 + activity length)"),
+    Form("lunch at 12:30", 'the same form with "at"'),
+    Form("lunch 11:30-13:00", "free any time between 11:30 and 13:00 (also: from 11:30 to 13:00)"),
+    Form("coffee for 1h", 'from now, for one hour ("for 90 min", "for 2h", "for 1h 30m" too)'),
+    Form("coffee 10:00 for 2h", "free 10:00–12:00"),
+    Form("coffee until 11:00", "from now until 11:00"),
+    Form("coffee in 20 min", 'meet in 20 minutes ("in 1h 25m", "in 1:26" too)'),
+    Form("lunch tomorrow 12:30", 'a day ahead (weekdays too: "friday noon")'),
+    Form("coffee 10:00 by 9:30", "tell me by 9:30"),
+    Form("lunch 12:00 max 4", "at most 4 people in the group"),
+    Form("lunch 12:00 min 3", "only if at least 3 people can make it"),
+    Form("list", "my open requests and groups, with numbers", "list"),
+    Form(
+        "cancel",
+        "cancel my only open request (or: !iwant cancel 2, !iwant cancel lunch)",
+        "cancel",
+    ),
+    Form("tz Europe/Prague", "set my time zone (!iwant tz shows it)", "tz"),
+    Form("ignore @someone", "never be grouped with them; they are not told", "ignore"),
+    Form("unignore @someone", "undo it", "unignore"),
+    Form("ignored", "whom I ignore", "ignored"),
+    Form("plugins", "(admins) installed and active engine plugins", "plugins", admin=True),
+    Form("help", "usage with these examples", "help"),
+    Form("as @bob coffee 10:00", "(admins, local console) act as @bob", "as", admin=True),
+)
+#: Words that name a command, so never an activity.
+RESERVED = frozenset(f.command for f in COMMANDS if f.command)
+
+
+def command_list(prefix: str = "!") -> str:
+    """The table as the README and ``help`` show it."""
+    return "\n".join(f"{prefix}iwant {f.example:<22} {f.help}" for f in COMMANDS)
 
 
 class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
@@ -178,16 +212,23 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
     def iwant_ignored(self, msg: Message, args: str) -> str | None:
         """Whom you ignore: !iwant ignored"""
         person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self._ignored_text(person))
 
-        def listing() -> str:
-            engine = self._engine()
-            ids = engine.ignored(person)
-            if not ids:
-                return "You ignore nobody. !iwant ignore @someone keeps you apart from them."
-            names = engine.display_names(ids)
-            return "You ignore: " + ", ".join(names) + ". Undo with !iwant unignore @someone."
+    def _ignored_text(self, person: Person) -> str:
+        engine = self._engine()
+        ids = engine.ignored(person)
+        if not ids:
+            return "You ignore nobody. !iwant ignore @someone keeps you apart from them."
+        names = engine.display_names(ids)
+        return "You ignore: " + ", ".join(names) + ". Undo with !iwant unignore @someone."
 
-        return self._run(msg, person, listing)
+    def _localize(self, text: str) -> str:
+        """Every ``!iwant`` in a text as it works where it is read: ``/iwant`` on Slack and
+        Telegram, errbot's prefix (``!`` unless configured) elsewhere."""
+        if self.platform in SLASH_PLATFORMS:
+            return text.replace("!iwant", "/iwant")
+        prefix = getattr(self.bot_config, "BOT_PREFIX", "!")
+        return text if prefix == "!" else text.replace("!iwant", f"{prefix}iwant")
 
     @botcmd(admin_only=True)
     def iwant_plugins(self, msg: Message, args: str) -> str | None:
@@ -218,7 +259,11 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             zone = cast(Engine, self.engine).zone_of(self.person_of(msg.frm)).key
         except Exception:  # help must answer even when the database is away
             log.debug("zone lookup for help failed", exc_info=True)
-        return HELP.format(zone=zone)
+        return self._localize(
+            "iwant puts you together with people who want the same thing at the same time.\n"
+            + command_list()
+            + f"\nYour time zone: {zone}."
+        )
 
     @botcmd(admin_only=True)
     def iwant_as(self, msg: Message, args: str) -> str | None:
@@ -236,8 +281,12 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             "tz": lambda: self._engine().set_timezone(person, tail),
             "ignore": lambda: self._engine().ignore(person, self._someone(tail)),
             "unignore": lambda: self._engine().unignore(person, self._someone(tail)),
+            "ignored": lambda: self._ignored_text(person),
         }
-        action = actions.get(command.lower(), lambda: self._engine().submit(person, rest, None))
+        word = command.lower()
+        if word in RESERVED and word not in actions:
+            return f"{word} is not something to do as someone else; try !iwant as {who} list."
+        action = actions.get(word, lambda: self._engine().submit(person, rest, None))
         return self._run(msg, person, action, prefix=f"[{who}] ")
 
     # -- the one place where a command meets the engine --------------------------------------
@@ -271,7 +320,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         # Reply first, then deliver what the command made due (a match is announced at once).
         note = result if isinstance(result, Note) else Note("", result)
         body = note.body if note.body.startswith(prefix) else prefix + note.body
-        reply = self._bot.build_reply(msg, body)
+        reply = self._bot.build_reply(msg, self._localize(body))
         if note.buttons:
             reply.extras["buttons"] = note.buttons
         try:
@@ -360,9 +409,10 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         if item.group_members is not None:
             opener = getattr(self._bot, "open_group_dm", None)
             if opener is not None:  # backends without group conversations skip these
-                opener([pid.split(":", 1)[1] for pid in item.group_members], item.body)
+                members = [pid.split(":", 1)[1] for pid in item.group_members]
+                opener(members, self._localize(item.body))
             return
-        body = item.body
+        body = self._localize(item.body)
         if self.platform == "text":  # one console shows everyone's messages
             body = f"[to {item.recipient.split(':', 1)[1]}] {body}"
         message = Message(

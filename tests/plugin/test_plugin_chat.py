@@ -212,3 +212,30 @@ def test_activities_in_any_script_and_symbols(chat):
         assert chat.say("carol", "!iwant ☕ 11:00")[0].startswith("Waiting for coffee company")
         reply, _ = chat.say("dave", "!iwant 🎉 11:00")
         assert reply.startswith("'🎉' is not an activity; use one word like coffee")
+
+
+def test_one_table_of_commands_gives_help_readme_and_the_as_dispatch(chat):
+    import sys
+
+    plugin = chat.plugin
+    table = sys.modules[type(plugin).__module__]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    listed = readme.split("## Commands\n\n```\n", 1)[1].split("```", 1)[0].rstrip("\n")
+    assert listed == table.command_list(), "README's command list differs from the table"
+    for form in table.COMMANDS:
+        if form.command:
+            assert hasattr(plugin, f"iwant_{form.command}"), form.command
+    helped, _ = chat.say("alice", "!iwant help")
+    for form in table.COMMANDS:
+        assert f"!iwant {form.example}" in helped
+    with time_machine.travel(at(9, 0), tick=False):
+        admin = chat.bot.bot_config.BOT_ADMINS[0]
+        assert chat.say(admin, "!iwant as @bob ignore @carol")[0].startswith("[@bob] You won't")
+        assert chat.say(admin, "!iwant as @bob ignored")[0] == (
+            "[@bob] You ignore: @carol. Undo with !iwant unignore @someone."
+        )
+        reply, _ = chat.say(admin, "!iwant as @bob plugins")
+        assert reply == "plugins is not something to do as someone else; try !iwant as @bob list."
+        assert chat.say(admin, "!iwant as @bob list")[0] == (
+            "[@bob] You have no open requests. Start one with !iwant coffee."
+        ), "nothing was stored for 'ignored' or 'plugins'"

@@ -253,3 +253,11 @@ def test_an_event_redelivered_to_a_restarted_bot_stores_nothing_new(tmp_path: Pa
     finally:
         first.stop()
         s.stop()
+
+
+def test_texts_show_the_command_form_that_works_on_slack(iwant: BotProcess) -> None:
+    s = iwant.standin
+    reply = say(s, ALICE, A_DM, "!iwant list", "open requests")
+    assert reply.text == "You have no open requests. Start one with /iwant coffee."
+    helped = say(s, ALICE, A_DM, "!iwant help", "puts you together")
+    assert "/iwant coffee 10:00 by 9:30" in helped.text and "!iwant" not in helped.text
