@@ -12,13 +12,15 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
 from .errors import UserError
 from .messages import quote
 from .settings import ACTIVITY_NAME_MAX, Settings
-from .timephrases import parse_clock, parse_duration
+from .timephrases import PhraseError, parse_clock, parse_duration
 
 MAX_INPUT = 200
 EXAMPLE = "!iwant coffee 10:00 by 9:30"
@@ -73,11 +75,17 @@ def parse_activity(word: str, settings: Settings, rest: str = "") -> str:
             f"(at most {ACTIVITY_NAME_MAX} letters); try one word like {examples}."
         )
     if not _ACTIVITY.match(name):
-        raise UserError(f"'{quote(name)}' is not an activity; use one word like {examples}.")
+        raise UserError(
+            f"'{quote(name)}' is not an activity; use one word like {examples}: "
+            f"!iwant {known[0] if known else 'coffee'} 10:00."
+        )
     if name in settings.activities:
         return name
     if settings.any_activity is None:
-        raise UserError(f"I don't know '{quote(name)}'; try one of: {examples}.")
+        raise UserError(
+            f"I don't know '{quote(name)}'; try one of: {examples}, like "
+            f"!iwant {known[0] if known else 'coffee'} 10:00."
+        )
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
     if close and len(name) >= 4:
         tail = f" {quote(rest, 40)}" if rest else ""
@@ -94,7 +102,7 @@ def _split_clauses(rest: str) -> tuple[str, dict[str, str]]:
             raise UserError(f"You said '{key}' twice; say it once, like {EXAMPLE}.")
         if not value.strip():
             hint = {"for": "for 1h", "by": "by 9:30", "max": "max 4", "min": "min 3"}[key]
-            raise UserError(f"'{key}' needs a value, like {hint}.")
+            raise UserError(f"'{key}' needs a value; try !iwant coffee 10:00 {hint}.")
         clauses[key] = value.strip()
     return when, clauses
 
@@ -144,6 +152,27 @@ def _refuse_past_and_far(when: str, activity: str, settings: Settings) -> None:
         )
 
 
+def _example_for(when: str) -> str:
+    """A phrase of the same kind as ``when`` that reads."""
+    if when.startswith("in "):
+        return "in 20 min"
+    if _UNTIL.match(when):
+        return "until 11:00"
+    if _RANGE.match(when):
+        return "11:30-13:00"
+    return "12:30"
+
+
+@contextmanager
+def _whole(activity: str, example: str) -> Iterator[None]:
+    """A time phrase that cannot be read is refused with a whole command that works."""
+    try:
+        yield
+    except PhraseError as err:
+        fixed = " ".join(example.split())
+        raise UserError(f"{err.problem}; try !iwant {activity} {fixed}.") from None
+
+
 def _fmt(moment: datetime, zone: tzinfo) -> str:
     return moment.astimezone(zone).strftime("%H:%M")
 
@@ -166,7 +195,8 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
     when, clauses = _split_clauses(rest)
     _refuse_past_and_far(when, activity_name, settings)
     try:
-        start, end, from_now = _window_from_when(when, minute, zone)
+        with _whole(activity_name, _example_for(when)):
+            start, end, from_now = _window_from_when(when, minute, zone)
     except UserError:
         second, _, after = when.partition(" ")
         typo = difflib.get_close_matches(second, [*_TIME_WORDS, *_CLAUSE_WORDS], 1, 0.75)
@@ -178,7 +208,8 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
     if "for" in clauses:
         if end is not None:
             raise UserError("Give either a range or 'for', not both: !iwant lunch 11:30-13:00")
-        end = start + parse_duration(clauses["for"])
+        with _whole(activity_name, f"{when} for 90 min"):
+            end = start + parse_duration(clauses["for"])
     if end is None:
         end = start + (settings.default_window if from_now else length)
     if end <= start:
@@ -212,7 +243,8 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
     last_start = end - length
     deadline = last_start
     if "by" in clauses:
-        deadline = parse_clock(clauses["by"], now, zone, day=start.astimezone(zone).date())
+        with _whole(activity_name, f"{when} by {_fmt(start - timedelta(minutes=30), zone)}"):
+            deadline = parse_clock(clauses["by"], now, zone, day=start.astimezone(zone).date())
         if deadline <= now:
             raise UserError(
                 f"The deadline {_fmt(deadline, zone)} has passed; give a later one, like {EXAMPLE}."

@@ -51,6 +51,17 @@ _DURATION_PART = re.compile(r"([0-9]+)\s*([a-z]+)")
 _DATEPARSER_SETTINGS = {"PREFER_DATES_FROM": "current_period", "RETURN_AS_TIMEZONE_AWARE": False}
 
 CLOCK_EXAMPLE = "12:30"
+
+
+class PhraseError(UserError):
+    """A time phrase that cannot be read: ``problem`` says why; the caller, who knows the
+    whole command, adds one that works (``str`` alone adds a fragment to copy)."""
+
+    def __init__(self, problem: str, hint: str) -> None:
+        super().__init__(f"{problem}; write it like {hint}.")
+        self.problem = problem
+
+
 DURATION_EXAMPLE = "for 90 min"
 
 
@@ -93,20 +104,14 @@ def parse_clock(phrase: str, now: datetime, zone: tzinfo, day: date | None = Non
     clocks = [w for w in words if w not in day_words and w != "at"]
     strange = [w for w in clocks if _normalise_clock(w) is None]
     if len(clocks) > 1 and strange:
-        raise UserError(
-            f"I don't understand '{quote(strange[0])}' in '{quote(phrase)}'; "
-            "write it like !iwant coffee 10:00 by 9:30."
+        raise PhraseError(
+            f"I don't understand '{quote(strange[0])}' in '{quote(phrase)}'", CLOCK_EXAMPLE
         )
     if len(clocks) != 1 or len(day_words) > 2:
-        raise UserError(
-            f"I can't read '{quote(phrase)}' as a time; write it like {CLOCK_EXAMPLE} or "
-            "tomorrow 9:30."
-        )
+        raise PhraseError(f"I can't read '{quote(phrase)}' as a time", CLOCK_EXAMPLE)
     clock = _normalise_clock(clocks[0])
     if clock is None:
-        raise UserError(
-            f"'{quote(clocks[0])}' is not a time of day; write it like {CLOCK_EXAMPLE}."
-        )
+        raise PhraseError(f"'{quote(clocks[0])}' is not a time of day", CLOCK_EXAMPLE)
     next_day = clock in ("24:00", "midnight") and not day_words
     clock = "0:00" if clock == "24:00" else clock
     base = _local_base(now, zone)
@@ -126,7 +131,7 @@ def parse_clock(phrase: str, now: datetime, zone: tzinfo, day: date | None = Non
             settings={**_DATEPARSER_SETTINGS, "RELATIVE_BASE": base},
         )
     if parsed is None:
-        raise UserError(f"I can't read '{quote(phrase)}' as a time; write it like {CLOCK_EXAMPLE}.")
+        raise PhraseError(f"I can't read '{quote(phrase)}' as a time", CLOCK_EXAMPLE)
     if next_day:  # "until midnight" means the end of the day, not its start
         parsed += timedelta(days=1)
     if any(w in _WEEKDAYS for w in day_words) and parsed.date() < base.date():
@@ -153,7 +158,5 @@ def parse_duration(phrase: str) -> timedelta:
         or rebuilt != text.replace(" ", "")
         or any(u not in _UNITS or len(n) > 5 for n, u in parts)
     ):
-        raise UserError(
-            f"I can't read '{quote(phrase)}' as a length of time; write it like 90 min or 1h 30m."
-        )
+        raise PhraseError(f"I can't read '{quote(phrase)}' as a length of time", "90 min")
     return sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())

@@ -239,3 +239,34 @@ def test_one_table_of_commands_gives_help_readme_and_the_as_dispatch(chat):
         assert chat.say(admin, "!iwant as @bob list")[0] == (
             "[@bob] You have no open requests. Start one with !iwant coffee."
         ), "nothing was stored for 'ignored' or 'plugins'"
+
+
+REFUSED = (
+    "!iwant coffee 25:00",
+    "!iwant coffee 10:00 for 3 parsecs",
+    "!iwant coffee 10:00 by 9:70",
+    "!iwant coffee in 3 fortnights",
+    "!iwant coffee until teatime",
+    "!iwant lunch 11:30-25:00",
+    "!iwant coffee 10:00 max",
+    "!iwant coffee 10:00 max ²",
+    "!iwant lunch 12:00 min 1",
+    "!iwant cofee 10:00",
+    "!iwant 🎉 10:00",
+    "!iwant board games 17:00",
+    "!iwant lunch yesterday",
+    "!iwant lunch next week",
+    "!iwant coffee 8:00",
+    "!iwant coffee 10:00 by 11:00",
+    "!iwant lunch 12:00 min 5 max 3",
+)
+
+
+@pytest.mark.parametrize("command", REFUSED)
+def test_every_refusal_ends_with_a_whole_command_that_works(chat, command):
+    with time_machine.travel(at(9, 0), tick=False):
+        reply, _ = chat.say("alice", command)
+        assert "!iwant " in reply, reply
+        suggested = reply[reply.rindex("!iwant ") :].rstrip(".?")
+        answer, _ = chat.say("bob", suggested)
+    assert answer.startswith(("Waiting for", "Matched!")), (reply, suggested, answer)
