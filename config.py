@@ -19,7 +19,9 @@ BACKEND = _env("IWANT_BACKEND", "Text")
 BOT_EXTRA_BACKEND_DIR = _env("IWANT_BACKEND_DIR", str(HERE / "adapters"))
 BOT_EXTRA_PLUGIN_DIR = str(HERE / "iwant_plugins")
 
-BOT_DATA_DIR = _env("IWANT_DATA_DIR", str(HERE / "data"))
+# In a checkout, data/ beside this file; installed (``iwant run``), data/ where it runs.
+_CHECKOUT = (HERE / "pyproject.toml").is_file()
+BOT_DATA_DIR = _env("IWANT_DATA_DIR", str((HERE if _CHECKOUT else Path.cwd()) / "data"))
 Path(BOT_DATA_DIR).mkdir(parents=True, exist_ok=True)
 BOT_LOG_FILE = _env("IWANT_LOG_FILE") or None
 BOT_LOG_LEVEL = getattr(logging, _env("IWANT_LOG_LEVEL", "INFO").upper(), logging.INFO)

@@ -1,14 +1,27 @@
-"""``python -m iwant_engine plugins``: what is installed and what plugins.cfg makes active."""
+"""The ``iwant`` command (also ``python -m iwant_engine``).
+
+- ``iwant run``: the bot, through errbot, with the ``config.py`` next to the ``iwant_plugins``
+  folder: the checkout's, or the copy an installed wheel keeps in ``<prefix>/share/iwant``.
+  The Text console by default; ``IWANT_BACKEND`` and the other ``IWANT_*`` variables choose.
+- ``iwant plugins [--check]``: what is installed and what ``plugins.cfg`` makes active;
+  ``--check`` also builds every active strategy with its settings and fails on a bad one.
+- ``iwant migrate``: bring the database (``IWANT_DATABASE_URL``) to the newest schema.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from . import settings as settings_mod
-from .plugins import make_plugin_manager, report
+from .plugins import make_plugin_manager, named, report
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+INSTALLED = Path(sysconfig.get_path("data")) / "share" / "iwant"
 
 
 def plugins_report(cfg_path: str | None = None) -> str:
@@ -16,19 +29,83 @@ def plugins_report(cfg_path: str | None = None) -> str:
     return report(make_plugin_manager(), settings_mod.load(cfg_path))
 
 
+def check(cfg_path: str | None = None) -> str:
+    """Build what ``plugins.cfg`` names (storage and strategies, with their settings) without
+    touching a database; a line per (pool or activity) rule. ``SettingsError`` on a bad one."""
+    cfg = settings_mod.load(cfg_path)
+    pm = make_plugin_manager()
+    storages, strategies = named(pm, "iwant_storages"), named(pm, "iwant_strategies")
+    if cfg.storage not in storages:
+        known = ", ".join(sorted(storages))
+        raise settings_mod.SettingsError(
+            f"plugins.cfg: unknown storage {cfg.storage!r}; installed: {known}"
+        )
+    lines = [f"storage {cfg.storage}"]
+    rules = {"(default)": cfg.strategy, **cfg.strategy_rules}
+    for where, name in rules.items():
+        if name not in strategies:
+            known = ", ".join(sorted(strategies))
+            raise settings_mod.SettingsError(
+                f"plugins.cfg: unknown strategy {name!r}; installed: {known}"
+            )
+        try:
+            strategies[name][0](cfg.strategy_settings.get(name, {}))
+        except ValueError as err:
+            raise settings_mod.SettingsError(f"plugins.cfg [strategy:{name}]: {err}") from None
+        lines.append(f"strategy {name} for {where}")
+    return "\n".join(lines)
+
+
+def _home() -> Path:
+    """Where config.py, plugins.cfg and iwant_plugins/ are."""
+    for place in (CHECKOUT, INSTALLED):
+        if (place / "config.py").is_file() and (place / "iwant_plugins").is_dir():
+            return place
+    raise SystemExit("iwant: config.py and iwant_plugins/ are not installed next to iwant")
+
+
+def run(extra: list[str]) -> int:
+    """errbot with iwant's config.py; on the Text backend, its console (``-T``)."""
+    command = [sys.executable, "-m", "errbot.cli", "-c", str(_home() / "config.py")]
+    if os.environ.get("IWANT_BACKEND", "Text") == "Text":
+        command.append("-T")
+    return subprocess.call([*command, *extra])
+
+
+def migrate(cfg_path: str | None) -> int:
+    from .engine import Engine
+
+    engine = Engine.from_environment(cfg_path, data_dir=os.environ.get("IWANT_DATA_DIR", "data"))
+    engine.close()
+    print(f"iwant: the database is at the newest schema ({engine.settings.storage})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m iwant_engine")
+    parser = argparse.ArgumentParser(prog="iwant", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     plugins = sub.add_parser("plugins", help="list installed plugins and the active ones")
     plugins.add_argument(
-        "--config", help="path of plugins.cfg (default: IWANT_PLUGINS_CFG, else ./plugins.cfg)"
+        "--check", action="store_true", help="build the active ones; fail on a bad setting"
     )
-    args = parser.parse_args(argv)
+    for cmd in (plugins, sub.add_parser("migrate", help="bring the database up to date")):
+        cmd.add_argument(
+            "--config",
+            help="path of plugins.cfg (default: IWANT_PLUGINS_CFG, else ./plugins.cfg)",
+        )
+    sub.add_parser("run", help="run the bot (the Text console unless IWANT_BACKEND says)")
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "run":
+        return run(extra)
     config = args.config or os.environ.get("IWANT_PLUGINS_CFG")
     if config is None and Path("plugins.cfg").is_file():
         config = "plugins.cfg"
     try:
+        if args.command == "migrate":
+            return migrate(config)
         print(plugins_report(config))
+        if args.check:
+            print(check(config))
     except (settings_mod.SettingsError, RuntimeError) as err:
         print(f"iwant: {err}", file=sys.stderr)
         return 2

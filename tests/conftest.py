@@ -39,7 +39,12 @@ def postgres_available() -> str | None:
 
 # Folders and modules whose tests start real processes (bots, engines, the benchmark).
 SLOW = ("multiprocess", "twobots", "slack", "telegram", "bench")
-SLOW_MODULES = ("test_console.py", "test_restart.py", "test_example_strategy_package.py")
+SLOW_MODULES = (
+    "test_console.py",
+    "test_restart.py",
+    "test_wheel.py",
+    "test_example_strategy_package.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
