@@ -74,8 +74,17 @@ def run(extra: list[str]) -> int:
 
 def migrate(cfg_path: str | None) -> int:
     from .engine import Engine
+    from .errors import Unavailable
 
-    engine = Engine.from_environment(cfg_path, data_dir=os.environ.get("IWANT_DATA_DIR", "data"))
+    # The same default as config.py: data/ of the checkout, else of the current folder.
+    default = (CHECKOUT if (CHECKOUT / "pyproject.toml").is_file() else Path.cwd()) / "data"
+    data_dir = Path(os.environ.get("IWANT_DATA_DIR") or default)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = Engine.from_environment(cfg_path, data_dir=str(data_dir))
+    except Unavailable as err:
+        print(f"iwant: {err}", file=sys.stderr)
+        return 1
     engine.close()
     print(f"iwant: the database is at the newest schema ({engine.settings.storage})")
     return 0
@@ -96,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="run the bot (the Text console unless IWANT_BACKEND says)")
     args, extra = parser.parse_known_args(argv)
     if args.command == "run":
-        return run(extra)
+        return run(extra)  # errbot's own options pass through
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     config = args.config or os.environ.get("IWANT_PLUGINS_CFG")
     if config is None and Path("plugins.cfg").is_file():
         config = "plugins.cfg"

@@ -196,7 +196,7 @@ class Engine:
         ``event_id``: the platform's id of the message; the same id again stores nothing and
         answers what the first one made. ``durable_reply``: the answer is the caller's to
         send and acknowledge (``replied``); one not acknowledged within ``[limits]
-        reply_grace_seconds`` (30) is sent as a direct message by ``deliver``."""
+        reply_grace_seconds`` (30) is queued as a direct message by ``answer_again``."""
         self._check_person(person)
         key = f"{person.platform}:{event_id}"[:200] if event_id else None
         zone = self._zone_guess(person)
@@ -216,6 +216,10 @@ class Engine:
             except matching.WrongZone as wrong:
                 zone, sure = ZoneInfo(wrong.zone), True
             except UserError:
+                if key is not None and self.storage.request_by_event(key) is not None:
+                    # A re-delivered event read again later (its time may have passed since):
+                    # the answer is what the first delivery made.
+                    return self._answered_already(person, key)
                 if sure:
                     raise
                 zone, sure = self.zone_of(person), True  # the refusal may depend on the zone
@@ -230,7 +234,9 @@ class Engine:
         with self.storage.transaction() as uow:
             listed = matching.as_listed(uow, stored)
         body = say(describe(listed, self.zone_of(person)))
-        return msg.Note(person.id, body, msg.cancel_button(stored.id), stored.id)
+        live = listed.status in LIVE
+        buttons = msg.cancel_button(stored.id) if live else []
+        return msg.Note(person.id, body, buttons, stored.id)
 
     def _submit_in(
         self,
@@ -466,7 +472,14 @@ def valid_person_id(person_id: str) -> bool:
     return bool(PERSON_ID.match(person_id)) and msg.visible(person_id) == person_id
 
 
+ENDED = {Status.CANCELLED: "cancelled", Status.EXPIRED: "ended: nobody joined"}
+
+
 def describe(item: OpenRequest, zone: ZoneInfo) -> str:
+    if item.status in ENDED or item.status == Status.DONE:
+        window = f"{msg.clock(item.earliest, zone)}–{msg.clock(item.latest, zone)}"
+        state = ENDED.get(item.status, "over")
+        return f"{item.activity} {window} ({msg.day(item.earliest, zone)}), {state}"
     if item.status == Status.MATCHED and item.start and item.end:
         return (
             f"{item.activity} at {msg.slot(item.start, item.end, zone)} with "

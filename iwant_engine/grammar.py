@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
 from .errors import UserError
-from .messages import quote
+from .messages import quote, visible
 from .settings import ACTIVITY_NAME_MAX, Settings
 from .timephrases import PhraseError, parse_clock, parse_duration
 
@@ -88,7 +88,8 @@ def parse_activity(word: str, settings: Settings, rest: str = "") -> str:
         )
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
     if close and len(name) >= 4:
-        tail = f" {quote(rest, 40)}" if rest else ""
+        # The whole rest (input is at most MAX_INPUT long): the suggestion must work as it is.
+        tail = f" {visible(rest)}" if rest else ""
         raise UserError(f"Did you mean {close[0]}? Try: !iwant {close[0]}{tail}")
     return name
 
@@ -202,7 +203,8 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
         typo = difflib.get_close_matches(second, [*_TIME_WORDS, *_CLAUSE_WORDS], 1, 0.75)
         if second.isalpha() and second not in _TIME_WORDS and not typo:  # "board games 17:00"
             joined = f"{activity_name}-{second}"[:ACTIVITY_NAME_MAX]
-            tail = f" {quote(after, 40)}" if after else ""
+            after_word = rest.partition(" ")[2]  # with its by, max and min clauses
+            tail = f" {visible(after_word)}" if after_word else ""
             raise UserError(f"An activity is one word; try !iwant {joined}{tail}.") from None
         raise
     if "for" in clauses:

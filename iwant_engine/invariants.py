@@ -1,7 +1,7 @@
 """The invariants every matching decision must keep, checked by the engine for every strategy.
 
-``refusal`` is pure; the SQL storage calls it before applying a decision, and the strategy
-conformance kit (``iwant_engine.testing``) calls it to report a broken decision.
+``refusal`` is pure; the engine (``matching._match``) calls it before carrying out a
+decision, and a strict engine (the strategy kit's) raises instead of logging a refusal.
 """
 
 from __future__ import annotations

@@ -469,6 +469,14 @@ def _dissolve(
             uow.apply(Changes(outbox=[note]), now)
             continue
         assert outcome.body is not None
+        # Others of the broken group that this rematch takes along hear why, too.
+        fellows = {x.person for x in rest if x.id != m.id}
+        outcome.changes.outbox = [
+            replace(n, body=msg.rematched_after_drop_out(leaver, n.body))
+            if n.recipient in fellows
+            else n
+            for n in outcome.changes.outbox
+        ]
         body = msg.rematched_after_drop_out(leaver, outcome.body)
         buttons = msg.cancel_button(m.id, outcome.buttons_label)
         outcome.changes.outbox.append(NewOutbox(m.person, body, buttons, m.origin))

@@ -327,10 +327,11 @@ class Move:
 
 @dataclass
 class Changes:
-    """The writes of one domain step, applied together by ``UnitOfWork.apply`` in this
-    order: ``results`` (updates of existing results), ``request`` (the new one), ``moves``,
-    ``retired`` (results set to a final status, their ``due_at`` cleared), ``outbox``,
-    ``replied`` (requests whose answer has now been handed over or queued)."""
+    """The writes of one domain step, applied together by ``UnitOfWork.apply``: ``results``
+    (updates of existing results), ``request`` (the new one), ``moves``, ``retired`` (results
+    set to a final status, their ``due_at`` cleared), ``outbox``, ``replied`` (requests whose
+    answer has now been handed over or queued). No row appears twice in one ``Changes``, so
+    the order does not matter (PostgreSQL applies them as one statement)."""
 
     results: list[ResultChange] = field(default_factory=list)
     request: NewRequest | None = None

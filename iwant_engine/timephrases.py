@@ -62,9 +62,6 @@ class PhraseError(UserError):
         self.problem = problem
 
 
-DURATION_EXAMPLE = "for 90 min"
-
-
 def warm_up() -> None:
     """dateparser loads its language data on first use (~0.1 s); do it at start, not per user."""
     dateparser.parse("12:00", languages=["en"], settings=dict(_DATEPARSER_SETTINGS))

@@ -87,7 +87,7 @@ class UnitOfWork(Protocol):
         unit of work's ``unreplied`` skips it) until this one ends."""
 
     def apply(self, changes: Changes, now: datetime) -> int | None:
-        """Write ``changes`` (in the order ``model.Changes`` documents); the id of the new
+        """Write ``changes`` (see ``model.Changes``); the id of the new
         request, if there is one. ``errors.DuplicateEvent`` when the new request's
         ``event_key`` is stored already (the unit of work then keeps nothing). ``now`` stamps
         new outbox rows (created, first attempt), the results it changes and ``replied``.

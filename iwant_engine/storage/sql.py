@@ -5,8 +5,9 @@ work is one transaction. ``lock`` is ``pg_advisory_xact_lock`` on PostgreSQL (se
 asked for in a row are taken in one statement, just before the next read or write) and
 nothing on SQLite, where ``BEGIN IMMEDIATE`` already holds the database's write lock. The
 reads that matching needs are one statement (``neighbourhood``); the writes of one domain
-step are one statement on PostgreSQL (data-modifying CTEs) and one per table on SQLite. So a
-submission costs at most five statements, the commit included. All times come from the
+step are one statement on PostgreSQL (data-modifying CTEs) and one per kind of write on
+SQLite. A waiting submission costs five statements on SQLite and four on PostgreSQL, the
+commit included (see docs/benchmarks.md for the other cases). All times come from the
 caller's clock, never from SQL.
 """
 
@@ -689,9 +690,7 @@ class SQLWork:
             return None
         else:
             main = select(literal(1))
-        ctes = [
-            p if not hasattr(p, "cte") or p in () else p.cte(f"w{i}") for i, p in enumerate(parts)
-        ]
+        ctes = [p.cte(f"w{i}") for i, p in enumerate(parts)]
         result_row = self._run(main.add_cte(*ctes))
         return int(result_row.scalar_one()) if request is not None else None
 

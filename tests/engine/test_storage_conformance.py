@@ -343,3 +343,32 @@ def test_a_commit_whose_acknowledgement_was_lost_is_found_by_its_event_key(
     with pytest.raises(Unavailable):  # without a key nobody can tell: nothing claimed
         calls.clear()
         engine.submit(BOB, "coffee 11:00")
+
+
+def test_a_redelivered_event_of_an_ended_request_says_it_ended(engine, clock):
+    engine.submit(ALICE, "coffee 10:00", event_id="e1")
+    engine.cancel(ALICE, "coffee")
+    again = engine.submit(ALICE, "coffee 10:00", event_id="e1")
+    assert again.body == "I have that one already: coffee 10:00–10:15 (Tue 1 Dec), cancelled."
+    assert again.buttons == []
+
+
+def test_an_event_redelivered_after_its_time_passed_gets_the_first_answer(engine, clock):
+    engine.submit(ALICE, "coffee 10:00", event_id="e2")
+    clock.advance(minutes=61)  # 10:01: "coffee 10:00" read now would be in the past
+    again = engine.submit(ALICE, "coffee 10:00", event_id="e2")
+    assert again.body.startswith("I have that one already: coffee 10:00–10:15"), again.body
+
+
+def test_a_member_taken_along_by_anothers_rematch_hears_why(engine, clock):
+    engine.submit(ALICE, "coffee 10:00-10:45 min 3")
+    engine.submit(BOB, "coffee 10:00-10:45")
+    assert engine.submit(CAROL, "coffee 10:00").body.startswith("Matched!")
+    engine.submit(DAVE, "coffee 10:30")
+    drain(engine)
+    engine.cancel(CAROL, "coffee")  # too few for Alice's min 3: the group is dissolved
+    notes = dict(drain(engine))
+    assert notes["text:@alice"].startswith("Carol dropped out. Matched! You meet"), notes
+    assert notes["text:@bob"].startswith("Carol dropped out. "), notes
+    assert "10:30–10:45" in notes["text:@bob"], notes
+    assert notes["text:@dave"].startswith("Bob and Alice join you for coffee at 10:30"), notes
