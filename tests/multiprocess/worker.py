@@ -139,8 +139,11 @@ def run_load(job: dict, engine: Engine, out: Lines, sent: Lines) -> dict:
         if record["kind"] == "accepted":
             answered.append(int(str(record["request_id"])))
         if len(answered) >= 10 or i + 1 == len(job["commands"]):
-            engine.replied(answered)
-            answered = []
+            try:  # as the plugin does: kept for the next round while the database is away
+                engine.replied(answered)
+                answered = []
+            except Unavailable:
+                pass
         counts[str(record["kind"])] += 1
         if record["kind"] == "unavailable" and pause:
             time.sleep(pause)  # a person waits a moment before the next try
