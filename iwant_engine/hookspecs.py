@@ -66,8 +66,10 @@ def iwant_strategies() -> Mapping[str, StrategyFactory]:
     - ``ctx``: ``now``, the activity ``length`` and this strategy's settings.
 
     A decide function may carry an attribute ``min_group_size`` (an int, default 2): the
-    smallest group it ever forms. The engine stores it on each request it serves, so the
-    invariants and the deadline message ("fewer than 3 people could make it") know it.
+    smallest group it ever forms (the engine stores it on each request it serves, so the
+    invariants and the deadline message, "fewer than 3 people could make it", know it); and
+    ``max_group_size``: the largest group it forms at once (2 for one that forms pairs and lets
+    them grow by joins), which the strategy kit's liveness check respects.
 
     The function must be pure: no I/O, no clock, no randomness that is not seeded from its
     inputs; the same inputs give the same decision. The engine checks every decision (each

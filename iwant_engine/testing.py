@@ -43,7 +43,7 @@ from .errors import UserError
 from .model import Person, Status, StoredRequest, StoredResult
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-PEOPLE = tuple(Person(f"kit:@p{i}", f"P{i}") for i in range(5))
+PEOPLE = tuple(Person(f"kit:@p{i}", f"P{i}") for i in range(7))
 ACTIVITIES = ("coffee", "coffee", "lunch")
 Step = tuple[Any, ...]
 
@@ -150,14 +150,25 @@ def check_invariants(
     if not liveness:
         return
     waiting = [req for req, res in rows if res.status == Status.PENDING and req.deadline > now]
-    found = waiting_group(waiting, apart, now)
+    found = waiting_group(waiting, apart, now, largest_group(engine))
     if found is not None:
         ids = ", ".join(str(r.id) for r in found[0])
         fail(f"requests {ids} fit each other (at {found[1]:%H:%M}) but all wait")
 
 
+def largest_group(engine: Engine) -> int | None:
+    """The largest group the engine's default strategy ever forms (its decide function's
+    ``max_group_size``, like ``min_group_size``), or None when it does not say."""
+    decide = engine.strategies.get(engine.settings.strategy)
+    largest = getattr(decide, "max_group_size", None)
+    return int(largest) if largest is not None else None
+
+
 def waiting_group(
-    waiting: Sequence[StoredRequest], apart: AbstractSet[frozenset[str]], now: datetime
+    waiting: Sequence[StoredRequest],
+    apart: AbstractSet[frozenset[str]],
+    now: datetime,
+    largest: int | None = None,
 ) -> tuple[list[StoredRequest], datetime] | None:
     """A set of waiting requests that could meet on their own (a common slot from the
     current minute on, within every member's ``min`` and ``max``, one request a person,
@@ -171,7 +182,7 @@ def waiting_group(
         length = timedelta(minutes=reqs[0].length_minutes)
         for start in sorted({max(r.earliest, minute) for r in reqs}):
             free = [r for r in reqs if r.earliest <= start and start + length <= r.latest]
-            for size in range(2, len(free) + 1):
+            for size in range(2, min(len(free), largest or len(free)) + 1):
                 fit = [r for r in free if r.min_size <= size <= r.max_size]
                 group = _distinct_apart(fit, size, apart)
                 if group is not None:
@@ -247,6 +258,38 @@ def _shared_results(engine: Engine, a: str, b: str) -> set[int]:
         if req.person in of:
             of[req.person].add(req.result_id)
     return of[a] & of[b]
+
+
+def crowded_steps(seed: int, length: int = 45) -> list[Step]:
+    """One crowded pool: everyone wants coffee within the same hour, so groups of three and
+    more form, later wishes join them, members leave formed groups (the rest are matched
+    afresh), ``min 3`` and small ``max`` keep some apart, and deadlines pass."""
+    rng = random.Random(1000 + seed)
+    n = len(PEOPLE)
+    steps: list[Step] = []
+    for _ in range(length):
+        roll = rng.random()
+        if roll < 0.7:
+            steps.append(
+                (
+                    "submit",
+                    rng.randrange(n),
+                    "coffee",
+                    rng.randrange(3),
+                    rng.randrange(1, 4),
+                    rng.choice([None, None, 3, 4]),
+                    rng.random() < 0.2,
+                    "r1",
+                    rng.choice([None, None, None, 3]),
+                )
+            )
+        elif roll < 0.85:
+            steps.append(("cancel", rng.randrange(n)))
+        elif roll < 0.9:
+            steps.append(("ignore", rng.randrange(n), rng.randrange(n)))
+        else:
+            steps.append(("wait", rng.randrange(5, 30)))
+    return steps
 
 
 def steps_strategy() -> Any:
@@ -338,10 +381,12 @@ def check_strategy(
 
     options = {"plugins": plugins, "strategy_settings": settings, "storage": storage}
     seed_failure: AssertionError | None = None
-    for seed in range(seeds):
+    streams = [seeded_steps(seed) for seed in range(seeds)]
+    streams += [crowded_steps(seed) for seed in range(seeds)]
+    for steps in streams:
         with kit_engine(strategy, **options) as (engine, clock):
             try:
-                run_stream(engine, clock, seeded_steps(seed), liveness)
+                run_stream(engine, clock, steps, liveness)
             except AssertionError as err:
                 seed_failure = err
                 break

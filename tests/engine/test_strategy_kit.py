@@ -1,11 +1,14 @@
 """Our strategies pass the conformance kit, and the kit catches broken ones."""
 
 import itertools
+import random
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from iwant_engine import hookimpl
-from iwant_engine.model import Form, Wait
+from iwant_engine.model import Form, Join, Wait
 from iwant_engine.strategies.overlap import decide as overlap_decide
 from iwant_engine.testing import check_strategy
 
@@ -107,3 +110,104 @@ def test_the_kit_finds_the_min_3_wish_that_keeps_a_pair_apart_by_itself():
             seeds=6,
             shrink=False,
         )
+
+
+def _overlap(wish, candidates, groups, ctx):
+    return overlap_decide(wish, candidates, groups, ctx)
+
+
+def early_start(wish, candidates, groups, ctx):
+    """A group of three or more meets a minute before one member's window opens."""
+    decision = _overlap(wish, candidates, groups, ctx)
+    if isinstance(decision, Form) and len(decision.request_ids) >= 2:
+        return Form(decision.request_ids, decision.start - timedelta(minutes=1))
+    return decision
+
+
+def join_past_own_max(wish, candidates, groups, ctx):
+    """Joins an offered group even when that makes it larger than the joiner's own max."""
+    for g in groups:
+        if wish.fits(g.start) and len(g.members) + 1 <= g.max_size:
+            return Join(g.result_id)
+    return _overlap(wish, candidates, groups, ctx)
+
+
+def pair_despite_min(wish, candidates, groups, ctx):
+    """Pairs people although one of them asked for at least three."""
+    for c in candidates:
+        start = max(wish.earliest, c.earliest, ctx.now.replace(second=0, microsecond=0))
+        fits = wish.fits(start) and start + ctx.length <= c.latest
+        if fits and c.person != wish.person and ctx.may_meet(wish.person, c.person):
+            return Form((c.request_id,), start)
+    return Wait()
+
+
+def random_choice(wish, candidates, groups, ctx):
+    """Picks at random among candidates that fit: the same inputs, another decision."""
+    fitting = []
+    for c in candidates:
+        start = max(wish.earliest, c.earliest, ctx.now.replace(second=0, microsecond=0))
+        if (
+            wish.fits(start)
+            and start + ctx.length <= c.latest
+            and ctx.may_meet(wish.person, c.person)
+        ) and max(wish.min_size, c.min_size) <= 2:
+            fitting.append((c.request_id, start))
+    if len(fitting) < 2:
+        return _overlap(wish, candidates, groups, ctx)
+    chosen, start = random.choice(fitting)
+    return Form((chosen,), start)
+
+
+def everyone_offered(wish, candidates, groups, ctx):
+    """Forms a group of every candidate that fits, whatever their max."""
+    start = max([wish.earliest, ctx.now.replace(second=0, microsecond=0)])
+    fit = [
+        c.request_id
+        for c in candidates
+        if c.earliest <= start and start + ctx.length <= c.latest and c.person != wish.person
+    ]
+    return Form(tuple(fit), start) if fit and wish.fits(start) else Wait()
+
+
+def outside_window(wish, candidates, groups, ctx):
+    """Meets at the start of the new wish's window even when a partner is not free yet."""
+    others = [c for c in candidates if ctx.may_meet(wish.person, c.person)]
+    if not others:
+        return Wait()
+    start = max(wish.earliest, ctx.now.replace(second=0, microsecond=0))
+    return Form((others[0].request_id,), start)
+
+
+def ignores_ignore_lists(wish, candidates, groups, ctx):
+    """Forms groups as overlap does, but as if nobody ignored anyone."""
+    return overlap_decide(wish, candidates, groups, replace(ctx, apart=frozenset()))
+
+
+class Broken:
+    """Registers one broken decide function under the name ``broken``."""
+
+    def __init__(self, decide) -> None:
+        self.decide = decide
+
+    @hookimpl
+    def iwant_strategies(self):
+        return {"broken": lambda settings: self.decide}
+
+
+@pytest.mark.parametrize(
+    "decide",
+    [
+        early_start,
+        join_past_own_max,
+        pair_despite_min,
+        random_choice,
+        everyone_offered,
+        outside_window,
+        ignores_ignore_lists,
+    ],
+)
+def test_the_kit_catches_each_broken_strategy_with_its_defaults(decide):
+    with pytest.raises(AssertionError) as caught:
+        check_strategy("broken", plugins=[Broken(decide)], shrink=False)
+    print(f"{decide.__name__}: {str(caught.value).splitlines()[0][:160]}")

@@ -51,6 +51,7 @@ def factory(settings: Mapping[str, str]):
     def chosen(wish, candidates, groups, ctx):
         return decide(wish, candidates, groups, ctx, pairs_only=value == "yes")
 
+    chosen.max_group_size = 2  # it forms pairs (groups grow by joins): the kit checks pairs
     return chosen
 
 
