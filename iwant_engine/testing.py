@@ -30,17 +30,30 @@ import contextlib
 import dataclasses
 import random
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from . import settings as settings_mod
 from .clock import FixedClock
 from .engine import Engine
 from .errors import UserError
-from .model import Person, Status, StoredRequest, StoredResult
+from .model import (
+    Candidate,
+    Decision,
+    Form,
+    Join,
+    MatchContext,
+    OpenGroup,
+    Person,
+    Status,
+    StoredRequest,
+    StoredResult,
+    Wish,
+)
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 PEOPLE = tuple(Person(f"kit:@p{i}", f"P{i}") for i in range(7))
@@ -215,41 +228,149 @@ def _distinct_apart(
     return dfs(0, [])
 
 
+@dataclasses.dataclass
+class Coverage:
+    """What the kit's streams made the strategy decide, over a whole run: a pass means
+    little unless the hard situations were reached (see ``MINIMUM``)."""
+
+    decisions: int = 0
+    crowded: int = 0  # decisions with two or more candidates offered
+    groups_offered: int = 0  # decisions with an open group to join
+    rematches: int = 0  # decisions for people left alone after a drop-out
+    min_wishes: int = 0  # decisions for a wish of min 3 or more
+    forms: Counter[int] = dataclasses.field(default_factory=Counter)  # by group size
+    joins: int = 0
+    waits: int = 0
+    refusals: int = 0  # wishes the engine refused (overlap, cap, bad input)
+
+    # What every built-in strategy's default run reaches with room to spare.
+    MINIMUM: ClassVar[dict[str, int]] = {
+        "decisions": 50,
+        "crowded": 10,
+        "groups_offered": 4,
+        "rematches": 2,
+        "min_wishes": 5,
+    }
+
+    def missing(self) -> list[str]:
+        return [
+            f"{k} {getattr(self, k)} < {n}" for k, n in self.MINIMUM.items() if getattr(self, k) < n
+        ]
+
+    def __str__(self) -> str:
+        forms = ", ".join(f"{n} of {size}" for size, n in sorted(self.forms.items())) or "none"
+        return (
+            f"{self.decisions} decisions ({self.crowded} with 2+ candidates, "
+            f"{self.groups_offered} with an open group, {self.rematches} after a drop-out, "
+            f"{self.min_wishes} for min 3+); groups formed: {forms}; joins {self.joins}; "
+            f"waits {self.waits}; refused wishes {self.refusals}"
+        )
+
+
+def _counting(engine: Engine, coverage: Coverage, state: dict[str, str]) -> None:
+    """Count every decision the engine asks for (once, though a strict engine asks twice)."""
+    decide = engine.decide
+
+    def counted(
+        wish: Wish, candidates: Sequence[Candidate], groups: Sequence[OpenGroup], ctx: MatchContext
+    ) -> Decision:
+        decision = decide(wish, candidates, groups, ctx)
+        coverage.decisions += 1
+        coverage.crowded += len(candidates) >= 2
+        coverage.groups_offered += bool(groups)
+        coverage.rematches += state["step"] == "cancel"
+        coverage.min_wishes += wish.min_size >= 3
+        if isinstance(decision, Form):
+            coverage.forms[len(decision.request_ids) + 1] += 1
+        elif isinstance(decision, Join):
+            coverage.joins += 1
+        else:
+            coverage.waits += 1
+        return decision
+
+    engine.decide = counted  # type: ignore[method-assign]  # matching reads it at each call
+
+
+def transcript_line(step: Step, now: datetime) -> str:
+    """A step as a person would have typed it: ``09:05 P1: coffee 10:00-11:00 max 2``."""
+    kind = step[0]
+    if kind == "submit":
+        _, who, activity, start_q, extra_q, max_size, by, room, min_size = step
+        text = command(activity, start_q, extra_q, max_size, by, now, min_size)
+        where = f" in {room}" if room else ""
+        return f"{now:%H:%M} {PEOPLE[who].name}{where}: {text}"
+    if kind == "cancel":
+        return f"{now:%H:%M} {PEOPLE[step[1]].name}: cancel (the first of their open requests)"
+    if kind == "ignore":
+        return f"{now:%H:%M} {PEOPLE[step[1]].name}: ignore {PEOPLE[step[2]].name}"
+    return f"{now:%H:%M} ({step[1]} minutes pass)"
+
+
 def run_stream(
-    engine: Engine, clock: FixedClock, steps: Sequence[Step], liveness: bool = False
+    engine: Engine,
+    clock: FixedClock,
+    steps: Sequence[Step],
+    liveness: bool = False,
+    coverage: Coverage | None = None,
 ) -> None:
-    """Play ``steps`` against ``engine``, checking every invariant after each one."""
+    """Play ``steps`` against ``engine``, checking every invariant after each one. A broken
+    one is reported with the steps so far, as chat lines."""
+    coverage = coverage if coverage is not None else Coverage()
+    state = {"step": ""}
+    _counting(engine, coverage, state)
     apart: set[frozenset[str]] = set()
     exempt: set[tuple[int, frozenset[str]]] = set()
     matched: set[int] = set()
+    said: list[str] = []
     for step in steps:
-        kind = step[0]
-        if kind == "submit":
-            _, who, activity, start_q, extra_q, max_size, by, room, min_size = step
-            text = command(activity, start_q, extra_q, max_size, by, clock.now(), min_size)
-            with contextlib.suppress(UserError):
-                engine.submit(PEOPLE[who], text, room)
-        elif kind == "cancel":
-            items = engine.open_requests(PEOPLE[step[1]])
-            if items:
-                engine.cancel(PEOPLE[step[1]], f"#{items[0].request_id}")
-        elif kind == "ignore":
-            a, b = PEOPLE[step[1]], PEOPLE[step[2]]
-            if a != b:
-                engine.ignore(a, b)
-                pair = frozenset((a.id, b.id))
-                apart.add(pair)
-                exempt |= {(rid, pair) for rid in _shared_results(engine, a.id, b.id)}
-        else:
-            clock.advance(minutes=step[1])
-            engine.sweep()
-        check_invariants(engine, clock.now(), apart, liveness, exempt)
-        for person in PEOPLE:
-            for item in engine.open_requests(person):
-                if item.status == Status.MATCHED and item.request_id not in matched:
-                    matched.add(item.request_id)
-                    if clock.now() > item.deadline:
-                        raise InvariantBroken(f"request {item.request_id} matched after deadline")
+        kind = state["step"] = step[0]
+        said.append(transcript_line(step, clock.now()))
+        try:
+            _play(engine, clock, step, apart, exempt, coverage)
+            check_invariants(engine, clock.now(), apart, liveness, exempt)
+            for person in PEOPLE:
+                for item in engine.open_requests(person):
+                    if item.status == Status.MATCHED and item.request_id not in matched:
+                        matched.add(item.request_id)
+                        if clock.now() > item.deadline:
+                            raise InvariantBroken(
+                                f"request {item.request_id} matched after deadline"
+                            )
+        except AssertionError as err:
+            lines = "\n".join(f"  {line}" for line in said)
+            raise type(err)(f"{err}\nafter these steps ({kind} last):\n{lines}") from None
+
+
+def _play(
+    engine: Engine,
+    clock: FixedClock,
+    step: Step,
+    apart: set[frozenset[str]],
+    exempt: set[tuple[int, frozenset[str]]],
+    coverage: Coverage,
+) -> None:
+    kind = step[0]
+    if kind == "submit":
+        _, who, activity, start_q, extra_q, max_size, by, room, min_size = step
+        text = command(activity, start_q, extra_q, max_size, by, clock.now(), min_size)
+        try:
+            engine.submit(PEOPLE[who], text, room)
+        except UserError:
+            coverage.refusals += 1
+    elif kind == "cancel":
+        items = engine.open_requests(PEOPLE[step[1]])
+        if items:
+            engine.cancel(PEOPLE[step[1]], f"#{items[0].request_id}")
+    elif kind == "ignore":
+        a, b = PEOPLE[step[1]], PEOPLE[step[2]]
+        if a != b:
+            engine.ignore(a, b)
+            pair = frozenset((a.id, b.id))
+            apart.add(pair)
+            exempt |= {(rid, pair) for rid in _shared_results(engine, a.id, b.id)}
+    else:
+        clock.advance(minutes=step[1])
+        engine.sweep()
 
 
 def _shared_results(engine: Engine, a: str, b: str) -> set[int]:
@@ -371,22 +492,25 @@ def check_strategy(
     seeds: int = 6,
     shrink: bool = True,
     storage: str = "memory",
-) -> None:
+) -> Coverage:
     """Check ``strategy`` (a name registered through the ``iwant_strategies`` hook: installed
     through an entry point, or in ``plugins``) against every invariant. Raises with the
-    smallest failing stream when one is broken (``shrink=False``: the first one found).
-    ``storage``: ``memory`` (fast, the default) or ``sql`` (a SQLite file)."""
+    smallest failing stream when one is broken (``shrink=False``: the first one found), and
+    when the run reached too few hard situations to mean anything (``Coverage.MINIMUM``).
+    Returns what the run exercised (also printed). ``storage``: ``memory`` (fast, the
+    default) or ``sql`` (a SQLite file)."""
     from hypothesis import HealthCheck, Phase, given
     from hypothesis import settings as hsettings
 
     options = {"plugins": plugins, "strategy_settings": settings, "storage": storage}
     seed_failure: AssertionError | None = None
+    coverage = Coverage()
     streams = [seeded_steps(seed) for seed in range(seeds)]
     streams += [crowded_steps(seed) for seed in range(seeds)]
     for steps in streams:
         with kit_engine(strategy, **options) as (engine, clock):
             try:
-                run_stream(engine, clock, steps, liveness)
+                run_stream(engine, clock, steps, liveness, coverage)
             except AssertionError as err:
                 seed_failure = err
                 break
@@ -401,13 +525,20 @@ def check_strategy(
     @given(steps_strategy())
     def streams_keep_invariants(steps: list[Step]) -> None:
         with kit_engine(strategy, **options) as (engine, clock):
-            run_stream(engine, clock, steps, liveness)
+            run_stream(engine, clock, steps, liveness, coverage)
 
     # Hypothesis reports the smallest failing stream it finds; a long seeded stream that
     # failed where hypothesis found nothing is reported as it is.
     streams_keep_invariants()
     if seed_failure is not None:
         raise seed_failure
+    print(f"strategy kit, {strategy}: {coverage}")
+    missing = coverage.missing()
+    if missing:
+        raise InvariantBroken(
+            f"the run exercised too little to mean anything ({', '.join(missing)}): {coverage}"
+        )
+    return coverage
 
 
 try:

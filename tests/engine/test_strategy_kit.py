@@ -2,6 +2,7 @@
 
 import itertools
 import random
+import re
 from dataclasses import replace
 from datetime import timedelta
 
@@ -70,8 +71,15 @@ def test_the_kit_reports_a_broken_strategy(plugin, name, liveness, says, shrink)
         )
 
 
-def test_a_lazy_strategy_is_still_safe():
-    check_strategy("lazy", plugins=[Lazy()], liveness=False, max_examples=10, seeds=2)
+def test_a_lazy_run_without_liveness_is_safe_but_exercises_too_little_to_pass():
+    with pytest.raises(AssertionError, match="exercised too little to mean anything"):
+        check_strategy("lazy", plugins=[Lazy()], liveness=False, max_examples=10, seeds=2)
+
+
+def test_the_kit_counts_what_it_exercised():
+    coverage = check_strategy("overlap", max_examples=20, seeds=4)
+    assert coverage.forms[3] >= 1 and coverage.joins >= 1 and coverage.rematches >= 1
+    assert "groups formed: " in str(coverage)
 
 
 class GreedyWithoutRetry:
@@ -102,7 +110,7 @@ class GreedyWithoutRetry:
 
 
 def test_the_kit_finds_the_min_3_wish_that_keeps_a_pair_apart_by_itself():
-    with pytest.raises(AssertionError, match="fit each other .* but all wait"):
+    with pytest.raises(AssertionError, match="fit each other .* but all wait") as caught:
         check_strategy(
             "greedy-without-retry",
             plugins=[GreedyWithoutRetry()],
@@ -110,6 +118,10 @@ def test_the_kit_finds_the_min_3_wish_that_keeps_a_pair_apart_by_itself():
             seeds=6,
             shrink=False,
         )
+    # An author can replay it: the steps as a person would have typed them.
+    text = str(caught.value)
+    assert "after these steps" in text
+    assert re.search(r"\n  \d\d:\d\d P\d( in r1)?: coffee \d\d:\d\d-\d\d:\d\d", text), text
 
 
 def _overlap(wish, candidates, groups, ctx):
