@@ -80,8 +80,7 @@ class Zones:
 
 @dataclass(frozen=True)
 class Submitted:
-    request_id: int
-    reply: msg.Note
+    reply: msg.Note  # its ``request_id`` is the new request's
     own_zone: str | None  # the person's own zone, as stored
 
 
@@ -184,14 +183,14 @@ def submit(
             zone,
         )
         note = msg.Note(wish.person, body, msg.cancel_button(request_id), request_id)
-        return Submitted(request_id, note, own_zone)
+        return Submitted(note, own_zone)
     assert outcome.changes.request is not None
     outcome.changes.request = replace(outcome.changes.request, event_key=event_key, replied=replied)
     request_id = _apply_new(uow, outcome.changes, now)
     assert outcome.body is not None
     buttons = msg.cancel_button(request_id, outcome.buttons_label)
     note = msg.Note(wish.person, outcome.body, buttons, request_id)
-    return Submitted(request_id, note, own_zone)
+    return Submitted(note, own_zone)
 
 
 def _apply_new(uow: UnitOfWork, changes: Changes, now: datetime) -> int:

@@ -27,7 +27,6 @@ from typing import cast as cast_type
 from sqlalchemy import (
     BigInteger,
     BindParameter,
-    ColumnElement,
     Executable,
     Select,
     Table,
@@ -39,7 +38,6 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    literal,
     literal_column,
     null,
     or_,
@@ -58,7 +56,6 @@ from ..errors import DuplicateEvent, Unavailable
 from ..model import (
     LIVE,
     Changes,
-    Move,
     Neighbourhood,
     OpenRequest,
     OutboxItem,
@@ -194,7 +191,7 @@ class SQLStorage:
 
     def people(self, ids: Iterable[str]) -> dict[str, PersonInfo]:
         with self._read() as conn:
-            return _people(conn, ids)
+            return _people(conn.execute, ids)
 
     def open_requests(self, person: str, now: datetime) -> list[OpenRequest]:
         with self._read() as conn:
@@ -445,9 +442,7 @@ class SQLWork:
         return [StoredGroup(found[i][0], tuple(found[i][1])) for i in result_ids if i in found]
 
     def people(self, ids: Iterable[str]) -> dict[str, PersonInfo]:
-        if self._locks:
-            self._run(select(literal(1)))
-        return _people(self.conn, ids)
+        return _people(self._run, ids)
 
     def last_met(self, person: str, others: Iterable[str]) -> dict[str, datetime]:
         others = set(others)
@@ -563,10 +558,14 @@ class SQLWork:
             }
             for o in changes.outbox
         ]
+        # A request moved to a new result (leaving a group, a dissolved group): that result
+        # first, so that every move points to a stored one. Never on a submission's path.
+        for move in fresh:
+            assert not isinstance(move.result, int)
+            target = self._new_result(move.result, now)
+            moves.append({"b_id": move.request_id, "b_result": target, "b_status": move.status})
         if self.pg:
-            if not fresh:
-                return self._apply_prepared(results, request, moves, retired, outbox, now)
-            return self._apply_in_one(results, request, moves, fresh, retired, outbox, now)
+            return self._apply_prepared(results, request, moves, retired, outbox, now)
         # SQLite: one statement per kind of write (several rows of a kind: executemany).
         if results:
             self._run(_UPDATE_RESULT, results)
@@ -579,10 +578,6 @@ class SQLWork:
             )
         if moves:
             self._run(_MOVE, moves)
-        for move in fresh:
-            assert not isinstance(move.result, int)
-            target = self._new_result(move.result, now)
-            self._run(_MOVE, {"b_id": move.request_id, "b_result": target, "b_status": move.status})
         if retired:
             self._run(_RETIRE, retired)
         if outbox:
@@ -606,8 +601,9 @@ class SQLWork:
         own = request[1] if request is not None else None
         if request is not None and isinstance(own, ResultChange):
             values = request[0]
-            if results or moves or retired or outbox:
-                return self._apply_in_one(results, request, moves, [], retired, outbox, now)
+            if results or moves or retired or outbox:  # no domain step does this; still right
+                request = (values, self._new_result(own, now))
+                return self._apply_prepared(results, request, moves, retired, outbox, now)
             params = {k: _naive(v) for k, v in values.items()}
             params.update({"r_" + k: _naive(v) for k, v in _result_values(own, now).items()})
             return int(self._run(PG_WAIT, params).scalar_one())
@@ -638,61 +634,6 @@ class SQLWork:
         params["result_id"] = target
         row = self._run(PG_STEP, params).first()
         return None if row is None else int(row[0])
-
-    def _apply_in_one(
-        self,
-        results: list[dict[str, Any]],
-        request: tuple[dict[str, Any], int | ResultChange] | None,
-        moves: list[dict[str, Any]],
-        fresh: Sequence[Move],
-        retired: list[dict[str, Any]],
-        outbox: list[dict[str, Any]],
-        now: datetime,
-    ) -> int | None:
-        """PostgreSQL: every write as one statement of data-modifying CTEs. They all see the
-        snapshot from before the statement, so no two of them may touch the same row; a
-        domain step never does (each row changes at most once in a ``Changes``)."""
-        parts: list[Any] = []  # data-modifying statements, each a CTE of the one statement
-        made = 0  # new results, CTEs that the statements referring to them pull in
-
-        def new_result(change: ResultChange) -> ColumnElement[Any]:
-            nonlocal made
-            made += 1
-            cte = (
-                insert(RESULTS)
-                .values(_result_values(change, now))
-                .returning(RESULTS.c.id)
-                .cte(f"r{made}")
-            )
-            return select(cte.c.id).scalar_subquery()
-
-        for values in results:
-            fields = {k: v for k, v in values.items() if k != "b_id"}
-            parts.append(update(RESULTS).where(RESULTS.c.id == values["b_id"]).values(fields))
-        for m in moves:
-            parts.append(_move([m["b_id"]], m["b_result"], m["b_status"]))
-        for move in fresh:
-            assert not isinstance(move.result, int)
-            parts.append(_move([move.request_id], new_result(move.result), move.status))
-        for r in retired:
-            parts.append(_retire([r["b_id"]], r["b_status"], now))
-        if outbox:
-            parts.append(insert(OUTBOX).values(outbox))
-        main: Any
-        if request is not None:
-            values, result = request
-            target = result if isinstance(result, int) else new_result(result)
-            main = insert(REQUESTS).values(**values, result_id=target).returning(REQUESTS.c.id)
-        elif not parts:
-            return None
-        elif len(parts) == 1:
-            self._run(parts[0])
-            return None
-        else:
-            main = select(literal(1))
-        ctes = [p.cte(f"w{i}") for i, p in enumerate(parts)]
-        result_row = self._run(main.add_cte(*ctes))
-        return int(result_row.scalar_one()) if request is not None else None
 
     def save_person(self, person: PersonInfo, *, keep_timezone: bool = True) -> None:
         values = {
@@ -865,18 +806,6 @@ _RETIRE = (
 )
 
 
-def _move(ids: Sequence[int], result_id: Any, status: Status) -> Any:
-    return update(REQUESTS).where(REQUESTS.c.id.in_(ids)).values(result_id=result_id, status=status)
-
-
-def _retire(ids: Sequence[int], status: Status, now: datetime) -> Any:
-    return (
-        update(RESULTS)
-        .where(RESULTS.c.id.in_(ids))
-        .values(status=status, due_at=None, updated_at=now)
-    )
-
-
 def _result_columns(prefix: str) -> list[Any]:
     return [RESULTS.c[name].label(prefix + name) for name in RESULT_COLUMNS]
 
@@ -1001,11 +930,13 @@ def _result(r: Row[Any], prefix: str) -> StoredResult:
     )  # fmt: skip
 
 
-def _people(conn: Connection, ids: Iterable[str]) -> dict[str, PersonInfo]:
+def _people(execute: Callable[[Executable], Any], ids: Iterable[str]) -> dict[str, PersonInfo]:
+    """The stored people among ``ids``, read with ``execute`` (a connection's, or a unit of
+    work's, which takes its pending locks first)."""
     wanted = set(ids)
     if not wanted:
         return {}
-    rows = conn.execute(select(PEOPLE).where(PEOPLE.c.id.in_(wanted)))
+    rows = execute(select(PEOPLE).where(PEOPLE.c.id.in_(wanted)))
     return {r.id: PersonInfo(r.id, r.display_name, r.timezone, r.platform_timezone) for r in rows}
 
 
