@@ -344,19 +344,8 @@ def _note(member: StoredRequest, body: str) -> NewOutbox:
 
 
 def _change(result: StoredResult, **fields: object) -> ResultChange:
-    values = {
-        "id": result.id,
-        "pool": result.pool,
-        "activity": result.activity,
-        "status": result.status,
-        "start": result.start,
-        "end": result.end,
-        "max_size": result.max_size,
-        "size": result.size,
-        "due_at": result.due_at,
-        **fields,
-    }
-    return ResultChange(**values)  # type: ignore[arg-type]
+    """Result ``result`` as stored, with ``fields`` changed (the two types share fields)."""
+    return ResultChange(**{**vars(result), **fields})
 
 
 # -- cancelling ----------------------------------------------------------------------------------
