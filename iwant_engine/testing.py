@@ -17,7 +17,7 @@ protocol (``Storage.snapshot``):
 no request in two live groups, no group above its max (or below its min), every member's
 window covers the meeting, nobody matched after their deadline, nobody grouped with someone
 they ignore (or who ignores them), and the same inputs give the same decision (each decision
-is asked for twice). The engine also refuses any decision that breaks an invariant; in the
+is asked for five times). The engine also refuses any decision that breaks an invariant; in the
 kit such a refusal is a failure (``StrategyError``) instead of a logged error.
 Liveness is checked too, unless ``liveness=False``: no set of waiting requests that could
 form a valid group on their own (a common slot, within every member's ``min`` and ``max``,
@@ -268,7 +268,7 @@ class Coverage:
 
 
 def _counting(engine: Engine, coverage: Coverage, state: dict[str, str]) -> None:
-    """Count every decision the engine asks for (once, though a strict engine asks twice)."""
+    """Count every decision the engine asks for (once, though a strict engine asks again)."""
     decide = engine.decide
 
     def counted(

@@ -60,7 +60,7 @@ class Lazy:
     ("plugin", "name", "liveness", "says", "shrink"),
     [
         (Greedy(), "greedy", False, "strategy 'greedy'", True),
-        (Moody(), "moody", False, "different decision the second time", False),
+        (Moody(), "moody", False, "different decision when asked again", False),
         (Lazy(), "lazy", True, "fit each other .* but all wait", False),
     ],
 )
