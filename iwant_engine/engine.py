@@ -11,16 +11,16 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from . import matching
+from . import matching, standing
 from . import messages as msg
 from . import settings as settings_mod
 from .clock import Clock, SystemClock
 from .errors import DuplicateEvent, StrategyError, Unavailable, UserError
-from .grammar import is_number, parse_wish
+from .grammar import is_number, parse_wish, split_every
 from .invariants import refusal
 from .model import (
     LIVE,
@@ -35,13 +35,14 @@ from .model import (
     OutboxItem,
     Person,
     PersonInfo,
+    Standing,
     Status,
     Wish,
 )
 from .plugins import make_plugin_manager, named, report
 from .redact import redact
 from .settings import Settings, SettingsError
-from .storage.protocol import Storage
+from .storage.protocol import Storage, UnitOfWork
 from .timephrases import warm_up
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ MAX_ID = 2**31 - 1
 MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=60)
 SWEEP_BATCH = 500
+# Standing wishes made per unit of work: each takes its person's and pool's locks.
+STANDING_BATCH = 20
 
 
 class Engine:
@@ -198,6 +201,9 @@ class Engine:
         send and acknowledge (``replied``); one not acknowledged within ``[limits]
         reply_grace_seconds`` (30) is queued as a direct message by ``answer_again``."""
         self._check_person(person)
+        every = split_every(text)
+        if every is not None:
+            return self.add_standing(person, *every, room)
         key = f"{person.platform}:{event_id}"[:200] if event_id else None
         zone = self._zone_guess(person)
         sure = person.id in self._zones
@@ -248,27 +254,8 @@ class Engine:
         durable_reply: bool,
     ) -> msg.Note:
         now = self.clock.now()
-        parsed = parse_wish(text, now, zone, self.settings)
-        wish = Wish(
-            person.id,
-            self.pool_for(person, room),
-            parsed.activity,
-            parsed.earliest,
-            parsed.latest,
-            parsed.deadline,
-            parsed.length,
-            parsed.max_size,
-            parsed.min_size,
-        )
-        floor = self.min_group_size(wish.pool, wish.activity)
-        if floor > wish.min_size:
-            if floor > wish.max_size:
-                raise UserError(
-                    f"{wish.activity} here needs at least {floor} people, more than your max "
-                    f"{wish.max_size}; try !iwant {wish.activity} max {floor}."
-                )
-            wish = replace(wish, min_size=floor)
-        ctx = MatchContext(now, parsed.length)
+        wish = self._wish(person.id, self.pool_for(person, room), text, now, zone)
+        ctx = MatchContext(now, wish.length)
         origin = f"{person.platform}:{room}" if room else None
         me = PersonInfo(person.id, person.name, None, person.timezone)
         with self.storage.transaction() as uow:
@@ -287,6 +274,30 @@ class Engine:
             )
         self._remember_zone(person, done.own_zone)
         return done.reply
+
+    def _wish(self, person_id: str, pool: str, text: str, now: datetime, zone: ZoneInfo) -> Wish:
+        """``text`` read as a wish typed at ``now`` in ``zone``, with the pool's group floor."""
+        parsed = parse_wish(text, now, zone, self.settings)
+        wish = Wish(
+            person_id,
+            pool,
+            parsed.activity,
+            parsed.earliest,
+            parsed.latest,
+            parsed.deadline,
+            parsed.length,
+            parsed.max_size,
+            parsed.min_size,
+        )
+        floor = self.min_group_size(wish.pool, wish.activity)
+        if floor > wish.min_size:
+            if floor > wish.max_size:
+                raise UserError(
+                    f"{wish.activity} here needs at least {floor} people, more than your max "
+                    f"{wish.max_size}; try !iwant {wish.activity} max {floor}."
+                )
+            wish = replace(wish, min_size=floor)
+        return wish
 
     def open_requests(self, person: Person) -> list[OpenRequest]:
         return self.storage.open_requests(person.id, self.clock.now())
@@ -345,6 +356,202 @@ class Engine:
             if problem:
                 raise StrategyError(f"strategy {name!r}: {problem}: {decision!r}")
         return decision
+
+    # -- standing wishes ---------------------------------------------------------------------
+
+    def add_standing(
+        self, person: Person, text: str, days: frozenset[int], room: str | None = None
+    ) -> msg.Note:
+        """Store ``text`` (a wish) as a standing wish for ``days`` (0 = Monday) and make the
+        days already due (today's, if its time has not passed); the reply says what was made."""
+        now = self.clock.now()
+        zone = self.zone_of(person)
+        pool = self.pool_for(person, room)
+        lead = self.settings.standing_lead
+        # The text must read as a wish on its days, whatever today's time is.
+        probe = standing.on_or_after(days, now.astimezone(zone).date() + timedelta(days=1))
+        wish = self._wish(person.id, pool, text, standing.day_start(probe, zone), zone)
+        origin = f"{person.platform}:{room}" if room else None
+        fresh = standing.new(person.id, pool, origin, wish.activity, text, days, now, zone, lead)
+        me = PersonInfo(person.id, person.name[: matching.NAME_MAX], None, person.timezone)
+        with self.storage.transaction() as uow:
+            uow.add_person(me)
+            mine = uow.standing(person.id)
+            for n, other in enumerate(mine, 1):
+                if (other.text, other.days) == (fresh.text, fresh.days):
+                    raise UserError(
+                        f"You have that standing wish already (number {n}); see !iwant standing."
+                    )
+            if len(mine) >= self.settings.max_standing:
+                raise UserError(
+                    f"You have {len(mine)} standing wishes, the most I keep for one person; "
+                    "stop one first (!iwant standing, then !iwant stop 1)."
+                )
+            stored = replace(fresh, id=uow.add_standing(fresh))
+            upcoming, made = standing.make_due(
+                uow, stored, me, now, zone, lead, self._read_standing, self._submitter(now)
+            )
+            uow.save_standing(upcoming)
+        hours = int(lead.total_seconds() // 3600)
+        lines = [msg.standing_started(standing.describe(stored), len(mine) + 1, hours)]
+        for m in made:
+            body = m.problem or (m.note.body if m.note else "")
+            lines.append(msg.standing_day(standing.day_text(m.day), body))
+        if not made:
+            lines.append(msg.standing_first(standing.day_text(upcoming.next_day)))
+        buttons = [{"label": "Stop it", "command": f"iwant stop #{stored.id}"}]
+        return msg.Note(person.id, "\n".join(lines), buttons)
+
+    def _read_standing(self, wish: Standing, at: datetime, zone: ZoneInfo) -> Wish:
+        return self._wish(wish.person, wish.pool, wish.text, at, zone)
+
+    def _submitter(self, now: datetime) -> standing.Submitter:
+        def submit(
+            uow: UnitOfWork, wish: Wish, me: PersonInfo, origin: str | None, key: str
+        ) -> tuple[msg.Note, bool]:
+            ctx = MatchContext(now, wish.length)
+            limit = self.settings.max_open_requests
+            done = matching.submit(
+                uow, wish, me, origin, self.decide, ctx, limit, self.zones, event_key=key
+            )
+            return done.reply, done.matched
+
+        return submit
+
+    def _today(self, person: Person) -> tuple[datetime, ZoneInfo, date]:
+        now = self.clock.now()
+        zone = self.zone_of(person)
+        return now, zone, now.astimezone(zone).date()
+
+    def standing_text(self, person: Person) -> str:
+        """``!iwant standing``: the person's standing wishes, numbered."""
+        self._check_person(person)
+        _, _, today = self._today(person)
+        with self.storage.transaction() as uow:
+            mine = uow.standing(person.id)
+        return standing.listing(mine, today)
+
+    def stop(self, person: Person, selector: str = "") -> str:
+        """End a standing wish, by number (``2``), activity (``lunch``) or id (``#12``)."""
+        self._check_person(person)
+        now, _, today = self._today(person)
+        selector = " ".join(selector.lower().split())
+        with self.storage.transaction() as uow:
+            mine = uow.standing(person.id)
+            if selector.startswith("#") and is_number(selector[1:]):
+                found = [s for s in mine if s.id == int(selector[1:])]
+                if not found:
+                    raise UserError("That standing wish has ended already; see !iwant standing.")
+                chosen = found[0]
+            else:
+                chosen = standing.select(mine, selector)
+            uow.save_standing(replace(chosen, ended_at=now, create_at=None))
+        text = f"Stopped: {standing.describe(chosen)}."
+        if self._made_live(chosen, today, chosen.next_day):
+            text += (
+                f" The {chosen.activity} wish already made from it stays; "
+                f"!iwant cancel {chosen.activity} cancels it."
+            )
+        return text
+
+    def _made_live(self, wish: Standing, first: date, until: date) -> list[int]:
+        """Ids of the live requests ``wish`` made for the days ``first`` to before ``until``."""
+        ids = []
+        day = first
+        while day < until:
+            request = self.storage.request_by_event(standing.event_key(wish.id, day))
+            if request is not None and request.status in LIVE:
+                ids.append(request.id)
+            day += timedelta(days=1)
+        return ids
+
+    def skip(self, person: Person, args: str) -> str:
+        """``!iwant skip friday`` (or ``skip lunch friday``): leave one day out of every
+        standing wish on that day (or of the one for ``lunch``); a wish already made for that
+        day is cancelled."""
+        self._check_person(person)
+        _, _, today = self._today(person)
+        words = " ".join(args.lower().split()).split(" ")
+        example = "!iwant skip friday (or !iwant skip lunch friday)"
+        with self.storage.transaction() as uow:
+            mine = uow.standing(person.id)
+            if not mine:
+                raise UserError(msg.no_standing())
+            activity = None
+            if len(words) > 1 and any(s.activity == words[0] for s in mine):
+                activity, words = words[0], words[1:]
+            day = standing.parse_day(" ".join(words), today, example)
+            chosen = [s for s in mine if activity in (None, s.activity) and day.weekday() in s.days]
+            if not chosen:
+                raise UserError(
+                    f"None of your standing {activity + ' ' if activity else ''}wishes is on "
+                    f"{standing.day_text(day)}; see !iwant standing."
+                )
+            for s in chosen:
+                kept = frozenset(d for d in s.skips if d >= today) | {day}
+                uow.save_standing(replace(s, skips=kept))
+        cancelled = self._cancel_made(person, chosen, day, day + timedelta(days=1))
+        what = "; ".join(standing.describe(s) for s in chosen)
+        text = f"Skipping {standing.day_text(day)}: {what}."
+        if cancelled:
+            text += f" I cancelled the wish already made for that day ({', '.join(cancelled)})."
+        return text
+
+    def _cancel_made(
+        self, person: Person, chosen: Sequence[Standing], first: date, until: date
+    ) -> list[str]:
+        """Cancel the live wishes ``chosen`` made for the days ``first`` to before ``until``
+        (the others in a group are told, as for any cancel); their activities."""
+        done = []
+        for s in chosen:
+            for request_id in self._made_live(s, first, min(until, s.next_day)):
+                try:
+                    self.cancel(person, f"#{request_id}")
+                except UserError:
+                    continue  # it ended meanwhile
+                done.append(s.activity)
+        return done
+
+    def pause(self, person: Person, args: str) -> str:
+        """``!iwant pause until 2026-12-14`` or ``pause 2 weeks``: no standing wish makes a
+        wish for a day before the first day back; wishes already made for them are cancelled."""
+        self._check_person(person)
+        _, _, today = self._today(person)
+        back = standing.parse_pause(args, today)
+        with self.storage.transaction() as uow:
+            mine = uow.standing(person.id)
+            if not mine:
+                raise UserError(msg.no_standing())
+            for s in mine:
+                uow.save_standing(replace(s, paused_until=back))
+        cancelled = self._cancel_made(person, mine, today, back)
+        count = "your standing wish" if len(mine) == 1 else f"all {len(mine)} standing wishes"
+        text = (
+            f"Paused {count} until {standing.day_text(back)} (the first day back); "
+            "!iwant resume ends the pause sooner."
+        )
+        if cancelled:
+            text += f" I cancelled the wishes already made ({', '.join(cancelled)})."
+        return text
+
+    def resume(self, person: Person) -> str:
+        """End a pause of the person's standing wishes."""
+        self._check_person(person)
+        _, _, today = self._today(person)
+        with self.storage.transaction() as uow:
+            mine = uow.standing(person.id)
+            paused = [s for s in mine if s.paused_until is not None and s.paused_until > today]
+            for s in paused:
+                uow.save_standing(replace(s, paused_until=None))
+        if not mine:
+            return msg.no_standing()
+        if not paused:
+            return "Your standing wishes are not paused; see !iwant standing."
+        first = min(paused, key=lambda s: s.next_day)
+        return (
+            f"Resumed: the next is {first.activity} on {standing.day_text(first.next_day)}; "
+            "see !iwant standing."
+        )
 
     # -- ignore lists ------------------------------------------------------------------------
 
@@ -422,6 +629,7 @@ class Engine:
         (expired, done). Works in units of work of at most ``batch`` results."""
         now = self.clock.now()
         expired = done = 0
+        self.sweep_standing(now)
         if not self.storage.has_due(now):
             return expired, done  # the common case for a poller: no write transaction
         while True:
@@ -430,6 +638,22 @@ class Engine:
             expired, done = expired + e, done + d
             if not e + d:
                 return expired, done
+
+    def sweep_standing(self, now: datetime | None = None, batch: int = STANDING_BATCH) -> int:
+        """Make the days' wishes of standing wishes that are due (part of ``sweep``); how
+        many standing wishes were looked at."""
+        now = now or self.clock.now()
+        if not self.storage.has_due_standing(now):
+            return 0
+        total = 0
+        read, submit, lead = self._read_standing, self._submitter(now), self.settings.standing_lead
+        for _ in range(10_000):  # bounded: each round moves every wish it sees to a later day
+            with self.storage.transaction() as uow:
+                seen = standing.sweep_step(uow, now, batch, self.zones.of, lead, read, submit)
+            total += seen
+            if seen < batch:
+                break
+        return total
 
     def deliver(
         self,

@@ -278,3 +278,72 @@ def _size(clauses: dict[str, str], key: str, default: int, settings: Settings) -
     if size > settings.max_group_size:
         raise UserError(f"Groups can have at most {settings.max_group_size} people; try {example}.")
     return size
+
+
+# -- standing wishes: "lunch 12:00 every weekday" ------------------------------------------------
+
+_EVERY = re.compile(r"\bevery\b")
+DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_DAYS: dict[str, frozenset[int]] = {
+    **{name: frozenset({i}) for i, name in enumerate(DAY_NAMES)},
+    **{name + "s": frozenset({i}) for i, name in enumerate(DAY_NAMES)},
+    **{name[:3]: frozenset({i}) for i, name in enumerate(DAY_NAMES)},
+    "tues": frozenset({1}), "thur": frozenset({3}), "thurs": frozenset({3}),
+    "weekday": frozenset(range(5)), "weekdays": frozenset(range(5)),
+    "workday": frozenset(range(5)), "workdays": frozenset(range(5)),
+    "weekend": frozenset({5, 6}), "weekends": frozenset({5, 6}),
+    "day": frozenset(range(7)), "days": frozenset(range(7)),
+}  # fmt: skip
+EVERY_EXAMPLE = "!iwant lunch 12:00 every weekday"
+_RELATIVE_WHEN = ("now", "asap", "right", "in", "until", "till")
+_DAY_WORDS = {"today", "tomorrow", "next", *_DAYS}
+
+
+def day_names(days: frozenset[int]) -> str:
+    """``weekday``, ``day``, ``weekend`` or ``mon wed fri``: how ``days`` are written."""
+    for word in ("day", "weekday", "weekend"):
+        if days == _DAYS[word]:
+            return word
+    return " ".join(DAY_NAMES[d][:3] for d in sorted(days))
+
+
+def parse_days(words: str, example: str = EVERY_EXAMPLE) -> frozenset[int]:
+    """The weekdays (0 = Monday) of ``weekday``, ``day``, ``mon wed fri``, ``friday``."""
+    days: set[int] = set()
+    for word in words.replace(",", " ").split():
+        if word in ("and", "&"):
+            continue
+        if word not in _DAYS:
+            raise UserError(
+                f"I don't know the day '{quote(word, 20)}'; say every day, every weekday or "
+                f"every mon wed fri, like {example}."
+            )
+        days |= _DAYS[word]
+    if not days:
+        raise UserError(f"Say which days after 'every', like {example} (or every mon wed fri).")
+    return frozenset(days)
+
+
+def split_every(args: str) -> tuple[str, frozenset[int]] | None:
+    """``lunch 12:00 every weekday max 4`` -> (``lunch 12:00 max 4``, Monday to Friday); None
+    when the text has no ``every``. The wish must name a time of day and no day of its own."""
+    text = _clean(args)
+    found = _EVERY.search(text)
+    if found is None:
+        return None
+    before, after = text[: found.start()].strip(), text[found.end() :].strip()
+    clause = _KEYWORDS.search(after)
+    day_words, tail = (after[: clause.start()], after[clause.start() :]) if clause else (after, "")
+    activity = before.partition(" ")[0]
+    example = f"!iwant {activity or 'lunch'} 12:00 every weekday"
+    if not before or _EVERY.search(tail):
+        raise UserError(f"Say the wish, then the days once, like {example}.")
+    days = parse_days(day_words, example)
+    wish = f"{before} {tail}".strip()
+    when = _split_clauses(wish.partition(" ")[2])[0]
+    words = when.split()
+    if not words or words[0] in _RELATIVE_WHEN:
+        raise UserError(f"A standing wish needs a time of day, like {example}.")
+    if _DAY_WORDS & set(words):
+        raise UserError(f"Say the days only after 'every', like {example}.")
+    return wish, days

@@ -54,6 +54,8 @@ from .storage.protocol import UnitOfWork
 
 log = logging.getLogger(__name__)
 
+#: The event key of a day's wish made by a standing wish starts so (``standing.py``).
+STANDING_KEY = "standing:"
 #: At most this many candidates and open groups are offered to a strategy.
 CANDIDATE_LIMIT = 200
 NAME_MAX = 100
@@ -82,6 +84,7 @@ class Zones:
 class Submitted:
     reply: msg.Note  # its ``request_id`` is the new request's
     own_zone: str | None  # the person's own zone, as stored
+    matched: bool = False  # it joined or formed a group (else it waits)
 
 
 class WrongZone(Exception):
@@ -190,7 +193,7 @@ def submit(
     assert outcome.body is not None
     buttons = msg.cancel_button(request_id, outcome.buttons_label)
     note = msg.Note(wish.person, outcome.body, buttons, request_id)
-    return Submitted(note, own_zone)
+    return Submitted(note, own_zone, matched=True)
 
 
 def _apply_new(uow: UnitOfWork, changes: Changes, now: datetime) -> int:
@@ -339,8 +342,18 @@ def _place(
 
 def _note(member: StoredRequest, body: str) -> NewOutbox:
     return NewOutbox(
-        member.person, body, msg.cancel_button(member.id, "I can't make it"), member.origin
+        member.person,
+        _marked(member, body),
+        msg.cancel_button(member.id, "I can't make it"),
+        member.origin,
     )
+
+
+def _marked(member: StoredRequest, body: str) -> str:
+    """A message about a wish that a standing wish made says so."""
+    if member.event_key is not None and member.event_key.startswith(STANDING_KEY):
+        return msg.from_standing(body, member.activity)
+    return body
 
 
 def _change(result: StoredResult, **fields: object) -> ResultChange:
@@ -441,7 +454,7 @@ def _dissolve(
             changes.moves.append(Move(m.id, own, status))
         if expired:
             body = msg.nobody_left(activity, start, end, leaver, people.zone(m.person))
-            changes.outbox.append(NewOutbox(m.person, body, [], m.origin))
+            changes.outbox.append(NewOutbox(m.person, _marked(m, body), [], m.origin))
     uow.apply(changes, now)
     for m in rest:
         if m.deadline <= now:
@@ -453,7 +466,7 @@ def _dissolve(
         outcome = _rematch(uow, current, people, decide, ctx)
         if outcome is None:
             body = msg.alone_again(activity, start, end, leaver, m.deadline, zone)
-            note = NewOutbox(m.person, body, msg.cancel_button(m.id), m.origin)
+            note = NewOutbox(m.person, _marked(m, body), msg.cancel_button(m.id), m.origin)
             uow.apply(Changes(outbox=[note]), now)
             continue
         assert outcome.body is not None
@@ -465,7 +478,7 @@ def _dissolve(
             else n
             for n in outcome.changes.outbox
         ]
-        body = msg.rematched_after_drop_out(leaver, outcome.body)
+        body = _marked(m, msg.rematched_after_drop_out(leaver, outcome.body))
         buttons = msg.cancel_button(m.id, outcome.buttons_label)
         outcome.changes.outbox.append(NewOutbox(m.person, body, buttons, m.origin))
         uow.apply(outcome.changes, now)
@@ -528,7 +541,7 @@ def sweep_step(uow: UnitOfWork, now: datetime, batch: int, zones: Zones) -> tupl
             if status == Status.EXPIRED:
                 zone = people.zone(m.person)
                 body = msg.expired(m.activity, m.earliest, m.latest, m.min_size, zone)
-                changes.outbox.append(NewOutbox(m.person, body, [], m.origin))
+                changes.outbox.append(NewOutbox(m.person, _marked(m, body), [], m.origin))
     uow.apply(changes, now)
     return len(waiting), len(due) - len(waiting)
 

@@ -210,3 +210,40 @@ def answer_again(what: str) -> str:
 
 def rematched_after_drop_out(who: str, body: str) -> str:
     return f"{who} dropped out. {body}"
+
+
+# -- standing wishes -----------------------------------------------------------------------------
+
+
+def from_standing(body: str, activity: str) -> str:
+    """A message about a wish made by a standing wish says so, and how to stop it."""
+    return f"{body} (From your standing {activity} wish; !iwant stop {activity} ends it.)"
+
+
+def standing_started(what: str, number: int, lead_hours: int) -> str:
+    if lead_hours == 0:
+        when = "at midnight"
+    elif lead_hours <= 24:
+        when = f"at {24 - lead_hours:02d}:00 the day before"
+    else:
+        when = f"{lead_hours} hours before each day begins"
+    return (
+        f"Standing wish {number}: {what}. I make each day's wish {when}, and you hear when "
+        f"someone joins; !iwant standing lists them, !iwant stop {number} ends this one."
+    )
+
+
+def standing_day(day_text: str, body: str) -> str:
+    return f"{day_text}: {body}"
+
+
+def standing_first(day_text: str) -> str:
+    return f"The first one is for {day_text}."
+
+
+def standing_not_made(activity: str, day_text: str, why: str) -> str:
+    return f"I did not make your standing {activity} wish for {day_text}: {why}"
+
+
+def no_standing() -> str:
+    return "You have no standing wishes. Start one with !iwant lunch 12:00 every weekday."

@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 
 class Status(enum.StrEnum):
@@ -349,3 +349,27 @@ class Changes:
             or self.outbox
             or self.replied
         )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A standing wish (``lunch 12:00 every weekday``): the wish ``text`` made anew for every
+    day in ``days`` (0 = Monday), in its person's zone.
+
+    ``next_day`` is the next day whose wish is still to be made, at ``create_at`` (None once
+    ended). ``paused_until``: days before it are left out; ``skips``: single days left out.
+    ``id`` is 0 for one not stored yet."""
+
+    id: int
+    person: str
+    pool: str
+    origin: str | None
+    activity: str
+    text: str
+    days: frozenset[int]
+    created_at: datetime
+    next_day: date
+    create_at: datetime | None
+    paused_until: date | None = None
+    skips: frozenset[date] = frozenset()
+    ended_at: datetime | None = None

@@ -50,6 +50,9 @@ class Settings:
     # How long a bot process has to hand an answer to its platform before any process
     # sends it as a direct message instead.
     reply_grace: timedelta = timedelta(seconds=30)
+    max_standing: int = 5  # standing wishes ("every weekday") per person
+    # A standing wish's wish for a day is made this long before that day begins (local).
+    standing_lead: timedelta = timedelta(hours=12)
 
     def activity(self, name: str) -> Activity | None:
         return self.activities.get(name) or (
@@ -192,6 +195,12 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
         ),
         pool_size=_int(
             "limits", "database_pool_size", limits.get("database_pool_size", "5"), 1, 100
+        ),
+        max_standing=_int("limits", "max_standing", limits.get("max_standing", "5"), 1, 50),
+        standing_lead=timedelta(
+            hours=_int(
+                "limits", "standing_lead_hours", limits.get("standing_lead_hours", "12"), 0, 48
+            )
         ),
     )
 

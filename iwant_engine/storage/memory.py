@@ -22,6 +22,7 @@ from ..model import (
     OutboxItem,
     PersonInfo,
     ResultChange,
+    Standing,
     Status,
     StoredGroup,
     StoredRequest,
@@ -64,12 +65,17 @@ class _State:
     ignores: dict[tuple[str, str], datetime] = field(default_factory=dict)
     event_keys: dict[str, int] = field(default_factory=dict)  # event key -> request id
     unreplied: dict[int, datetime] = field(default_factory=dict)  # request id -> created
+    standing: dict[int, Standing] = field(default_factory=dict)
     last_ids: dict[str, int] = field(
-        default_factory=lambda: {"request": 0, "result": 0, "outbox": 0}
+        default_factory=lambda: {"request": 0, "result": 0, "outbox": 0, "standing": 0}
     )
 
     def copy(self) -> _State:
         return _State(**{f.name: dict(getattr(self, f.name)) for f in fields(self)})
+
+    def due_standing(self, now: datetime) -> list[Standing]:
+        due = [s for s in self.standing.values() if s.create_at is not None and s.create_at <= now]
+        return sorted(due, key=lambda s: (s.create_at, s.id))
 
     def next_id(self, kind: str) -> int:
         self.last_ids[kind] += 1
@@ -270,6 +276,21 @@ class _MemoryUnitOfWork:
     def remove_ignore(self, person: str, ignored: str) -> bool:
         return self.state.ignores.pop((person, ignored), None) is not None
 
+    def add_standing(self, standing: Standing) -> int:
+        standing_id = self.state.next_id("standing")
+        self.state.standing[standing_id] = replace(standing, id=standing_id)
+        return standing_id
+
+    def standing(self, person: str) -> list[Standing]:
+        mine = (s for s in self.state.standing.values() if s.person == person)
+        return sorted((s for s in mine if s.ended_at is None), key=lambda s: s.id)
+
+    def save_standing(self, standing: Standing) -> None:
+        self.state.standing[standing.id] = standing
+
+    def due_standing(self, now: datetime, limit: int) -> list[Standing]:
+        return self.state.due_standing(now)[:limit]
+
 
 class MemoryStorage:
     """Requests, results, people and the outbox in dicts of this process."""
@@ -366,6 +387,10 @@ class MemoryStorage:
     def has_due(self, now: datetime) -> bool:
         with self._lock:
             return bool(self._state.due(now))
+
+    def has_due_standing(self, now: datetime) -> bool:
+        with self._lock:
+            return bool(self._state.due_standing(now))
 
     def snapshot(self) -> list[tuple[StoredRequest, StoredResult]]:
         with self._lock:

@@ -37,6 +37,7 @@ from ..model import (
     OpenRequest,
     OutboxItem,
     PersonInfo,
+    Standing,
     StoredGroup,
     StoredRequest,
     StoredResult,
@@ -111,6 +112,24 @@ class UnitOfWork(Protocol):
     def remove_ignore(self, person: str, ignored: str) -> bool:
         """Forget that ``person`` ignores ``ignored``; False when they did not."""
 
+    # -- standing wishes -----------------------------------------------------------------------
+
+    def add_standing(self, standing: Standing) -> int:
+        """Store a new standing wish (its ``id`` is ignored); its id. The engine stores the
+        person first (``add_person``)."""
+
+    def standing(self, person: str) -> list[Standing]:
+        """The person's standing wishes that have not ended, by id."""
+
+    def save_standing(self, standing: Standing) -> None:
+        """Write a stored standing wish's ``next_day``, ``create_at``, ``paused_until``,
+        ``skips`` and ``ended_at``; the other fields never change."""
+
+    def due_standing(self, now: datetime, limit: int) -> list[Standing]:
+        """Standing wishes not ended with ``create_at <= now``, earliest first, at most
+        ``limit``; each is claimed (another unit of work's ``due_standing`` skips it, and
+        ``save_standing`` of another waits) until this one ends."""
+
 
 class Storage(Protocol):
     """A storage: units of work, plus reads and outbox operations that need none."""
@@ -151,6 +170,10 @@ class Storage(Protocol):
 
     def has_due(self, now: datetime) -> bool:
         """Whether ``UnitOfWork.due`` would find anything; cheap, takes no write lock."""
+
+    def has_due_standing(self, now: datetime) -> bool:
+        """Whether ``UnitOfWork.due_standing`` would find anything; cheap, takes no write
+        lock."""
 
     def snapshot(self) -> list[tuple[StoredRequest, StoredResult]]:
         """Every request with its result, by request id: for invariant checks and tests."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -157,3 +158,29 @@ class Ignore(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_ignores_ignored", "ignored"),)
+
+
+class StandingWish(Base):
+    """A standing wish (``lunch 12:00 every weekday``); each day's wish is a request whose
+    ``event_key`` is ``standing:<id>:<day>``, so it is made once however many processes run."""
+
+    __tablename__ = "standing"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person: Mapped[str] = mapped_column(String(PERSON_MAX), ForeignKey("people.id"))
+    pool: Mapped[str] = mapped_column(String(POOL_MAX))
+    origin: Mapped[str | None] = mapped_column(String(POOL_MAX))
+    activity: Mapped[str] = mapped_column(String(NAME_MAX))
+    text: Mapped[str] = mapped_column(String(POOL_MAX))  # the wish without "every ..."
+    days: Mapped[int] = mapped_column(Integer)  # bit d set: weekday d (0 = Monday)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_day: Mapped[date] = mapped_column(Date)
+    create_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # NULL once ended
+    paused_until: Mapped[date | None] = mapped_column(Date)
+    skips: Mapped[str] = mapped_column(String(POOL_MAX), server_default="")  # ISO days
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_standing_create_at", "create_at"),
+        Index("ix_standing_person", "person"),
+    )

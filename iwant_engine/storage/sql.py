@@ -69,6 +69,7 @@ from ..model import (
 )
 from ..plugins import hookimpl
 from .schema import NAME_MAX, Ignore, Outbox, Person, Request, Result, UTCDateTime
+from .sql_standing import StandingReads, StandingWork
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class SQLStorage:
+class SQLStorage(StandingReads):
     """Requests, results, people, ignore lists and the outbox in one SQL database."""
 
     def __init__(self, url: str, pool_size: int = 5, default_timezone: str = "UTC") -> None:
@@ -353,7 +354,7 @@ class SQLStorage:
             conn.execute(update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(**values))
 
 
-class SQLWork:
+class SQLWork(StandingWork):
     """A unit of work: one transaction on one connection."""
 
     def __init__(self, storage: SQLStorage, conn: Connection) -> None:
