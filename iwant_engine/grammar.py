@@ -336,7 +336,7 @@ def split_every(args: str) -> tuple[str, frozenset[int]] | None:
     day_words, tail = (after[: clause.start()], after[clause.start() :]) if clause else (after, "")
     activity = before.partition(" ")[0]
     example = f"!iwant {activity or 'lunch'} 12:00 every weekday"
-    if not before or _EVERY.search(tail):
+    if not before or _EVERY.search(after):
         raise UserError(f"Say the wish, then the days once, like {example}.")
     days = parse_days(day_words, example)
     wish = f"{before} {tail}".strip()

@@ -138,7 +138,7 @@ def _make_day(
     submit: Submitter,
 ) -> Made | None:
     try:
-        wish = read(standing, max(now, day_start(day, zone)), zone)
+        wish = read(standing, day_start(day, zone), zone)
     except UserError as err:  # the text no longer reads (an activity was removed, say)
         return Made(day, problem=str(err))
     minute = now.replace(second=0, microsecond=0) + timedelta(minutes=1)

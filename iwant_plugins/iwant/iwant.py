@@ -75,12 +75,23 @@ COMMANDS = (
     Form("coffee 10:00 by 9:30", "tell me by 9:30"),
     Form("lunch 12:00 max 4", "at most 4 people in the group"),
     Form("lunch 12:00 min 3", "only if at least 3 people can make it"),
+    Form(
+        "lunch 12:00 every weekday",
+        "a standing wish, made anew each day (every day, every mon wed fri, every friday)",
+    ),
     Form("list", "my open requests and groups, with numbers", "list"),
     Form(
         "cancel",
         "cancel my only open request (or: !iwant cancel 2, !iwant cancel lunch)",
         "cancel",
     ),
+    Form("standing", "my standing wishes, with numbers", "standing"),
+    Form("stop 1", "end standing wish 1 (or: !iwant stop lunch)", "stop"),
+    Form(
+        "skip friday", "skip one day of my standing wishes (today, tomorrow, lunch friday)", "skip"
+    ),
+    Form("pause until 2026-12-14", "pause my standing wishes (or: !iwant pause 2 weeks)", "pause"),
+    Form("resume", "end the pause", "resume"),
     Form("tz Europe/Prague", "set my time zone (!iwant tz shows it)", "tz"),
     Form("ignore @someone", "never be grouped with them; they are not told", "ignore"),
     Form("unignore @someone", "undo it", "unignore"),
@@ -95,7 +106,8 @@ RESERVED = frozenset(f.command for f in COMMANDS if f.command)
 
 def command_list(prefix: str = "!") -> str:
     """The table as the README and ``help`` show it."""
-    return "\n".join(f"{prefix}iwant {f.example:<22} {f.help}" for f in COMMANDS)
+    width = max(len(f.example) for f in COMMANDS)
+    return "\n".join(f"{prefix}iwant {f.example:<{width}} {f.help}" for f in COMMANDS)
 
 
 class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
@@ -191,6 +203,36 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         return self._run(msg, person, lambda: self._engine().cancel(person, args))
 
     @botcmd
+    def iwant_standing(self, msg: Message, args: str) -> str | None:
+        """Your standing wishes, numbered: !iwant standing"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self._engine().standing_text(person))
+
+    @botcmd
+    def iwant_stop(self, msg: Message, args: str) -> str | None:
+        """End a standing wish: !iwant stop 1, !iwant stop lunch"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self._engine().stop(person, args))
+
+    @botcmd
+    def iwant_skip(self, msg: Message, args: str) -> str | None:
+        """Skip one day of your standing wishes: !iwant skip friday, !iwant skip lunch tomorrow"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self._engine().skip(person, args))
+
+    @botcmd
+    def iwant_pause(self, msg: Message, args: str) -> str | None:
+        """Pause your standing wishes: !iwant pause until 2026-12-14, !iwant pause 2 weeks"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self._engine().pause(person, args))
+
+    @botcmd
+    def iwant_resume(self, msg: Message, args: str) -> str | None:
+        """End a pause of your standing wishes: !iwant resume"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self._engine().resume(person))
+
+    @botcmd
     def iwant_tz(self, msg: Message, args: str) -> str | None:
         """Show or set your time zone: !iwant tz Europe/Prague"""
         person = self.person_of(msg.frm)
@@ -282,6 +324,11 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             "ignore": lambda: self._engine().ignore(person, self._someone(tail)),
             "unignore": lambda: self._engine().unignore(person, self._someone(tail)),
             "ignored": lambda: self._ignored_text(person),
+            "standing": lambda: self._engine().standing_text(person),
+            "stop": lambda: self._engine().stop(person, tail),
+            "skip": lambda: self._engine().skip(person, tail),
+            "pause": lambda: self._engine().pause(person, tail),
+            "resume": lambda: self._engine().resume(person),
         }
         word = command.lower()
         if word in RESERVED and word not in actions:
