@@ -33,6 +33,13 @@ class Chat:
     def tick(self) -> dict[str, str]:
         return self._collect(self.plugin.tick)[1]
 
+    def tick_all(self) -> list[tuple[str, str]]:
+        """Every (recipient, notification) one poller round sent, in order."""
+        start = len(self.sent)
+        self.tick()
+        me = str(self.bot.bot_identifier)
+        return [(str(m.to), m.body) for m in self.sent[start:] if str(m.to) != me]
+
     def _collect(self, action) -> tuple[str, dict[str, str]]:
         start = len(self.sent)
         action()
