@@ -3,7 +3,8 @@
 The database URL comes from ``IWANT_DATABASE_URL``; everything else from the job file:
 
 - ``role``: ``load`` (submit ``commands``, optionally delivering after each like the plugin
-  does), ``deliver`` (drain one platform's outbox) or ``sweep`` (expire and mark done).
+  does), ``deliver`` (drain one platform's outbox), ``sweep`` (expire and mark done) or
+  ``sweep_standing`` (make standing wishes' days at each of ``clocks``).
 - ``clock``: ISO moment of the fixed clock, so that every process agrees on "now".
 - ``pools``: room -> pool name, as ``Settings.pools``.
 - ``ready`` / ``go``: the worker writes ``ready`` once its engine is built, then waits (bounded)
@@ -222,6 +223,19 @@ def run_sweep(job: dict, engine: Engine) -> dict:
     return {"expired": expired, "done": done, "calls": calls}
 
 
+def run_sweep_standing(job: dict, engine: Engine) -> dict:
+    """Make the due days of standing wishes at each of ``clocks`` in turn, as the poller does."""
+    looked_at = 0
+    for moment in job["clocks"]:
+        engine.clock.set(datetime.fromisoformat(moment))  # type: ignore[attr-defined]
+        for _ in range(100):
+            seen = engine.sweep_standing(batch=int(job.get("batch", 20)))
+            looked_at += seen
+            if not seen:
+                break
+    return {"looked_at": looked_at}
+
+
 def main(argv: list[str]) -> int:
     job = json.loads(Path(argv[1]).read_text())
     engine = build_engine(job)
@@ -237,6 +251,8 @@ def main(argv: list[str]) -> int:
             summary = run_deliver(job, engine, sent)
         elif job["role"] == "sweep":
             summary = run_sweep(job, engine)
+        elif job["role"] == "sweep_standing":
+            summary = run_sweep_standing(job, engine)
         else:
             raise SystemExit(f"unknown role {job['role']!r}")
         summary.update(started=started, finished=time.time(), pid=os.getpid())
