@@ -9,6 +9,12 @@ step are one statement on PostgreSQL (data-modifying CTEs) and one per kind of w
 SQLite. A waiting submission costs five statements on SQLite and four on PostgreSQL, the
 commit included (see docs/benchmarks.md for the other cases). All times come from the
 caller's clock, never from SQL.
+
+The statements of that hot path (locks, the read, the writes of a domain step, a person's
+row, SQLite's ``BEGIN IMMEDIATE``) are Core statements compiled once per dialect and run on
+the driver's cursor (``compiled.py``); on PostgreSQL the locks and the read go to the server
+in one round trip (psycopg's pipeline mode). Everything else goes through
+``Connection.execute``.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ from ..model import (
     Wish,
 )
 from ..plugins import hookimpl
+from .compiled import Prepared, Runner
 from .schema import NAME_MAX, Ignore, Outbox, Person, Request, Result, UTCDateTime
 from .sql_standing import StandingReads, StandingWork
 
@@ -135,6 +142,13 @@ class SQLStorage(StandingReads):
         self._insert = sqlite_insert if self.is_sqlite else pg_insert
         # Reads that never write: on SQLite no BEGIN, so they take no write lock.
         self.reader = self.engine.execution_options(iwant_readonly=True)
+        self._hot: _Hot | None = None
+
+    def hot(self) -> _Hot:
+        """The hot statements compiled for this database (once, after the first connect)."""
+        if self._hot is None:
+            self._hot = _Hot(self.engine.dialect, self.is_sqlite)
+        return self._hot
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -360,12 +374,17 @@ class SQLWork(StandingWork):
     def __init__(self, storage: SQLStorage, conn: Connection) -> None:
         self.storage, self.conn = storage, conn
         self.pg = not storage.is_sqlite
+        self.hot = storage.hot()
+        self.runner = Runner(conn)
         self._locks: list[int] = []  # asked for, taken before the next statement
 
-    def _run(self, stmt: Executable, params: Any = None) -> Any:
+    def _take_locks(self) -> None:
         if self._locks:
             keys, self._locks = self._locks, []
-            self.conn.execute(_LOCKS[len(keys)], {f"k{i}": k for i, k in enumerate(keys)})
+            self.runner.execute(self.hot.locks[len(keys)], {f"k{i}": k for i, k in enumerate(keys)})
+
+    def _run(self, stmt: Executable, params: Any = None) -> Any:
+        self._take_locks()
         return self.conn.execute(stmt, params)
 
     # -- locks and reads ---------------------------------------------------------------------
@@ -375,35 +394,41 @@ class SQLWork(StandingWork):
             self._locks.append(lock_key(*key))
 
     def neighbourhood(self, wish: Wish, now: datetime, limit: int) -> Neighbourhood:
-        rows = self._run(_neighbourhood_query(limit), _neighbourhood_params(wish, now)).all()
+        query = self.hot.neighbourhood(limit)
+        # On PostgreSQL the pending locks and the read go in one round trip (pipeline); the
+        # server runs the read after the locks are held, on a snapshot taken then.
+        with self.runner.pipeline():
+            self._take_locks()
+            rows = self.runner.rows(query, _neighbourhood_params(wish, now))
         me: PersonInfo | None = None
         mine: list[StoredRequest] = []
         candidates: list[StoredRequest] = []
         members: dict[int, tuple[StoredResult, list[StoredRequest]]] = {}
         people: dict[str, PersonInfo] = {}
         apart: set[frozenset[str]] = set()
+        # Columns: kind, REQUEST_COLUMNS (1-15), other (16), NEIGHBOUR_RESULT_COLUMNS
+        # (17-23), the person's name, zone and platform zone (24-26).
         for r in rows:
-            kind = r.kind
+            kind = r[0]
             if kind == _ME:
-                me = PersonInfo(r.person, r.p_name, r.p_tz, r.p_ptz)
+                me = PersonInfo(r[2], r[24], r[25], r[26])
                 continue
             if kind == _IGNORE:
-                apart.add(frozenset((r.person, r.other)))
+                apart.add(frozenset((r[2], r[16])))
                 continue
-            request = _request(r)
+            request = _request_at(r)
             if kind == _MINE:
                 mine.append(request)
                 continue
-            if r.p_name is not None:
-                people[r.person] = PersonInfo(r.person, r.p_name, r.p_tz, r.p_ptz)
+            if r[24] is not None:
+                people[r[2]] = PersonInfo(r[2], r[24], r[25], r[26])
             if kind == _CANDIDATE:
                 candidates.append(request)
             else:
                 group = StoredResult(
-                    r.r_id, r.pool, r.activity, Status(r.r_status), r.r_start, r.r_end,
-                    r.r_max_size, r.r_size, r.r_due_at,
-                )  # fmt: skip
-                members.setdefault(r.result_id, (group, []))[1].append(request)
+                    r[17], r[3], r[5], Status(r[18]), r[19], r[20], r[21], r[22], r[23]
+                )
+                members.setdefault(r[13], (group, []))[1].append(request)
         if me is not None:
             people[me.id] = me
         groups = sorted(
@@ -510,8 +535,10 @@ class SQLWork(StandingWork):
             raise
 
     def _apply(self, changes: Changes, now: datetime) -> int | None:
+        self._take_locks()
+        run, hot = self.runner, self.hot
         if changes.replied:
-            self._run(_MARK_REPLIED, [{"b_id": i, "b_now": now} for i in changes.replied])
+            run.executemany(hot.mark_replied, [{"b_id": i, "b_now": now} for i in changes.replied])
         results = [_result_values(change, now, change.id) for change in changes.results]
         request = None
         if changes.request is not None:
@@ -569,24 +596,23 @@ class SQLWork(StandingWork):
             return self._apply_prepared(results, request, moves, retired, outbox, now)
         # SQLite: one statement per kind of write (several rows of a kind: executemany).
         if results:
-            self._run(_UPDATE_RESULT, results)
+            run.executemany(hot.update_result, results)
         request_id = None
         if request is not None:
             values, result = request
             result_id = result if isinstance(result, int) else self._new_result(result, now)
-            request_id = int(
-                self._run(_INSERT_REQUEST, {**values, "result_id": result_id}).scalar_one()
-            )
+            request_id = int(run.scalar(hot.insert_request, {**values, "result_id": result_id}))
         if moves:
-            self._run(_MOVE, moves)
+            run.executemany(hot.move, moves)
         if retired:
-            self._run(_RETIRE, retired)
+            run.executemany(hot.retire, retired)
         if outbox:
-            self._run(_INSERT_OUTBOX, outbox)
+            run.executemany(hot.insert_outbox, outbox)
         return request_id
 
     def _new_result(self, change: ResultChange, now: datetime) -> int:
-        return int(self._run(_INSERT_RESULT, _result_values(change, now)).scalar_one())
+        self._take_locks()
+        return int(self.runner.scalar(self.hot.insert_result, _result_values(change, now)))
 
     def _apply_prepared(
         self,
@@ -607,7 +633,7 @@ class SQLWork(StandingWork):
                 return self._apply_prepared(results, request, moves, retired, outbox, now)
             params = {k: _naive(v) for k, v in values.items()}
             params.update({"r_" + k: _naive(v) for k, v in _result_values(own, now).items()})
-            return int(self._run(PG_WAIT, params).scalar_one())
+            return int(self.runner.scalar(self.hot.pg_wait, params))
         params = {
             "now": _naive(now),
             "u_id": [r["b_id"] for r in results],
@@ -633,33 +659,17 @@ class SQLWork(StandingWork):
             params[name] = _naive(values.get(name))
         params["status"] = str(values.get("status", Status.PENDING))
         params["result_id"] = target
-        row = self._run(PG_STEP, params).first()
-        return None if row is None else int(row[0])
+        rows = self.runner.rows(self.hot.pg_step, params)
+        return int(rows[0][0]) if rows else None
 
     def save_person(self, person: PersonInfo, *, keep_timezone: bool = True) -> None:
-        values = {
-            "id": person.id,
-            "display_name": person.name[:NAME_MAX],
-            "timezone": person.timezone,
-            "platform_timezone": person.platform_timezone,
-        }
-        stmt = self.storage._insert(PEOPLE).values(values)
-        changed = {
-            "display_name": stmt.excluded.display_name,
-            "platform_timezone": stmt.excluded.platform_timezone,
-        }
-        if not keep_timezone:
-            changed["timezone"] = stmt.excluded.timezone
-        self._run(stmt.on_conflict_do_update(index_elements=[PEOPLE.c.id], set_=changed))
+        self._take_locks()
+        stmt = self.hot.save_person if keep_timezone else self.hot.save_person_zone
+        self.runner.execute(stmt, _person_values(person))
 
     def add_person(self, person: PersonInfo) -> None:
-        values = {
-            "id": person.id,
-            "display_name": person.name[:NAME_MAX],
-            "timezone": person.timezone,
-            "platform_timezone": person.platform_timezone,
-        }
-        self._run(self.storage._insert(PEOPLE).values(values).on_conflict_do_nothing())
+        self._take_locks()
+        self.runner.execute(self.hot.add_person, _person_values(person))
 
     def set_timezone(self, person: str, zone: str | None) -> None:
         self._run(update(PEOPLE).where(PEOPLE.c.id == person).values(timezone=zone))
@@ -785,6 +795,15 @@ def _result_values(
     return values
 
 
+def _person_values(person: PersonInfo) -> dict[str, Any]:
+    return {
+        "id": person.id,
+        "display_name": person.name[:NAME_MAX],
+        "timezone": person.timezone,
+        "platform_timezone": person.platform_timezone,
+    }
+
+
 # Statements built once; their values come as parameters (several rows: executemany).
 _INSERT_RESULT = insert(RESULTS).returning(RESULTS.c.id)
 _INSERT_REQUEST = insert(REQUESTS).returning(REQUESTS.c.id)
@@ -805,6 +824,58 @@ _RETIRE = (
     .where(RESULTS.c.id == bindparam("b_id"))
     .values(status=bindparam("b_status"), due_at=None, updated_at=bindparam("b_now"))
 )
+
+
+_RESULT_VALUES = [name for name in RESULT_COLUMNS if name != "id"] + ["updated_at"]
+_REQUEST_VALUES = [*REQUEST_COLUMNS[1:-3], "status", "event_key", "replied_at", "result_id"]
+_OUTBOX_VALUES = [
+    "recipient", "platform", "body", "buttons", "origin", "created_at", "next_attempt_at",
+    "attempts", "group_members",
+]  # fmt: skip
+_PERSON_VALUES = ["id", "display_name", "timezone", "platform_timezone"]
+
+
+class _Hot:
+    """The statements of the hot path (a submission, and the writes of every domain step),
+    each a Core statement above compiled once for this storage's dialect (``Prepared``)."""
+
+    def __init__(self, dialect: Any, is_sqlite: bool) -> None:
+        def prepare(stmt: Any, keys: Sequence[str] | None = None) -> Prepared:
+            return Prepared(stmt, dialect, column_keys=keys)
+
+        self._dialect = dialect
+        self.locks = {n: prepare(stmt) for n, stmt in _LOCKS.items()}
+        self.insert_result = prepare(_INSERT_RESULT, _RESULT_VALUES)
+        self.insert_request = prepare(_INSERT_REQUEST, _REQUEST_VALUES)
+        self.insert_outbox = prepare(_INSERT_OUTBOX, _OUTBOX_VALUES)
+        self.update_result = prepare(_UPDATE_RESULT, _RESULT_VALUES)
+        self.move = prepare(_MOVE)
+        self.retire = prepare(_RETIRE)
+        self.mark_replied = prepare(_MARK_REPLIED)
+        self.pg_wait = prepare(PG_WAIT)
+        self.pg_step = prepare(PG_STEP)
+        upsert = (sqlite_insert if is_sqlite else pg_insert)(PEOPLE)
+        keep = {
+            "display_name": upsert.excluded.display_name,
+            "platform_timezone": upsert.excluded.platform_timezone,
+        }
+        every = {**keep, "timezone": upsert.excluded.timezone}
+        self.save_person = prepare(
+            upsert.on_conflict_do_update(index_elements=[PEOPLE.c.id], set_=keep), _PERSON_VALUES
+        )
+        self.save_person_zone = prepare(
+            upsert.on_conflict_do_update(index_elements=[PEOPLE.c.id], set_=every), _PERSON_VALUES
+        )
+        self.add_person = prepare(upsert.on_conflict_do_nothing(), _PERSON_VALUES)
+        self._neighbourhood: dict[int, Prepared] = {}
+
+    def neighbourhood(self, limit: int) -> Prepared:
+        found = self._neighbourhood.get(limit)
+        if found is None:
+            found = self._neighbourhood[limit] = Prepared(
+                _neighbourhood_query(limit), self._dialect
+            )
+        return found
 
 
 def _result_columns(prefix: str) -> list[Any]:
@@ -922,6 +993,14 @@ def _request(r: Row[Any]) -> StoredRequest:
     )  # fmt: skip
 
 
+def _request_at(r: Sequence[Any]) -> StoredRequest:
+    """A request from a neighbourhood row: REQUEST_COLUMNS are its columns 1 to 15."""
+    return StoredRequest(
+        r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+        Status(r[14]), r[15],
+    )  # fmt: skip
+
+
 def _result(r: Row[Any], prefix: str) -> StoredResult:
     m = r._mapping
     return StoredResult(
@@ -944,8 +1023,10 @@ def _people(execute: Callable[[Executable], Any], ids: Iterable[str]) -> dict[st
 def _sqlite_begin(conn: Connection) -> None:
     # BEGIN IMMEDIATE takes the write lock up front (no lock-upgrade deadlocks). Reads run
     # without a transaction: each is one statement, a consistent snapshot of its own.
+    # Sent on the driver's connection like the hot statements (``Runner``): listeners of
+    # before_cursor_execute still see it, an error is SQLAlchemy's ("database is locked").
     if not conn.get_execution_options().get("iwant_readonly"):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        Runner(conn).command("BEGIN IMMEDIATE")
 
 
 def sqlite_on_connect(dbapi_connection: Any, _record: object) -> None:

@@ -1,0 +1,183 @@
+"""The SQL storage's hot statements: compiled once, run on the driver's cursor.
+
+SQLAlchemy Core stays the source of every statement. ``Prepared`` compiles a Core statement
+once for one dialect and keeps what ``Connection.execute`` would otherwise work out again
+on each call (the cache key of the statement, an execution context, result metadata built
+from ``cursor.description``): the SQL text, the order of its parameters, and the type
+processors of its parameters and result columns, taken from the statement's own types
+(``TypeEngine.dialect_impl(dialect)``), so the values stored and read are exactly those of
+a ``Connection.execute``.
+
+``Runner`` executes them on the DBAPI connection of a SQLAlchemy ``Connection`` (inside the
+transaction that connection began). Each statement still fires that connection's
+``before_cursor_execute`` listeners (with no execution context), so whatever counts or
+logs statements through SQLAlchemy's events sees these too; an error of the driver goes
+through SQLAlchemy's own handling (wrapped as ``sqlalchemy.exc.DBAPIError``, a lost
+connection invalidated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
+
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+Processor = Callable[[Any], Any]
+
+
+class Prepared:
+    """One Core statement compiled for one dialect.
+
+    ``params(values)`` turns a mapping of bind names to Python values into the driver's
+    parameters (a tuple for positional drivers such as sqlite3, a dict otherwise), applying
+    each bind's type processor; a bind that carries its own value (a ``LIMIT``) is filled in
+    once here. ``rows(raw)`` applies the result columns' processors to the driver's rows.
+    ``column_keys``: the columns an INSERT or UPDATE gets values for, as
+    ``Connection.execute`` would compile it for parameters with these keys."""
+
+    __slots__ = ("sql", "positional", "_binds", "_names", "_order", "_columns")
+
+    def __init__(
+        self,
+        statement: ClauseElement,
+        dialect: Dialect,
+        column_keys: Sequence[str] | None = None,
+    ) -> None:
+        compiled = cast(
+            SQLCompiler,
+            statement.compile(
+                dialect=dialect, column_keys=list(column_keys) if column_keys is not None else None
+            ),
+        )
+        if getattr(compiled, "escaped_bind_names", None):
+            raise ValueError("bind names that need escaping are not supported")
+        self.sql: str = compiled.string
+        self.positional: bool = bool(dialect.positional)
+        # Each bind once (a name may occur several times in a positional statement), as
+        # (name, processor, whether its value is fixed, the fixed value).
+        order: Sequence[str] = compiled.positiontup or () if self.positional else ()
+        names = list(dict.fromkeys(order or compiled.bind_names.values()))
+        plan: list[tuple[str, Processor | None, bool, Any]] = []
+        for name in names:
+            bind = compiled.binds[name]
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if bind.required or bind.callable is not None:
+                plan.append((name, process, False, None))
+            else:  # a value given when the statement was built (a LIMIT, a literal)
+                value = bind.effective_value
+                plan.append((name, None, True, process(value) if process else value))
+        self._binds = tuple(plan)
+        self._names = tuple(names)
+        # Positional: where each parameter's value comes from, when not simply in order.
+        self._order = tuple(names.index(n) for n in order) if len(order) > len(names) else None
+        columns: Sequence[Any] = (
+            getattr(statement, "selected_columns", None)
+            or getattr(statement, "exported_columns", None)
+            or ()
+        )
+        self._columns = tuple(
+            (i, process)
+            for i, column in enumerate(columns)
+            if (process := column.type.dialect_impl(dialect).result_processor(dialect, None))
+        )
+
+    def params(self, values: Mapping[str, Any]) -> Any:
+        out = [
+            fixed if constant else (process(values[name]) if process else values[name])
+            for name, process, constant, fixed in self._binds
+        ]
+        if not self.positional:
+            return dict(zip(self._names, out, strict=True))
+        if self._order is None:
+            return tuple(out)
+        return tuple([out[i] for i in self._order])
+
+    def rows(self, raw: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+        columns = self._columns
+        if not columns:
+            return list(raw)
+        result: list[Sequence[Any]] = []
+        for row in raw:
+            values = list(row)
+            for i, process in columns:
+                values[i] = process(values[i])
+            result.append(values)
+        return result
+
+
+class Runner:
+    """Runs ``Prepared`` statements on the DBAPI connection of ``conn``, in its transaction."""
+
+    __slots__ = ("conn", "cursor", "_driver")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._driver = conn.connection.driver_connection
+        self.cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+    def _announce(self, sql: str, params: Any, many: bool) -> None:
+        for listen in self.conn.dispatch.before_cursor_execute:
+            listen(self.conn, self.cursor, sql, params, None, many)
+
+    def _failed(self, err: BaseException, sql: str, params: Any) -> None:
+        # SQLAlchemy's own handling: wrap as DBAPIError, invalidate a lost connection.
+        self.conn._handle_dbapi_exception(err, sql, params, self.cursor, None)
+
+    def execute(self, stmt: Prepared, values: Mapping[str, Any]) -> None:
+        params = stmt.params(values)
+        self._announce(stmt.sql, params, False)
+        try:
+            self.cursor.execute(stmt.sql, params)
+        except Exception as err:
+            self._failed(err, stmt.sql, params)
+
+    def command(self, sql: str) -> None:
+        """A statement without parameters (``BEGIN IMMEDIATE``)."""
+        self._announce(sql, (), False)
+        try:
+            self.cursor.execute(sql)
+        except Exception as err:
+            self._failed(err, sql, ())
+
+    def executemany(self, stmt: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+        params = [stmt.params(values) for values in rows]
+        self._announce(stmt.sql, params, True)
+        try:
+            self.cursor.executemany(stmt.sql, params)
+        except Exception as err:
+            self._failed(err, stmt.sql, params)
+
+    def rows(self, stmt: Prepared, values: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """Execute ``stmt`` and fetch all its rows, processed."""
+        params = stmt.params(values)
+        self._announce(stmt.sql, params, False)
+        try:
+            self.cursor.execute(stmt.sql, params)
+            raw = self.cursor.fetchall()
+        except Exception as err:
+            self._failed(err, stmt.sql, params)
+        return stmt.rows(raw)
+
+    def scalar(self, stmt: Prepared, values: Mapping[str, Any]) -> Any:
+        """The first column of the single row ``stmt`` returns."""
+        (row,) = self.rows(stmt, values)
+        return row[0]
+
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """psycopg: the statements of the block are sent together and their results read in
+        one round trip (the server still runs them one after the other, each on its own
+        snapshot). Other drivers: nothing changes."""
+        pipeline = getattr(self._driver, "pipeline", None)
+        if pipeline is None:
+            yield
+            return
+        try:
+            with pipeline():
+                yield
+        except self.conn.dialect.loaded_dbapi.Error as err:
+            self._failed(err, "(pipeline)", None)
