@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -173,21 +174,41 @@ class Driver:
         self.refusals: Counter[str] = Counter()
         self.statements = 0
         self.statements_by_outcome: Counter[str] = Counter()
-        self._counting = False
         self._count = 0
+        self._listeners: list[tuple[str, Callable[..., None]]] = []
+        self._traced: dict[int, Any] = {}
 
         def on_execute(*_args: object, **_kw: object) -> None:
             self._count += 1
 
-        # Statements sent through a cursor (SQLite's BEGIN IMMEDIATE is one), plus each
-        # COMMIT. psycopg's implicit BEGIN on PostgreSQL is not counted (nor the baseline's).
-        self._listener = on_execute
-        event.listen(run.sa_engine, "before_cursor_execute", on_execute)
-        event.listen(run.sa_engine, "commit", on_execute)
+        if run.db.kind == "sqlite":
+            # What SQLite itself runs: its trace callback fires once per statement executed
+            # (BEGIN IMMEDIATE and COMMIT included, each row of an executemany once), however
+            # the statement reached the driver (SQLAlchemy or the storage's own cursor).
+            def on_trace(_sql: str) -> None:
+                self._count += 1
+
+            def on_checkout(dbapi_connection: Any, *_args: object) -> None:
+                dbapi_connection.set_trace_callback(on_trace)
+                self._traced[id(dbapi_connection)] = dbapi_connection
+
+            self._listeners.append(("checkout", on_checkout))
+        else:
+            # Each statement sent through a cursor (the storage's own cursor fires SQLAlchemy's
+            # before_cursor_execute too), plus each COMMIT. psycopg's BEGIN, which it sends by
+            # itself, is not counted (nor is the baseline's), nor is the pool's pre-ping.
+            self._listeners.append(("before_cursor_execute", on_execute))
+            self._listeners.append(("commit", on_execute))
+        for name, listener in self._listeners:
+            event.listen(run.sa_engine, name, listener)
 
     def close(self) -> None:
-        event.remove(self.run.sa_engine, "before_cursor_execute", self._listener)
-        event.remove(self.run.sa_engine, "commit", self._listener)
+        for name, listener in self._listeners:
+            event.remove(self.run.sa_engine, name, listener)
+        for dbapi_connection in self._traced.values():
+            with contextlib.suppress(Exception):  # closed meanwhile
+                dbapi_connection.set_trace_callback(None)
+        self._traced.clear()
 
     def do(self, op: Op) -> None:
         engine, clock = self.run.engine, self.run.clock
