@@ -29,6 +29,7 @@ from .model import (
     Decision,
     DeliveryReport,
     MatchContext,
+    Nearby,
     NewOutbox,
     OpenGroup,
     OpenRequest,
@@ -37,6 +38,8 @@ from .model import (
     PersonInfo,
     Standing,
     Status,
+    StoredRequest,
+    Suggestion,
     Wish,
 )
 from .plugins import make_plugin_manager, named, report
@@ -254,29 +257,69 @@ class Engine:
         durable_reply: bool,
     ) -> msg.Note:
         now = self.clock.now()
-        wish = self._wish(person.id, self.pool_for(person, room), text, now, zone)
+        wish, replacing = self._wish(person.id, self.pool_for(person, room), text, now, zone)
         ctx = MatchContext(now, wish.length)
         origin = f"{person.platform}:{room}" if room else None
         me = PersonInfo(person.id, person.name, None, person.timezone)
-        with self.storage.transaction() as uow:
-            done = matching.submit(
-                uow,
-                wish,
-                me,
-                origin,
-                self.decide,
-                ctx,
-                self.settings.max_open_requests,
-                self.zones,
-                read_in=zone,
-                event_key=event_key,
-                replied=not durable_reply,
-            )
+        try:
+            with self.storage.transaction() as uow:
+                done = matching.submit(
+                    uow,
+                    wish,
+                    me,
+                    origin,
+                    self.decide,
+                    ctx,
+                    self.settings.max_open_requests,
+                    self.zones,
+                    read_in=zone,
+                    event_key=event_key,
+                    replied=not durable_reply,
+                    replacing=replacing,
+                    suggest=self.suggest if self.settings.suggestions else None,
+                )
+        except matching.NoLongerPossible as gone:
+            return self._not_possible(person, wish, gone.replaced, zone)
         self._remember_zone(person, done.own_zone)
         return done.reply
 
-    def _wish(self, person_id: str, pool: str, text: str, now: datetime, zone: ZoneInfo) -> Wish:
-        """``text`` read as a wish typed at ``now`` in ``zone``, with the pool's group floor."""
+    def suggest(self, wish: Wish, nearby: Nearby, ctx: MatchContext) -> list[Suggestion]:
+        """Every ``iwant_suggestions`` plugin's near misses for ``wish``, together."""
+        found = self.pm.hook.iwant_suggestions(wish=wish, nearby=nearby, ctx=ctx)
+        return [s for each in found for s in each]
+
+    def _not_possible(
+        self, person: Person, wish: Wish, replaced: StoredRequest, zone: ZoneInfo
+    ) -> msg.Note:
+        """A suggestion taken too late: why, and the nearest ways left for the wish it was
+        to replace."""
+        now = self.clock.now()
+        with self.storage.transaction() as uow:
+            rows = uow.nearby(wish, now, timedelta(0), matching.NEARBY_LIMIT)
+            full = any(
+                g.result.start == wish.earliest and g.result.size >= g.result.max_size
+                for g in rows.groups
+            )
+            why = "that group is full now" if full else "the people who wanted that time are gone"
+            body = msg.not_possible_any_more(
+                why, replaced.activity, replaced.earliest, replaced.latest, zone
+            )
+            buttons = msg.cancel_button(replaced.id)
+            if self.settings.suggestions:
+                found = matching.near_misses(
+                    uow, replaced.as_wish(), MatchContext(now, replaced.length), self.suggest
+                )
+                body, buttons = msg.with_suggestions(
+                    body, buttons, found, replaced.activity, replaced.max_size, zone, now,
+                    replaced.id,
+                )  # fmt: skip
+        return msg.Note(person.id, body, buttons)
+
+    def _wish(
+        self, person_id: str, pool: str, text: str, now: datetime, zone: ZoneInfo
+    ) -> tuple[Wish, int | None]:
+        """``text`` read as a wish typed at ``now`` in ``zone``, with the pool's group floor;
+        and the request it replaces (``instead of #12``), if any."""
         parsed = parse_wish(text, now, zone, self.settings)
         wish = Wish(
             person_id,
@@ -297,7 +340,7 @@ class Engine:
                     f"{wish.max_size}; try !iwant {wish.activity} max {floor}."
                 )
             wish = replace(wish, min_size=floor)
-        return wish
+        return wish, parsed.replaces
 
     def open_requests(self, person: Person) -> list[OpenRequest]:
         return self.storage.open_requests(person.id, self.clock.now())
@@ -370,7 +413,7 @@ class Engine:
         lead = self.settings.standing_lead
         # The text must read as a wish on its days, whatever today's time is.
         probe = standing.on_or_after(days, now.astimezone(zone).date() + timedelta(days=1))
-        wish = self._wish(person.id, pool, text, standing.day_start(probe, zone), zone)
+        wish = self._wish(person.id, pool, text, standing.day_start(probe, zone), zone)[0]
         origin = f"{person.platform}:{room}" if room else None
         fresh = standing.new(person.id, pool, origin, wish.activity, text, days, now, zone, lead)
         me = PersonInfo(person.id, person.name[: matching.NAME_MAX], None, person.timezone)
@@ -403,7 +446,7 @@ class Engine:
         return msg.Note(person.id, "\n".join(lines), buttons)
 
     def _read_standing(self, wish: Standing, at: datetime, zone: ZoneInfo) -> Wish:
-        return self._wish(wish.person, wish.pool, wish.text, at, zone)
+        return self._wish(wish.person, wish.pool, wish.text, at, zone)[0]
 
     def _submitter(self, now: datetime) -> standing.Submitter:
         def submit(

@@ -25,7 +25,9 @@ from .timephrases import PhraseError, parse_clock, parse_duration
 MAX_INPUT = 200
 EXAMPLE = "!iwant coffee 10:00 by 9:30"
 # "min 3" (quorum) is a keyword only before a number; "for 20 min" is a unit.
-_KEYWORDS = re.compile(r"\b(for|during|by|max|min(?=\s+[0-9]+(?:\s|$)))\b")
+_KEYWORDS = re.compile(r"\b(for|during|by|max|instead|min(?=\s+[0-9]+(?:\s|$)))\b")
+# "instead of #12": the waiting request a suggested wish replaces.
+_INSTEAD = re.compile(r"^of\s+#?([0-9]{1,10})$")
 # One word in any script: a letter, then letters, digits, "-" or "_" (café, обед, 午饭).
 _ACTIVITY = re.compile(r"^[^\W\d_][\w-]*$")
 # Symbols that name one activity without doubt.
@@ -45,6 +47,7 @@ class ParsedWish:
     length: timedelta
     max_size: int
     min_size: int = 2
+    replaces: int | None = None  # "instead of #12"
 
 
 def _clean(text: str) -> str:
@@ -102,7 +105,10 @@ def _split_clauses(rest: str) -> tuple[str, dict[str, str]]:
         if key in clauses:
             raise UserError(f"You said '{key}' twice; say it once, like {EXAMPLE}.")
         if not value.strip():
-            hint = {"for": "for 1h", "by": "by 9:30", "max": "max 4", "min": "min 3"}[key]
+            hint = {
+                "for": "for 1h", "by": "by 9:30", "max": "max 4", "min": "min 3",
+                "instead": "instead of #12",
+            }[key]  # fmt: skip
             raise UserError(f"'{key}' needs a value; try !iwant coffee 10:00 {hint}.")
         clauses[key] = value.strip()
     return when, clauses
@@ -262,7 +268,16 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
         raise UserError(
             f"min {min_size} is more than max {max_size}; try !iwant lunch 12:00 min 3 max 6."
         )
-    return ParsedWish(activity_name, start, end, deadline, length, max_size, min_size)
+    replaces = None
+    if "instead" in clauses:
+        found = _INSTEAD.match(clauses["instead"])
+        if found is None:
+            raise UserError(
+                f"'instead {quote(clauses['instead'], 12)}' needs a request number, like "
+                f"!iwant {activity_name} 10:30 instead of #12 (see !iwant list)."
+            )
+        replaces = int(found[1])
+    return ParsedWish(activity_name, start, end, deadline, length, max_size, min_size, replaces)
 
 
 def _size(clauses: dict[str, str], key: str, default: int, settings: Settings) -> int:
@@ -340,6 +355,8 @@ def split_every(args: str) -> tuple[str, frozenset[int]] | None:
         raise UserError(f"Say the wish, then the days once, like {example}.")
     days = parse_days(day_words, example)
     wish = f"{before} {tail}".strip()
+    if "instead" in _split_clauses(wish.partition(" ")[2])[1]:
+        raise UserError(f"A standing wish replaces no request; try {example}.")
     when = _split_clauses(wish.partition(" ")[2])[0]
     words = when.split()
     if not words or words[0] in _RELATIVE_WHEN:

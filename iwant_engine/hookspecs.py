@@ -12,7 +12,7 @@ from typing import Any
 
 import pluggy
 
-from .model import Candidate, Decision, MatchContext, OpenGroup, Wish
+from .model import Candidate, Decision, MatchContext, Nearby, OpenGroup, Suggestion, Wish
 
 hookspec = pluggy.HookspecMarker("iwant")
 
@@ -76,5 +76,30 @@ def iwant_strategies() -> Mapping[str, StrategyFactory]:
     member's window covers the meeting, nobody's deadline has passed, no group above the
     smallest ``max_size`` of its members, a formed group never moves) and refuses a decision
     that breaks one, leaving the request waiting and logging an error.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def iwant_suggestions(wish: Wish, nearby: Nearby, ctx: MatchContext) -> Sequence[Suggestion]:
+    """Suggest near misses for a wish that waits: ways to meet that a small change would make.
+
+    Called when a new wish waits and when a waiting wish ends with nobody (``[engine]
+    suggestions = on``, the default); every implementation is called and the engine merges
+    their suggestions, drops those whose meeting has started or that repeat another's
+    meeting, and offers at most two, nearest (``Suggestion.distance``) first, each with the
+    command (and a button) that turns it into a match.
+
+    - ``wish``: the waiting wish (its window, ``length``, ``max_size``, ``min_size``).
+    - ``nearby``: other people's waiting wishes and formed groups of the same pool and
+      activity within ``nearby.margin`` (60 minutes) of the window; nobody kept apart from the
+      wish's person by an ignore is in it (see ``model.Nearby``).
+    - ``ctx``: ``now`` and the activity ``length`` (no settings, no match history).
+
+    Returns a sequence of ``model.Suggestion``: meetings that start at ``ctx.now`` or later, lies inside the windows
+    of the wishes counted (or are the group's meeting), and would form or join a group of at
+    most every member's ``max``; at most a few (the engine keeps two), empty for none. The function must be
+    pure and fast: it runs inside the submission's transaction, with no I/O and no clock.
+    Built in: ``nearest-miss`` (``iwant_engine/suggestions.py``).
     """
     raise NotImplementedError

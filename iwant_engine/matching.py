@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from . import messages as msg
@@ -38,6 +38,7 @@ from .model import (
     Join,
     MatchContext,
     Move,
+    Nearby,
     NewOutbox,
     NewRequest,
     OpenGroup,
@@ -48,6 +49,7 @@ from .model import (
     StoredGroup,
     StoredRequest,
     StoredResult,
+    Suggestion,
     Wish,
 )
 from .storage.protocol import UnitOfWork
@@ -58,9 +60,15 @@ log = logging.getLogger(__name__)
 STANDING_KEY = "standing:"
 #: At most this many candidates and open groups are offered to a strategy.
 CANDIDATE_LIMIT = 200
+#: Near misses: how far outside a window, how many rows read, how many offered.
+NEAR_MARGIN = timedelta(minutes=60)
+NEARBY_LIMIT = 50
+SUGGESTIONS = 2
 NAME_MAX = 100
 
 Strategy = Callable[[Wish, Sequence[Candidate], Sequence[OpenGroup], MatchContext], Decision]
+#: The engine's merge of every ``iwant_suggestions`` implementation.
+Suggester = Callable[[Wish, Nearby, MatchContext], list[Suggestion]]
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,14 @@ class Submitted:
     reply: msg.Note  # its ``request_id`` is the new request's
     own_zone: str | None  # the person's own zone, as stored
     matched: bool = False  # it joined or formed a group (else it waits)
+
+
+class NoLongerPossible(UserError):
+    """A wish meant to replace ``replaced`` meets nobody now; nothing was written."""
+
+    def __init__(self, replaced: StoredRequest) -> None:
+        super().__init__("nobody fits that any more")
+        self.replaced = replaced
 
 
 class WrongZone(Exception):
@@ -133,6 +149,8 @@ def submit(
     read_in: ZoneInfo | None = None,
     event_key: str | None = None,
     replied: bool = True,
+    replacing: int | None = None,
+    suggest: Suggester | None = None,
 ) -> Submitted:
     """Store ``wish`` of ``me`` (name and platform zone as the platform says now) and match it.
 
@@ -141,7 +159,10 @@ def submit(
     text was read in; ``WrongZone`` (before anything is written) when it is not the
     person's. ``event_key``: the platform's id of the message (``DuplicateEvent`` when it
     was stored before); ``replied`` False: the answer is acknowledged later
-    (``Changes.replied``), and sent as a direct message if it never is."""
+    (``Changes.replied``), and sent as a direct message if it never is. ``replacing``: the id
+    of the person's waiting request of the same activity that this one replaces, only if it
+    meets someone now (``NoLongerPossible`` otherwise, before anything is written).
+    ``suggest``: the near misses of a wish that waits go into its answer."""
     now = ctx.now
     uow.lock("person", wish.person)
     uow.lock("pool", wish.pool, wish.activity)
@@ -156,9 +177,14 @@ def submit(
         raise WrongZone(zone.key)
     if stored is None or (stored.name, stored.platform_timezone) != (name, me.platform_timezone):
         uow.save_person(replace(me, name=name, timezone=None))
-    if len(hood.mine) >= max_open:
-        raise UserError(msg.too_many_open(len(hood.mine)))
-    for other in hood.mine:
+    mine = hood.mine
+    replaced = None
+    if replacing is not None:
+        replaced = _replaceable(hood.mine, replacing, wish.activity)
+        mine = tuple(m for m in hood.mine if m.id != replacing)
+    if len(mine) >= max_open:
+        raise UserError(msg.too_many_open(len(mine)))
+    for other in mine:
         if (
             other.activity == wish.activity
             and other.earliest < wish.latest
@@ -170,6 +196,8 @@ def submit(
     outcome = _match(
         uow, wish, None, origin, hood.candidates, hood.groups, hood.apart, people, decide, ctx
     )
+    if outcome is None and replaced is not None:
+        raise NoLongerPossible(replaced)
     if outcome is None:
         own = ResultChange(
             None, wish.pool, wish.activity, Status.PENDING, None, None, wish.max_size, 1,
@@ -185,15 +213,64 @@ def submit(
             wish.deadline,
             zone,
         )
-        note = msg.Note(wish.person, body, msg.cancel_button(request_id), request_id)
+        buttons = msg.cancel_button(request_id)
+        if suggest is not None:
+            found = near_misses(uow, wish, ctx, suggest)
+            body, buttons = msg.with_suggestions(
+                body, buttons, found, wish.activity, wish.max_size, zone, now, request_id
+            )
+        note = msg.Note(wish.person, body, buttons, request_id)
         return Submitted(note, own_zone)
-    assert outcome.changes.request is not None
-    outcome.changes.request = replace(outcome.changes.request, event_key=event_key, replied=replied)
-    request_id = _apply_new(uow, outcome.changes, now)
+    assert outcome is not None and outcome.changes.request is not None
     assert outcome.body is not None
+    outcome.changes.request = replace(outcome.changes.request, event_key=event_key, replied=replied)
+    body = outcome.body
+    if replaced is not None:
+        outcome.changes.moves.append(Move(replaced.id, replaced.result_id, Status.CANCELLED))
+        outcome.changes.retired.append((replaced.result_id, Status.CANCELLED))
+        body = f"{body} {msg.replaced(replaced.activity, replaced.earliest, replaced.latest, zone)}"
+    request_id = _apply_new(uow, outcome.changes, now)
     buttons = msg.cancel_button(request_id, outcome.buttons_label)
-    note = msg.Note(wish.person, outcome.body, buttons, request_id)
+    note = msg.Note(wish.person, body, buttons, request_id)
     return Submitted(note, own_zone, matched=True)
+
+
+def _replaceable(mine: Sequence[StoredRequest], request_id: int, activity: str) -> StoredRequest:
+    """The person's waiting request ``request_id`` of ``activity``, or why it cannot be
+    replaced."""
+    found = next((m for m in mine if m.id == request_id), None)
+    if found is None:
+        raise UserError(f"Your request #{request_id} has ended or is not yours; see !iwant list.")
+    if found.activity != activity:
+        raise UserError(
+            f"Request #{request_id} is for {found.activity}, not {activity}; see !iwant list."
+        )
+    if found.status != Status.PENDING:
+        raise UserError(
+            f"Your {found.activity} request #{request_id} has been matched meanwhile; "
+            "see !iwant list."
+        )
+    return found
+
+
+def near_misses(
+    uow: UnitOfWork, wish: Wish, ctx: MatchContext, suggest: Suggester
+) -> list[Suggestion]:
+    """The nearest ways for ``wish`` to meet with a small change, nearest first, at most
+    ``SUGGESTIONS``: one read (``UnitOfWork.nearby``), nobody kept apart by an ignore."""
+    rows = uow.nearby(wish, ctx.now, NEAR_MARGIN, NEARBY_LIMIT)
+    blocked = {p for pair in rows.apart for p in pair} | {wish.person}
+    wishes = tuple(r.as_candidate() for r in rows.waiting if r.person not in blocked)
+    groups = tuple(
+        _open_group(g) for g in rows.groups if not any(m.person in blocked for m in g.members)
+    )
+    view = MatchContext(ctx.now, wish.length)
+    found = suggest(wish, Nearby(wishes, groups, NEAR_MARGIN), view)
+    kept: list[Suggestion] = []
+    for s in sorted(found, key=lambda s: (s.distance, s.start, -s.people)):
+        if s.start >= ctx.now and s.people >= 1 and all(s.start != k.start for k in kept):
+            kept.append(s)
+    return kept[:SUGGESTIONS]
 
 
 def _apply_new(uow: UnitOfWork, changes: Changes, now: datetime) -> int:

@@ -6,7 +6,11 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from .model import Suggestion
 
 
 @dataclass(frozen=True)
@@ -247,3 +251,74 @@ def standing_not_made(activity: str, day_text: str, why: str) -> str:
 
 def no_standing() -> str:
     return "You have no standing wishes. Start one with !iwant lunch 12:00 every weekday."
+
+
+# -- near misses ---------------------------------------------------------------------------------
+
+
+def _day_word(moment: datetime, now: datetime, zone: ZoneInfo) -> str:
+    """What to type before a time so that it means ``moment``'s day: "", "tomorrow " or a
+    weekday (wishes are at most a week ahead)."""
+    days = (moment.astimezone(zone).date() - now.astimezone(zone).date()).days
+    if days <= 0:
+        return ""
+    return "tomorrow " if days == 1 else f"{moment.astimezone(zone):%A} ".lower()
+
+
+def suggestion_command(
+    s: Suggestion, activity: str, zone: ZoneInfo, now: datetime, replaces: int | None
+) -> str:
+    """The command that turns a near miss into a match (without the leading ``!``)."""
+    command = f"iwant {activity} {_day_word(s.start, now, zone)}{clock(s.start, zone)}"
+    if s.max_size is not None:
+        command += f" max {s.max_size}"
+    return command + (f" instead of #{replaces}" if replaces is not None else "")
+
+
+def suggestion(
+    s: Suggestion, activity: str, my_max: int, zone: ZoneInfo, now: datetime, replaces: int | None
+) -> str:
+    """``Nearest: 2 people want coffee at 10:30–10:45 (Tue 1 Dec); !iwant coffee 10:30
+    instead of #3 meets them.`` Counts, never names."""
+    command = "!" + suggestion_command(s, activity, zone, now, replaces)
+    when = slot(s.start, s.end, zone)
+    if s.group is None:
+        who = "someone wants" if s.people == 1 else f"{s.people} people want"
+        return f"Nearest: {who} {activity} at {when}; {command} meets them."
+    full = f", full for your max {my_max}" if s.max_size is not None else ""
+    return (
+        f"Nearest: a group of {s.people} meets for {activity} at {when}{full}; {command} joins it."
+    )
+
+
+def with_suggestions(
+    body: str,
+    buttons: list[dict[str, str]],
+    found: Sequence[Suggestion],
+    activity: str,
+    my_max: int,
+    zone: ZoneInfo,
+    now: datetime,
+    replaces: int | None,
+) -> tuple[str, list[dict[str, str]]]:
+    """``body`` and ``buttons`` with a line and a button for each near miss."""
+    lines, more = [body], list(buttons)
+    for s in found:
+        lines.append(suggestion(s, activity, my_max, zone, now, replaces))
+        label = f"{activity.capitalize()} {clock(s.start, zone)}"
+        more.append(
+            {"label": label, "command": suggestion_command(s, activity, zone, now, replaces)}
+        )
+    return "\n".join(lines), more
+
+
+def replaced(activity: str, earliest: datetime, latest: datetime, zone: ZoneInfo) -> str:
+    return f"Your {activity} wish {slot(earliest, latest, zone)} is cancelled."
+
+
+def not_possible_any_more(why: str, activity: str, earliest: datetime, latest: datetime,
+                          zone: ZoneInfo) -> str:  # fmt: skip
+    return (
+        f"That is not possible any more: {why}. Your {activity} wish "
+        f"{slot(earliest, latest, zone)} stays as it was."
+    )

@@ -108,6 +108,36 @@ class MatchContext:
         return frozenset((a, b)) not in self.apart
 
 
+@dataclass(frozen=True)
+class Nearby:
+    """What a suggestion rule sees about a waiting wish (``iwant_suggestions``): other
+    people's waiting wishes and formed groups of the same pool and activity whose window or
+    meeting lies within ``margin`` of the wish's window, people kept apart by an ignore (either
+    way) already left out, a group with such a member left out whole. ``groups`` includes
+    full ones (``len(members) == max_size``); ``wishes`` are by window start."""
+
+    wishes: tuple[Candidate, ...]
+    groups: tuple[OpenGroup, ...]
+    margin: timedelta
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A near miss: a meeting from ``start`` to ``end`` that the wish's person would get by
+    asking again with another time (or ``max``). ``people``: how many they would meet (a
+    count, never who); ``group``: the open group it joins (None: waiting wishes it forms a
+    group with); ``max_size``: the ``max`` the new wish needs (None: the person's own);
+    ``distance``: how far the meeting lies outside the wish's window (zero for a group full
+    only for the wish's ``max``); the nearest is offered first."""
+
+    start: datetime
+    end: datetime
+    people: int
+    distance: timedelta
+    group: int | None = None
+    max_size: int | None = None
+
+
 # -- the engine's API types ----------------------------------------------------------------------
 
 
@@ -267,6 +297,20 @@ class Neighbourhood:
     candidates: tuple[StoredRequest, ...]
     groups: tuple[StoredGroup, ...]
     people: Mapping[str, PersonInfo]
+    apart: frozenset[frozenset[str]]
+
+
+@dataclass(frozen=True)
+class NearbyRows:
+    """What ``UnitOfWork.nearby`` reads for a waiting wish's suggestions: ``waiting``, other
+    people's waiting requests of the pool and activity whose window overlaps the wish's
+    window widened by the margin, deadline not passed, by window start; ``groups``: formed
+    groups of the pool and activity (full ones too) whose meeting starts in that range and not
+    before now, with their members, by start; ``apart``: ignore pairs (either direction)
+    between the wish's person and anyone in them."""
+
+    waiting: tuple[StoredRequest, ...]
+    groups: tuple[StoredGroup, ...]
     apart: frozenset[frozenset[str]]
 
 

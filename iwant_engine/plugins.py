@@ -29,6 +29,7 @@ BUILTINS = (
     "iwant_engine.strategies.overlap",
     "iwant_engine.strategies.fresh_faces",
     "iwant_engine.strategies.quorum",
+    "iwant_engine.suggestions",
 )
 
 

@@ -50,6 +50,7 @@ class Settings:
     # How long a bot process has to hand an answer to its platform before any process
     # sends it as a direct message instead.
     reply_grace: timedelta = timedelta(seconds=30)
+    suggestions: bool = True  # near misses in the answer to a wish that waits
     max_standing: int = 5  # standing wishes ("every weekday") per person
     # A standing wish's wish for a day is made this long before that day begins (local).
     standing_lead: timedelta = timedelta(hours=12)
@@ -136,6 +137,9 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
 
     limits = cfg["limits"] if cfg.has_section("limits") else {}
     strategy = engine.get("strategy", "overlap").strip()
+    suggestions = engine.get("suggestions", "on").strip().lower()
+    if suggestions not in ("on", "off"):
+        raise SettingsError(f"plugins.cfg [engine] suggestions = {suggestions!r}: use on or off")
     rules = {}
     for key, name in cfg["strategies"].items() if cfg.has_section("strategies") else []:
         rules[key if ":" in key else key.lower()] = name.strip()
@@ -164,6 +168,7 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
         default_timezone=tz,
         poll_seconds=poll,
         storage=engine.get("storage", "sql").strip(),
+        suggestions=suggestions == "on",
         strategy=strategy,
         strategy_rules=rules,
         strategy_settings=strategy_settings,

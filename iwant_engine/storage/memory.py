@@ -17,6 +17,7 @@ from ..errors import DuplicateEvent
 from ..model import (
     LIVE,
     Changes,
+    NearbyRows,
     Neighbourhood,
     OpenRequest,
     OutboxItem,
@@ -166,6 +167,39 @@ class _MemoryUnitOfWork:
             people=s.known(ids),
             apart=apart,
         )
+
+    def nearby(self, wish: Wish, now: datetime, margin: timedelta, limit: int) -> NearbyRows:
+        s = self.state
+        low, high = wish.earliest - margin, wish.latest + margin
+        same = (wish.pool, wish.activity)
+        waiting = sorted(
+            (
+                r
+                for r in s.requests.values()
+                if (r.pool, r.activity, r.status) == (*same, Status.PENDING)
+                and r.person != wish.person
+                and r.deadline >= now
+                and r.latest > low
+                and r.earliest < high
+            ),
+            key=lambda r: (r.earliest, r.id),
+        )[:limit]
+        formed = sorted(
+            (
+                g
+                for g in s.results.values()
+                if (g.pool, g.activity, g.status) == (*same, Status.MATCHED)
+                and g.start is not None
+                and max(now, low) <= g.start < high
+            ),
+            key=_by_start,
+        )[:limit]
+        groups = s.groups(formed)
+        ids = {r.person for r in waiting} | {m.person for g in groups for m in g.members}
+        apart = frozenset(
+            frozenset(pair) for pair in s.ignores if wish.person in pair and set(pair) & ids
+        )
+        return NearbyRows(tuple(waiting), tuple(groups), apart)
 
     def request(self, request_id: int) -> StoredRequest | None:
         return self.state.requests.get(request_id)

@@ -33,6 +33,7 @@ from typing import Protocol
 
 from ..model import (
     Changes,
+    NearbyRows,
     Neighbourhood,
     OpenRequest,
     OutboxItem,
@@ -58,6 +59,11 @@ class UnitOfWork(Protocol):
     def neighbourhood(self, wish: Wish, now: datetime, limit: int) -> Neighbourhood:
         """Everything that matching ``wish`` needs (see ``model.Neighbourhood``), read after
         the caller took the locks of ``wish.person`` and of its (pool, activity)."""
+
+    def nearby(self, wish: Wish, now: datetime, margin: timedelta, limit: int) -> NearbyRows:
+        """Near misses of ``wish`` (see ``model.NearbyRows``), at most ``limit`` waiting
+        requests and ``limit`` groups; one indexed query on a SQL storage (it runs on a
+        submission's path)."""
 
     def request(self, request_id: int) -> StoredRequest | None:
         """One request by id, or None."""

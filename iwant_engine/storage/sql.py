@@ -76,6 +76,7 @@ from ..model import (
 from ..plugins import hookimpl
 from .compiled import Prepared, Runner
 from .schema import NAME_MAX, Ignore, Outbox, Person, Request, Result, UTCDateTime
+from .sql_nearby import NearbyWork
 from .sql_standing import StandingReads, StandingWork
 
 log = logging.getLogger(__name__)
@@ -368,7 +369,7 @@ class SQLStorage(StandingReads):
             conn.execute(update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(**values))
 
 
-class SQLWork(StandingWork):
+class SQLWork(StandingWork, NearbyWork):
     """A unit of work: one transaction on one connection."""
 
     def __init__(self, storage: SQLStorage, conn: Connection) -> None:
