@@ -22,6 +22,10 @@ kit such a refusal is a failure (``StrategyError``) instead of a logged error.
 Liveness is checked too, unless ``liveness=False``: no set of waiting requests that could
 form a valid group on their own (a common slot, within every member's ``min`` and ``max``,
 nobody ignored) is left waiting after any step. Streams mix in ``min 3`` and ``max N``.
+
+For hand-written tests: ``wish``, ``candidate``, ``open_group``, ``match_context`` and ``at``
+build what decide is handed (``testing_builders``); ``replay`` plays chat lines (a failure's
+steps, as the kit prints them) through a fresh ``kit_engine``, the engine the kit uses.
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import random
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,6 +53,7 @@ from .model import (
     Join,
     MatchContext,
     OpenGroup,
+    OutboxItem,
     Person,
     Status,
     StoredRequest,
@@ -55,7 +61,15 @@ from .model import (
     Wish,
 )
 
-START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+# The builders of decide's arguments, for hand-written unit tests (re-exported).
+from .testing_builders import START as START
+from .testing_builders import at as at
+from .testing_builders import candidate as candidate
+from .testing_builders import match_context as match_context
+from .testing_builders import open_group as open_group
+from .testing_builders import person as person
+from .testing_builders import wish as wish
+
 PEOPLE = tuple(Person(f"kit:@p{i}", f"P{i}") for i in range(7))
 ACTIVITIES = ("coffee", "coffee", "lunch")
 Step = tuple[Any, ...]
@@ -292,18 +306,41 @@ def _counting(engine: Engine, coverage: Coverage, state: dict[str, str]) -> None
 
 
 def transcript_line(step: Step, now: datetime) -> str:
-    """A step as a person would have typed it: ``09:05 P1: coffee 10:00-11:00 max 2``."""
+    """A step as a person would have typed it: ``09:05 P1: coffee 10:00-11:00 max 2``;
+    ``replay`` reads such lines back."""
     kind = step[0]
-    if kind == "submit":
-        _, who, activity, start_q, extra_q, max_size, by, room, min_size = step
-        text = command(activity, start_q, extra_q, max_size, by, now, min_size)
-        where = f" in {room}" if room else ""
-        return f"{now:%H:%M} {PEOPLE[who].name}{where}: {text}"
+    if kind == "wait":
+        return f"{now:%H:%M} ({step[1]} minutes pass)"
+    who = _label(_who(step[1]))
     if kind == "cancel":
-        return f"{now:%H:%M} {PEOPLE[step[1]].name}: cancel (the first of their open requests)"
+        said = f"cancel {step[2]}".rstrip() if len(step) > 2 else _CANCEL_FIRST
+        return f"{now:%H:%M} {who}: {said}"
     if kind == "ignore":
-        return f"{now:%H:%M} {PEOPLE[step[1]].name}: ignore {PEOPLE[step[2]].name}"
-    return f"{now:%H:%M} ({step[1]} minutes pass)"
+        return f"{now:%H:%M} {who}: ignore {_label(_who(step[2]))}"
+    text, room = _said(step, now)
+    where = f" in {room}" if room else ""
+    return f"{now:%H:%M} {who}{where}: {text}"
+
+
+_CANCEL_FIRST = "cancel (the first of their open requests)"
+
+
+def _who(who: int | Person) -> Person:
+    """A step's person: one of ``PEOPLE`` by number (generated streams), or a ``Person``."""
+    return who if isinstance(who, Person) else PEOPLE[who]
+
+
+def _label(who: Person) -> str:
+    """How a transcript names ``who``: the name, when ``person`` reads it back as them."""
+    return who.name if person(who.name) == who else who.id
+
+
+def _said(step: Step, now: datetime) -> tuple[str, str | None]:
+    """The text and room of a ``submit`` (generated) or ``wish`` (as typed) step."""
+    if step[0] == "wish":
+        return step[2], step[3]
+    _, _, activity, start_q, extra_q, max_size, by, room, min_size = step
+    return command(activity, start_q, extra_q, max_size, by, now, min_size), room
 
 
 def run_stream(
@@ -312,24 +349,27 @@ def run_stream(
     steps: Sequence[Step],
     liveness: bool = False,
     coverage: Coverage | None = None,
-) -> None:
+) -> list[str | None]:
     """Play ``steps`` against ``engine``, checking every invariant after each one. A broken
-    one is reported with the steps so far, as chat lines."""
+    one is reported with the steps so far, as chat lines. Returns each step's answer to the
+    person who spoke (None for time passing, or a step that did nothing)."""
     coverage = coverage if coverage is not None else Coverage()
     state = {"step": ""}
     _counting(engine, coverage, state)
+    people = {p.id: p for p in [*PEOPLE, *(_who(s[1]) for s in steps if s[0] != "wait")]}
     apart: set[frozenset[str]] = set()
     exempt: set[tuple[int, frozenset[str]]] = set()
     matched: set[int] = set()
     said: list[str] = []
+    replies: list[str | None] = []
     for step in steps:
         kind = state["step"] = step[0]
         said.append(transcript_line(step, clock.now()))
         try:
-            _play(engine, clock, step, apart, exempt, coverage)
+            replies.append(_play(engine, clock, step, apart, exempt, coverage))
             check_invariants(engine, clock.now(), apart, liveness, exempt)
-            for person in PEOPLE:
-                for item in engine.open_requests(person):
+            for who in people.values():
+                for item in engine.open_requests(who):
                     if item.status == Status.MATCHED and item.request_id not in matched:
                         matched.add(item.request_id)
                         if clock.now() > item.deadline:
@@ -339,6 +379,7 @@ def run_stream(
         except AssertionError as err:
             lines = "\n".join(f"  {line}" for line in said)
             raise type(err)(f"{err}\nafter these steps ({kind} last):\n{lines}") from None
+    return replies
 
 
 def _play(
@@ -348,29 +389,54 @@ def _play(
     apart: set[frozenset[str]],
     exempt: set[tuple[int, frozenset[str]]],
     coverage: Coverage,
-) -> None:
+) -> str | None:
+    """Carry out one step; the answer to the person who spoke (None: nobody did, or the
+    step did nothing)."""
     kind = step[0]
-    if kind == "submit":
-        _, who, activity, start_q, extra_q, max_size, by, room, min_size = step
-        text = command(activity, start_q, extra_q, max_size, by, clock.now(), min_size)
-        try:
-            engine.submit(PEOPLE[who], text, room)
-        except UserError:
-            coverage.refusals += 1
-    elif kind == "cancel":
-        items = engine.open_requests(PEOPLE[step[1]])
-        if items:
-            engine.cancel(PEOPLE[step[1]], f"#{items[0].request_id}")
-    elif kind == "ignore":
-        a, b = PEOPLE[step[1]], PEOPLE[step[2]]
-        if a != b:
-            engine.ignore(a, b)
-            pair = frozenset((a.id, b.id))
-            apart.add(pair)
-            exempt |= {(rid, pair) for rid in _shared_results(engine, a.id, b.id)}
-    else:
+    if kind == "wait":
         clock.advance(minutes=step[1])
         engine.sweep()
+        return None
+    who = _who(step[1])
+    try:
+        if kind == "cancel":
+            return _cancel(engine, who, *step[2:])
+        if kind == "ignore":
+            return _ignore(engine, who, _who(step[2]), apart, exempt)
+        text, room = _said(step, clock.now())
+        return engine.submit(who, text, room).body
+    except UserError as err:
+        coverage.refusals += kind in ("submit", "wish")
+        return str(err)
+
+
+def _cancel(engine: Engine, who: Person, selector: str | None = None) -> str | None:
+    """``!iwant cancel selector``; without one, the kit's: the first of their open requests,
+    if they have one."""
+    if selector is None:
+        items = engine.open_requests(who)
+        if not items:
+            return None
+        selector = f"#{items[0].request_id}"
+    return engine.cancel(who, selector).body
+
+
+def _ignore(
+    engine: Engine,
+    a: Person,
+    b: Person,
+    apart: set[frozenset[str]],
+    exempt: set[tuple[int, frozenset[str]]],
+) -> str | None:
+    """``a`` ignores ``b`` (the kit skips anyone ignoring themself); they are kept apart
+    from now on, apart from groups that already hold them both."""
+    if a == b:
+        return None
+    reply = engine.ignore(a, b)
+    pair = frozenset((a.id, b.id))
+    apart.add(pair)
+    exempt |= {(rid, pair) for rid in _shared_results(engine, a.id, b.id)}
+    return reply
 
 
 def _shared_results(engine: Engine, a: str, b: str) -> set[int]:
@@ -468,14 +534,28 @@ def seeded_steps(seed: int, length: int = 40) -> list[Step]:
 
 
 @contextlib.contextmanager
-def kit_engine(strategy: str, **kwargs: Any) -> Iterator[tuple[Engine, FixedClock]]:
-    """A fresh strict engine serving ``strategy`` and its clock (at ``START``); keyword
-    arguments as ``make_kit_engine`` takes them (``storage="sql"``: a SQLite file)."""
+def kit_engine(
+    strategy: str,
+    *,
+    plugins: Sequence[object] = (),
+    settings: Mapping[str, str] | None = None,
+    storage: str = "memory",
+) -> Iterator[tuple[Engine, FixedClock]]:
+    """A fresh engine serving ``strategy`` on an empty storage, and its clock: a
+    ``FixedClock`` at ``START`` (09:00, Tue 1 Dec 2026, UTC) that moves only when told.
+
+    The engine is strict, as the kit's are: a decision that breaks an invariant, or that
+    differs when asked again, raises ``StrategyError``. Options as ``check_strategy``'s:
+    ``plugins`` (registered besides the installed ones), ``settings`` (the strategy's),
+    ``storage`` (``memory``, or ``sql``: a SQLite file). Closed on leaving the block."""
     clock = FixedClock(START)
     # A memory-backed directory where there is one: the kit commits thousands of times.
     shm = Path("/dev/shm")
     with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as tmp:
-        engine = make_kit_engine(strategy, f"sqlite:///{Path(tmp) / 'kit.db'}", clock, **kwargs)
+        url = f"sqlite:///{Path(tmp) / 'kit.db'}"
+        engine = make_kit_engine(
+            strategy, url, clock, plugins=plugins, strategy_settings=settings, storage=storage
+        )
         try:
             yield engine, clock
         finally:
@@ -502,7 +582,7 @@ def check_strategy(
     from hypothesis import HealthCheck, Phase, given
     from hypothesis import settings as hsettings
 
-    options = {"plugins": plugins, "strategy_settings": settings, "storage": storage}
+    options: dict[str, Any] = {"plugins": plugins, "settings": settings, "storage": storage}
     seed_failure: AssertionError | None = None
     coverage = Coverage()
     streams = [seeded_steps(seed) for seed in range(seeds)]
@@ -539,6 +619,154 @@ def check_strategy(
             f"the run exercised too little to mean anything ({', '.join(missing)}): {coverage}"
         )
     return coverage
+
+
+# -- replaying a scripted scenario ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Meeting:
+    """A group at the end of a replay: its activity, time, and members' names (in the order
+    they asked); ``status`` MATCHED, or DONE once the meeting is over."""
+
+    activity: str
+    start: datetime
+    end: datetime
+    people: tuple[str, ...]
+    status: Status
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M} {self.activity}: {', '.join(self.people)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What a replayed script did: ``replies`` (the answer to each line, None for time
+    passing), ``told`` (the notifications sent, as (name, text), in order: a group's news,
+    a deadline passing) and ``meetings`` (every group formed, by start)."""
+
+    replies: tuple[str | None, ...]
+    told: tuple[tuple[str, str], ...]
+    meetings: tuple[Meeting, ...]
+
+    @property
+    def groups(self) -> list[str]:
+        """The meetings as ``10:30 coffee: alice, bob``."""
+        return [str(m) for m in self.meetings]
+
+
+_LINE = re.compile(
+    r"(?P<time>\d{1,2}:\d\d) (?:\((?P<minutes>\d+) minutes? pass(?:es)?\)"
+    r"|(?P<who>\S+?)(?: in (?P<room>\S+))?: (?P<text>.+))"
+)
+
+
+def play(
+    engine: Engine,
+    clock: FixedClock,
+    script: str | Sequence[str],
+    liveness: bool = True,
+) -> Outcome:
+    """Play ``script`` against ``engine``, checking every invariant after each line as
+    ``check_strategy`` does (``liveness`` too, unless False), and deliver what it sent.
+
+    One line a step, as the kit prints a failing stream (blank lines and ``#`` comments are
+    skipped): ``HH:MM name: what they typed after !iwant`` (``name in room: ...`` in a
+    room), or ``HH:MM (N minutes pass)``. A line's time moves the clock forward to it,
+    sweeping as a running bot does (a time before the clock's is on the next day). Besides
+    wishes, a person can say ``cancel`` (with ``!iwant cancel``'s selector, or ``(the first
+    of their open requests)``) and ``ignore name``. A name stands for a person as
+    ``person`` says (``bob`` is ``kit:@bob``). A broken invariant raises as in the kit."""
+    if isinstance(script, str):
+        script = script.splitlines()
+    lines = [line.strip() for line in script]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    steps, of_line = _steps(lines, clock.now())
+    replies = run_stream(engine, clock, steps, liveness)
+    spoke = {_who(s[1]) for s in steps if s[0] != "wait"}
+    return Outcome(tuple(replies[i] for i in of_line), _told(engine, spoke), _meetings(engine))
+
+
+def replay(
+    strategy: str,
+    script: str | Sequence[str],
+    *,
+    plugins: Sequence[object] = (),
+    settings: Mapping[str, str] | None = None,
+    liveness: bool = True,
+    storage: str = "memory",
+) -> Outcome:
+    """Play ``script`` (see ``play``) through a fresh ``kit_engine`` serving ``strategy``,
+    with ``check_strategy``'s options; a failure's steps, pasted, fail the same way."""
+    options: dict[str, Any] = {"plugins": plugins, "settings": settings, "storage": storage}
+    with kit_engine(strategy, **options) as (engine, clock):
+        return play(engine, clock, script, liveness)
+
+
+def _steps(lines: Sequence[str], now: datetime) -> tuple[list[Step], list[int]]:
+    """The steps of a script's lines from ``now``, and the index of each line's own step
+    (a line's time ahead of the clock adds a wait before it)."""
+    steps: list[Step] = []
+    of_line: list[int] = []
+    for line in lines:
+        found = _LINE.fullmatch(line)
+        if found is None:
+            raise ValueError(
+                f"a script line is 'HH:MM name: what they said' or 'HH:MM (N minutes pass)', "
+                f"not {line!r}"
+            )
+        moment = at(found["time"]).replace(year=now.year, month=now.month, day=now.day)
+        if moment < now.replace(second=0, microsecond=0):
+            moment += timedelta(days=1)
+        if moment > now:
+            steps.append(("wait", (moment - now) / timedelta(minutes=1)))
+            now = moment
+        of_line.append(len(steps))
+        if found["minutes"]:
+            steps.append(("wait", int(found["minutes"])))
+            now += timedelta(minutes=int(found["minutes"]))
+            continue
+        who, text = person(found["who"]), found["text"].strip().removeprefix("!iwant ")
+        verb, _, rest = text.partition(" ")
+        if text == _CANCEL_FIRST:
+            steps.append(("cancel", who))
+        elif verb == "cancel":
+            steps.append(("cancel", who, rest.strip()))
+        elif verb == "ignore":
+            steps.append(("ignore", who, person(rest.strip().lstrip("@"))))
+        else:
+            steps.append(("wish", who, text, found["room"]))
+    return steps, of_line
+
+
+def _told(engine: Engine, people: AbstractSet[Person]) -> tuple[tuple[str, str], ...]:
+    """Deliver everything due to ``people``'s platforms: (name, text) of direct messages."""
+    sent: list[tuple[str, str]] = []
+
+    def send(item: OutboxItem) -> None:
+        if item.group_members is None:  # a group conversation's hello is not a person's
+            sent.append((engine.display_names([item.recipient])[0], item.body))
+
+    for platform in sorted({p.platform for p in people}):
+        while engine.deliver(platform, send).delivered:
+            pass
+    return tuple(sent)
+
+
+def _meetings(engine: Engine) -> tuple[Meeting, ...]:
+    """Every group formed (MATCHED, or DONE), by start, with its members' names."""
+    groups: dict[int, tuple[StoredResult, list[str]]] = {}
+    for req, res in engine.storage.snapshot():
+        if res.status in (Status.MATCHED, Status.DONE):
+            groups.setdefault(res.id, (res, []))[1].append(req.person)
+    found: list[tuple[datetime, int, Meeting]] = []
+    for res, members in groups.values():
+        assert res.start is not None and res.end is not None
+        names = tuple(engine.display_names(members))
+        found.append(
+            (res.start, res.id, Meeting(res.activity, res.start, res.end, names, res.status))
+        )
+    return tuple(meeting for *_, meeting in sorted(found, key=lambda f: f[:2]))
 
 
 try:
