@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from . import matching, standing
+from . import board, matching, standing
 from . import messages as msg
 from . import settings as settings_mod
 from .clock import Clock, SystemClock
@@ -30,6 +30,7 @@ from .model import (
     DeliveryReport,
     MatchContext,
     Nearby,
+    NearbyRows,
     NewOutbox,
     OpenGroup,
     OpenRequest,
@@ -61,6 +62,8 @@ LEASE = timedelta(seconds=60)
 SWEEP_BATCH = 500
 # Standing wishes made per unit of work: each takes its person's and pool's locks.
 STANDING_BATCH = 20
+#: The board in a direct message shows the rooms of a person's requests this far back.
+BOARD_HISTORY = timedelta(days=30)
 
 
 class Engine:
@@ -400,6 +403,34 @@ class Engine:
                 raise StrategyError(f"strategy {name!r}: {problem}: {decision!r}")
         return decision
 
+    # -- the board -------------------------------------------------------------------------
+
+    def board(self, person: Person, room: str | None = None, activity: str = "") -> msg.Note:
+        """``!iwant board``: what is wanted today and tomorrow in the room (in a direct
+        message: in the rooms of the person's requests of the last 30 days), in their zone."""
+        self._check_person(person)
+        now, zone, today = self._today(person)
+        if room:
+            pools, where = [self.pool_for(person, room)], "here"
+        else:
+            pools = self.storage.pools_of(person.id, now - BOARD_HISTORY)
+            pools = sorted({*pools, self.pool_for(person, None)})
+            where = "in your rooms"
+        start = standing.day_start(today, zone)
+        end = standing.day_start(today + timedelta(days=2), zone)
+        rows = self.storage.board(pools, start, end, now, person.id, board.ROWS_LIMIT)
+        wanted = " ".join(activity.lower().split())
+        if wanted:
+            rows = NearbyRows(
+                tuple(r for r in rows.waiting if r.activity == wanted),
+                tuple(g for g in rows.groups if g.result.activity == wanted),
+                rows.apart,
+            )
+            where = f"{where} for {msg.quote(wanted, 24)}"
+        mine = self.open_requests(person)
+        text, buttons = board.render(rows, person.id, mine, zone, now, where)
+        return msg.Note(person.id, text, buttons)
+
     # -- standing wishes ---------------------------------------------------------------------
 
     def add_standing(
@@ -677,7 +708,8 @@ class Engine:
             return expired, done  # the common case for a poller: no write transaction
         while True:
             with self.storage.transaction() as uow:
-                e, d = matching.sweep_step(uow, now, batch, self.zones)
+                suggest = self.suggest if self.settings.suggestions else None
+                e, d = matching.sweep_step(uow, now, batch, self.zones, suggest)
             expired, done = expired + e, done + d
             if not e + d:
                 return expired, done

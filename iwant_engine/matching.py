@@ -600,10 +600,13 @@ def as_listed(uow: UnitOfWork, request: StoredRequest) -> OpenRequest:
 # -- the sweep: deadlines and finished meetings --------------------------------------------------
 
 
-def sweep_step(uow: UnitOfWork, now: datetime, batch: int, zones: Zones) -> tuple[int, int]:
+def sweep_step(
+    uow: UnitOfWork, now: datetime, batch: int, zones: Zones, suggest: Suggester | None = None
+) -> tuple[int, int]:
     """Up to ``batch`` due results, in one write: a waiting request whose deadline passed
-    with nobody ends and its person is told (expired); a group whose meeting is over is DONE
-    with its requests. Returns (expired, done)."""
+    with nobody ends and its person is told (expired), with the nearest miss still ahead when
+    ``suggest`` is given; a group whose meeting is over is DONE with its requests. Returns
+    (expired, done)."""
     due = uow.due(now, batch)
     if not due:
         return 0, 0
@@ -617,8 +620,15 @@ def sweep_step(uow: UnitOfWork, now: datetime, batch: int, zones: Zones) -> tupl
             changes.moves.append(Move(m.id, group.result.id, status))
             if status == Status.EXPIRED:
                 zone = people.zone(m.person)
-                body = msg.expired(m.activity, m.earliest, m.latest, m.min_size, zone)
-                changes.outbox.append(NewOutbox(m.person, _marked(m, body), [], m.origin))
+                body = _marked(m, msg.expired(m.activity, m.earliest, m.latest, m.min_size, zone))
+                buttons: list[dict[str, str]] = []
+                if suggest is not None:
+                    ctx = MatchContext(now, m.length)
+                    found = near_misses(uow, m.as_wish(), ctx, suggest)[:1]
+                    body, buttons = msg.with_suggestions(
+                        body, [], found, m.activity, m.max_size, zone, now, None
+                    )
+                changes.outbox.append(NewOutbox(m.person, body, buttons, m.origin))
     uow.apply(changes, now)
     return len(waiting), len(due) - len(waiting)
 

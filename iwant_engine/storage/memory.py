@@ -178,7 +178,7 @@ class _MemoryUnitOfWork:
                 for r in s.requests.values()
                 if (r.pool, r.activity, r.status) == (*same, Status.PENDING)
                 and r.person != wish.person
-                and r.deadline >= now
+                and r.deadline > now
                 and r.latest > low
                 and r.earliest < high
             ),
@@ -395,6 +395,49 @@ class MemoryStorage:
                     OpenRequest(req.id, req.activity, Status(res.status), *window, *meeting)
                 )
             return rows
+
+    def pools_of(self, person: str, since: datetime) -> list[str]:
+        with self._lock:
+            rows = self._state.requests.values()
+            return sorted({r.pool for r in rows if r.person == person and r.created_at >= since})
+
+    def board(
+        self, pools: Iterable[str], start: datetime, end: datetime, now: datetime, reader: str,
+        limit: int,
+    ) -> NearbyRows:  # fmt: skip
+        wanted = set(pools)
+        with self._lock:
+            s = self._state
+            waiting = sorted(
+                (
+                    r
+                    for r in s.requests.values()
+                    if r.pool in wanted
+                    and r.status == Status.PENDING
+                    and r.person != reader
+                    and r.deadline > now
+                    and r.latest > max(now, start)
+                    and r.earliest < end
+                ),
+                key=lambda r: (r.earliest, r.id),
+            )[:limit]
+            formed = sorted(
+                (
+                    g
+                    for g in s.results.values()
+                    if g.pool in wanted
+                    and g.status == Status.MATCHED
+                    and g.start is not None
+                    and max(now, start) <= g.start < end
+                ),
+                key=_by_start,
+            )[:limit]
+            groups = s.groups(formed)
+            ids = {r.person for r in waiting} | {m.person for g in groups for m in g.members}
+            apart = frozenset(
+                frozenset(pair) for pair in s.ignores if reader in pair and set(pair) & ids
+            )
+        return NearbyRows(tuple(waiting), tuple(groups), apart)
 
     def ignored(self, person: str) -> list[str]:
         with self._lock:

@@ -162,6 +162,19 @@ class Storage(Protocol):
         for a matched one, ``others`` holds the display names (the id when not stored) of
         the group's other requests, by request id."""
 
+    def pools_of(self, person: str, since: datetime) -> list[str]:
+        """The pools of the person's requests made since ``since``, sorted."""
+
+    def board(
+        self, pools: Iterable[str], start: datetime, end: datetime, now: datetime, reader: str,
+        limit: int,
+    ) -> NearbyRows:  # fmt: skip
+        """What is wanted in ``pools`` between ``start`` and ``end`` (see ``model.NearbyRows``):
+        waiting requests (of anyone but ``reader``) whose window overlaps it, deadline not
+        passed, and formed groups whose meeting starts in it and not before now, with their
+        members; at most ``limit`` of each; ``apart``: ignore pairs between ``reader`` and
+        anyone in them."""
+
     def ignored(self, person: str) -> list[str]:
         """Ids of the people ``person`` ignores, sorted."""
 

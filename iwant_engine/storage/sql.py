@@ -76,7 +76,7 @@ from ..model import (
 from ..plugins import hookimpl
 from .compiled import Prepared, Runner
 from .schema import NAME_MAX, Ignore, Outbox, Person, Request, Result, UTCDateTime
-from .sql_nearby import NearbyWork
+from .sql_nearby import BoardReads, NearbyWork
 from .sql_standing import StandingReads, StandingWork
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class SQLStorage(StandingReads):
+class SQLStorage(StandingReads, BoardReads):
     """Requests, results, people, ignore lists and the outbox in one SQL database."""
 
     def __init__(self, url: str, pool_size: int = 5, default_timezone: str = "UTC") -> None:

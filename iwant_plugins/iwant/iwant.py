@@ -80,6 +80,7 @@ COMMANDS = (
         "a standing wish, made anew each day (every day, every mon wed fri, every friday)",
     ),
     Form("list", "my open requests and groups, with numbers", "list"),
+    Form("board", "what is wanted here today and tomorrow (or: !iwant board coffee)", "board"),
     Form(
         "cancel",
         "cancel my only open request (or: !iwant cancel 2, !iwant cancel lunch)",
@@ -203,6 +204,13 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         return self._run(msg, person, lambda: self._engine().cancel(person, args))
 
     @botcmd
+    def iwant_board(self, msg: Message, args: str) -> str | None:
+        """What is wanted here today and tomorrow: !iwant board (or !iwant board coffee)"""
+        person = self.person_of(msg.frm)
+        room = self.room_of(msg)
+        return self._run(msg, person, lambda: self._engine().board(person, room, args))
+
+    @botcmd
     def iwant_standing(self, msg: Message, args: str) -> str | None:
         """Your standing wishes, numbered: !iwant standing"""
         person = self.person_of(msg.frm)
@@ -324,6 +332,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             "ignore": lambda: self._engine().ignore(person, self._someone(tail)),
             "unignore": lambda: self._engine().unignore(person, self._someone(tail)),
             "ignored": lambda: self._ignored_text(person),
+            "board": lambda: self._engine().board(person, None, tail),
             "standing": lambda: self._engine().standing_text(person),
             "stop": lambda: self._engine().stop(person, tail),
             "skip": lambda: self._engine().skip(person, tail),
