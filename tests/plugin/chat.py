@@ -30,6 +30,16 @@ class Chat:
         msg.to = self.bot.bot_identifier
         return self._collect(lambda: self.bot.callback_message(msg))
 
+    def say_in(self, room: str, who: str, text: str) -> tuple[str, dict[str, str]]:
+        """The same, said in a room (a group chat) instead of a direct message."""
+        # Imported here: pytest registers this module as a plugin of the tests that use it.
+        from errbot.backends.test import TestOccupant, TestRoom
+
+        msg = Message(text)
+        msg.frm = TestOccupant(who, TestRoom(room, bot=self.bot))
+        msg.to = msg.frm.room
+        return self._collect(lambda: self.bot.callback_message(msg))
+
     def tick(self) -> dict[str, str]:
         return self._collect(self.plugin.tick)[1]
 
