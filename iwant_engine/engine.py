@@ -409,6 +409,12 @@ class Engine:
         """``!iwant board``: what is wanted today and tomorrow in the room (in a direct
         message: in the rooms of the person's requests of the last 30 days), in their zone."""
         self._check_person(person)
+        words = activity.lower().split()
+        if len(words) > 1:  # "board games 17:00" is a wish for board games
+            rest = msg.quote(" ".join(words[1:]), 40)
+            raise UserError(
+                f"An activity is one word; try !iwant board-{msg.quote(words[0])} {rest}."
+            )
         now, zone, today = self._today(person)
         if room:
             pools, where = [self.pool_for(person, room)], "here"
