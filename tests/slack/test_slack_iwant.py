@@ -261,3 +261,26 @@ def test_texts_show_the_command_form_that_works_on_slack(iwant: BotProcess) -> N
     assert reply.text == "You have no open requests. Start one with /iwant coffee."
     helped = say(s, ALICE, A_DM, "!iwant help", "puts you together")
     assert "/iwant coffee 10:00 by 9:30" in helped.text and "!iwant" not in helped.text
+
+
+def test_a_near_miss_taken_with_its_button(iwant: BotProcess) -> None:
+    """Bob and Carol meet in 90 minutes; Alice asks for 40 minutes from now and is offered
+    their group (50 minutes outside her window) with a button that joins it instead."""
+    s = iwant.standin
+    say(s, BOB, B_DM, "!iwant coffee in 90 min", "coffee")
+    say(s, CAROL, C_DM, "!iwant coffee in 90 min", "Bob Smith")
+    alice_reply = say(s, ALICE, A_DM, "!iwant coffee in 40 min", "Nearest")
+    assert "a group of 2 meets for coffee" in alice_reply.text
+    assert "Bob" not in alice_reply.text and "Carol" not in alice_reply.text  # counts only
+    labels = [b["text"]["text"] for b in alice_reply.buttons()]
+    assert labels[0] == "Cancel" and labels[1].startswith("Coffee ")
+    assert "instead of #" in alice_reply.buttons()[1]["value"]
+    a_seen, b_seen = len(s.messages_in(A_DM)), len(s.messages_in(B_DM))
+    envelope = s.click(ALICE, alice_reply, labels[1])
+    s.wait_ack(envelope)
+    joined = next_in(s, A_DM, a_seen, "You join")
+    assert "Bob Smith" in joined.text and "Carol Tanaka" in joined.text
+    assert "is cancelled" in joined.text
+    assert meeting_start(joined.text) == labels[1].split()[-1]
+    next_in(s, B_DM, b_seen, "Alice Novak")
+    s.wait_all_acked()

@@ -185,3 +185,23 @@ def test_an_update_offered_again_after_a_crash_stores_nothing_new(
     people.user_says(ALICE, "/iwant list")
     listed = people.wait_for_text(ALICE, "Your open requests")
     assert "1. coffee" in listed["text"] and "2. " not in listed["text"]
+
+
+def test_a_near_miss_taken_with_its_button(people: BotApiStandin, iwant) -> None:
+    """Bob and Carol meet in 90 minutes; Alice asks for 40 minutes from now and is offered
+    their group (50 minutes outside her window) with a button that joins it instead."""
+    people.user_says(BOB, "!iwant coffee in 90 min")
+    people.wait_for_text(BOB, "waiting")
+    people.user_says(CAROL, "!iwant coffee in 90 min")
+    people.wait_for_text(CAROL, "Bob")
+    people.user_says(ALICE, "/iwant coffee in 40 min")
+    waiting = people.wait_for_text(ALICE, "Nearest")
+    assert "a group of 2 meets for coffee" in waiting["text"]
+    assert not mentions(waiting, "Bob") and not mentions(waiting, "Carol")  # counts only
+    labels = buttons(waiting)
+    assert labels[0] == "Cancel" and labels[1].startswith("Coffee ")
+    people.press(ALICE, waiting, labels[1])
+    joined = people.wait_for_text(ALICE, "You join", after=1)
+    assert mentions(joined, "Bob", "Carol", "is cancelled", labels[1].split()[-1])
+    people.wait_for_text(BOB, "Alice", after=1)
+    people.wait_for_text(CAROL, "Alice", after=1)
