@@ -19,7 +19,7 @@ connection invalidated).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, cast
 
 from sqlalchemy.engine import Connection, Dialect
@@ -112,11 +112,12 @@ class Prepared:
 class Runner:
     """Runs ``Prepared`` statements on the DBAPI connection of ``conn``, in its transaction."""
 
-    __slots__ = ("conn", "cursor", "_driver")
+    __slots__ = ("conn", "cursor", "began", "_driver")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self._driver = conn.connection.driver_connection
+        self._driver: Any = conn.connection.driver_connection
+        self.began = False  # this runner sent the transaction's BEGIN (see ``pipeline``)
         self.cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
     def _announce(self, sql: str, params: Any, many: bool) -> None:
@@ -162,6 +163,14 @@ class Runner:
             self._failed(err, stmt.sql, params)
         return stmt.rows(raw)
 
+    def fetch(self, stmt: Prepared) -> list[Sequence[Any]]:
+        """The rows of ``stmt``, executed last (``execute``; in a pipeline, after it)."""
+        try:
+            raw = self.cursor.fetchall()
+        except Exception as err:
+            self._failed(err, stmt.sql, None)
+        return stmt.rows(raw)
+
     def scalar(self, stmt: Prepared, values: Mapping[str, Any]) -> Any:
         """The first column of the single row ``stmt`` returns."""
         (row,) = self.rows(stmt, values)
@@ -170,14 +179,39 @@ class Runner:
     @contextmanager
     def pipeline(self) -> Iterator[None]:
         """psycopg: the statements of the block are sent together and their results read in
-        one round trip (the server still runs them one after the other, each on its own
-        snapshot). Other drivers: nothing changes."""
-        pipeline = getattr(self._driver, "pipeline", None)
+        one round trip (the server still runs them one after the other, each statement on
+        a snapshot taken when it starts). Other drivers: nothing changes.
+
+        When no transaction is open yet, its ``BEGIN`` goes at the head of the same round
+        trip; psycopg would otherwise send it by itself and wait for its answer first. For
+        that the connection is in psycopg's autocommit mode until ``restore`` (so psycopg
+        adds no BEGIN of its own); the transaction is still the one SQLAlchemy ends with
+        COMMIT or ROLLBACK."""
+        driver = self._driver
+        pipeline = getattr(driver, "pipeline", None)
         if pipeline is None:
             yield
             return
         try:
+            begin = not driver.autocommit and driver.info.transaction_status.name == "IDLE"
+            if begin:
+                driver.autocommit = True
+                self.began = True
             with pipeline():
+                if begin:
+                    self.cursor.execute("BEGIN")
                 yield
         except self.conn.dialect.loaded_dbapi.Error as err:
             self._failed(err, "(pipeline)", None)
+
+    def restore(self) -> None:
+        """After the transaction ended: psycopg begins transactions by itself again. A
+        connection that cannot be put back is invalidated, never pooled in autocommit."""
+        if not self.began:
+            return
+        self.began = False
+        try:
+            self._driver.autocommit = False
+        except Exception:
+            with suppress(Exception):
+                self.conn.invalidate()

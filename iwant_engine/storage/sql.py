@@ -76,7 +76,6 @@ from ..model import (
 from ..plugins import hookimpl
 from .compiled import Prepared, Runner
 from .schema import NAME_MAX, Ignore, Outbox, Person, Request, Result, UTCDateTime
-from .sql_nearby import BoardReads, NearbyWork
 from .sql_standing import StandingReads, StandingWork
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,7 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class SQLStorage(StandingReads, BoardReads):
+class SQLStorage(StandingReads):
     """Requests, results, people, ignore lists and the outbox in one SQL database."""
 
     def __init__(self, url: str, pool_size: int = 5, default_timezone: str = "UTC") -> None:
@@ -186,8 +185,13 @@ class SQLStorage(StandingReads, BoardReads):
 
     @contextmanager
     def transaction(self) -> Iterator[SQLWork]:
-        with self._guard(), self.engine.begin() as conn:
-            yield SQLWork(self, conn)
+        with self._guard(), self.engine.connect() as conn:
+            work = SQLWork(self, conn)
+            try:
+                with conn.begin():
+                    yield work
+            finally:
+                work.runner.restore()  # before the connection goes back to the pool
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -369,7 +373,7 @@ class SQLStorage(StandingReads, BoardReads):
             conn.execute(update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(**values))
 
 
-class SQLWork(StandingWork, NearbyWork):
+class SQLWork(StandingWork):
     """A unit of work: one transaction on one connection."""
 
     def __init__(self, storage: SQLStorage, conn: Connection) -> None:
@@ -396,11 +400,13 @@ class SQLWork(StandingWork, NearbyWork):
 
     def neighbourhood(self, wish: Wish, now: datetime, limit: int) -> Neighbourhood:
         query = self.hot.neighbourhood(limit)
-        # On PostgreSQL the pending locks and the read go in one round trip (pipeline); the
-        # server runs the read after the locks are held, on a snapshot taken then.
+        # On PostgreSQL the transaction's BEGIN, the pending locks and the read go in one
+        # round trip (pipeline); the server runs the read after the locks are held, on a
+        # snapshot taken then (READ COMMITTED: each statement's own).
         with self.runner.pipeline():
             self._take_locks()
-            rows = self.runner.rows(query, _neighbourhood_params(wish, now))
+            self.runner.execute(query, _neighbourhood_params(wish, now))
+        rows = self.runner.fetch(query)
         me: PersonInfo | None = None
         mine: list[StoredRequest] = []
         candidates: list[StoredRequest] = []
