@@ -76,6 +76,7 @@ from ..model import (
 from ..plugins import hookimpl
 from .compiled import Prepared, Runner
 from .schema import NAME_MAX, Ignore, Outbox, Person, Request, Result, UTCDateTime
+from .sql_nearby import BoardReads, NearbyWork
 from .sql_standing import StandingReads, StandingWork
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class SQLStorage(StandingReads):
+class SQLStorage(StandingReads, BoardReads):
     """Requests, results, people, ignore lists and the outbox in one SQL database."""
 
     def __init__(self, url: str, pool_size: int = 5, default_timezone: str = "UTC") -> None:
@@ -373,7 +374,7 @@ class SQLStorage(StandingReads):
             conn.execute(update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(**values))
 
 
-class SQLWork(StandingWork):
+class SQLWork(StandingWork, NearbyWork):
     """A unit of work: one transaction on one connection."""
 
     def __init__(self, storage: SQLStorage, conn: Connection) -> None:
