@@ -53,6 +53,12 @@ def check(cfg_path: str | None = None) -> str:
         except ValueError as err:
             raise settings_mod.SettingsError(f"plugins.cfg [strategy:{name}]: {err}") from None
         lines.append(f"strategy {name} for {where}")
+    for name in sorted(set(cfg.strategy_settings) - set(rules.values())):
+        active = ", ".join(sorted(set(rules.values())))
+        raise settings_mod.SettingsError(
+            f"plugins.cfg [strategy:{name}]: no active strategy has that name (active: "
+            f"{active}); a misspelling?"
+        )
     return "\n".join(lines)
 
 

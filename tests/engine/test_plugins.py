@@ -89,3 +89,30 @@ def test_the_memory_storage_runs_a_bot_engine_from_plugins_cfg(tmp_path):
     finally:
         engine.close()
     assert not list(tmp_path.glob("*.db")), "nothing is written to disk"
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ("[engine]\nstrategy = nosuch\n", "unknown strategy 'nosuch'; installed:"),
+        ("[strategy:quorum]\nmin_size = 1\n[strategies]\nlunch = quorum\n", "min_size = '1'"),
+        ("[strategy:quorom]\nmin_size = 3\n", "[strategy:quorom]: no active strategy"),
+    ],
+)
+def test_plugins_check_fails_with_one_line_on_a_bad_configuration(tmp_path, capsys, extra, says):
+    cfg = tmp_path / "plugins.cfg"
+    cfg.write_text("[activities]\ncoffee = 15, 6\nlunch = 45, 8\n" + extra)
+    assert main(["plugins", "--check", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and "\n" not in err
+
+
+def test_plugins_check_lists_who_serves_what(tmp_path, capsys):
+    cfg = tmp_path / "plugins.cfg"
+    cfg.write_text(
+        "[activities]\nlunch = 45, 8\n[strategies]\nlunch = quorum\n"
+        "[strategy:quorum]\nmin_size = 4\n"
+    )
+    assert main(["plugins", "--check", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "strategy overlap for (default)" in out and "strategy quorum for lunch" in out
