@@ -96,10 +96,11 @@ def iwant_suggestions(wish: Wish, nearby: Nearby, ctx: MatchContext) -> Sequence
       wish's person by an ignore is in it (see ``model.Nearby``).
     - ``ctx``: ``now`` and the activity ``length`` (no settings, no match history).
 
-    Returns a sequence of ``model.Suggestion``: meetings that start at ``ctx.now`` or later, lies inside the windows
-    of the wishes counted (or are the group's meeting), and would form or join a group of at
-    most every member's ``max``; at most a few (the engine keeps two), empty for none. The function must be
-    pure and fast: it runs inside the submission's transaction, with no I/O and no clock.
+    Returns a sequence of ``model.Suggestion``: meetings that start at ``ctx.now`` or later,
+    lie inside the windows of the wishes counted (or are the group's meeting), and would form
+    or join a group of at most every member's ``max``; a few at most (the engine keeps two),
+    empty for none. The function must be pure and fast: it runs inside the submission's
+    transaction, with no I/O and no clock.
     Built in: ``nearest-miss`` (``iwant_engine/suggestions.py``).
     """
     raise NotImplementedError
