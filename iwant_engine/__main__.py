@@ -6,6 +6,8 @@
 - ``iwant plugins [--check]``: what is installed and what ``plugins.cfg`` makes active;
   ``--check`` also builds every active strategy with its settings and fails on a bad one.
 - ``iwant migrate``: bring the database (``IWANT_DATABASE_URL``) to the newest schema.
+- ``iwant forget PERSON_ID``: delete a person and everything that is theirs, as ``!iwant
+  forget me`` does (for an admin answering a request made by e-mail); prints what it deleted.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import settings as settings_mod
 from .plugins import make_plugin_manager, named, report
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 INSTALLED = Path(sysconfig.get_path("data")) / "share" / "iwant"
@@ -79,6 +85,16 @@ def run(extra: list[str]) -> int:
 
 
 def migrate(cfg_path: str | None) -> int:
+    engine = _engine(cfg_path)
+    if engine is None:
+        return 1
+    engine.close()
+    print(f"iwant: the database is at the newest schema ({engine.settings.storage})")
+    return 0
+
+
+def _engine(cfg_path: str | None) -> Engine | None:
+    """The engine a bot started here would run (its database migrated), or None (said why)."""
     from .engine import Engine
     from .errors import Unavailable
 
@@ -87,12 +103,29 @@ def migrate(cfg_path: str | None) -> int:
     data_dir = Path(os.environ.get("IWANT_DATA_DIR") or default)
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        engine = Engine.from_environment(cfg_path, data_dir=str(data_dir))
+        return Engine.from_environment(cfg_path, data_dir=str(data_dir))
     except Unavailable as err:
         print(f"iwant: {err}", file=sys.stderr)
+        return None
+
+
+def forget(cfg_path: str | None, person_id: str) -> int:
+    """Delete ``person_id`` and everything that is theirs; print the rows per table."""
+    from .engine import valid_person_id
+
+    if not valid_person_id(person_id):
+        print(f"iwant: {person_id!r} is not a person id (platform:id, like slack:U0123)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    engine = _engine(cfg_path)
+    if engine is None:
         return 1
-    engine.close()
-    print(f"iwant: the database is at the newest schema ({engine.settings.storage})")
+    try:
+        counts = engine.forget(person_id)
+    finally:
+        engine.close()
+    deleted = ", ".join(f"{table} {n}" for table, n in sorted(counts.items()))
+    print(f"iwant: forgot {person_id}: {deleted} (rows deleted or changed per table)")
     return 0
 
 
@@ -103,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     plugins.add_argument(
         "--check", action="store_true", help="build the active ones; fail on a bad setting"
     )
-    for cmd in (plugins, sub.add_parser("migrate", help="bring the database up to date")):
+    forgetting = sub.add_parser("forget", help="delete a person and everything that is theirs")
+    forgetting.add_argument("person", help="their id, platform:id (slack:U0123, telegram:42)")
+    migrating = sub.add_parser("migrate", help="bring the database up to date")
+    for cmd in (plugins, migrating, forgetting):
         cmd.add_argument(
             "--config",
             help="path of plugins.cfg (default: IWANT_PLUGINS_CFG, else ./plugins.cfg)",
@@ -120,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "migrate":
             return migrate(config)
+        if args.command == "forget":
+            return forget(config, args.person)
         print(plugins_report(config))
         if args.check:
             print(check(config))

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from . import board, matching, standing
+from . import board, matching, privacy, standing
 from . import messages as msg
 from . import settings as settings_mod
 from .clock import Clock, SystemClock
@@ -64,6 +64,8 @@ SWEEP_BATCH = 500
 STANDING_BATCH = 20
 #: The board in a direct message shows the rooms of a person's requests this far back.
 BOARD_HISTORY = timedelta(days=30)
+#: Retention (``Engine.purge``) runs at most this often in one process.
+PURGE_EVERY = timedelta(minutes=10)
 
 
 class Engine:
@@ -81,6 +83,7 @@ class Engine:
         self.settings = settings
         self.strict = strict
         self._zones: dict[str, tuple[float, str | None]] = {}  # person -> (until, zone name)
+        self._next_purge = 0.0  # time.monotonic() of the next retention round
         self.clock = clock or SystemClock()
         self.zones = matching.Zones(ZoneInfo(settings.default_timezone))
         self.pm = make_plugin_manager(plugins)
@@ -403,6 +406,69 @@ class Engine:
                 raise StrategyError(f"strategy {name!r}: {problem}: {decision!r}")
         return decision
 
+    # -- a person's data -------------------------------------------------------------------
+
+    def export(self, person: Person) -> str:
+        """``!iwant export``: everything iwant keeps about the person, as a JSON document."""
+        self._check_person(person)
+        data = self.storage.person_data(person.id)
+        return privacy.as_json(privacy.document(data, person.id, self.clock.now()))
+
+    def forget_me(self, person: Person, args: str = "") -> msg.Note:
+        """``!iwant forget me``, then ``!iwant forget me confirm`` within five minutes."""
+        self._check_person(person)
+        words = args.lower().split()
+        now = self.clock.now()
+        if words == ["me"]:
+            with self.storage.transaction() as uow:
+                uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
+                uow.ask_to_forget(person.id, now)
+            button = {"label": "Forget me", "command": "iwant forget me confirm"}
+            return msg.Note(person.id, privacy.asked(), [button])
+        if words != ["me", "confirm"]:
+            raise UserError("To delete everything iwant keeps about you: !iwant forget me")
+        with self.storage.transaction() as uow:
+            asked = uow.ask_to_forget(person.id, None)
+        window = timedelta(minutes=privacy.FORGET_WINDOW_MINUTES)
+        if asked is None or asked < now - window:
+            raise UserError(
+                "Say !iwant forget me first, then confirm within "
+                f"{privacy.FORGET_WINDOW_MINUTES} minutes."
+            )
+        return msg.Note(person.id, privacy.forgotten(self.forget(person.id, person.name)))
+
+    def forget(self, person_id: str, name: str | None = None) -> dict[str, int]:
+        """Delete the person and everything that is theirs (their open requests cancelled
+        first, so the others in them are told); rows deleted per table. For ``!iwant forget
+        me`` and for an admin (``iwant forget PERSON_ID``)."""
+        stored = self.storage.person(person_id)
+        shown = stored.name if stored else (name or person_id.split(":", 1)[-1])
+        who = Person(person_id, shown)
+        for item in self.storage.open_requests(person_id, self.clock.now()):
+            try:
+                self.cancel(who, f"#{item.request_id}")
+            except UserError:
+                continue  # it ended meanwhile
+        with self.storage.transaction() as uow:
+            counts = uow.forget(person_id, shown, lambda body: msg.unnamed(body, shown))
+        self._zones.pop(person_id, None)
+        return counts
+
+    def purge(self, limit: int = SWEEP_BATCH) -> int:
+        """Delete finished requests, unused results and sent notifications older than
+        ``[limits] retention_days`` (a sweep's job, at most every ``PURGE_EVERY``)."""
+        if time.monotonic() < self._next_purge:
+            return 0
+        self._next_purge = time.monotonic() + PURGE_EVERY.total_seconds()
+        before, total = self.clock.now() - self.settings.retention, 0
+        for _ in range(20):  # bounded: the rest waits for the next round
+            with self.storage.transaction() as uow:
+                deleted = uow.purge(before, limit)
+            total += deleted
+            if deleted < limit:
+                break
+        return total
+
     # -- the board -------------------------------------------------------------------------
 
     def board(self, person: Person, room: str | None = None, activity: str = "") -> msg.Note:
@@ -710,6 +776,7 @@ class Engine:
         now = self.clock.now()
         expired = done = 0
         self.sweep_standing(now)
+        self.purge()
         if not self.storage.has_due(now):
             return expired, done  # the common case for a poller: no write transaction
         while True:

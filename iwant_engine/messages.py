@@ -322,3 +322,9 @@ def not_possible_any_more(why: str, activity: str, earliest: datetime, latest: d
         f"That is not possible any more: {why}. Your {activity} wish "
         f"{slot(earliest, latest, zone)} stays as it was."
     )
+
+
+def unnamed(body: str, name: str) -> str:
+    """``body`` with a forgotten person's ``name`` replaced by "someone"."""
+    body = body.replace(name, "someone")
+    return "Someone" + body[len("someone") :] if body.startswith("someone") else body

@@ -417,3 +417,18 @@ class Standing:
     paused_until: date | None = None
     skips: frozenset[date] = frozenset()
     ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PersonData:
+    """Everything a storage keeps about one person (``Storage.person_data``): for
+    ``!iwant export``. ``groups`` maps a result id to the other members' display names (their
+    id without the platform when no name is stored); ``undelivered``: outbox rows addressed to
+    the person that have not gone out."""
+
+    person: PersonInfo | None
+    requests: tuple[tuple[StoredRequest, StoredResult], ...]
+    groups: Mapping[int, tuple[str, ...]]
+    ignores: tuple[str, ...]
+    standing: tuple[Standing, ...]
+    undelivered: tuple[OutboxItem, ...]

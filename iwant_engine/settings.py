@@ -51,6 +51,8 @@ class Settings:
     # sends it as a direct message instead.
     reply_grace: timedelta = timedelta(seconds=30)
     suggestions: bool = True  # near misses in the answer to a wish that waits
+    # Finished requests, their results and delivered notifications are deleted after this.
+    retention: timedelta = timedelta(days=90)
     max_standing: int = 5  # standing wishes ("every weekday") per person
     # A standing wish's wish for a day is made this long before that day begins (local).
     standing_lead: timedelta = timedelta(hours=12)
@@ -202,6 +204,9 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
             "limits", "database_pool_size", limits.get("database_pool_size", "5"), 1, 100
         ),
         max_standing=_int("limits", "max_standing", limits.get("max_standing", "5"), 1, 50),
+        retention=timedelta(
+            days=_int("limits", "retention_days", limits.get("retention_days", "90"), 1, 3650)
+        ),
         standing_lead=timedelta(
             hours=_int(
                 "limits", "standing_lead_hours", limits.get("standing_lead_hours", "12"), 0, 48

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
@@ -21,6 +21,7 @@ from ..model import (
     Neighbourhood,
     OpenRequest,
     OutboxItem,
+    PersonData,
     PersonInfo,
     ResultChange,
     Standing,
@@ -67,6 +68,7 @@ class _State:
     event_keys: dict[str, int] = field(default_factory=dict)  # event key -> request id
     unreplied: dict[int, datetime] = field(default_factory=dict)  # request id -> created
     standing: dict[int, Standing] = field(default_factory=dict)
+    forget_asked: dict[str, datetime] = field(default_factory=dict)  # person -> when
     last_ids: dict[str, int] = field(
         default_factory=lambda: {"request": 0, "result": 0, "outbox": 0, "standing": 0}
     )
@@ -310,6 +312,70 @@ class _MemoryUnitOfWork:
     def remove_ignore(self, person: str, ignored: str) -> bool:
         return self.state.ignores.pop((person, ignored), None) is not None
 
+    def forget(self, person: str, name: str, rename: Callable[[str], str]) -> dict[str, int]:
+        s = self.state
+        theirs = {i for i, r in s.requests.items() if r.person == person}
+        kept = {r.result_id for i, r in s.requests.items() if i not in theirs}
+        own = {s.requests[i].result_id for i in theirs} - kept
+        counts = Counter(
+            requests=len(theirs),
+            results=len(own),
+            ignores=sum(1 for pair in s.ignores if pair[0] == person),
+            standing=sum(1 for w in s.standing.values() if w.person == person),
+            people=int(person in s.people),
+        )
+        for i in theirs:
+            key = s.requests.pop(i).event_key
+            s.event_keys.pop(key or "", None)
+            s.unreplied.pop(i, None)
+        for r in own:
+            del s.results[r]
+        s.ignores = {pair: t for pair, t in s.ignores.items() if pair[0] != person}
+        s.standing = {k: w for k, w in s.standing.items() if w.person != person}
+        s.people.pop(person, None)
+        s.forget_asked.pop(person, None)
+        for row in list(s.outbox.values()):
+            if row.recipient == person:
+                del s.outbox[row.id]
+                counts["outbox"] += 1
+            elif row.group_members is not None and person in row.group_members:
+                members = [m for m in row.group_members if m != person]
+                body = rename(row.body) if name else row.body
+                s.outbox[row.id] = replace(row, group_members=members, body=body)
+                counts["outbox"] += 1
+            elif name and name in row.body:
+                s.outbox[row.id] = replace(row, body=rename(row.body))
+                counts["outbox"] += 1
+        return dict(counts)
+
+    def purge(self, before: datetime, limit: int) -> int:
+        s = self.state
+        done = [i for i, r in s.requests.items() if r.status not in LIVE and r.latest < before][
+            :limit
+        ]
+        for i in done:
+            key = s.requests.pop(i).event_key
+            s.event_keys.pop(key or "", None)
+            s.unreplied.pop(i, None)
+        used = {r.result_id for r in s.requests.values()}
+        unused = [g for g in s.results if g not in used][: max(0, limit - len(done))]
+        for g in unused:
+            del s.results[g]
+        sent = [
+            row.id
+            for row in s.outbox.values()
+            if (row.delivered_at or row.failed_at or before) < before
+        ][: max(0, limit - len(done) - len(unused))]
+        for row_id in sent:
+            del s.outbox[row_id]
+        return len(done) + len(unused) + len(sent)
+
+    def ask_to_forget(self, person: str, at: datetime | None) -> datetime | None:
+        before = self.state.forget_asked.pop(person, None)
+        if at is not None:
+            self.state.forget_asked[person] = at
+        return before
+
     def add_standing(self, standing: Standing) -> int:
         standing_id = self.state.next_id("standing")
         self.state.standing[standing_id] = replace(standing, id=standing_id)
@@ -464,6 +530,34 @@ class MemoryStorage:
     def has_due(self, now: datetime) -> bool:
         with self._lock:
             return bool(self._state.due(now))
+
+    def person_data(self, person: str) -> PersonData:
+        with self._lock:
+            s = self._state
+            mine = sorted((r for r in s.requests.values() if r.person == person), key=_id)
+            groups: dict[int, tuple[str, ...]] = {}
+            for r in mine:
+                others = [o for o in s.requests.values() if o.result_id == r.result_id]
+                names = [
+                    s.people[o.person].name if o.person in s.people else o.person.split(":")[-1]
+                    for o in sorted(others, key=_id)
+                    if o.person != person
+                ]
+                if names:
+                    groups[r.result_id] = tuple(names)
+            undelivered = tuple(
+                OutboxItem(o.id, o.recipient, o.body, o.buttons, o.origin, o.attempts)
+                for o in sorted(s.outbox.values(), key=_id)
+                if o.recipient == person and o.pending
+            )
+            return PersonData(
+                s.people.get(person),
+                tuple((r, s.results[r.result_id]) for r in mine),
+                groups,
+                tuple(sorted(ignored for who, ignored in s.ignores if who == person)),
+                tuple(w for _, w in sorted(s.standing.items()) if w.person == person),
+                undelivered,
+            )
 
     def has_due_standing(self, now: datetime) -> bool:
         with self._lock:

@@ -26,7 +26,7 @@ Rules every storage keeps:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -37,6 +37,7 @@ from ..model import (
     Neighbourhood,
     OpenRequest,
     OutboxItem,
+    PersonData,
     PersonInfo,
     Standing,
     StoredGroup,
@@ -118,6 +119,25 @@ class UnitOfWork(Protocol):
     def remove_ignore(self, person: str, ignored: str) -> bool:
         """Forget that ``person`` ignores ``ignored``; False when they did not."""
 
+    # -- a person's data ----------------------------------------------------------------------
+
+    def forget(self, person: str, name: str, rename: Callable[[str], str]) -> dict[str, int]:
+        """Delete the person and everything that is theirs: their requests (the engine has
+        cancelled the live ones), their own results that no other request points to, whom they
+        ignore, their standing wishes, outbox rows addressed to them, and their place in group
+        conversation rows; every other outbox row whose body holds ``name`` gets the body
+        ``rename(body)``. Other people's ignore entries naming them stay. Rows deleted (or
+        changed) per table."""
+
+    def purge(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` finished requests (not PENDING or MATCHED) whose window ended
+        before ``before``, results no request points to any more that were last changed before
+        it, and outbox rows delivered or given up before it; how many rows."""
+
+    def ask_to_forget(self, person: str, at: datetime | None) -> datetime | None:
+        """Record (or with None, clear) when the person asked to be forgotten; the earlier
+        moment, if there was one. The engine stores the person first (``add_person``)."""
+
     # -- standing wishes -----------------------------------------------------------------------
 
     def add_standing(self, standing: Standing) -> int:
@@ -189,6 +209,9 @@ class Storage(Protocol):
 
     def has_due(self, now: datetime) -> bool:
         """Whether ``UnitOfWork.due`` would find anything; cheap, takes no write lock."""
+
+    def person_data(self, person: str) -> PersonData:
+        """Everything stored about the person (see ``model.PersonData``), for an export."""
 
     def has_due_standing(self, now: datetime) -> bool:
         """Whether ``UnitOfWork.due_standing`` would find anything; cheap, takes no write

@@ -52,6 +52,8 @@ class Person(Base):
     display_name: Mapped[str] = mapped_column(String(NAME_MAX))
     timezone: Mapped[str | None] = mapped_column(String(64))  # set by "!iwant tz"
     platform_timezone: Mapped[str | None] = mapped_column(String(64))  # e.g. Slack profile
+    # When they asked "!iwant forget me", until they confirm (or it lapses).
+    forget_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Result(Base):

@@ -77,6 +77,7 @@ from ..plugins import hookimpl
 from .compiled import Prepared, Runner
 from .schema import NAME_MAX, Ignore, Outbox, Person, Request, Result, UTCDateTime
 from .sql_nearby import BoardReads, NearbyWork
+from .sql_privacy import PrivacyReads, PrivacyWork
 from .sql_standing import StandingReads, StandingWork
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class SQLStorage(StandingReads, BoardReads):
+class SQLStorage(StandingReads, BoardReads, PrivacyReads):
     """Requests, results, people, ignore lists and the outbox in one SQL database."""
 
     def __init__(self, url: str, pool_size: int = 5, default_timezone: str = "UTC") -> None:
@@ -374,7 +375,7 @@ class SQLStorage(StandingReads, BoardReads):
             conn.execute(update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(**values))
 
 
-class SQLWork(StandingWork, NearbyWork):
+class SQLWork(StandingWork, NearbyWork, PrivacyWork):
     """A unit of work: one transaction on one connection."""
 
     def __init__(self, storage: SQLStorage, conn: Connection) -> None:

@@ -94,6 +94,8 @@ COMMANDS = (
     Form("pause until 2026-12-14", "pause my standing wishes (or: !iwant pause 2 weeks)", "pause"),
     Form("resume", "end the pause", "resume"),
     Form("tz Europe/Prague", "set my time zone (!iwant tz shows it)", "tz"),
+    Form("export", "everything iwant keeps about me, as JSON, in a direct message", "export"),
+    Form("forget me", "delete everything iwant keeps about me (asks to confirm)", "forget"),
     Form("ignore @someone", "never be grouped with them; they are not told", "ignore"),
     Form("unignore @someone", "undo it", "unignore"),
     Form("ignored", "whom I ignore", "ignored"),
@@ -241,6 +243,26 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         return self._run(msg, person, lambda: self._engine().resume(person))
 
     @botcmd
+    def iwant_export(self, msg: Message, args: str) -> str | None:
+        """Everything iwant keeps about you, as JSON, in a direct message: !iwant export"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self._export(msg, person))
+
+    def _export(self, msg: Message, person: Person) -> str:
+        document = self._engine().export(person)
+        text = f"Everything iwant keeps about you (JSON):\n```\n{document}\n```"
+        if self.room_of(msg) is None:
+            return text
+        self.send(self._identifier(person.id), text)  # never in a room
+        return "I sent you everything iwant keeps about you in a direct message."
+
+    @botcmd
+    def iwant_forget(self, msg: Message, args: str) -> str | None:
+        """Delete everything iwant keeps about you: !iwant forget me"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self._engine().forget_me(person, args))
+
+    @botcmd
     def iwant_tz(self, msg: Message, args: str) -> str | None:
         """Show or set your time zone: !iwant tz Europe/Prague"""
         person = self.person_of(msg.frm)
@@ -333,6 +355,8 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             "unignore": lambda: self._engine().unignore(person, self._someone(tail)),
             "ignored": lambda: self._ignored_text(person),
             "board": lambda: self._engine().board(person, None, tail),
+            "export": lambda: self._engine().export(person),
+            "forget": lambda: self._engine().forget_me(person, tail),
             "standing": lambda: self._engine().standing_text(person),
             "stop": lambda: self._engine().stop(person, tail),
             "skip": lambda: self._engine().skip(person, tail),

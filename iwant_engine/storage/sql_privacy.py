@@ -1,0 +1,153 @@
+"""A person's data in the SQL storage: export, forget, retention (issue 14).
+
+Mixed into ``SQLWork`` (``forget``, ``purge``, ``ask_to_forget``: inside a unit of work) and
+``SQLStorage`` (``person_data``). Rare operations: plain Core statements, no hot-path tricks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, exists, false, not_, or_, select, update
+from sqlalchemy.engine import Connection
+
+from ..model import LIVE, OutboxItem, PersonData, PersonInfo, StoredRequest, StoredResult
+from .schema import Ignore, Outbox, Person, Request, Result, StandingWish
+
+REQUESTS = cast(Table, Request.__table__)
+RESULTS = cast(Table, Result.__table__)
+PEOPLE = cast(Table, Person.__table__)
+OUTBOX = cast(Table, Outbox.__table__)
+IGNORES = cast(Table, Ignore.__table__)
+STANDING = cast(Table, StandingWish.__table__)
+
+
+class PrivacyWork:
+    """Forgetting and retention inside a unit of work (``SQLWork`` provides ``_run``)."""
+
+    _run: Callable[..., Any]
+
+    def forget(self, person: str, name: str, rename: Callable[[str], str]) -> dict[str, int]:
+        r, other = REQUESTS, REQUESTS.alias("other")
+        theirs = select(r.c.result_id).where(r.c.person == person)
+        shared = exists().where(other.c.result_id == RESULTS.c.id, other.c.person != person)
+        own = [
+            i for (i,) in self._run(select(RESULTS.c.id).where(RESULTS.c.id.in_(theirs), ~shared))
+        ]
+        counts = {
+            "requests": self._run(delete(r).where(r.c.person == person)).rowcount,
+            "results": self._run(delete(RESULTS).where(RESULTS.c.id.in_(own))).rowcount
+            if own
+            else 0,
+            "ignores": self._run(delete(IGNORES).where(IGNORES.c.person == person)).rowcount,
+            "standing": self._run(delete(STANDING).where(STANDING.c.person == person)).rowcount,
+            "outbox": self._run(delete(OUTBOX).where(OUTBOX.c.recipient == person)).rowcount,
+        }
+        # Group conversation rows list their members; other people's notifications name them.
+        named = OUTBOX.c.body.contains(name, autoescape=True) if name else false()
+        rows = self._run(
+            select(OUTBOX.c.id, OUTBOX.c.body, OUTBOX.c.group_members).where(
+                or_(OUTBOX.c.group_members.is_not(None), named)
+            )
+        ).all()
+        for row_id, body, members in rows:
+            if members is not None and person not in members and name not in body:
+                continue
+            values: dict[str, Any] = {"body": rename(body) if name else body}
+            if members is not None:
+                values["group_members"] = [m for m in members if m != person]
+            self._run(update(OUTBOX).where(OUTBOX.c.id == row_id).values(**values))
+            counts["outbox"] += 1
+        counts["people"] = self._run(delete(PEOPLE).where(PEOPLE.c.id == person)).rowcount
+        return counts
+
+    def purge(self, before: datetime, limit: int) -> int:
+        r = REQUESTS
+        live = [str(s) for s in LIVE]
+        old = select(r.c.id).where(not_(r.c.status.in_(live)), r.c.latest < before).limit(limit)
+        ids = [i for (i,) in self._run(old)]
+        deleted = self._run(delete(r).where(r.c.id.in_(ids))).rowcount if ids else 0
+        used = exists().where(r.c.result_id == RESULTS.c.id)
+        unused = select(RESULTS.c.id).where(~used, RESULTS.c.updated_at < before).limit(limit)
+        results = [i for (i,) in self._run(unused)]
+        if results:
+            deleted += self._run(delete(RESULTS).where(RESULTS.c.id.in_(results))).rowcount
+        done = or_(OUTBOX.c.delivered_at < before, OUTBOX.c.failed_at < before)
+        sent = [i for (i,) in self._run(select(OUTBOX.c.id).where(done).limit(limit))]
+        if sent:
+            deleted += self._run(delete(OUTBOX).where(OUTBOX.c.id.in_(sent))).rowcount
+        return int(deleted)
+
+    def ask_to_forget(self, person: str, at: datetime | None) -> datetime | None:
+        before = self._run(
+            select(PEOPLE.c.forget_asked_at).where(PEOPLE.c.id == person)
+        ).scalar_one_or_none()
+        self._run(update(PEOPLE).where(PEOPLE.c.id == person).values(forget_asked_at=at))
+        return cast("datetime | None", before)
+
+
+class PrivacyReads:
+    """Everything about one person, for an export (``SQLStorage`` provides ``_read``)."""
+
+    _read: Callable[[], AbstractContextManager[Connection]]
+
+    def person_data(self, person: str) -> PersonData:
+        from .sql import _request, _result, _result_columns  # noqa: PLC0415
+
+        r, other = REQUESTS, REQUESTS.alias("other")
+        with self._read() as conn:
+            info = conn.execute(select(PEOPLE).where(PEOPLE.c.id == person)).first()
+            rows = conn.execute(
+                select(r, *_result_columns("r_"))
+                .join(RESULTS, RESULTS.c.id == r.c.result_id)
+                .where(r.c.person == person)
+                .order_by(r.c.id)
+            ).all()
+            names = conn.execute(
+                select(other.c.result_id, other.c.person, PEOPLE.c.display_name)
+                .join(PEOPLE, PEOPLE.c.id == other.c.person, isouter=True)
+                .where(
+                    other.c.result_id.in_(select(r.c.result_id).where(r.c.person == person)),
+                    other.c.person != person,
+                )
+                .order_by(other.c.id)
+            ).all()
+            ignores = conn.scalars(
+                select(IGNORES.c.ignored).where(IGNORES.c.person == person).order_by("ignored")
+            ).all()
+            standing = conn.execute(
+                select(STANDING).where(STANDING.c.person == person).order_by(STANDING.c.id)
+            ).all()
+            undelivered = conn.execute(
+                select(OUTBOX)
+                .where(
+                    OUTBOX.c.recipient == person,
+                    OUTBOX.c.delivered_at.is_(None),
+                    OUTBOX.c.failed_at.is_(None),
+                )
+                .order_by(OUTBOX.c.id)
+            ).all()
+        from .sql_standing import _standing  # noqa: PLC0415
+
+        groups: dict[int, list[str]] = {}
+        for result_id, who, name in names:
+            groups.setdefault(result_id, []).append(name or who.split(":", 1)[-1])
+        pairs: list[tuple[StoredRequest, StoredResult]] = [
+            (_request(row), _result(row, "r_")) for row in rows
+        ]
+        return PersonData(
+            None
+            if info is None
+            else PersonInfo(info.id, info.display_name, info.timezone, info.platform_timezone),
+            tuple(pairs),
+            {k: tuple(v) for k, v in groups.items()},
+            tuple(ignores),
+            tuple(_standing(w) for w in standing),
+            tuple(
+                OutboxItem(o.id, o.recipient, o.body, list(o.buttons or []), o.origin, o.attempts)
+                for o in undelivered
+            ),
+        )
