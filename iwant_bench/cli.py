@@ -19,7 +19,7 @@ from . import databases as dbs
 from . import measure, report
 from .progress import note
 
-STAGES = ("throughput", "growth", "sweep", "processes", "e2e")
+STAGES = ("throughput", "suggestions", "growth", "sweep", "processes", "e2e")
 FULL = {
     "ops": 3000,
     "growth_sizes": "1000,10000,100000",
@@ -191,6 +191,13 @@ def run_database(
         out["settings"] = dbs.database_settings(run.sa_engine)
         if "throughput" not in skip:
             _stage(out, "throughput", lambda: measure.engine_and_baseline(run, opts["ops"]), show)
+        if "suggestions" not in skip:
+            _stage(
+                out,
+                "suggestions",
+                lambda: measure.suggestions_on_off(run, opts["ops"]),
+                show,
+            )
         if "growth" not in skip:
             _stage(
                 out,

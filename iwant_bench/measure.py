@@ -33,6 +33,7 @@ from iwant_engine.settings import Settings
 
 from . import databases as dbs
 from .progress import bar
+from .standing_stage import make_standing_days
 from .workload import DAY0, DAY_START, POPULARITY, Op, Shape, Workload, waiting_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -448,7 +449,9 @@ def sweep(run: Run, count: int) -> dict[str, Any]:
             if not report.delivered:
                 break
         deliver_s = time.perf_counter() - start
+    standing = make_standing_days(run, count)
     return {
+        "standing": standing,
         "due": count,
         "expired": expired,
         "marked_done": done,
@@ -459,6 +462,52 @@ def sweep(run: Run, count: int) -> dict[str, Any]:
         "deliver_per_second": round(delivered / deliver_s, 1) if deliver_s else math.nan,
         "deliver_batch": 50,
     }
+
+
+# -- 1b: near misses on and off (issue 13) --------------------------------------------------------
+
+
+def suggestions_on_off(run: Run, count: int) -> dict[str, Any]:
+    """The realistic stream twice, in pools of their own, once with near misses in the answer
+    and once without (``[engine] suggestions``), in alternating chunks like the baseline."""
+    streams = {
+        mode: run.workload(
+            16, Shape(rooms=tuple(f"sug-{mode}{i:02d}" for i in range(12)), prefix=f"{mode}-")
+        ).ops(count)
+        for mode in ("on", "off")
+    }
+    settings = run.engine.settings
+    driver = Driver(run)  # one: SQLite's statement counter is one callback per connection
+    taken: dict[str, dict[str, Any]] = {
+        mode: {"wall": [], "cpu": [], "statements": 0, "outcomes": Counter()} for mode in streams
+    }
+    try:
+        with bar(2 * count, f"{run.db.kind}: near misses on/off", run.show_progress) as progress:
+            for i in range(0, count, CHUNK):
+                for mode, ops in streams.items():
+                    run.engine.settings = dataclasses.replace(settings, suggestions=mode == "on")
+                    first, statements = len(driver.submit), driver.statements
+                    outcomes = Counter(driver.outcomes)
+                    for op in ops[i : i + CHUNK]:
+                        driver.do(op)
+                    part = taken[mode]
+                    part["wall"] += driver.submit[first:]
+                    part["cpu"] += driver.submit_cpu[first:]
+                    part["statements"] += driver.statements - statements
+                    part["outcomes"] += driver.outcomes - outcomes
+                    progress.update(len(ops[i : i + CHUNK]))
+    finally:
+        run.engine.settings = settings
+        driver.close()
+    out: dict[str, Any] = {}
+    for mode, part in taken.items():
+        out[mode] = {
+            **summary(part["wall"], part["cpu"]),
+            "statements_per_submission": round(part["statements"] / max(len(part["wall"]), 1), 2),
+            "outcomes": dict(part["outcomes"]),
+        }
+    out["on_over_off"] = round(out["on"]["per_second"] / out["off"]["per_second"], 3)
+    return out
 
 
 # -- optional profile ---------------------------------------------------------------------------

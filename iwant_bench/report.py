@@ -167,6 +167,22 @@ def table(result: dict[str, Any]) -> str:
         "  client CPU ms per insert (mean)", lambda d: d["throughput"]["baseline"]["cpu_mean_ms"], 2
     )
     row("  engine / baseline (target >= 0.5)", lambda d: d["throughput"]["ratio"], 3)
+    if any("suggestions" in d for d in dbs.values()):
+        section("1b near misses in the answer (issue 13), the stream in pools of its own")
+        row(
+            "  submissions/s: suggestions on / off",
+            lambda d: "{:,.1f} / {:,.1f}".format(
+                d["suggestions"]["on"]["per_second"], d["suggestions"]["off"]["per_second"]
+            ),
+        )
+        row(
+            "  statements per submission: on / off",
+            lambda d: "{:.2f} / {:.2f}".format(
+                d["suggestions"]["on"]["statements_per_submission"],
+                d["suggestions"]["off"]["statements_per_submission"],
+            ),
+        )
+        row("  on / off", lambda d: d["suggestions"]["on_over_off"], 3)
     section("3 growth: latency with requests waiting")
     sizes = sorted(
         {s["waiting"] for d in dbs.values() for s in d.get("growth", {}).get("sizes", [])}
@@ -209,6 +225,12 @@ def table(result: dict[str, Any]) -> str:
     row(
         "  deliver outbox rows: n / s",
         lambda d: "{:,} / {:.2f}".format(d["sweep"]["delivered"], d["sweep"]["deliver_s"]),
+    )
+    row(
+        "  make standing wishes' days: n / s",
+        lambda d: "{:,} / {:.2f}".format(
+            d["sweep"]["standing"]["made"], d["sweep"]["standing"]["seconds"]
+        ),
     )
     section("6 errbot Test backend, medians in ms")
     row(

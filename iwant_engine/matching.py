@@ -39,6 +39,7 @@ from .model import (
     MatchContext,
     Move,
     Nearby,
+    NearbyRows,
     NewOutbox,
     NewRequest,
     OpenGroup,
@@ -62,6 +63,7 @@ STANDING_KEY = "standing:"
 CANDIDATE_LIMIT = 200
 #: Near misses: how far outside a window, how many rows read, how many offered.
 NEAR_MARGIN = timedelta(minutes=60)
+ZERO = timedelta(0)
 NEARBY_LIMIT = 50
 SUGGESTIONS = 2
 NAME_MAX = 100
@@ -166,7 +168,10 @@ def submit(
     now = ctx.now
     uow.lock("person", wish.person)
     uow.lock("pool", wish.pool, wish.activity)
-    hood = uow.neighbourhood(wish, now, CANDIDATE_LIMIT)
+    # One read for matching and, widened by the margin, for the near misses of a wish that
+    # waits: only what fits the wish is offered to the strategy.
+    margin = NEAR_MARGIN if suggest is not None else ZERO
+    hood = uow.neighbourhood(wish, now, CANDIDATE_LIMIT, margin)
     if event_key is not None and any(m.event_key == event_key for m in hood.mine):
         raise DuplicateEvent(event_key)  # an ended one is caught by the storage's unique key
     stored = hood.me
@@ -193,9 +198,11 @@ def submit(
             raise UserError(msg.already_want(other.activity, other.earliest, other.latest, zone))
     known = {**hood.people, me.id: PersonInfo(me.id, name, own_zone, me.platform_timezone)}
     people = _People(known, zones)
-    outcome = _match(
-        uow, wish, None, origin, hood.candidates, hood.groups, hood.apart, people, decide, ctx
-    )
+    candidates: Sequence[StoredRequest] = hood.candidates
+    groups: Sequence[StoredGroup] = hood.groups
+    if margin:
+        candidates, groups = _fitting(wish, now, candidates, groups)
+    outcome = _match(uow, wish, None, origin, candidates, groups, hood.apart, people, decide, ctx)
     if outcome is None and replaced is not None:
         raise NoLongerPossible(replaced)
     if outcome is None:
@@ -215,7 +222,8 @@ def submit(
         )
         buttons = msg.cancel_button(request_id)
         if suggest is not None:
-            found = near_misses(uow, wish, ctx, suggest)
+            around = NearbyRows(hood.candidates, hood.groups, hood.apart)
+            found = near_misses_in(around, wish, ctx, suggest)
             body, buttons = msg.with_suggestions(
                 body, buttons, found, wish.activity, wish.max_size, zone, now, request_id
             )
@@ -253,13 +261,37 @@ def _replaceable(mine: Sequence[StoredRequest], request_id: int, activity: str) 
     return found
 
 
+def _fitting(
+    wish: Wish,
+    now: datetime,
+    candidates: Sequence[StoredRequest],
+    groups: Sequence[StoredGroup],
+) -> tuple[Sequence[StoredRequest], Sequence[StoredGroup]]:
+    """Of a neighbourhood read with a margin: the candidates and groups that fit the wish
+    (what a read without the margin returns)."""
+    last_start = wish.latest - wish.length
+    first_end = wish.earliest + wish.length
+    fit = [c for c in candidates if c.latest >= first_end and c.earliest <= last_start]
+    not_before = max(now, wish.earliest)
+    room = [g for g in groups if g.result.start and not_before <= g.result.start <= last_start]
+    return fit, room
+
+
 def near_misses(
     uow: UnitOfWork, wish: Wish, ctx: MatchContext, suggest: Suggester
 ) -> list[Suggestion]:
-    """The nearest ways for ``wish`` to meet with a small change, nearest first, at most
-    ``SUGGESTIONS``: one read (``UnitOfWork.nearby``), nobody kept apart by an ignore."""
+    """``near_misses_in`` what ``UnitOfWork.nearby`` reads (full groups too): for a wish
+    that is not being submitted (at its deadline; a suggestion taken too late)."""
     rows = uow.nearby(wish, ctx.now, NEAR_MARGIN, NEARBY_LIMIT)
-    blocked = {p for pair in rows.apart for p in pair} | {wish.person}
+    return near_misses_in(rows, wish, ctx, suggest)
+
+
+def near_misses_in(
+    rows: NearbyRows, wish: Wish, ctx: MatchContext, suggest: Suggester
+) -> list[Suggestion]:
+    """The nearest ways for ``wish`` to meet with a small change, nearest first, at most
+    ``SUGGESTIONS``, from ``rows``; nobody kept apart from the wish's person by an ignore."""
+    blocked = {p for pair in rows.apart if wish.person in pair for p in pair}
     wishes = tuple(r.as_candidate() for r in rows.waiting if r.person not in blocked)
     groups = tuple(
         _open_group(g) for g in rows.groups if not any(m.person in blocked for m in g.members)

@@ -130,9 +130,11 @@ class _MemoryUnitOfWork:
     def lock(self, *key: str) -> None:
         """Nothing to do: the storage's one lock is held for the whole unit of work."""
 
-    def neighbourhood(self, wish: Wish, now: datetime, limit: int) -> Neighbourhood:
+    def neighbourhood(
+        self, wish: Wish, now: datetime, limit: int, margin: timedelta = timedelta(0)
+    ) -> Neighbourhood:
         s = self.state
-        last_start = wish.latest - wish.length
+        last_start = wish.latest - wish.length + margin
         candidates = sorted(
             (
                 r
@@ -140,12 +142,12 @@ class _MemoryUnitOfWork:
                 if (r.pool, r.activity, r.status) == (wish.pool, wish.activity, Status.PENDING)
                 and r.person != wish.person
                 and r.deadline > now
-                and r.latest >= wish.earliest + wish.length
+                and r.latest >= wish.earliest + wish.length - margin
                 and r.earliest <= last_start
             ),
             key=lambda r: (r.latest, r.id),
         )[:limit]
-        not_before = max(now, wish.earliest)
+        not_before = max(now, wish.earliest - margin)
         open_groups = sorted(
             (
                 g

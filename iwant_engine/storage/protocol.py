@@ -57,9 +57,13 @@ class UnitOfWork(Protocol):
         of work ends; another unit of work asking for the same key waits. Reads made after
         ``lock`` see everything committed by the unit of work that held it before."""
 
-    def neighbourhood(self, wish: Wish, now: datetime, limit: int) -> Neighbourhood:
+    def neighbourhood(
+        self, wish: Wish, now: datetime, limit: int, margin: timedelta = timedelta(0)
+    ) -> Neighbourhood:
         """Everything that matching ``wish`` needs (see ``model.Neighbourhood``), read after
-        the caller took the locks of ``wish.person`` and of its (pool, activity)."""
+        the caller took the locks of ``wish.person`` and of its (pool, activity). ``margin``
+        widens the wish's window for the candidates and groups read (the engine's near
+        misses), so that one read serves both; the engine picks the ones that fit."""
 
     def nearby(self, wish: Wish, now: datetime, margin: timedelta, limit: int) -> NearbyRows:
         """Near misses of ``wish`` (see ``model.NearbyRows``), at most ``limit`` waiting

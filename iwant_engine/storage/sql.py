@@ -91,6 +91,7 @@ IGNORES = cast_type(Table, Ignore.__table__)
 # last start ends by then + MAX_WINDOW: a two-sided range on the candidate index, which keeps
 # the cost flat however many requests wait further ahead.
 MAX_WINDOW = timedelta(hours=24)
+ZERO = timedelta(0)
 REQUEST_COLUMNS = (
     "id", "person", "pool", "origin", "activity", "earliest", "latest", "deadline",
     "length_minutes", "max_size", "min_size", "created_at", "result_id", "status", "event_key",
@@ -400,14 +401,16 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork):
         if self.pg:
             self._locks.append(lock_key(*key))
 
-    def neighbourhood(self, wish: Wish, now: datetime, limit: int) -> Neighbourhood:
+    def neighbourhood(
+        self, wish: Wish, now: datetime, limit: int, margin: timedelta = ZERO
+    ) -> Neighbourhood:
         query = self.hot.neighbourhood(limit)
         # On PostgreSQL the transaction's BEGIN, the pending locks and the read go in one
         # round trip (pipeline); the server runs the read after the locks are held, on a
         # snapshot taken then (READ COMMITTED: each statement's own).
         with self.runner.pipeline():
             self._take_locks()
-            self.runner.execute(query, _neighbourhood_params(wish, now))
+            self.runner.execute(query, _neighbourhood_params(wish, now, margin))
         rows = self.runner.fetch(query)
         me: PersonInfo | None = None
         mine: list[StoredRequest] = []
@@ -891,17 +894,18 @@ def _result_columns(prefix: str) -> list[Any]:
     return [RESULTS.c[name].label(prefix + name) for name in RESULT_COLUMNS]
 
 
-def _neighbourhood_params(wish: Wish, now: datetime) -> dict[str, Any]:
-    last_start = wish.latest - wish.length
+def _neighbourhood_params(wish: Wish, now: datetime, margin: timedelta) -> dict[str, Any]:
+    """The ranges of the candidates and groups read, widened by ``margin`` for near misses."""
+    last_start = wish.latest - wish.length + margin
     return {
         "person": wish.person,
         "pool": wish.pool,
         "activity": wish.activity,
         "now": now,
-        "first_end": wish.earliest + wish.length,
+        "first_end": wish.earliest + wish.length - margin,
         "last_start": last_start,
         "last_end": last_start + MAX_WINDOW,
-        "first_start": max(now, wish.earliest),
+        "first_start": max(now, wish.earliest - margin),
     }
 
 

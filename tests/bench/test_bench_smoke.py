@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 STAGE_KEYS = {
     "throughput": {"engine", "baseline", "ratio", "settings"},
     "growth": {"sizes", "p99_ratio", "largest", "smallest"},
-    "sweep": {"due", "expired", "expire_s", "delivered", "deliver_s"},
+    "suggestions": {"on", "off", "on_over_off"},
+    "sweep": {"due", "expired", "expire_s", "delivered", "deliver_s", "standing"},
     "e2e": {"iwant_median_ms", "echo_median_ms", "engine_median_ms", "plugin_overhead"},
 }
 
@@ -82,6 +83,10 @@ def test_quick_run_prints_every_figure(db: str) -> None:
     assert [s["waiting"] for s in figures["growth"]["sizes"]] == [1000, 10000]
     sweep = figures["sweep"]
     assert sweep["expired"] == sweep["due"] == sweep["delivered"]
+    assert sweep["standing"]["made"] == sweep["standing"]["standing"] == sweep["due"]
+    near = figures["suggestions"]
+    assert near["on"]["n"] == near["off"]["n"] > 0
+    assert near["on"]["statements_per_submission"] == near["off"]["statements_per_submission"]
     assert figures["e2e"]["outcome_mismatches"] == 0
     assert result["memory"]["peak_rss_mb"] > 0
     expected_targets = {
