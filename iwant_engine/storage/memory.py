@@ -76,6 +76,48 @@ class _State:
     def copy(self) -> _State:
         return _State(**{f.name: dict(getattr(self, f.name)) for f in fields(self)})
 
+    def around(
+        self, pools: set[str], activity: str | None, reader: str, low: datetime,
+        high: datetime, now: datetime, limit: int,
+    ) -> NearbyRows:  # fmt: skip
+        """Waiting requests (not the reader's) and formed groups of ``pools`` (and of
+        ``activity``, unless None) between ``low`` and ``high``: ``nearby`` and ``board``."""
+
+        def here(pool: str, what: str) -> bool:
+            return pool in pools and activity in (None, what)
+
+        low = max(now, low)
+        waiting = sorted(
+            (
+                r
+                for r in self.requests.values()
+                if here(r.pool, r.activity)
+                and r.status == Status.PENDING
+                and r.person != reader
+                and r.deadline > now
+                and r.latest > low
+                and r.earliest < high
+            ),
+            key=lambda r: (r.earliest, r.id),
+        )[:limit]
+        formed = sorted(
+            (
+                g
+                for g in self.results.values()
+                if here(g.pool, g.activity)
+                and g.status == Status.MATCHED
+                and g.start is not None
+                and low <= g.start < high
+            ),
+            key=_by_start,
+        )[:limit]
+        groups = self.groups(formed)
+        ids = {r.person for r in waiting} | {m.person for g in groups for m in g.members}
+        apart = frozenset(
+            frozenset(pair) for pair in self.ignores if reader in pair and set(pair) & ids
+        )
+        return NearbyRows(tuple(waiting), tuple(groups), apart)
+
     def due_standing(self, now: datetime) -> list[Standing]:
         due = [s for s in self.standing.values() if s.create_at is not None and s.create_at <= now]
         return sorted(due, key=lambda s: (s.create_at, s.id))
@@ -173,37 +215,8 @@ class _MemoryUnitOfWork:
         )
 
     def nearby(self, wish: Wish, now: datetime, margin: timedelta, limit: int) -> NearbyRows:
-        s = self.state
         low, high = wish.earliest - margin, wish.latest + margin
-        same = (wish.pool, wish.activity)
-        waiting = sorted(
-            (
-                r
-                for r in s.requests.values()
-                if (r.pool, r.activity, r.status) == (*same, Status.PENDING)
-                and r.person != wish.person
-                and r.deadline > now
-                and r.latest > low
-                and r.earliest < high
-            ),
-            key=lambda r: (r.earliest, r.id),
-        )[:limit]
-        formed = sorted(
-            (
-                g
-                for g in s.results.values()
-                if (g.pool, g.activity, g.status) == (*same, Status.MATCHED)
-                and g.start is not None
-                and max(now, low) <= g.start < high
-            ),
-            key=_by_start,
-        )[:limit]
-        groups = s.groups(formed)
-        ids = {r.person for r in waiting} | {m.person for g in groups for m in g.members}
-        apart = frozenset(
-            frozenset(pair) for pair in s.ignores if wish.person in pair and set(pair) & ids
-        )
-        return NearbyRows(tuple(waiting), tuple(groups), apart)
+        return self.state.around({wish.pool}, wish.activity, wish.person, low, high, now, limit)
 
     def request(self, request_id: int) -> StoredRequest | None:
         return self.state.requests.get(request_id)
@@ -473,39 +486,8 @@ class MemoryStorage:
         self, pools: Iterable[str], start: datetime, end: datetime, now: datetime, reader: str,
         limit: int,
     ) -> NearbyRows:  # fmt: skip
-        wanted = set(pools)
         with self._lock:
-            s = self._state
-            waiting = sorted(
-                (
-                    r
-                    for r in s.requests.values()
-                    if r.pool in wanted
-                    and r.status == Status.PENDING
-                    and r.person != reader
-                    and r.deadline > now
-                    and r.latest > max(now, start)
-                    and r.earliest < end
-                ),
-                key=lambda r: (r.earliest, r.id),
-            )[:limit]
-            formed = sorted(
-                (
-                    g
-                    for g in s.results.values()
-                    if g.pool in wanted
-                    and g.status == Status.MATCHED
-                    and g.start is not None
-                    and max(now, start) <= g.start < end
-                ),
-                key=_by_start,
-            )[:limit]
-            groups = s.groups(formed)
-            ids = {r.person for r in waiting} | {m.person for g in groups for m in g.members}
-            apart = frozenset(
-                frozenset(pair) for pair in s.ignores if reader in pair and set(pair) & ids
-            )
-        return NearbyRows(tuple(waiting), tuple(groups), apart)
+            return self._state.around(set(pools), None, reader, start, end, now, limit)
 
     def ignored(self, person: str) -> list[str]:
         with self._lock:

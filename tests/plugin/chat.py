@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from multiprocessing.pool import ThreadPool
+
 from errbot.backends.base import Message
 
 
@@ -62,3 +64,14 @@ class Chat:
         notes = {str(m.to): m.body for m in new if str(m.to) != me}
         assert len(replies) <= 1, replies
         return (replies[0] if replies else ""), notes
+
+
+def on_sqlite(monkeypatch, testbot) -> Chat:
+    """A chat with the plugin on SQLite in errbot's data folder and the repository's
+    plugins.cfg; the test ticks the pollers itself."""
+    monkeypatch.setenv("IWANT_POLL_SECONDS", "3600")
+    monkeypatch.delenv("IWANT_DATABASE_URL", raising=False)
+    monkeypatch.delenv("IWANT_PLUGINS_CFG", raising=False)
+    # With BOT_ASYNC off errbot makes no thread pool, but TestBot.stop() closes one.
+    testbot.bot.thread_pool = ThreadPool(1)
+    return Chat(testbot)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
 import pytest
 import time_machine
 
 from ..support import at
-from .chat import Chat
+from .chat import Chat, on_sqlite
 
 pytest_plugins = ["errbot.backends.test"]
 extra_plugin_dir = str(Path(__file__).resolve().parents[2] / "iwant_plugins")
@@ -19,11 +18,7 @@ extra_config = {"BOT_ASYNC": False}
 
 @pytest.fixture
 def chat(monkeypatch, testbot) -> Chat:
-    monkeypatch.setenv("IWANT_POLL_SECONDS", "3600")
-    monkeypatch.delenv("IWANT_DATABASE_URL", raising=False)
-    monkeypatch.delenv("IWANT_PLUGINS_CFG", raising=False)
-    testbot.bot.thread_pool = ThreadPool(1)
-    return Chat(testbot)
+    return on_sqlite(monkeypatch, testbot)
 
 
 def exported(text: str) -> dict:
