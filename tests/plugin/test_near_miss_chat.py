@@ -66,3 +66,69 @@ def test_a_near_miss_turns_into_a_match_and_the_board_shows_it(chat):
         }
         reply, _ = chat.say("alice", "!iwant list")
         assert reply.splitlines()[1] == "1. coffee at 11:30–11:45 (Tue 1 Dec) with bob, carol"
+
+
+@pytest.mark.parametrize(
+    ("others", "mine", "nearest"),
+    [
+        (  # a window that overlaps by less than the activity's length
+            ["coffee 10:10-10:40"],
+            "coffee 10:00-10:20",
+            "Nearest: someone wants coffee at 10:10–10:25 (Tue 1 Dec); "
+            "!iwant coffee 10:10 instead of #2 meets them.",
+        ),
+        (  # a window up to an hour later
+            ["coffee 11:00"],
+            "coffee 10:00",
+            "Nearest: someone wants coffee at 11:00–11:15 (Tue 1 Dec); "
+            "!iwant coffee 11:00 instead of #2 meets them.",
+        ),
+        (  # a group that starts just outside the window
+            ["coffee 10:30", "coffee 10:30"],
+            "coffee 10:00",
+            "Nearest: a group of 2 meets for coffee at 10:30–10:45 (Tue 1 Dec); "
+            "!iwant coffee 10:30 instead of #3 joins it.",
+        ),
+        (  # a group full only for my max
+            ["coffee 10:00", "coffee 10:00"],
+            "coffee 10:00 max 2",
+            "Nearest: a group of 2 meets for coffee at 10:00–10:15 (Tue 1 Dec), full for your "
+            "max 2; !iwant coffee 10:00 max 3 instead of #3 joins it.",
+        ),
+    ],
+)
+def test_each_kind_of_near_miss_and_taking_it(chat, others, mine, nearest):
+    with time_machine.travel(at(9, 0), tick=False):
+        for n, text in enumerate(others):
+            chat.say(f"p{n}", f"!iwant {text}")
+        reply, _ = chat.say("alice", f"!iwant {mine}")
+        assert reply.splitlines()[1] == nearest
+        command = nearest.split("; ", 1)[1].rsplit(" ", 2)[0]
+        reply, notes = chat.say("alice", command)
+        assert reply.startswith(("Matched! You meet", "You join")), reply
+        assert reply.endswith("is cancelled.") and set(notes) == {
+            f"p{n}" for n in range(len(others))
+        }
+
+
+def test_a_near_miss_gone_meanwhile_and_one_hidden_by_an_ignore(chat):
+    with time_machine.travel(at(9, 0), tick=False):
+        chat.say("bob", "!iwant coffee 10:30 max 3")
+        chat.say("carol", "!iwant coffee 10:30")
+        reply, _ = chat.say("alice", "!iwant coffee 10:00")
+        assert "a group of 2 meets for coffee at 10:30" in reply
+        chat.say("erin", "!iwant coffee 11:00-11:30")
+        chat.say("dave", "!iwant coffee 10:30")  # the group is full now
+        reply, notes = chat.say("alice", "!iwant coffee 10:30 instead of #3")
+        assert reply.splitlines() == [
+            "That is not possible any more: that group is full now. Your coffee wish "
+            "10:00–10:15 (Tue 1 Dec) stays as it was.",
+            "Nearest: someone wants coffee at 11:00–11:15 (Tue 1 Dec); "
+            "!iwant coffee 11:00 instead of #3 meets them.",
+        ]
+        assert notes == {}
+        chat.say("erin", "!iwant ignore alice")  # Erin ignores Alice: never counted for her
+        reply, _ = chat.say("alice", "!iwant coffee 10:30 instead of #3")
+        assert "Nearest" not in reply
+        board, _ = chat.say("alice", "!iwant board")
+        assert "waiting" not in board and "a group of 3, full" in board
