@@ -227,7 +227,7 @@ def submit(
             body, buttons = msg.with_suggestions(
                 body, buttons, found, wish.activity, wish.max_size, zone, now, request_id
             )
-        note = msg.Note(wish.person, body, buttons, request_id)
+        note = msg.Note(wish.person, body, buttons, request_id, queued=False)
         return Submitted(note, own_zone)
     assert outcome is not None and outcome.changes.request is not None
     assert outcome.body is not None
@@ -654,7 +654,7 @@ def sweep_step(
                 zone = people.zone(m.person)
                 body = _marked(m, msg.expired(m.activity, m.earliest, m.latest, m.min_size, zone))
                 buttons: list[dict[str, str]] = []
-                if suggest is not None:
+                if suggest is not None and m.latest + NEAR_MARGIN > now:  # one may lie ahead
                     ctx = MatchContext(now, m.length)
                     found = near_misses(uow, m.as_wish(), ctx, suggest)[:1]
                     body, buttons = msg.with_suggestions(

@@ -28,6 +28,8 @@ class Note:
     body: str
     buttons: list[dict[str, str]] = field(default_factory=list)
     request_id: int | None = None  # the request this answers, acknowledged once sent
+    # Whether the command may have queued notifications to deliver now (False: it did not).
+    queued: bool = True
 
 
 #: Unicode categories never echoed: controls, formats (zero-width, bidi overrides),

@@ -411,7 +411,8 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             if note.request_id is not None and self.engine is not None:
                 with self._recent_lock:
                     self._answered.append((note.request_id, self.engine.clock.now()))
-        self.deliver()
+        if note.queued:  # a wish that waits told nobody else: nothing new to deliver now
+            self.deliver()
         return None
 
     def _allow(self, person_id: str) -> bool:
