@@ -162,6 +162,7 @@ class PersonInfo:
     name: str
     timezone: str | None = None  # set with ``!iwant tz``
     platform_timezone: str | None = None  # the platform's (a Slack profile), when known
+    canonical: str | None = None  # a linked account: the person id it belongs to
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,12 @@ class StoredRequest:
     result_id: int
     status: Status
     event_key: str | None = None  # "platform:event id" of the message that made it
+    account: str | None = None  # the linked account that made it, when not ``person``
+
+    @property
+    def recipient(self) -> str:
+        """Who hears about it: the account that made it."""
+        return self.account or self.person
 
     @property
     def length(self) -> timedelta:
@@ -358,6 +365,7 @@ class NewRequest:
     result: int | ResultChange
     event_key: str | None = None
     replied: bool = True
+    account: str | None = None  # the linked account that made it, when not ``wish.person``
 
 
 @dataclass(frozen=True)

@@ -247,7 +247,7 @@ class _MemoryUnitOfWork:
         found = [
             s.requests[i]
             for i, created in sorted(s.unreplied.items(), key=lambda kv: (kv[1], kv[0]))
-            if created < before and s.requests[i].person.startswith(platform + ":")
+            if created < before and s.requests[i].recipient.startswith(platform + ":")
         ]
         return found[:limit]
 
@@ -272,7 +272,7 @@ class _MemoryUnitOfWork:
             new_id = s.next_id("request")
             s.requests[new_id] = StoredRequest(
                 new_id, w.person, w.pool, new.origin, *window, new.created_at, result_id,
-                new.status, new.event_key,
+                new.status, new.event_key, new.account,
             )  # fmt: skip
             if new.event_key is not None:
                 s.event_keys[new.event_key] = new_id
@@ -502,7 +502,7 @@ class MemoryStorage:
         with self._lock:
             s = self._state
             return any(
-                created < before and s.requests[i].person.startswith(platform + ":")
+                created < before and s.requests[i].recipient.startswith(platform + ":")
                 for i, created in s.unreplied.items()
             )
 

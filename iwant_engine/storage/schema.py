@@ -54,6 +54,11 @@ class Person(Base):
     platform_timezone: Mapped[str | None] = mapped_column(String(64))  # e.g. Slack profile
     # When they asked "!iwant forget me", until they confirm (or it lapses).
     forget_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A linked account: the person id it belongs to ("!iwant link"); NULL: its own person.
+    canonical: Mapped[str | None] = mapped_column(String(PERSON_MAX))
+    # Wrong link codes given by this account since ``link_failures_since`` (rate limit).
+    link_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    link_failures_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Result(Base):
@@ -98,6 +103,8 @@ class Request(Base):
     event_key: Mapped[str | None] = mapped_column(String(PERSON_MAX))
     # When the requester's answer was handed to the platform; NULL until then.
     replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The account that made it, when ``person`` is the person it is linked to.
+    account: Mapped[str | None] = mapped_column(String(PERSON_MAX))
 
     __table_args__ = (
         # Candidate selection: same pool and activity, waiting, window ending after ours starts.
@@ -186,3 +193,13 @@ class StandingWish(Base):
         Index("ix_standing_create_at", "create_at"),
         Index("ix_standing_person", "person"),
     )
+
+
+class LinkCode(Base):
+    """A one-time code of ``!iwant link``: its SHA-256, the account that asked, until when."""
+
+    __tablename__ = "link_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(PERSON_MAX))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

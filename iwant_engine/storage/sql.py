@@ -95,7 +95,10 @@ ZERO = timedelta(0)
 REQUEST_COLUMNS = (
     "id", "person", "pool", "origin", "activity", "earliest", "latest", "deadline",
     "length_minutes", "max_size", "min_size", "created_at", "result_id", "status", "event_key",
+    "account",
 )  # fmt: skip
+#: What a new request is inserted with from its wish (the columns ``person`` to ``created_at``).
+WISH_COLUMNS = REQUEST_COLUMNS[1:12]
 RESULT_COLUMNS = ("id", "pool", "activity", "status", "start", "end", "max_size", "size", "due_at")
 NEIGHBOUR_RESULT_COLUMNS = ("id", "status", "start", "end", "max_size", "size", "due_at")
 
@@ -418,27 +421,28 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork):
         members: dict[int, tuple[StoredResult, list[StoredRequest]]] = {}
         people: dict[str, PersonInfo] = {}
         apart: set[frozenset[str]] = set()
-        # Columns: kind, REQUEST_COLUMNS (1-15), other (16), NEIGHBOUR_RESULT_COLUMNS
-        # (17-23), the person's name, zone and platform zone (24-26).
+        # Columns: kind, REQUEST_COLUMNS (1-16), other (17: the ignored one, or the person's
+        # canonical id), NEIGHBOUR_RESULT_COLUMNS (18-24), the person's name, zone and platform
+        # zone (25-27).
         for r in rows:
             kind = r[0]
             if kind == _ME:
-                me = PersonInfo(r[2], r[24], r[25], r[26])
+                me = PersonInfo(r[2], r[25], r[26], r[27], r[17])
                 continue
             if kind == _IGNORE:
-                apart.add(frozenset((r[2], r[16])))
+                apart.add(frozenset((r[2], r[17])))
                 continue
             request = _request_at(r)
             if kind == _MINE:
                 mine.append(request)
                 continue
-            if r[24] is not None:
-                people[r[2]] = PersonInfo(r[2], r[24], r[25], r[26])
+            if r[25] is not None:
+                people[r[2]] = PersonInfo(r[2], r[25], r[26], r[27])
             if kind == _CANDIDATE:
                 candidates.append(request)
             else:
                 group = StoredResult(
-                    r[17], r[3], r[5], Status(r[18]), r[19], r[20], r[21], r[22], r[23]
+                    r[18], r[3], r[5], Status(r[19]), r[20], r[21], r[22], r[23], r[24]
                 )
                 members.setdefault(r[13], (group, []))[1].append(request)
         if me is not None:
@@ -571,6 +575,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork):
                     "status": nr.status,
                     "event_key": nr.event_key,
                     "replied_at": nr.created_at if nr.replied else None,
+                    "account": nr.account,
                 },
                 nr.result,
             )
@@ -667,7 +672,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork):
             "with_request": request is not None,
         }
         values, target = request if request is not None else ({}, 0)
-        for name in (*REQUEST_COLUMNS[1:-3], "event_key", "replied_at"):
+        for name in (*WISH_COLUMNS, "event_key", "replied_at", "account"):
             params[name] = _naive(values.get(name))
         params["status"] = str(values.get("status", Status.PENDING))
         params["result_id"] = target
@@ -721,7 +726,9 @@ def _unreplied(platform: str, before: datetime) -> Select[Any]:
         .where(
             REQUESTS.c.replied_at.is_(None),
             REQUESTS.c.created_at < before,
-            REQUESTS.c.person.startswith(platform + ":", autoescape=True),
+            func.coalesce(REQUESTS.c.account, REQUESTS.c.person).startswith(
+                platform + ":", autoescape=True
+            ),
         )
         .order_by(REQUESTS.c.created_at, REQUESTS.c.id)
     )
@@ -753,11 +760,12 @@ _REQUEST_FIELDS = (
     "CAST(:activity AS varchar), CAST(:earliest AS timestamp), CAST(:latest AS timestamp), "
     "CAST(:deadline AS timestamp), CAST(:length_minutes AS int), CAST(:max_size AS int), "
     "CAST(:min_size AS int), CAST(:created_at AS timestamp), CAST(:status AS varchar), "
-    "CAST(:event_key AS varchar), CAST(:replied_at AS timestamp)"
+    "CAST(:event_key AS varchar), CAST(:replied_at AS timestamp), CAST(:account AS varchar)"
 )
 _REQUEST_INSERT = (
     "INSERT INTO requests (person, pool, origin, activity, earliest, latest, deadline, "
-    "length_minutes, max_size, min_size, created_at, status, event_key, replied_at, result_id) "
+    "length_minutes, max_size, min_size, created_at, status, event_key, replied_at, account, "
+    "result_id) "
 )
 PG_WAIT = text(
     'WITH r AS (INSERT INTO results (pool, activity, status, start, "end", max_size, size, '
@@ -839,7 +847,7 @@ _RETIRE = (
 
 
 _RESULT_VALUES = [name for name in RESULT_COLUMNS if name != "id"] + ["updated_at"]
-_REQUEST_VALUES = [*REQUEST_COLUMNS[1:-3], "status", "event_key", "replied_at", "result_id"]
+_REQUEST_VALUES = [*WISH_COLUMNS, "status", "event_key", "replied_at", "account", "result_id"]
 _OUTBOX_VALUES = [
     "recipient", "platform", "body", "buttons", "origin", "created_at", "next_attempt_at",
     "attempts", "group_members",
@@ -978,7 +986,7 @@ def _neighbourhood_query(limit: int) -> Any:
     )
     no_request = [blank] * len(REQUEST_COLUMNS)
     no_result = [blank] * len(NEIGHBOUR_RESULT_COLUMNS)
-    me = row(_ME, [blank, p.c.id, *no_request[2:]], blank, no_result, people_cols).where(
+    me = row(_ME, [blank, p.c.id, *no_request[2:]], p.c.canonical, no_result, people_cols).where(
         p.c.id == person
     )
     mine = row(_MINE, [q.c[name] for name in REQUEST_COLUMNS], blank, no_result, [blank] * 3).where(
@@ -1002,15 +1010,15 @@ def _request(r: Row[Any]) -> StoredRequest:
     return StoredRequest(
         r.id, r.person, r.pool, r.origin, r.activity, r.earliest, r.latest, r.deadline,
         r.length_minutes, r.max_size, r.min_size, r.created_at, r.result_id, Status(r.status),
-        r.event_key,
+        r.event_key, r.account,
     )  # fmt: skip
 
 
 def _request_at(r: Sequence[Any]) -> StoredRequest:
-    """A request from a neighbourhood row: REQUEST_COLUMNS are its columns 1 to 15."""
+    """A request from a neighbourhood row: REQUEST_COLUMNS are its columns 1 to 16."""
     return StoredRequest(
         r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
-        Status(r[14]), r[15],
+        Status(r[14]), r[15], r[16],
     )  # fmt: skip
 
 
@@ -1030,7 +1038,10 @@ def _people(execute: Callable[[Executable], Any], ids: Iterable[str]) -> dict[st
     if not wanted:
         return {}
     rows = execute(select(PEOPLE).where(PEOPLE.c.id.in_(wanted)))
-    return {r.id: PersonInfo(r.id, r.display_name, r.timezone, r.platform_timezone) for r in rows}
+    return {
+        r.id: PersonInfo(r.id, r.display_name, r.timezone, r.platform_timezone, r.canonical)
+        for r in rows
+    }
 
 
 def _sqlite_begin(conn: Connection) -> None:
