@@ -9,13 +9,15 @@ import logging
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from . import board, matching, privacy, standing
+from . import board, links, matching, privacy, standing
 from . import messages as msg
 from . import settings as settings_mod
 from .clock import Clock, SystemClock
@@ -84,6 +86,7 @@ class Engine:
         self.strict = strict
         self._zones: dict[str, tuple[float, str | None]] = {}  # person -> (until, zone name)
         self._next_purge = 0.0  # time.monotonic() of the next retention round
+        self._links: dict[str, tuple[float, str]] = {}  # account -> (until, person id)
         self.clock = clock or SystemClock()
         self.zones = matching.Zones(ZoneInfo(settings.default_timezone))
         self.pm = make_plugin_manager(plugins)
@@ -140,12 +143,32 @@ class Engine:
     # -- people ------------------------------------------------------------------------------
 
     def zone_of(self, person: Person) -> ZoneInfo:
-        """The person's own zone (``!iwant tz``), else the platform's, else the default."""
+        """The person's own zone (``!iwant tz``; a linked account's is its person's), else
+        the platform's, else the default."""
         cached = self._zones.get(person.id)
         if cached is None or cached[0] < time.monotonic():
-            info = self.storage.person(person.id)
+            info = self.storage.person(self.as_person(person).id)
             self._remember_zone(person, info.timezone if info else None)
         return self._zone_guess(person)
+
+    def as_person(self, person: Person) -> Person:
+        """The person an account is (``!iwant link``): another account's id when linked."""
+        info = self.storage.person(person.id)
+        if info is None or info.canonical is None:
+            self._remember_link(person.id, person.id)
+            return person
+        self._remember_link(person.id, info.canonical)
+        return replace(person, id=info.canonical)
+
+    def _remember_link(self, account: str, person: str) -> None:
+        if len(self._links) > 100_000:
+            self._links.clear()
+        self._links[account] = (time.monotonic() + ZONE_CACHE_SECONDS, person)
+
+    def _person_guess(self, person: Person) -> str:
+        """The person an account is, from what this process knows (checked by ``submit``)."""
+        cached = self._links.get(person.id)
+        return cached[1] if cached and cached[0] > time.monotonic() else person.id
 
     def _remember_zone(self, person: Person, own: str | None) -> None:
         if len(self._zones) > 100_000:
@@ -173,10 +196,11 @@ class Engine:
             raise UserError(
                 f"I don't know the time zone '{msg.quote(name)}'; try !iwant tz Europe/Prague."
             )
+        who = self.as_person(person)
         with self.storage.transaction() as uow:
-            uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
-            uow.set_timezone(person.id, match)
-        self._zones.pop(person.id, None)
+            uow.add_person(PersonInfo(who.id, person.name[: matching.NAME_MAX]))
+            uow.set_timezone(who.id, match)
+        self._zones.clear()  # every account of theirs has it now
         now = self.clock.now().astimezone(ZoneInfo(match))
         return f"Your time zone is now {match} (it is {now:%H:%M} there)."
 
@@ -216,9 +240,14 @@ class Engine:
         key = f"{person.platform}:{event_id}"[:200] if event_id else None
         zone = self._zone_guess(person)
         sure = person.id in self._zones
-        for _ in range(3):
+        who = self._person_guess(person)
+        for _ in range(4):
             try:
-                return self._submit_in(person, text, room, zone, key, durable_reply)
+                return self._submit_in(person, who, text, room, zone, key, durable_reply)
+            except matching.WrongPerson as linked:  # linked in another process meanwhile
+                who = linked.person
+                self._remember_link(person.id, who)
+                zone, sure = self.zone_of(person), True
             except DuplicateEvent:
                 assert key is not None
                 return self._answered_already(person, key)
@@ -244,7 +273,7 @@ class Engine:
         self, person: Person, key: str, say: Callable[[str], str] = msg.answered_already
     ) -> msg.Note:
         stored = self.storage.request_by_event(key)
-        if stored is None or stored.person != person.id:
+        if stored is None or stored.recipient != person.id:
             raise UserError("I have that message already; see !iwant list.")
         with self.storage.transaction() as uow:
             listed = matching.as_listed(uow, stored)
@@ -256,6 +285,7 @@ class Engine:
     def _submit_in(
         self,
         person: Person,
+        who: str,
         text: str,
         room: str | None,
         zone: ZoneInfo,
@@ -263,7 +293,7 @@ class Engine:
         durable_reply: bool,
     ) -> msg.Note:
         now = self.clock.now()
-        wish, replacing = self._wish(person.id, self.pool_for(person, room), text, now, zone)
+        wish, replacing = self._wish(who, self.pool_for(person, room), text, now, zone)
         ctx = MatchContext(now, wish.length)
         origin = f"{person.platform}:{room}" if room else None
         me = PersonInfo(person.id, person.name, None, person.timezone)
@@ -349,7 +379,8 @@ class Engine:
         return wish, parsed.replaces
 
     def open_requests(self, person: Person) -> list[OpenRequest]:
-        return self.storage.open_requests(person.id, self.clock.now())
+        """The person's live requests, made from any of their linked accounts."""
+        return self.storage.open_requests(self.as_person(person).id, self.clock.now())
 
     def list_text(self, person: Person) -> str:
         items = self.open_requests(person)
@@ -375,7 +406,8 @@ class Engine:
             request_id = _select(items, selector)
         ctx = MatchContext(self.clock.now(), self.settings.default_window)
         with self.storage.transaction() as uow:
-            return matching.cancel(uow, person.id, request_id, self.decide, ctx, self.zones)
+            who = self.as_person(person).id
+            return matching.cancel(uow, who, request_id, self.decide, ctx, self.zones)
 
     def min_group_size(self, pool: str, activity: str) -> int:
         """The smallest group the strategy serving ``pool`` and ``activity`` forms."""
@@ -406,13 +438,67 @@ class Engine:
                 raise StrategyError(f"strategy {name!r}: {problem}: {decision!r}")
         return decision
 
+    # -- linked accounts -------------------------------------------------------------------
+
+    def link(self, person: Person, code: str = "") -> msg.Note:
+        """``!iwant link``: a one-time code for the person's other account; ``!iwant link
+        CODE`` there makes the two accounts one person."""
+        self._check_person(person)
+        now = self.clock.now()
+        given = code.strip()
+        if not given:
+            fresh = links.new_code()
+            with self.storage.transaction() as uow:
+                uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
+                uow.add_link_code(links.digest(fresh), person.id, now + links.CODE_LIFETIME)
+            return msg.Note(person.id, links.code_given(fresh))
+        with self.storage.transaction() as uow:
+            uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
+            if uow.link_failures(person.id, now, links.FAILURE_WINDOW, add=False) >= (
+                links.MAX_FAILURES
+            ):
+                raise UserError(links.TOO_MANY)
+            found = links.match(given, uow.link_codes(now))
+            if found is None:
+                uow.link_failures(person.id, now, links.FAILURE_WINDOW, add=True)
+        if found is None:  # the failure is counted (its unit of work committed)
+            raise UserError(links.WRONG_CODE)
+        code_hash, issuer = found
+        if issuer == person.id:
+            raise UserError(links.OWN_CODE)
+        mine = self.storage.person(person.id)
+        theirs = self.storage.person(issuer)
+        target = theirs.canonical if theirs and theirs.canonical else issuer
+        if (mine and mine.canonical) or self.storage.accounts(person.id):
+            raise UserError(links.ALREADY_LINKED)
+        if target == person.id:
+            raise UserError(links.OWN_CODE)
+        with self.storage.transaction() as uow:
+            uow.link(person.id, target)
+            uow.drop_link_code(code_hash)
+        self._links.clear()
+        self._zones.clear()
+        name = theirs.name if theirs else issuer.split(":", 1)[-1]
+        return msg.Note(person.id, links.linked(name, issuer.split(":", 1)[0]))
+
+    def unlink(self, person: Person) -> str:
+        """``!iwant unlink``, from either account: they are two people again."""
+        self._check_person(person)
+        with self.storage.transaction() as uow:
+            done = uow.unlink(person.id)
+        self._links.clear()
+        self._zones.clear()
+        return links.unlinked(done)
+
     # -- a person's data -------------------------------------------------------------------
 
     def export(self, person: Person) -> str:
         """``!iwant export``: everything iwant keeps about the person, as a JSON document."""
         self._check_person(person)
-        data = self.storage.person_data(person.id)
-        return privacy.as_json(privacy.document(data, person.id, self.clock.now()))
+        who = self.as_person(person).id
+        data = self.storage.person_data(who)
+        accounts = [a for a in [who, *self.storage.accounts(who)] if a != person.id]
+        return privacy.as_json(privacy.document(data, person.id, self.clock.now(), accounts))
 
     def forget_me(self, person: Person, args: str = "") -> msg.Note:
         """``!iwant forget me``, then ``!iwant forget me confirm`` within five minutes."""
@@ -438,21 +524,27 @@ class Engine:
         return msg.Note(person.id, privacy.forgotten(self.forget(person.id, person.name)))
 
     def forget(self, person_id: str, name: str | None = None) -> dict[str, int]:
-        """Delete the person and everything that is theirs (their open requests cancelled
-        first, so the others in them are told); rows deleted per table. For ``!iwant forget
-        me`` and for an admin (``iwant forget PERSON_ID``)."""
+        """Delete the person and everything that is theirs, all their linked accounts too
+        (their open requests cancelled first, so the others in them are told); rows deleted
+        per table. For ``!iwant forget me`` and for an admin (``iwant forget PERSON_ID``)."""
         stored = self.storage.person(person_id)
-        shown = stored.name if stored else (name or person_id.split(":", 1)[-1])
-        who = Person(person_id, shown)
-        for item in self.storage.open_requests(person_id, self.clock.now()):
+        main = stored.canonical if stored and stored.canonical else person_id
+        ids = [main, *self.storage.accounts(main)]
+        known = self.storage.people(ids)
+        who = Person(main, known[main].name if main in known else (name or main))
+        for item in self.storage.open_requests(main, self.clock.now()):
             try:
                 self.cancel(who, f"#{item.request_id}")
             except UserError:
                 continue  # it ended meanwhile
+        counts: Counter[str] = Counter()
         with self.storage.transaction() as uow:
-            counts = uow.forget(person_id, shown, lambda body: msg.unnamed(body, shown))
-        self._zones.pop(person_id, None)
-        return counts
+            for each in ids:
+                shown = known[each].name if each in known else (name or each.split(":")[-1])
+                counts.update(uow.forget(each, shown, partial(msg.unnamed, name=shown)))
+        self._zones.clear()
+        self._links.clear()
+        return dict(counts)
 
     def purge(self, limit: int = SWEEP_BATCH) -> int:
         """Delete finished requests, unused results and sent notifications older than
@@ -482,15 +574,16 @@ class Engine:
                 f"An activity is one word; try !iwant board-{msg.quote(words[0])} {rest}."
             )
         now, zone, today = self._today(person)
+        reader = self.as_person(person).id
         if room:
             pools, where = [self.pool_for(person, room)], "here"
         else:
-            pools = self.storage.pools_of(person.id, now - BOARD_HISTORY)
+            pools = self.storage.pools_of(reader, now - BOARD_HISTORY)
             pools = sorted({*pools, self.pool_for(person, None)})
             where = "in your rooms"
         start = standing.day_start(today, zone)
         end = standing.day_start(today + timedelta(days=2), zone)
-        rows = self.storage.board(pools, start, end, now, person.id, board.ROWS_LIMIT)
+        rows = self.storage.board(pools, start, end, now, reader, board.ROWS_LIMIT)
         wanted = " ".join(activity.lower().split())
         if wanted:
             rows = NearbyRows(
@@ -500,7 +593,7 @@ class Engine:
             )
             where = f"{where} for {msg.quote(wanted, 24)}"
         mine = self.open_requests(person)
-        text, buttons = board.render(rows, person.id, mine, zone, now, where)
+        text, buttons = board.render(rows, reader, mine, zone, now, where)
         return msg.Note(person.id, text, buttons)
 
     # -- standing wishes ---------------------------------------------------------------------
@@ -522,6 +615,8 @@ class Engine:
         me = PersonInfo(person.id, person.name[: matching.NAME_MAX], None, person.timezone)
         with self.storage.transaction() as uow:
             uow.add_person(me)
+            main = self.as_person(person).id
+            me = replace(me, canonical=main if main != person.id else None)
             mine = uow.standing(person.id)
             for n, other in enumerate(mine, 1):
                 if (other.text, other.days) == (fresh.text, fresh.days):
@@ -705,12 +800,13 @@ class Engine:
         """``person`` is never grouped with ``other`` again; ``other`` is not told."""
         self._check_person(person)
         self._check_other(other, "ignore")
-        if other.id == person.id:
+        me, them = self.as_person(person), self.as_person(other)
+        if them.id == me.id:
             raise UserError("You can't ignore yourself; try !iwant ignore @someone.")
         who = msg.quote(other.name, 40)
         with self.storage.transaction() as uow:
-            uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
-            added = uow.add_ignore(person.id, other.id, self.clock.now())
+            uow.add_person(PersonInfo(me.id, person.name[: matching.NAME_MAX]))
+            added = uow.add_ignore(me.id, them.id, self.clock.now())
         if added:
             return f"You won't be grouped with {who} from now on; they are not told."
         return f"You already ignore {who}; !iwant unignore {who} undoes it."
@@ -725,8 +821,9 @@ class Engine:
     def unignore(self, person: Person, other: Person) -> str:
         self._check_person(person)
         self._check_other(other, "unignore")
+        me, them = self.as_person(person), self.as_person(other)
         with self.storage.transaction() as uow:
-            removed = uow.remove_ignore(person.id, other.id)
+            removed = uow.remove_ignore(me.id, them.id)
         who = msg.quote(other.name, 40)
         if removed:
             return f"You can be grouped with {who} again."
@@ -734,7 +831,7 @@ class Engine:
 
     def ignored(self, person: Person) -> list[str]:
         """Person ids ``person`` ignores."""
-        return self.storage.ignored(person.id)
+        return self.storage.ignored(self.as_person(person).id)
 
     def display_names(self, ids: Sequence[str]) -> list[str]:
         """What each person is called (their id without the platform when not stored)."""
@@ -766,7 +863,7 @@ class Engine:
                 zone = self.zones.of(uow.people([request.person]).get(request.person))
                 body = msg.answer_again(describe(listed, zone))
                 buttons = msg.cancel_button(request.id)
-                changes.outbox.append(NewOutbox(request.person, body, buttons, request.origin))
+                changes.outbox.append(NewOutbox(request.recipient, body, buttons, request.origin))
             uow.apply(changes, now)
         return len(changes.outbox)
 

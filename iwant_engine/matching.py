@@ -105,6 +105,14 @@ class NoLongerPossible(UserError):
         self.replaced = replaced
 
 
+class WrongPerson(Exception):
+    """The account is linked to another person; submit again as ``person``."""
+
+    def __init__(self, person: str) -> None:
+        super().__init__(person)
+        self.person = person
+
+
 class WrongZone(Exception):
     """The wish was read in another zone than the person's; read it again in ``zone``."""
 
@@ -175,12 +183,25 @@ def submit(
     if event_key is not None and any(m.event_key == event_key for m in hood.mine):
         raise DuplicateEvent(event_key)  # an ended one is caught by the storage's unique key
     stored = hood.me
+    if stored is not None and stored.canonical is not None:
+        raise WrongPerson(stored.canonical)  # linked meanwhile: this account is theirs
     name = me.name[:NAME_MAX]
     own_zone = stored.timezone if stored else None
     zone = zones.of(PersonInfo(me.id, name, own_zone, me.platform_timezone))
     if read_in is not None and zone.key != read_in.key:
         raise WrongZone(zone.key)
-    if stored is None or (stored.name, stored.platform_timezone) != (name, me.platform_timezone):
+    # ``me`` is the account that asked; ``wish.person`` the person it is (another account of
+    # theirs, when linked): requests are that person's, the answers go to the account.
+    account = me.id if me.id != wish.person else None
+    if (
+        account is not None
+        or stored is None
+        or (stored.name, stored.platform_timezone)
+        != (
+            name,
+            me.platform_timezone,
+        )
+    ):
         uow.save_person(replace(me, name=name, timezone=None))
     mine = hood.mine
     replaced = None
@@ -196,13 +217,18 @@ def submit(
             and wish.earliest < other.latest
         ):
             raise UserError(msg.already_want(other.activity, other.earliest, other.latest, zone))
-    known = {**hood.people, me.id: PersonInfo(me.id, name, own_zone, me.platform_timezone)}
+    known = {
+        **hood.people,
+        wish.person: PersonInfo(wish.person, name, own_zone, me.platform_timezone),
+    }
     people = _People(known, zones)
     candidates: Sequence[StoredRequest] = hood.candidates
     groups: Sequence[StoredGroup] = hood.groups
     if margin:
         candidates, groups = _fitting(wish, now, candidates, groups)
-    outcome = _match(uow, wish, None, origin, candidates, groups, hood.apart, people, decide, ctx)
+    outcome = _match(
+        uow, wish, None, origin, candidates, groups, hood.apart, people, decide, ctx, account
+    )
     if outcome is None and replaced is not None:
         raise NoLongerPossible(replaced)
     if outcome is None:
@@ -210,7 +236,7 @@ def submit(
             None, wish.pool, wish.activity, Status.PENDING, None, None, wish.max_size, 1,
             wish.deadline,
         )  # fmt: skip
-        new = NewRequest(wish, origin, now, Status.PENDING, own, event_key, replied)
+        new = NewRequest(wish, origin, now, Status.PENDING, own, event_key, replied, account)
         request_id = _apply_new(uow, Changes(request=new), now)
         body = msg.waiting(
             wish.activity,
@@ -227,7 +253,7 @@ def submit(
             body, buttons = msg.with_suggestions(
                 body, buttons, found, wish.activity, wish.max_size, zone, now, request_id
             )
-        note = msg.Note(wish.person, body, buttons, request_id, queued=False)
+        note = msg.Note(me.id, body, buttons, request_id, queued=False)
         return Submitted(note, own_zone)
     assert outcome is not None and outcome.changes.request is not None
     assert outcome.body is not None
@@ -239,7 +265,7 @@ def submit(
         body = f"{body} {msg.replaced(replaced.activity, replaced.earliest, replaced.latest, zone)}"
     request_id = _apply_new(uow, outcome.changes, now)
     buttons = msg.cancel_button(request_id, outcome.buttons_label)
-    note = msg.Note(wish.person, body, buttons, request_id)
+    note = msg.Note(me.id, body, buttons, request_id)
     return Submitted(note, own_zone, matched=True)
 
 
@@ -322,9 +348,11 @@ def _match(
     people: _People,
     decide: Strategy,
     ctx: MatchContext,
+    account: str | None = None,
 ) -> _Outcome | None:
     """Ask the strategy about ``wish`` (a new request, or the stored ``subject``); the writes
-    that carry out its decision and the subject's message, or None when it waits."""
+    that carry out its decision and the subject's message, or None when it waits.
+    ``account``: the linked account that made a new request, when not ``wish.person``."""
     # The engine, not the strategy, keeps out whom the requester ignores (or is ignored by).
     blocked = {p for pair in apart if wish.person in pair for p in pair} - {wish.person}
     offered = [c for c in candidates if c.person not in blocked]
@@ -342,11 +370,11 @@ def _match(
         return None
     if isinstance(decision, Join):
         group = next(g for g in open_groups if g.result.id == decision.result_id)
-        return _join(wish, subject, origin, group, people, ctx.now)
+        return _join(wish, subject, origin, group, people, ctx.now, account)
     if isinstance(decision, Form):
         by_id = {c.id: c for c in offered}
         chosen = sorted((by_id[i] for i in decision.request_ids), key=lambda c: c.id)
-        return _form(wish, subject, origin, chosen, decision.start, people, ctx.now)
+        return _form(wish, subject, origin, chosen, decision.start, people, ctx.now, account)
     return None
 
 
@@ -365,6 +393,7 @@ def _join(
     group: StoredGroup,
     people: _People,
     now: datetime,
+    account: str | None = None,
 ) -> _Outcome:
     result = group.result
     assert result.start is not None and result.end is not None
@@ -374,7 +403,7 @@ def _join(
             _change(result, size=result.size + 1, max_size=min(result.max_size, wish.max_size))
         ]
     )
-    _place(changes, wish, subject, origin, result.id, now)
+    _place(changes, wish, subject, origin, result.id, now, account)
     names = [people.name(m.person) for m in group.members]
     newcomer = people.name(wish.person)
     for m in group.members:
@@ -396,6 +425,7 @@ def _form(
     start: datetime,
     people: _People,
     now: datetime,
+    account: str | None = None,
 ) -> _Outcome:
     # The group takes over a result that already exists: the subject's own, or that of the
     # longest-waiting member; the others' results are made redundant.
@@ -407,7 +437,7 @@ def _form(
         group_id, wish.pool, wish.activity, Status.MATCHED, start, end, max_size, size, end
     )
     changes = Changes(results=[group])
-    _place(changes, wish, subject, origin, group_id, now)
+    _place(changes, wish, subject, origin, group_id, now, account)
     for c in chosen:
         changes.moves.append(Move(c.id, group_id, Status.MATCHED))
         if c.result_id != group_id:
@@ -418,13 +448,18 @@ def _form(
         others = members[:i] + members[i + 1 :]
         body = msg.joined(wish.activity, start, end, others, members, people.zone(c.person))
         changes.outbox.append(_note(c, body))
-    by_platform: dict[str, list[str]] = {}
-    for person in [*(c.person for c in chosen), wish.person]:
-        by_platform.setdefault(person.split(":", 1)[0], []).append(person)
-    for platform, ids in by_platform.items():
-        if len(ids) >= 2:  # one group conversation per platform, where it has one
-            names = [people.name(i) for i in ids]
-            body = msg.group_hello(wish.activity, names, start, end, people.zone(ids[0]))
+    # Each member is reached through the account that made their request.
+    subject_account = account or (subject.recipient if subject else wish.person)
+    by_platform: dict[str, list[tuple[str, str]]] = {}
+    for recipient, person in [*((c.recipient, c.person) for c in chosen),
+                              (subject_account, wish.person)]:  # fmt: skip
+        by_platform.setdefault(recipient.split(":", 1)[0], []).append((recipient, person))
+    for platform, members_here in by_platform.items():
+        if len(members_here) >= 2:  # one group conversation per platform, where it has one
+            ids = [recipient for recipient, _ in members_here]
+            names = [people.name(person) for _, person in members_here]
+            zone = people.zone(members_here[0][1])
+            body = msg.group_hello(wish.activity, names, start, end, zone)
             changes.outbox.append(NewOutbox(f"{platform}:group:{group_id}", body, [], None, ids))
     body = msg.matched_reply(
         wish.activity, start, end, everyone, people.zone(wish.person), joined_existing=False
@@ -439,10 +474,11 @@ def _place(
     origin: str | None,
     result_id: int,
     now: datetime,
+    account: str | None = None,
 ) -> None:
     """Put the new request (or the stored subject) into result ``result_id``."""
     if subject is None:
-        changes.request = NewRequest(wish, origin, now, Status.MATCHED, result_id)
+        changes.request = NewRequest(wish, origin, now, Status.MATCHED, result_id, account=account)
         return
     changes.moves.append(Move(subject.id, result_id, Status.MATCHED))
     if subject.result_id != result_id:
@@ -451,7 +487,7 @@ def _place(
 
 def _note(member: StoredRequest, body: str) -> NewOutbox:
     return NewOutbox(
-        member.person,
+        member.recipient,
         _marked(member, body),
         msg.cancel_button(member.id, "I can't make it"),
         member.origin,
@@ -563,7 +599,7 @@ def _dissolve(
             changes.moves.append(Move(m.id, own, status))
         if expired:
             body = msg.nobody_left(activity, start, end, leaver, people.zone(m.person))
-            changes.outbox.append(NewOutbox(m.person, _marked(m, body), [], m.origin))
+            changes.outbox.append(NewOutbox(m.recipient, _marked(m, body), [], m.origin))
     uow.apply(changes, now)
     for m in rest:
         if m.deadline <= now:
@@ -575,12 +611,12 @@ def _dissolve(
         outcome = _rematch(uow, current, people, decide, ctx)
         if outcome is None:
             body = msg.alone_again(activity, start, end, leaver, m.deadline, zone)
-            note = NewOutbox(m.person, _marked(m, body), msg.cancel_button(m.id), m.origin)
+            note = NewOutbox(m.recipient, _marked(m, body), msg.cancel_button(m.id), m.origin)
             uow.apply(Changes(outbox=[note]), now)
             continue
         assert outcome.body is not None
         # Others of the broken group that this rematch takes along hear why, too.
-        fellows = {x.person for x in rest if x.id != m.id}
+        fellows = {x.recipient for x in rest if x.id != m.id}
         outcome.changes.outbox = [
             replace(n, body=msg.rematched_after_drop_out(leaver, n.body))
             if n.recipient in fellows
@@ -589,7 +625,7 @@ def _dissolve(
         ]
         body = _marked(m, msg.rematched_after_drop_out(leaver, outcome.body))
         buttons = msg.cancel_button(m.id, outcome.buttons_label)
-        outcome.changes.outbox.append(NewOutbox(m.person, body, buttons, m.origin))
+        outcome.changes.outbox.append(NewOutbox(m.recipient, body, buttons, m.origin))
         uow.apply(outcome.changes, now)
 
 
@@ -660,7 +696,7 @@ def sweep_step(
                     body, buttons = msg.with_suggestions(
                         body, [], found, m.activity, m.max_size, zone, now, None
                     )
-                changes.outbox.append(NewOutbox(m.person, body, buttons, m.origin))
+                changes.outbox.append(NewOutbox(m.recipient, body, buttons, m.origin))
     uow.apply(changes, now)
     return len(waiting), len(due) - len(waiting)
 

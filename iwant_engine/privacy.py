@@ -8,7 +8,7 @@ in. ``!iwant forget me`` deletes it all after a confirmation (``Engine.forget_me
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +22,11 @@ def _time(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def document(data: PersonData, person_id: str, now: datetime) -> dict[str, Any]:
-    """The export of ``data`` as plain JSON values, times in UTC (ISO 8601)."""
+def document(
+    data: PersonData, person_id: str, now: datetime, accounts: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The export of ``data`` as plain JSON values, times in UTC (ISO 8601); ``accounts``:
+    the person's other accounts (``!iwant link``)."""
     info = data.person
     return {
         "schema": SCHEMA,
@@ -34,7 +37,7 @@ def document(data: PersonData, person_id: str, now: datetime) -> dict[str, Any]:
             "timezone": info.timezone if info else None,
             "platform_timezone": info.platform_timezone if info else None,
         },
-        "linked_accounts": [],
+        "linked_accounts": list(accounts),
         "requests": [
             {
                 "id": r.id,

@@ -146,6 +146,7 @@ def _make_day(
         return None  # its time has passed: never made
     if wish.earliest < minute:
         wish = replace(wish, earliest=minute)
+    wish = replace(wish, person=me.canonical or me.id)  # a linked account's is its person's
     try:
         note, matched = submit(uow, wish, me, standing.origin, event_key(standing.id, day))
     except UserError as err:  # too many open requests, or the same activity then already

@@ -69,6 +69,8 @@ class _State:
     unreplied: dict[int, datetime] = field(default_factory=dict)  # request id -> created
     standing: dict[int, Standing] = field(default_factory=dict)
     forget_asked: dict[str, datetime] = field(default_factory=dict)  # person -> when
+    link_codes: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # hash -> ...
+    link_failures: dict[str, tuple[int, datetime]] = field(default_factory=dict)
     last_ids: dict[str, int] = field(
         default_factory=lambda: {"request": 0, "result": 0, "outbox": 0, "standing": 0}
     )
@@ -307,7 +309,8 @@ class _MemoryUnitOfWork:
     def save_person(self, person: PersonInfo, *, keep_timezone: bool = True) -> None:
         old = self.state.people.get(person.id)
         if old is not None:
-            person = replace(person, timezone=old.timezone if keep_timezone else person.timezone)
+            zone = old.timezone if keep_timezone else person.timezone
+            person = replace(person, timezone=zone, canonical=old.canonical)
         self.state.people[person.id] = person
 
     def add_person(self, person: PersonInfo) -> None:
@@ -326,6 +329,53 @@ class _MemoryUnitOfWork:
 
     def remove_ignore(self, person: str, ignored: str) -> bool:
         return self.state.ignores.pop((person, ignored), None) is not None
+
+    def add_link_code(self, code_hash: str, account: str, expires_at: datetime) -> None:
+        self.state.link_codes[code_hash] = (account, expires_at)
+
+    def link_codes(self, now: datetime) -> list[tuple[str, str]]:
+        codes = self.state.link_codes.items()
+        return [(code, account) for code, (account, until) in codes if until > now]
+
+    def drop_link_code(self, code_hash: str) -> None:
+        self.state.link_codes.pop(code_hash, None)
+
+    def link_failures(self, account: str, now: datetime, window: timedelta, add: bool) -> int:
+        count, first = self.state.link_failures.get(account, (0, now))
+        if first <= now - window:
+            count, first = 0, now
+        if add:
+            count, first = count + 1, first if count else now
+            self.state.link_failures[account] = (count, first)
+        return count
+
+    def link(self, account: str, person: str) -> None:
+        s = self.state
+        mine = s.people.get(account) or PersonInfo(account, account.split(":", 1)[-1])
+        s.people[account] = replace(mine, canonical=person)
+        theirs = s.people.get(person)
+        if theirs is not None and theirs.timezone is None and mine.timezone is not None:
+            s.people[person] = replace(theirs, timezone=mine.timezone)
+        for i, r in list(s.requests.items()):
+            if r.person == account:
+                s.requests[i] = replace(r, person=person, account=r.account or account)
+        renamed: dict[tuple[str, str], datetime] = {}
+        for (who, other), at in s.ignores.items():
+            pair = (person if who == account else who, person if other == account else other)
+            if pair[0] != pair[1]:
+                renamed.setdefault(pair, at)
+        s.ignores = renamed
+
+    def unlink(self, account: str) -> list[str]:
+        s = self.state
+        info = s.people.get(account)
+        if info is not None and info.canonical is not None:
+            done = [account]
+        else:
+            done = sorted(i for i, p in s.people.items() if p.canonical == account)
+        for i in done:
+            s.people[i] = replace(s.people[i], canonical=None)
+        return done
 
     def forget(self, person: str, name: str, rename: Callable[[str], str]) -> dict[str, int]:
         s = self.state
@@ -514,6 +564,10 @@ class MemoryStorage:
     def has_due(self, now: datetime) -> bool:
         with self._lock:
             return bool(self._state.due(now))
+
+    def accounts(self, person: str) -> list[str]:
+        with self._lock:
+            return sorted(i for i, p in self._state.people.items() if p.canonical == person)
 
     def person_data(self, person: str) -> PersonData:
         with self._lock:

@@ -123,6 +123,30 @@ class UnitOfWork(Protocol):
     def remove_ignore(self, person: str, ignored: str) -> bool:
         """Forget that ``person`` ignores ``ignored``; False when they did not."""
 
+    # -- linked accounts ----------------------------------------------------------------------
+
+    def add_link_code(self, code_hash: str, account: str, expires_at: datetime) -> None:
+        """Keep a one-time link code (its hash) that ``account`` asked for."""
+
+    def link_codes(self, now: datetime) -> list[tuple[str, str]]:
+        """(code hash, account) of every link code not expired at ``now``."""
+
+    def drop_link_code(self, code_hash: str) -> None:
+        """Forget a link code (used, or replaced)."""
+
+    def link_failures(self, account: str, now: datetime, window: timedelta, add: bool) -> int:
+        """Wrong link codes given by ``account`` since its first one within ``window`` before
+        ``now``; with ``add``, one more is counted first (an older count starts again)."""
+
+    def link(self, account: str, person: str) -> None:
+        """Make ``account`` one of ``person``'s: its person row names ``person``; its requests
+        become ``person``'s (made by ``account``); ignore entries naming ``account`` on either
+        side name ``person`` instead; ``person`` takes the account's own zone if it has none."""
+
+    def unlink(self, account: str) -> list[str]:
+        """Undo ``link``: for a linked account, itself; for a person, every account linked to
+        them. The accounts unlinked."""
+
     # -- a person's data ----------------------------------------------------------------------
 
     def forget(self, person: str, name: str, rename: Callable[[str], str]) -> dict[str, int]:
@@ -213,6 +237,9 @@ class Storage(Protocol):
 
     def has_due(self, now: datetime) -> bool:
         """Whether ``UnitOfWork.due`` would find anything; cheap, takes no write lock."""
+
+    def accounts(self, person: str) -> list[str]:
+        """The accounts linked to ``person`` (not ``person`` itself), sorted."""
 
     def person_data(self, person: str) -> PersonData:
         """Everything stored about the person (see ``model.PersonData``), for an export."""

@@ -76,6 +76,7 @@ from ..model import (
 from ..plugins import hookimpl
 from .compiled import Prepared, Runner
 from .schema import NAME_MAX, Ignore, Outbox, Person, Request, Result, UTCDateTime
+from .sql_links import LinkReads, LinkWork
 from .sql_nearby import BoardReads, NearbyWork
 from .sql_privacy import PrivacyReads, PrivacyWork
 from .sql_standing import StandingReads, StandingWork
@@ -109,7 +110,7 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class SQLStorage(StandingReads, BoardReads, PrivacyReads):
+class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads):
     """Requests, results, people, ignore lists and the outbox in one SQL database."""
 
     def __init__(self, url: str, pool_size: int = 5, default_timezone: str = "UTC") -> None:
@@ -379,7 +380,7 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads):
             conn.execute(update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(**values))
 
 
-class SQLWork(StandingWork, NearbyWork, PrivacyWork):
+class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
     """A unit of work: one transaction on one connection."""
 
     def __init__(self, storage: SQLStorage, conn: Connection) -> None:

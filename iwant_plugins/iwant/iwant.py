@@ -94,6 +94,8 @@ COMMANDS = (
     Form("pause until 2026-12-14", "pause my standing wishes (or: !iwant pause 2 weeks)", "pause"),
     Form("resume", "end the pause", "resume"),
     Form("tz Europe/Prague", "set my time zone (!iwant tz shows it)", "tz"),
+    Form("link", "a code to join my account on another platform (!iwant link CODE there)", "link"),
+    Form("unlink", "make my linked accounts separate people again", "unlink"),
     Form("export", "everything iwant keeps about me, as JSON, in a direct message", "export"),
     Form("forget me", "delete everything iwant keeps about me (asks to confirm)", "forget"),
     Form("ignore @someone", "never be grouped with them; they are not told", "ignore"),
@@ -257,6 +259,25 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         return "I sent you everything iwant keeps about you in a direct message."
 
     @botcmd
+    def iwant_link(self, msg: Message, args: str) -> str | None:
+        """One person across platforms: !iwant link, then !iwant link CODE on the other"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self._link(msg, person, args))
+
+    def _link(self, msg: Message, person: Person, args: str) -> Note | str:
+        note = self._engine().link(person, args)
+        if args.strip() or self.room_of(msg) is None:
+            return note
+        self.send(self._identifier(person.id), self._localize(note.body))  # a code is private
+        return "I sent you a link code in a direct message."
+
+    @botcmd
+    def iwant_unlink(self, msg: Message, args: str) -> str | None:
+        """Make linked accounts separate people again: !iwant unlink"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self._engine().unlink(person))
+
+    @botcmd
     def iwant_forget(self, msg: Message, args: str) -> str | None:
         """Delete everything iwant keeps about you: !iwant forget me"""
         person = self.person_of(msg.frm)
@@ -356,6 +377,8 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             "ignored": lambda: self._ignored_text(person),
             "board": lambda: self._engine().board(person, None, tail),
             "export": lambda: self._engine().export(person),
+            "link": lambda: self._engine().link(person, tail),
+            "unlink": lambda: self._engine().unlink(person),
             "forget": lambda: self._engine().forget_me(person, tail),
             "standing": lambda: self._engine().standing_text(person),
             "stop": lambda: self._engine().stop(person, tail),
