@@ -399,6 +399,8 @@ class _MemoryUnitOfWork:
         s.standing = {k: w for k, w in s.standing.items() if w.person != person}
         s.people.pop(person, None)
         s.forget_asked.pop(person, None)
+        s.link_failures.pop(person, None)
+        s.link_codes = {h: c for h, c in s.link_codes.items() if c[0] != person}
         for row in list(s.outbox.values()):
             if row.recipient == person:
                 del s.outbox[row.id]

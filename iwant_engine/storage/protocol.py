@@ -152,10 +152,10 @@ class UnitOfWork(Protocol):
     def forget(self, person: str, name: str, rename: Callable[[str], str]) -> dict[str, int]:
         """Delete the person and everything that is theirs: their requests (the engine has
         cancelled the live ones), their own results that no other request points to, whom they
-        ignore, their standing wishes, outbox rows addressed to them, and their place in group
-        conversation rows; every other outbox row whose body holds ``name`` gets the body
-        ``rename(body)``. Other people's ignore entries naming them stay. Rows deleted (or
-        changed) per table."""
+        ignore, their standing wishes, outbox rows addressed to them, their link codes, and
+        their place in group conversation rows; every other outbox row whose body holds
+        ``name`` gets the body ``rename(body)``. Other people's ignore entries naming them
+        stay. Rows deleted (or changed) per table."""
 
     def purge(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` finished requests (not PENDING or MATCHED) whose window ended

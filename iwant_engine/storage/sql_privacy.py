@@ -15,7 +15,7 @@ from sqlalchemy import Table, delete, exists, false, not_, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ..model import LIVE, OutboxItem, PersonData, PersonInfo, StoredRequest, StoredResult
-from .schema import Ignore, Outbox, Person, Request, Result, StandingWish
+from .schema import Ignore, LinkCode, Outbox, Person, Request, Result, StandingWish
 
 REQUESTS = cast(Table, Request.__table__)
 RESULTS = cast(Table, Result.__table__)
@@ -23,6 +23,7 @@ PEOPLE = cast(Table, Person.__table__)
 OUTBOX = cast(Table, Outbox.__table__)
 IGNORES = cast(Table, Ignore.__table__)
 STANDING = cast(Table, StandingWish.__table__)
+CODES = cast(Table, LinkCode.__table__)
 
 
 class PrivacyWork:
@@ -61,6 +62,8 @@ class PrivacyWork:
                 values["group_members"] = [m for m in members if m != person]
             self._run(update(OUTBOX).where(OUTBOX.c.id == row_id).values(**values))
             counts["outbox"] += 1
+        codes = delete(CODES).where(CODES.c.account == person)
+        counts["link_codes"] = self._run(codes).rowcount
         counts["people"] = self._run(delete(PEOPLE).where(PEOPLE.c.id == person)).rowcount
         return counts
 

@@ -63,6 +63,7 @@ def test_forget_me_asks_then_deletes_everything_and_tells_her_groups(engine, clo
     engine.submit(BOB, "coffee 9:30-11:00")
     engine.submit(CAROL, "coffee 9:30-11:00")  # Alice, Bob and Carol meet at 10:00
     engine.submit(ALICE, "lunch 12:00 every weekday")
+    engine.link(ALICE)  # a link code she never used
     engine.ignore(ALICE, DAVE)
     engine.ignore(DAVE, ALICE)  # Dave's entry is Dave's: it stays
     engine.set_timezone(ALICE, "Europe/Prague")
