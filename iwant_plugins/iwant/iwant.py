@@ -47,6 +47,7 @@ SLASH_PLATFORMS = ("slack", "telegram")  # where people type /iwant
 RATE_LIMIT = 20  # commands per person per minute
 ACK_AFTER = timedelta(seconds=1)  # see IWant._acknowledge
 MAX_MESSAGE = 1000
+EXPORT_FILE = "iwant-export.json"
 
 
 class Form(NamedTuple):
@@ -252,6 +253,19 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
 
     def _export(self, msg: Message, person: Person) -> str:
         document = self._engine().export(person)
+        send_file = getattr(self._bot, "send_file", None)
+        if send_file is not None:  # a platform that takes files: a JSON file in a DM
+            try:
+                send_file(
+                    self._identifier(person.id),
+                    EXPORT_FILE,
+                    document.encode(),
+                    "Everything iwant keeps about you (JSON).",
+                )
+            except Exception:  # the platform refused the file: the text still goes
+                log.warning("sending the export as a file failed; sending it as text")
+            else:
+                return "I sent you everything iwant keeps about you as a file, privately."
         text = f"Everything iwant keeps about you (JSON):\n```\n{document}\n```"
         if self.room_of(msg) is None:
             return text
