@@ -9,15 +9,13 @@ import logging
 import os
 import re
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from . import board, links, matching, privacy, standing
+from . import board, links, matching, privacy, standing, standing_commands
 from . import messages as msg
 from . import settings as settings_mod
 from .clock import Clock, SystemClock
@@ -39,7 +37,6 @@ from .model import (
     OutboxItem,
     Person,
     PersonInfo,
-    Standing,
     Status,
     StoredRequest,
     Suggestion,
@@ -48,7 +45,7 @@ from .model import (
 from .plugins import make_plugin_manager, named, report
 from .redact import redact
 from .settings import Settings, SettingsError
-from .storage.protocol import Storage, UnitOfWork
+from .storage.protocol import Storage
 from .timephrases import warm_up
 
 log = logging.getLogger(__name__)
@@ -62,12 +59,8 @@ MAX_ID = 2**31 - 1
 MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=60)
 SWEEP_BATCH = 500
-# Standing wishes made per unit of work: each takes its person's and pool's locks.
-STANDING_BATCH = 20
 #: The board in a direct message shows the rooms of a person's requests this far back.
 BOARD_HISTORY = timedelta(days=30)
-#: Retention (``Engine.purge``) runs at most this often in one process.
-PURGE_EVERY = timedelta(minutes=10)
 
 
 class Engine:
@@ -438,128 +431,36 @@ class Engine:
                 raise StrategyError(f"strategy {name!r}: {problem}: {decision!r}")
         return decision
 
-    # -- linked accounts -------------------------------------------------------------------
+    # -- linked accounts and a person's data (links.py, privacy.py) -------------------------
 
     def link(self, person: Person, code: str = "") -> msg.Note:
-        """``!iwant link``: a one-time code for the person's other account; ``!iwant link
-        CODE`` there makes the two accounts one person."""
-        self._check_person(person)
-        now = self.clock.now()
-        given = code.strip()
-        if not given:
-            fresh = links.new_code()
-            with self.storage.transaction() as uow:
-                uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
-                uow.add_link_code(links.digest(fresh), person.id, now + links.CODE_LIFETIME)
-            return msg.Note(person.id, links.code_given(fresh))
-        with self.storage.transaction() as uow:
-            uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
-            if uow.link_failures(person.id, now, links.FAILURE_WINDOW, add=False) >= (
-                links.MAX_FAILURES
-            ):
-                raise UserError(links.TOO_MANY)
-            found = links.match(given, uow.link_codes(now))
-            if found is None:
-                uow.link_failures(person.id, now, links.FAILURE_WINDOW, add=True)
-        if found is None:  # the failure is counted (its unit of work committed)
-            raise UserError(links.WRONG_CODE)
-        code_hash, issuer = found
-        if issuer == person.id:
-            raise UserError(links.OWN_CODE)
-        mine = self.storage.person(person.id)
-        theirs = self.storage.person(issuer)
-        target = theirs.canonical if theirs and theirs.canonical else issuer
-        if (mine and mine.canonical) or self.storage.accounts(person.id):
-            raise UserError(links.ALREADY_LINKED)
-        if target == person.id:
-            raise UserError(links.OWN_CODE)
-        with self.storage.transaction() as uow:
-            uow.link(person.id, target)
-            uow.drop_link_code(code_hash)
-        self._links.clear()
-        self._zones.clear()
-        name = theirs.name if theirs else issuer.split(":", 1)[-1]
-        return msg.Note(person.id, links.linked(name, issuer.split(":", 1)[0]))
+        """``!iwant link`` (a one-time code) and ``!iwant link CODE`` (on the other account)."""
+        return links.link(self, person, code)
 
     def unlink(self, person: Person) -> str:
-        """``!iwant unlink``, from either account: they are two people again."""
-        self._check_person(person)
-        with self.storage.transaction() as uow:
-            done = uow.unlink(person.id)
-        self._links.clear()
-        self._zones.clear()
-        return links.unlinked(done)
-
-    # -- a person's data -------------------------------------------------------------------
+        """``!iwant unlink``, from either account: two people again."""
+        return links.unlink(self, person)
 
     def export(self, person: Person) -> str:
-        """``!iwant export``: everything iwant keeps about the person, as a JSON document."""
-        self._check_person(person)
-        who = self.as_person(person).id
-        data = self.storage.person_data(who)
-        accounts = [a for a in [who, *self.storage.accounts(who)] if a != person.id]
-        return privacy.as_json(privacy.document(data, person.id, self.clock.now(), accounts))
+        """``!iwant export``: everything iwant keeps about the person, as JSON."""
+        return privacy.export(self, person)
 
     def forget_me(self, person: Person, args: str = "") -> msg.Note:
         """``!iwant forget me``, then ``!iwant forget me confirm`` within five minutes."""
-        self._check_person(person)
-        words = args.lower().split()
-        now = self.clock.now()
-        if words == ["me"]:
-            with self.storage.transaction() as uow:
-                uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
-                uow.ask_to_forget(person.id, now)
-            button = {"label": "Forget me", "command": "iwant forget me confirm"}
-            return msg.Note(person.id, privacy.asked(), [button])
-        if words != ["me", "confirm"]:
-            raise UserError("To delete everything iwant keeps about you: !iwant forget me")
-        with self.storage.transaction() as uow:
-            asked = uow.ask_to_forget(person.id, None)
-        window = timedelta(minutes=privacy.FORGET_WINDOW_MINUTES)
-        if asked is None or asked < now - window:
-            raise UserError(
-                "Say !iwant forget me first, then confirm within "
-                f"{privacy.FORGET_WINDOW_MINUTES} minutes."
-            )
-        return msg.Note(person.id, privacy.forgotten(self.forget(person.id, person.name)))
+        return privacy.forget_me(self, person, args)
 
     def forget(self, person_id: str, name: str | None = None) -> dict[str, int]:
-        """Delete the person and everything that is theirs, all their linked accounts too
-        (their open requests cancelled first, so the others in them are told); rows deleted
-        per table. For ``!iwant forget me`` and for an admin (``iwant forget PERSON_ID``)."""
-        stored = self.storage.person(person_id)
-        main = stored.canonical if stored and stored.canonical else person_id
-        ids = [main, *self.storage.accounts(main)]
-        known = self.storage.people(ids)
-        who = Person(main, known[main].name if main in known else (name or main))
-        for item in self.storage.open_requests(main, self.clock.now()):
-            try:
-                self.cancel(who, f"#{item.request_id}")
-            except UserError:
-                continue  # it ended meanwhile
-        counts: Counter[str] = Counter()
-        with self.storage.transaction() as uow:
-            for each in ids:
-                shown = known[each].name if each in known else (name or each.split(":")[-1])
-                counts.update(uow.forget(each, shown, partial(msg.unnamed, name=shown)))
+        """Delete a person, their linked accounts and everything theirs (admins too)."""
+        return privacy.forget(self, person_id, name)
+
+    def purge(self, limit: int = privacy.PURGE_BATCH) -> int:
+        """Retention: delete what is finished and older than ``[limits] retention_days``."""
+        return privacy.purge(self, limit)
+
+    def forget_caches(self) -> None:
+        """Forget what this process believes about people's zones and links."""
         self._zones.clear()
         self._links.clear()
-        return dict(counts)
-
-    def purge(self, limit: int = SWEEP_BATCH) -> int:
-        """Delete finished requests, unused results and sent notifications older than
-        ``[limits] retention_days`` (a sweep's job, at most every ``PURGE_EVERY``)."""
-        if time.monotonic() < self._next_purge:
-            return 0
-        self._next_purge = time.monotonic() + PURGE_EVERY.total_seconds()
-        before, total = self.clock.now() - self.settings.retention, 0
-        for _ in range(20):  # bounded: the rest waits for the next round
-            with self.storage.transaction() as uow:
-                deleted = uow.purge(before, limit)
-            total += deleted
-            if deleted < limit:
-                break
-        return total
 
     # -- the board -------------------------------------------------------------------------
 
@@ -596,203 +497,38 @@ class Engine:
         text, buttons = board.render(rows, reader, mine, zone, now, where)
         return msg.Note(person.id, text, buttons)
 
-    # -- standing wishes ---------------------------------------------------------------------
+    # -- standing wishes (standing_commands.py) ---------------------------------------------
 
     def add_standing(
         self, person: Person, text: str, days: frozenset[int], room: str | None = None
     ) -> msg.Note:
-        """Store ``text`` (a wish) as a standing wish for ``days`` (0 = Monday) and make the
-        days already due (today's, if its time has not passed); the reply says what was made."""
-        now = self.clock.now()
-        zone = self.zone_of(person)
-        pool = self.pool_for(person, room)
-        lead = self.settings.standing_lead
-        # The text must read as a wish on its days, whatever today's time is.
-        probe = standing.on_or_after(days, now.astimezone(zone).date() + timedelta(days=1))
-        wish = self._wish(person.id, pool, text, standing.day_start(probe, zone), zone)[0]
-        origin = f"{person.platform}:{room}" if room else None
-        fresh = standing.new(person.id, pool, origin, wish.activity, text, days, now, zone, lead)
-        me = PersonInfo(person.id, person.name[: matching.NAME_MAX], None, person.timezone)
-        with self.storage.transaction() as uow:
-            uow.add_person(me)
-            main = self.as_person(person).id
-            me = replace(me, canonical=main if main != person.id else None)
-            mine = uow.standing(person.id)
-            for n, other in enumerate(mine, 1):
-                if (other.text, other.days) == (fresh.text, fresh.days):
-                    raise UserError(
-                        f"You have that standing wish already (number {n}); see !iwant standing."
-                    )
-            if len(mine) >= self.settings.max_standing:
-                raise UserError(
-                    f"You have {len(mine)} standing wishes, the most I keep for one person; "
-                    "stop one first (!iwant standing, then !iwant stop 1)."
-                )
-            stored = replace(fresh, id=uow.add_standing(fresh))
-            upcoming, made = standing.make_due(
-                uow, stored, me, now, zone, lead, self._read_standing, self._submitter(now)
-            )
-            uow.save_standing(upcoming)
-        hours = int(lead.total_seconds() // 3600)
-        lines = [msg.standing_started(standing.describe(stored), len(mine) + 1, hours)]
-        for m in made:
-            body = m.problem or (m.note.body if m.note else "")
-            lines.append(msg.standing_day(standing.day_text(m.day), body))
-        if not made:
-            lines.append(msg.standing_first(standing.day_text(upcoming.next_day)))
-        buttons = [{"label": "Stop it", "command": f"iwant stop #{stored.id}"}]
-        return msg.Note(person.id, "\n".join(lines), buttons)
+        """``!iwant lunch 12:00 every weekday``: store it and make the days already due."""
+        return standing_commands.add_standing(self, person, text, days, room)
 
-    def _read_standing(self, wish: Standing, at: datetime, zone: ZoneInfo) -> Wish:
-        return self._wish(wish.person, wish.pool, wish.text, at, zone)[0]
+    def standing_text(self, person: Person) -> str:
+        """``!iwant standing``: the person's standing wishes, numbered."""
+        return standing_commands.standing_text(self, person)
 
-    def _submitter(self, now: datetime) -> standing.Submitter:
-        def submit(
-            uow: UnitOfWork, wish: Wish, me: PersonInfo, origin: str | None, key: str
-        ) -> tuple[msg.Note, bool]:
-            ctx = MatchContext(now, wish.length)
-            limit = self.settings.max_open_requests
-            done = matching.submit(
-                uow, wish, me, origin, self.decide, ctx, limit, self.zones, event_key=key
-            )
-            return done.reply, done.matched
+    def stop(self, person: Person, selector: str = "") -> str:
+        """``!iwant stop 2`` (or ``stop lunch``, ``stop #12``): end a standing wish."""
+        return standing_commands.stop(self, person, selector)
 
-        return submit
+    def skip(self, person: Person, args: str) -> str:
+        """``!iwant skip friday`` (or ``skip lunch friday``): leave one day out."""
+        return standing_commands.skip(self, person, args)
+
+    def pause(self, person: Person, args: str) -> str:
+        """``!iwant pause until 2026-12-14`` or ``pause 2 weeks``."""
+        return standing_commands.pause(self, person, args)
+
+    def resume(self, person: Person) -> str:
+        """``!iwant resume``: end a pause."""
+        return standing_commands.resume(self, person)
 
     def _today(self, person: Person) -> tuple[datetime, ZoneInfo, date]:
         now = self.clock.now()
         zone = self.zone_of(person)
         return now, zone, now.astimezone(zone).date()
-
-    def standing_text(self, person: Person) -> str:
-        """``!iwant standing``: the person's standing wishes, numbered."""
-        self._check_person(person)
-        _, _, today = self._today(person)
-        with self.storage.transaction() as uow:
-            mine = uow.standing(person.id)
-        return standing.listing(mine, today)
-
-    def stop(self, person: Person, selector: str = "") -> str:
-        """End a standing wish, by number (``2``), activity (``lunch``) or id (``#12``)."""
-        self._check_person(person)
-        now, _, today = self._today(person)
-        selector = " ".join(selector.lower().split())
-        with self.storage.transaction() as uow:
-            mine = uow.standing(person.id)
-            if selector.startswith("#") and is_number(selector[1:]):
-                found = [s for s in mine if s.id == int(selector[1:])]
-                if not found:
-                    raise UserError("That standing wish has ended already; see !iwant standing.")
-                chosen = found[0]
-            else:
-                chosen = standing.select(mine, selector)
-            uow.save_standing(replace(chosen, ended_at=now, create_at=None))
-        text = f"Stopped: {standing.describe(chosen)}."
-        if self._made_live(chosen, today, chosen.next_day):
-            text += (
-                f" The {chosen.activity} wish already made from it stays; "
-                f"!iwant cancel {chosen.activity} cancels it."
-            )
-        return text
-
-    def _made_live(self, wish: Standing, first: date, until: date) -> list[int]:
-        """Ids of the live requests ``wish`` made for the days ``first`` to before ``until``."""
-        ids = []
-        day = first
-        while day < until:
-            request = self.storage.request_by_event(standing.event_key(wish.id, day))
-            if request is not None and request.status in LIVE:
-                ids.append(request.id)
-            day += timedelta(days=1)
-        return ids
-
-    def skip(self, person: Person, args: str) -> str:
-        """``!iwant skip friday`` (or ``skip lunch friday``): leave one day out of every
-        standing wish on that day (or of the one for ``lunch``); a wish already made for that
-        day is cancelled."""
-        self._check_person(person)
-        _, _, today = self._today(person)
-        words = " ".join(args.lower().split()).split(" ")
-        example = "!iwant skip friday (or !iwant skip lunch friday)"
-        with self.storage.transaction() as uow:
-            mine = uow.standing(person.id)
-            if not mine:
-                raise UserError(msg.no_standing())
-            activity = None
-            if len(words) > 1 and any(s.activity == words[0] for s in mine):
-                activity, words = words[0], words[1:]
-            day = standing.parse_day(" ".join(words), today, example)
-            chosen = [s for s in mine if activity in (None, s.activity) and day.weekday() in s.days]
-            if not chosen:
-                raise UserError(
-                    f"None of your standing {activity + ' ' if activity else ''}wishes is on "
-                    f"{standing.day_text(day)}; see !iwant standing."
-                )
-            for s in chosen:
-                kept = frozenset(d for d in s.skips if d >= today) | {day}
-                uow.save_standing(replace(s, skips=kept))
-        cancelled = self._cancel_made(person, chosen, day, day + timedelta(days=1))
-        what = "; ".join(standing.describe(s) for s in chosen)
-        text = f"Skipping {standing.day_text(day)}: {what}."
-        if cancelled:
-            text += f" I cancelled the wish already made for that day ({', '.join(cancelled)})."
-        return text
-
-    def _cancel_made(
-        self, person: Person, chosen: Sequence[Standing], first: date, until: date
-    ) -> list[str]:
-        """Cancel the live wishes ``chosen`` made for the days ``first`` to before ``until``
-        (the others in a group are told, as for any cancel); their activities."""
-        done = []
-        for s in chosen:
-            for request_id in self._made_live(s, first, min(until, s.next_day)):
-                try:
-                    self.cancel(person, f"#{request_id}")
-                except UserError:
-                    continue  # it ended meanwhile
-                done.append(s.activity)
-        return done
-
-    def pause(self, person: Person, args: str) -> str:
-        """``!iwant pause until 2026-12-14`` or ``pause 2 weeks``: no standing wish makes a
-        wish for a day before the first day back; wishes already made for them are cancelled."""
-        self._check_person(person)
-        _, _, today = self._today(person)
-        back = standing.parse_pause(args, today)
-        with self.storage.transaction() as uow:
-            mine = uow.standing(person.id)
-            if not mine:
-                raise UserError(msg.no_standing())
-            for s in mine:
-                uow.save_standing(replace(s, paused_until=back))
-        cancelled = self._cancel_made(person, mine, today, back)
-        count = "your standing wish" if len(mine) == 1 else f"all {len(mine)} standing wishes"
-        text = (
-            f"Paused {count} until {standing.day_text(back)} (the first day back); "
-            "!iwant resume ends the pause sooner."
-        )
-        if cancelled:
-            text += f" I cancelled the wishes already made ({', '.join(cancelled)})."
-        return text
-
-    def resume(self, person: Person) -> str:
-        """End a pause of the person's standing wishes."""
-        self._check_person(person)
-        _, _, today = self._today(person)
-        with self.storage.transaction() as uow:
-            mine = uow.standing(person.id)
-            paused = [s for s in mine if s.paused_until is not None and s.paused_until > today]
-            for s in paused:
-                uow.save_standing(replace(s, paused_until=None))
-        if not mine:
-            return msg.no_standing()
-        if not paused:
-            return "Your standing wishes are not paused; see !iwant standing."
-        first = min(paused, key=lambda s: s.next_day)
-        return (
-            f"Resumed: the next is {first.activity} on {standing.day_text(first.next_day)}; "
-            "see !iwant standing."
-        )
 
     # -- ignore lists ------------------------------------------------------------------------
 
@@ -884,21 +620,11 @@ class Engine:
             if not e + d:
                 return expired, done
 
-    def sweep_standing(self, now: datetime | None = None, batch: int = STANDING_BATCH) -> int:
-        """Make the days' wishes of standing wishes that are due (part of ``sweep``); how
-        many standing wishes were looked at."""
-        now = now or self.clock.now()
-        if not self.storage.has_due_standing(now):
-            return 0
-        total = 0
-        read, submit, lead = self._read_standing, self._submitter(now), self.settings.standing_lead
-        for _ in range(10_000):  # bounded: each round moves every wish it sees to a later day
-            with self.storage.transaction() as uow:
-                seen = standing.sweep_step(uow, now, batch, self.zones.of, lead, read, submit)
-            total += seen
-            if seen < batch:
-                break
-        return total
+    def sweep_standing(
+        self, now: datetime | None = None, batch: int = standing_commands.STANDING_BATCH
+    ) -> int:
+        """Make the days' wishes of standing wishes that are due (part of ``sweep``)."""
+        return standing_commands.sweep_standing(self, now, batch)
 
     def deliver(
         self,

@@ -16,6 +16,15 @@ import hmac
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from . import matching
+from . import messages as msg
+from .errors import UserError
+from .model import Person, PersonInfo
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed safely
 CODE_LENGTH = 8
@@ -81,3 +90,54 @@ def unlinked(accounts: Sequence[str]) -> str:
     if len(accounts) == 1:
         return f"Unlinked: {accounts[0]} is a person of its own again."
     return f"Unlinked: {', '.join(accounts)} are each a person of their own again."
+
+
+# -- the commands (``Engine.link``, ``Engine.unlink``) ---------------------------------------
+
+
+def link(engine: Engine, person: Person, code: str = "") -> msg.Note:
+    """``!iwant link``: a one-time code for the person's other account; ``!iwant link
+    CODE`` there makes the two accounts one person."""
+    engine._check_person(person)
+    now = engine.clock.now()
+    given = code.strip()
+    if not given:
+        fresh = new_code()
+        with engine.storage.transaction() as uow:
+            uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
+            uow.add_link_code(digest(fresh), person.id, now + CODE_LIFETIME)
+        return msg.Note(person.id, code_given(fresh))
+    with engine.storage.transaction() as uow:
+        uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
+        if uow.link_failures(person.id, now, FAILURE_WINDOW, add=False) >= (MAX_FAILURES):
+            raise UserError(TOO_MANY)
+        found = match(given, uow.link_codes(now))
+        if found is None:
+            uow.link_failures(person.id, now, FAILURE_WINDOW, add=True)
+    if found is None:  # the failure is counted (its unit of work committed)
+        raise UserError(WRONG_CODE)
+    code_hash, issuer = found
+    if issuer == person.id:
+        raise UserError(OWN_CODE)
+    mine = engine.storage.person(person.id)
+    theirs = engine.storage.person(issuer)
+    target = theirs.canonical if theirs and theirs.canonical else issuer
+    if (mine and mine.canonical) or engine.storage.accounts(person.id):
+        raise UserError(ALREADY_LINKED)
+    if target == person.id:
+        raise UserError(OWN_CODE)
+    with engine.storage.transaction() as uow:
+        uow.link(person.id, target)
+        uow.drop_link_code(code_hash)
+    engine.forget_caches()
+    name = theirs.name if theirs else issuer.split(":", 1)[-1]
+    return msg.Note(person.id, linked(name, issuer.split(":", 1)[0]))
+
+
+def unlink(engine: Engine, person: Person) -> str:
+    """``!iwant unlink``, from either account: they are two people again."""
+    engine._check_person(person)
+    with engine.storage.transaction() as uow:
+        done = uow.unlink(person.id)
+    engine.forget_caches()
+    return unlinked(done)

@@ -8,12 +8,25 @@ in. ``!iwant forget me`` deletes it all after a confirmation (``Engine.forget_me
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
+from . import matching
+from . import messages as msg
+from .errors import UserError
 from .grammar import day_names
-from .model import PersonData
+from .model import Person, PersonData, PersonInfo
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+#: Retention (``purge``) runs at most this often in one process.
+PURGE_EVERY = timedelta(minutes=10)
+PURGE_BATCH = 500
 
 SCHEMA = "iwant-export/1"
 
@@ -99,3 +112,77 @@ def forgotten(counts: Mapping[str, int]) -> str:
         f"Done: I deleted {', '.join(parts)}, and your name and time zone. If someone ignores "
         "you, that entry is theirs and stays. I have nothing else about you."
     )
+
+
+# -- the commands (``Engine.export``, ``forget_me``, ``forget``, ``purge``) --------------------
+
+
+def export(engine: Engine, person: Person) -> str:
+    """``!iwant export``: everything iwant keeps about the person, as a JSON document."""
+    engine._check_person(person)
+    who = engine.as_person(person).id
+    data = engine.storage.person_data(who)
+    accounts = [a for a in [who, *engine.storage.accounts(who)] if a != person.id]
+    return as_json(document(data, person.id, engine.clock.now(), accounts))
+
+
+def forget_me(engine: Engine, person: Person, args: str = "") -> msg.Note:
+    """``!iwant forget me``, then ``!iwant forget me confirm`` within five minutes."""
+    engine._check_person(person)
+    words = args.lower().split()
+    now = engine.clock.now()
+    if words == ["me"]:
+        with engine.storage.transaction() as uow:
+            uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
+            uow.ask_to_forget(person.id, now)
+        button = {"label": "Forget me", "command": "iwant forget me confirm"}
+        return msg.Note(person.id, asked(), [button])
+    if words != ["me", "confirm"]:
+        raise UserError("To delete everything iwant keeps about you: !iwant forget me")
+    with engine.storage.transaction() as uow:
+        asked_at = uow.ask_to_forget(person.id, None)
+    window = timedelta(minutes=FORGET_WINDOW_MINUTES)
+    if asked_at is None or asked_at < now - window:
+        raise UserError(
+            f"Say !iwant forget me first, then confirm within {FORGET_WINDOW_MINUTES} minutes."
+        )
+    return msg.Note(person.id, forgotten(engine.forget(person.id, person.name)))
+
+
+def forget(engine: Engine, person_id: str, name: str | None = None) -> dict[str, int]:
+    """Delete the person and everything that is theirs, all their linked accounts too
+    (their open requests cancelled first, so the others in them are told); rows deleted
+    per table. For ``!iwant forget me`` and for an admin (``iwant forget PERSON_ID``)."""
+    stored = engine.storage.person(person_id)
+    main = stored.canonical if stored and stored.canonical else person_id
+    ids = [main, *engine.storage.accounts(main)]
+    known = engine.storage.people(ids)
+    who = Person(main, known[main].name if main in known else (name or main))
+    for item in engine.storage.open_requests(main, engine.clock.now()):
+        try:
+            engine.cancel(who, f"#{item.request_id}")
+        except UserError:
+            continue  # it ended meanwhile
+    counts: Counter[str] = Counter()
+    with engine.storage.transaction() as uow:
+        for each in ids:
+            shown = known[each].name if each in known else (name or each.split(":")[-1])
+            counts.update(uow.forget(each, shown, partial(msg.unnamed, name=shown)))
+    engine.forget_caches()
+    return dict(counts)
+
+
+def purge(engine: Engine, limit: int = PURGE_BATCH) -> int:
+    """Delete finished requests, unused results and sent notifications older than
+    ``[limits] retention_days`` (a sweep's job, at most every ``PURGE_EVERY``)."""
+    if time.monotonic() < engine._next_purge:
+        return 0
+    engine._next_purge = time.monotonic() + PURGE_EVERY.total_seconds()
+    before, total = engine.clock.now() - engine.settings.retention, 0
+    for _ in range(20):  # bounded: the rest waits for the next round
+        with engine.storage.transaction() as uow:
+            deleted = uow.purge(before, limit)
+        total += deleted
+        if deleted < limit:
+            break
+    return total
