@@ -13,6 +13,7 @@ plain errbot backend, and why:
 - Buttons: ``msg.extras["buttons"] = [{"label": …, "command": …}]`` render as Block Kit; a
   click runs the command as the clicker and, if the message was theirs, updates it.
 - ``send_message`` raises on failure (``undeliverable = True`` when it can never work).
+- ``send_file`` uploads bytes as a file into a person's DM (files_upload_v2); raises alike.
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from errbot.backends.base import ONLINE, Message, RoomDoesNotExistError, RoomOccupant
+from errbot.backends.base import (
+    ONLINE,
+    Identifier,
+    Message,
+    RoomDoesNotExistError,
+    RoomOccupant,
+)
 from errbot.core import ErrBot
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.builtin import SocketModeClient
@@ -493,6 +500,29 @@ class IWantSlackBackend(ErrBot):
             raise SlackDeliveryError(f"response_url: {type(exc).__name__}") from exc
         if response.status_code >= 400:
             raise SlackUndeliverable(f"response_url answered {response.status_code}")
+
+    def send_file(self, to: Identifier, filename: str, content: bytes, caption: str) -> None:
+        """Upload ``content`` as a file named ``filename`` into the direct-message channel of
+        the person ``to`` (conversations.open, as send_message), with ``caption`` as its
+        comment. Uses files_upload_v2: files.getUploadURLExternal, a POST of the bytes to
+        the URL it gives, files.completeUploadExternal. Raises like send_message
+        (SlackDeliveryError, ``undeliverable`` when permanent), so a caller can fall back to
+        text. Never posts into a room: a person in a room gets the file privately."""
+        if not isinstance(to, SlackPerson):
+            raise SlackUndeliverable(f"cannot send a file to {to!r}: not a Slack person")
+        channel = self._channel_for(to)
+        try:
+            response = self.web.files_upload_v2(
+                channel=channel,
+                content=bytes(content),
+                filename=filename,
+                title=filename,
+                initial_comment=outgoing_text(caption) if caption else None,
+            )
+        except Exception as exc:
+            raise delivery_error(exc, f"file upload to {channel}") from exc
+        file_ids = [f.get("id") for f in response.get("files") or []]
+        log.debug("Uploaded %s (%d bytes) to %s as %s", filename, len(content), channel, file_ids)
 
     def open_group_dm(self, person_ids: list[str], text: str) -> None:
         """Open one group DM with these people (Slack user ids) and post ``text`` in it, so a

@@ -8,6 +8,11 @@ channels, read back everything the bot called, and make calls fail on demand.
 Shapes follow Slack's documented JSON (events_api, slash_commands and interactive envelopes;
 ``users.info``, ``conversations.open``, ``chat.postMessage`` ... responses) closely enough for
 slack-sdk to parse them as it parses Slack's.
+
+File uploads follow slack-sdk's ``files_upload_v2``: ``files.getUploadURLExternal`` hands out
+an ``upload_url`` on this server (``/upload/<file_id>``), the bot POSTs the raw bytes there,
+and ``files.completeUploadExternal`` shares the file into ``channel_id``; ``files_in(channel)``
+reads the shared files back. ``fail("upload", ...)`` makes the byte POST fail.
 """
 
 from __future__ import annotations
@@ -79,6 +84,30 @@ class Posted:
 
 
 @dataclass
+class Upload:
+    """A file the bot is uploading (files.getUploadURLExternal, then a POST of its bytes)."""
+
+    file_id: str
+    filename: str
+    length: int
+    content: bytes | None = None  # set by the POST to its upload_url
+
+
+@dataclass
+class SharedFile:
+    """A file the bot shared (files.completeUploadExternal) into a channel."""
+
+    channel: str | None  # None: completed without a channel (private to the bot)
+    file_id: str
+    filename: str
+    title: str
+    content: bytes
+    initial_comment: str | None
+    thread_ts: str | None
+    ts: str
+
+
+@dataclass
 class FailRule:
     """Answer the next ``times`` calls of ``method`` (matching ``where``) with a failure."""
 
@@ -111,6 +140,8 @@ class SlackStandIn:
         self.ack_counts: dict[str, int] = {}  # a redelivered envelope is acknowledged again
         self.sent_times: dict[str, float] = {}
         self.response_url_posts: list[dict[str, Any]] = []
+        self.uploads: dict[str, Upload] = {}  # file_id -> what getUploadURLExternal issued
+        self.files: list[SharedFile] = []  # completed uploads, one per channel shared into
         self.connections_opened = 0  # WebSocket connections accepted
         self.rules: list[FailRule] = []
         self.reject_all_tokens = False  # every call answers invalid_auth
@@ -171,6 +202,7 @@ class SlackStandIn:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/link", self._link)
         app.router.add_post("/commands/{trigger}", self._response_url)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -297,6 +329,11 @@ class SlackStandIn:
 
     def texts_in(self, channel: str) -> list[str]:
         return [p.text for p in self.messages_in(channel)]
+
+    def files_in(self, channel: str) -> list[SharedFile]:
+        """Files the bot shared into ``channel`` (filename, content bytes, initial_comment)."""
+        with self.lock:
+            return [f for f in self.files if f.channel == channel]
 
     def unacked(self) -> list[str]:
         with self.lock:
@@ -592,6 +629,22 @@ class SlackStandIn:
             self.response_url_posts.append({"trigger": request.match_info["trigger"], **body})
         return web.Response(text="ok")
 
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload_url files.getUploadURLExternal hands out: takes the file's raw bytes.
+        ``fail("upload", ...)`` makes it answer with that rule's status instead."""
+        file_id = request.match_info["file_id"]
+        content = await request.content.read()  # raw body, no size cap (unlike read())
+        with self.lock:
+            rule = next((r for r in self.rules if r.matches("upload", {"file_id": file_id})), None)
+            if rule is not None:
+                rule.times -= 1
+                return web.Response(status=rule.status, text=rule.error)
+            upload = self.uploads.get(file_id)
+            if upload is None:
+                return web.Response(status=404, text="file_not_found")
+            upload.content = content
+        return web.Response(text=f"OK - {len(content)}")
+
     # ------------------------------------------------------------------ Web API
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -817,3 +870,79 @@ class SlackStandIn:
         if channel is None:
             return self._err("channel_not_found")
         return self._ok(members=channel["members"], response_metadata={"next_cursor": ""})
+
+    def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        filename = str(params.get("filename") or "")
+        try:
+            length = int(params.get("length", ""))
+        except ValueError:
+            return self._err("invalid_arguments")
+        if not filename or length < 0:
+            return self._err("invalid_arguments")
+        file_id = "F0" + uuid.uuid4().hex[:9].upper()
+        self.uploads[file_id] = Upload(file_id, filename, length)
+        upload_url = f"http://127.0.0.1:{self.port}/upload/{file_id}"
+        return self._ok(upload_url=upload_url, file_id=file_id)
+
+    def _m_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            wanted = json.loads(str(params.get("files") or ""))
+        except ValueError:
+            return self._err("invalid_arguments")
+        if not isinstance(wanted, list) or not wanted:
+            return self._err("invalid_arguments")
+        uploads: list[tuple[Upload, str]] = []
+        for item in wanted:
+            upload = self.uploads.get(str(item.get("id")))
+            if upload is None or upload.content is None:
+                return self._err("file_not_found")
+            if len(upload.content) != upload.length:
+                return self._err("file_size_mismatch")
+            uploads.append((upload, str(item.get("title") or upload.filename)))
+        targets: list[str | None] = []
+        if params.get("channel_id"):
+            targets.append(str(params["channel_id"]))
+        targets += [c for c in str(params.get("channels") or "").split(",") if c]
+        for channel_id in targets:
+            error = self._channel_error(str(channel_id))
+            if error:
+                return self._err(error)
+        comment = params.get("initial_comment")
+        thread_ts = params.get("thread_ts")
+        for upload, _title in uploads:
+            del self.uploads[upload.file_id]
+        for channel_id in targets or [None]:
+            ts = self.next_ts()
+            shared = [
+                SharedFile(
+                    channel_id,
+                    upload.file_id,
+                    upload.filename,
+                    title,
+                    upload.content or b"",
+                    str(comment) if comment is not None else None,
+                    str(thread_ts) if thread_ts is not None else None,
+                    ts,
+                )
+                for upload, title in uploads
+            ]
+            self.files += shared
+            if channel_id is not None and self.echo_bot_messages:
+                # Slack tells the bot about its own share, as a file_share message event.
+                event = {
+                    "type": "message",
+                    "subtype": "file_share",
+                    "text": str(comment or ""),
+                    "user": BOT_USER_ID,
+                    "bot_id": BOT_ID,
+                    "files": [
+                        {"id": f.file_id, "name": f.filename, "title": f.title} for f in shared
+                    ],
+                    "upload": False,
+                    "ts": ts,
+                    "channel": channel_id,
+                    "event_ts": ts,
+                    "channel_type": "im" if channel_id.startswith("D") else "channel",
+                }
+                asyncio.get_running_loop().call_soon(self._push_event, event)
+        return self._ok(files=[{"id": u.file_id, "title": title} for u, title in uploads])

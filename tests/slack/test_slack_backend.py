@@ -264,6 +264,99 @@ def test_group_dm_opens_one_conversation_with_everyone(shared_bot: BotProcess) -
     assert posted.text == "You are a group now: &lt;!channel&gt; &amp; co"
 
 
+# ---------------------------------------------------------------- files
+
+
+def file_bytes(size: int) -> bytes:
+    """What ``!probe file`` sends: every byte value, over and over."""
+    return bytes(i % 256 for i in range(size))
+
+
+def test_send_file_uploads_bytes_name_and_comment_into_the_persons_dm(
+    shared_bot: BotProcess,
+) -> None:
+    s = shared_bot.standin
+    b_before, posted_before = len(s.files_in(B_DM)), len(s.messages_in(B_DM))
+    reply = say(s, ALICE, GENERAL, f"!probe file {BOB} export.json 70000 Yours & <b>", "file ")
+    assert reply.text == "file ok"
+    (shared,) = s.files_in(B_DM)[b_before:]
+    assert shared.filename == shared.title == "export.json"
+    assert shared.content == file_bytes(70000)
+    assert shared.initial_comment == "Yours &amp; &lt;b&gt;"  # escaped as message text is
+    assert s.files_in(GENERAL) == []  # asked in a room, sent privately
+    # slack-sdk's files_upload_v2 flow, as Slack sees it.
+    (url_call,) = [c for c in s.calls_of("files.getUploadURLExternal") if c.response.get("ok")][-1:]
+    assert url_call.params["filename"] == "export.json" and url_call.params["length"] == "70000"
+    assert url_call.response["upload_url"].startswith(f"http://127.0.0.1:{s.port}/upload/")
+    complete = s.calls_of("files.completeUploadExternal")[-1]
+    assert complete.params["channel_id"] == B_DM
+    assert json.loads(complete.params["files"]) == [
+        {"id": url_call.response["file_id"], "title": "export.json"}
+    ]
+    assert complete.response["files"] == [{"id": shared.file_id, "title": "export.json"}]
+    # Slack echoes the share as a file_share message from the bot: not a command.
+    quiet_for(0.7)
+    assert len(s.messages_in(B_DM)) == posted_before
+
+
+def test_send_file_to_a_person_in_a_room_goes_to_their_dm_and_never_to_a_room(
+    shared_bot: BotProcess,
+) -> None:
+    s = shared_bot.standin
+    c_dm = SlackStandIn.dm_of(CAROL)
+    before = len(s.files_in(c_dm))
+    assert say(s, ALICE, A_DM, f"!probe file slack:{CAROL} a.txt 3 hi", "file ").text == "file ok"
+    assert [f.content for f in s.files_in(c_dm)[before:]] == [b"\x00\x01\x02"]
+    refused = say(s, ALICE, A_DM, f"!probe file {GENERAL} a.txt 3 hi", "file ")
+    assert refused.text == "file failed: undeliverable SlackUndeliverable"
+    assert s.files_in(GENERAL) == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "kind"),
+    [
+        ("complete", "transient SlackDeliveryError"),  # files.completeUploadExternal errs
+        ("get_url", "transient SlackDeliveryError"),  # files.getUploadURLExternal errs
+        ("upload", "transient SlackDeliveryError"),  # the POST of the bytes answers 500
+        ("ratelimited", "transient SlackRateLimited"),  # 429s beyond the bounded retries
+        ("not_in_channel", "undeliverable SlackUndeliverable"),
+        ("gone", "undeliverable SlackUndeliverable"),  # conversations.open: user_disabled
+    ],
+)
+def test_send_file_raises_when_slack_refuses(
+    shared_bot: BotProcess, failure: str, kind: str
+) -> None:
+    s = shared_bot.standin
+    target = "U0GONE" if failure == "gone" else CAROL
+    dm = SlackStandIn.dm_of(target)
+    rules = {
+        "complete": lambda: s.fail("files.completeUploadExternal", 1, channel_id=dm),
+        "get_url": lambda: s.fail("files.getUploadURLExternal", 1, filename="f.json"),
+        "upload": lambda: s.fail("upload", 1, status=500),
+        "ratelimited": lambda: s.rate_limit("files.completeUploadExternal", 4, 1, channel_id=dm),
+        "not_in_channel": lambda: s.fail(
+            "files.completeUploadExternal", 1, error="not_in_channel", channel_id=dm
+        ),
+        "gone": lambda: None,
+    }
+    rule = rules[failure]()
+    before = len(s.files_in(dm))
+    reply = say(s, ALICE, A_DM, f"!probe file {target} f.json 10 here", "file ", timeout=40)
+    assert reply.text == f"file failed: {kind}"
+    assert len(s.files_in(dm)) == before
+    assert rule is None or rule.times == 0
+    s.rules.clear()
+
+
+def test_send_file_waits_out_a_short_rate_limit(shared_bot: BotProcess) -> None:
+    s = shared_bot.standin
+    c_dm = SlackStandIn.dm_of(CAROL)
+    before = len(s.files_in(c_dm))
+    s.rate_limit("files.completeUploadExternal", times=1, retry_after=1, channel_id=c_dm)
+    assert say(s, ALICE, A_DM, f"!probe file {CAROL} r.json 5 x", "file ").text == "file ok"
+    assert [f.content for f in s.files_in(c_dm)[before:]] == [file_bytes(5)]
+
+
 # ---------------------------------------------------------------- rate limits
 
 

@@ -65,6 +65,19 @@ class SlackProbe(BotPlugin):
         return "send ok"
 
     @botcmd
+    def probe_file(self, msg, args):
+        """Send a person (an identifier) a file: !probe file TARGET NAME SIZE caption…
+        Its bytes are ``bytes(i % 256 for i in range(SIZE))``."""
+        target, name, size, *caption = args.split()
+        content = bytes(i % 256 for i in range(int(size)))
+        try:
+            self._bot.send_file(self.build_identifier(target), name, content, " ".join(caption))
+        except Exception as exc:
+            kind = "undeliverable" if getattr(exc, "undeliverable", False) else "transient"
+            return f"file failed: {kind} {type(exc).__name__}"
+        return "file ok"
+
+    @botcmd
     def probe_group(self, msg, args):
         """Open a group DM with the given user ids."""
         ids = args.split()
