@@ -284,3 +284,20 @@ def test_a_near_miss_taken_with_its_button(iwant: BotProcess) -> None:
     assert meeting_start(joined.text) == labels[1].split()[-1]
     next_in(s, B_DM, b_seen, "Alice Novak")
     s.wait_all_acked()
+
+
+def test_export_asked_in_a_channel_arrives_as_a_file_in_a_direct_message(
+    iwant: BotProcess,
+) -> None:
+    import json
+
+    s = iwant.standin
+    say(s, ALICE, A_DM, "!iwant coffee in 40 min", "coffee")
+    reply = say(s, ALICE, GENERAL, "!iwant export", "privately")
+    assert reply.text == "I sent you everything iwant keeps about you as a file, privately."
+    s.wait_for(lambda: s.files_in(A_DM), 10, "the export file in Alice's DM")
+    (shared,) = s.files_in(A_DM)
+    assert shared.filename == "iwant-export.json" and not s.files_in(GENERAL)
+    doc = json.loads(shared.content)
+    assert doc["schema"] == "iwant-export/1" and doc["person"]["id"] == f"slack:{ALICE}"
+    assert [r["activity"] for r in doc["requests"]] == ["coffee"]
