@@ -6,8 +6,9 @@ coroutines; this one runs long polling on an asyncio loop of its own instead.
 Threads: errbot's ``serve_forever`` calls :meth:`serve_once` on the main thread, which runs
 the event loop (getUpdates, sending).  Incoming messages go to errbot's blocking
 ``callback_message`` on a one-thread executor (errbot then runs commands in its own pool),
-so the loop never blocks on a plugin; ``send_message`` is called from errbot's command
-threads and plugin pollers and submits its coroutine to the loop.
+so the loop never blocks on a plugin; ``send_message`` (and ``send_file``, for documents)
+is called from errbot's command threads and plugin pollers and submits its coroutine to
+the loop.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,9 @@ from iwant_telegram_ids import (
     TelegramRoomOccupant,
 )
 from iwant_telegram_util import (
+    MAX_CAPTION_LENGTH,
     MAX_MESSAGE_LENGTH,
+    MAX_UPLOAD_BYTES,
     ButtonCommands,
     OffsetStore,
     TelegramPermanentError,
@@ -47,6 +51,7 @@ from iwant_telegram_util import (
     is_unreachable_chat,
     normalize_incoming,
     split_text,
+    truncate_text,
 )
 from telegram.error import (
     BadRequest,
@@ -533,11 +538,58 @@ class IWantTelegramBackend(ErrBot):
             log.warning("Not sending an empty message to %s", chat_id)
             return
         markup = self._markup(msg.extras.get("buttons"))
-        try:
-            future = asyncio.run_coroutine_threadsafe(
-                self._send_parts(bot, chat_id, parts, markup), loop
+        self._run_send(loop, self._send_parts(bot, chat_id, parts, markup), chat_id)
+        super().send_message(msg)
+
+    def send_file(self, to: Identifier, filename: str, content: bytes, caption: str) -> None:
+        """Send ``content`` as a document named ``filename`` to ``to``'s private chat, or raise.
+
+        ``to`` is a person (a person seen in a group gets it privately, as with
+        ``build_reply(private=True)``); a group chat is refused with :class:`ValueError`, since
+        what is sent this way (an export) is private.  ``caption`` is cut to Telegram's 1,024
+        units.  Callable from any thread but the backend's loop; raises like
+        :meth:`send_message` (:class:`TelegramUndeliverable`, :class:`TelegramSendError`,
+        :class:`TelegramPermanentError`, the latter also for a file over 50 MB).
+        """
+        loop, bot = self._loop, self._tg
+        if loop is None or bot is None:
+            raise TelegramSendError("Not connected to Telegram")
+        if threading.get_ident() == self._loop_thread:
+            raise RuntimeError("send_file cannot be called on the backend's event loop")
+        if isinstance(to, TelegramRoom):
+            raise ValueError(f"send_file sends to a person, not to group chat {to.id}")
+        chat_id = self._chat_id(to)
+        if chat_id <= 0:
+            raise ValueError(f"send_file sends to a person, not to chat {chat_id}")
+        if len(content) > MAX_UPLOAD_BYTES:
+            raise TelegramPermanentError(
+                f"File too large for Telegram: {len(content)} bytes (at most {MAX_UPLOAD_BYTES})",
+                chat_id=chat_id,
             )
+        name = filename.strip() or "file"
+        text = truncate_text(caption or "", MAX_CAPTION_LENGTH)
+
+        def upload(target: int) -> Awaitable[object]:
+            # No parse_mode, as for texts: the caption is shown exactly as written.
+            return bot.send_document(
+                chat_id=target, document=content, filename=name, caption=text or None
+            )
+
+        self._run_send(loop, self._deliver(chat_id, upload, "document"), chat_id)
+        log.debug("Sent %s (%d bytes) to %s", name, len(content), chat_id)
+
+    def _run_send(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        coro: Coroutine[Any, Any, object],
+        chat_id: int,
+    ) -> None:
+        """Run a sending coroutine on the backend's loop from another thread and wait for it
+        (at most :attr:`send_timeout`), turning a closed loop or a timeout into send errors."""
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, loop)
         except RuntimeError as exc:  # loop closed under us: shutting down
+            coro.close()
             raise TelegramSendError("Not connected to Telegram", chat_id=chat_id) from exc
         try:
             future.result(timeout=self.send_timeout)
@@ -546,7 +598,6 @@ class IWantTelegramBackend(ErrBot):
             raise TelegramSendError("Timed out sending to Telegram", chat_id=chat_id) from None
         except concurrent.futures.CancelledError:
             raise TelegramSendError("Sending cancelled (shutting down)", chat_id=chat_id) from None
-        super().send_message(msg)
 
     async def _send_parts(
         self,
@@ -567,13 +618,25 @@ class IWantTelegramBackend(ErrBot):
         markup: telegram.InlineKeyboardMarkup | None,
     ) -> int:
         """Send one part; returns the chat id it went to (it changes if a group migrated)."""
+
+        def send(target: int) -> Awaitable[object]:
+            # No parse_mode: the text is shown exactly as written, so user text cannot
+            # inject formatting or links.
+            return bot.send_message(chat_id=target, text=text, reply_markup=markup)
+
+        return await self._deliver(chat_id, send, "message")
+
+    async def _deliver(
+        self, chat_id: int, send: Callable[[int], Awaitable[object]], what: str
+    ) -> int:
+        """Await ``send(chat_id)`` until it succeeds, waiting out short flood control and
+        following a group's migration; returns the chat id it went to.  Failures become
+        :class:`TelegramSendError` and its subclasses (``what`` names the thing refused)."""
         floods = 0
         migrated = False
         while True:
             try:
-                # No parse_mode: the text is shown exactly as written, so user text cannot
-                # inject formatting or links.
-                await bot.send_message(chat_id=chat_id, text=text, reply_markup=markup)
+                await send(chat_id)
                 return chat_id
             except RetryAfter as exc:
                 wait = _seconds(exc)
@@ -602,7 +665,7 @@ class IWantTelegramBackend(ErrBot):
                         chat_id=chat_id,
                     ) from exc
                 raise TelegramPermanentError(
-                    f"Telegram refused the message: {exc.message}", chat_id=chat_id
+                    f"Telegram refused the {what}: {exc.message}", chat_id=chat_id
                 ) from exc
             except TelegramError as exc:  # NetworkError, TimedOut, 5xx, ...
                 raise TelegramSendError(

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_LENGTH = 4096
 #: Telegram's limit for an inline button's callback_data, in bytes.
 MAX_CALLBACK_DATA = 64
+#: Telegram's limit for a media caption, counted like message texts (UTF-16 code units).
+MAX_CAPTION_LENGTH = 1024
+#: The largest file a bot may upload through the public Bot API (sendDocument), in bytes.
+MAX_UPLOAD_BYTES = 50_000_000
 
 
 # --------------------------------------------------------------------------- send errors
@@ -118,6 +122,22 @@ def split_text(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
             rest = rest[cut:]
     parts.append(rest)
     return [p for p in parts if p.strip()]
+
+
+def truncate_text(text: str, limit: int, ellipsis: str = "…") -> str:
+    """``text`` if it fits in ``limit`` UTF-16 units, else its longest prefix that fits with
+    ``ellipsis`` appended (never splitting a character)."""
+    if utf16_len(text) <= limit:
+        return text
+    room = limit - utf16_len(ellipsis)
+    if room < 0:
+        raise ValueError("limit too small for the ellipsis")
+    units = 0
+    for i, ch in enumerate(text):
+        units += 2 if ord(ch) > 0xFFFF else 1
+        if units > room:
+            return text[:i] + ellipsis
+    return text + ellipsis  # not reached: the text is longer than the limit
 
 
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?(?=\s|$)(.*)\Z", re.DOTALL)

@@ -14,6 +14,9 @@ Telegram behaviour it reproduces, because the backend depends on it:
 - A bot cannot write first to a person who never started it in private (403), nor to a
   person who blocked it (403); an unknown chat id is 400 "chat not found".
 - Texts over 4096 UTF-16 units, empty texts and callback_data over 64 bytes are refused.
+- sendDocument takes a multipart upload (or the file_id of an earlier one), refuses empty
+  files, files over 50 MB and captions over 1024 UTF-16 units, and answers with a Message
+  whose ``document`` has file_id, file_unique_id, file_name, mime_type and file_size.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import mimetypes
 import threading
 import time
 from collections.abc import Callable
@@ -29,10 +33,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 
 T = TypeVar("T")
 
 JSON = dict[str, Any]
+
+#: Telegram's limits for documents a bot uploads.
+MAX_CAPTION_LENGTH = 1024
+MAX_UPLOAD_BYTES = 50_000_000
 
 
 def utf16_len(text: str) -> int:
@@ -72,6 +81,15 @@ class Call:
 
 
 @dataclass
+class Upload:
+    """A file part of a multipart call, as the bot uploaded it (in ``Call.params``)."""
+
+    filename: str | None
+    content_type: str
+    content: bytes
+
+
+@dataclass
 class Rule:
     """A failure to inject: the next ``times`` matching calls fail this way."""
 
@@ -98,6 +116,8 @@ class Rule:
 
 _INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "user_id", "cache_time"}
 _JSON_FIELDS = {"reply_markup", "allowed_updates", "commands", "scope", "entities"}
+#: Free text that stays a string even when it reads "true" or "false".
+_TEXT_FIELDS = {"caption"}
 
 
 def _coerce(params: dict[str, Any]) -> JSON:
@@ -108,6 +128,8 @@ def _coerce(params: dict[str, Any]) -> JSON:
             if key in _INT_FIELDS:
                 with contextlib.suppress(ValueError):
                     value = int(value)
+            elif key in _TEXT_FIELDS:
+                pass
             elif key in _JSON_FIELDS or value in ("true", "false"):
                 with contextlib.suppress(ValueError):
                     value = json.loads(value)
@@ -145,10 +167,13 @@ class BotApiStandin:
         self.rules: list[Rule] = []
         self.commands: list[JSON] = []
         self.answered_queries: dict[str, JSON] = {}
+        self.files: dict[str, Upload] = {}  # uploaded files by file_id
+        self._documents: list[JSON] = []  # documents the bot sent, in order
         self.issued_queries: set[str] = set()
         self._update_ids = itertools.count(first_update_id)
         self._message_ids = itertools.count(1)
         self._query_ids = itertools.count(9_000_000)
+        self._file_ids = itertools.count(1)
         self._poll_generation = 0
         self._closing = False
         self._version = 0  # bumped by every injected update; long polls wait for a change
@@ -184,7 +209,8 @@ class BotApiStandin:
 
     async def _start_server(self) -> None:
         self._wakeup = asyncio.Condition()
-        app = web.Application()
+        # Room for the 50 MB Telegram accepts (aiohttp's default body limit is 1 MB).
+        app = web.Application(client_max_size=MAX_UPLOAD_BYTES + 1_000_000)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -410,7 +436,15 @@ class BotApiStandin:
         return [json.loads(json.dumps(m)) for m in out]
 
     def texts(self, chat_id: int) -> list[str]:
-        return [m["text"] for m in self.sent(chat_id)]
+        """Texts of the text messages the bot sent (documents have none)."""
+        return [m["text"] for m in self.sent(chat_id) if "text" in m]
+
+    def documents(self, chat_id: int | None = None) -> list[JSON]:
+        """Documents the bot sent successfully, in order: ``chat_id``, ``message_id``,
+        ``file_name``, ``content`` (the bytes), ``caption`` (None without one),
+        ``mime_type``, ``file_id``.  Their messages are in :meth:`sent` too."""
+        with self._lock:
+            return [dict(d) for d in self._documents if chat_id is None or d["chat_id"] == chat_id]
 
     def message(self, chat_id: int, message_id: int) -> JSON:
         with self._lock:
@@ -424,7 +458,7 @@ class BotApiStandin:
 
         def find() -> JSON | None:
             for m in self.sent(chat_id)[after:]:
-                if needle.lower() in m["text"].lower():
+                if needle.lower() in m.get("text", "").lower():
                     return m
             return None
 
@@ -448,7 +482,11 @@ class BotApiStandin:
                     params.update(body)
             else:
                 form = await request.post()
-                params.update({k: v for k, v in form.items() if isinstance(v, str)})
+                for key, value in form.items():
+                    if isinstance(value, str):
+                        params[key] = value
+                    elif isinstance(value, FileField):  # a multipart file part
+                        params[key] = Upload(value.filename, value.content_type, value.file.read())
         return _coerce(params)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -586,20 +624,29 @@ class BotApiStandin:
                     return "Bad Request: BUTTON_DATA_INVALID"
         return None
 
+    def _writable_chat(self, chat_id: Any) -> tuple[JSON | None, tuple[int, JSON] | None]:
+        """The chat the bot may write to, or the error Telegram answers (under the lock)."""
+        chat = self.chats.get(chat_id) if isinstance(chat_id, int) else None
+        if chat is None:
+            return None, (400, self._error(400, "Bad Request: chat not found"))
+        if chat["type"] == "private":
+            if chat_id in self.blocked:
+                return None, (403, self._error(403, "Forbidden: bot was blocked by the user"))
+            if chat_id not in self.started:
+                return None, (
+                    403,
+                    self._error(403, "Forbidden: bot can't initiate conversation with a user"),
+                )
+        return chat, None
+
     async def _api_sendmessage(self, params: JSON) -> tuple[int, JSON]:
         chat_id = params.get("chat_id")
         text = params.get("text") or ""
         with self._lock:
-            chat = self.chats.get(chat_id) if isinstance(chat_id, int) else None
-            if chat is None:
-                return 400, self._error(400, "Bad Request: chat not found")
-            if chat["type"] == "private":
-                if chat_id in self.blocked:
-                    return 403, self._error(403, "Forbidden: bot was blocked by the user")
-                if chat_id not in self.started:
-                    return 403, self._error(
-                        403, "Forbidden: bot can't initiate conversation with a user"
-                    )
+            chat, refusal = self._writable_chat(chat_id)
+            if refusal is not None:
+                return refusal
+            assert chat is not None
             if not text.strip():
                 return 400, self._error(400, "Bad Request: message text is empty")
             if utf16_len(text) > 4096:
@@ -620,6 +667,76 @@ class BotApiStandin:
             if markup and markup.get("inline_keyboard"):
                 message["reply_markup"] = markup
             self.messages[(chat_id, message["message_id"])] = message
+        return self._ok(message)
+
+    async def _api_senddocument(self, params: JSON) -> tuple[int, JSON]:
+        chat_id = params.get("chat_id")
+        document = params.get("document")
+        caption = params.get("caption")
+        with self._lock:
+            chat, refusal = self._writable_chat(chat_id)
+            if refusal is not None:
+                return refusal
+            assert chat is not None and isinstance(chat_id, int)
+            if isinstance(document, str):  # the file_id of an earlier upload (or a URL)
+                upload = self.files.get(document)
+                if upload is None:
+                    return 400, self._error(
+                        400, "Bad Request: wrong file identifier/HTTP URL specified"
+                    )
+                file_id = document
+            elif isinstance(document, Upload):
+                upload, file_id = document, ""
+            else:
+                return 400, self._error(400, "Bad Request: there is no document in the request")
+            if not upload.content:
+                return 400, self._error(400, "Bad Request: file must be non-empty")
+            if len(upload.content) > MAX_UPLOAD_BYTES:
+                return 413, self._error(413, "Request Entity Too Large")
+            if caption is not None and not isinstance(caption, str):
+                return 400, self._error(400, "Bad Request: can't parse caption")
+            if caption and utf16_len(caption) > MAX_CAPTION_LENGTH:
+                return 400, self._error(400, "Bad Request: message caption is too long")
+            if not file_id:
+                number = next(self._file_ids)
+                file_id = f"BQACAgIAAxkDAAI{number:08d}"
+                self.files[file_id] = upload
+            else:
+                number = int(file_id[-8:])
+            file_name = upload.filename or "document"
+            mime_type = upload.content_type
+            if not mime_type or mime_type == "application/octet-stream":
+                guessed = mimetypes.guess_type(file_name, strict=False)[0]
+                mime_type = guessed or "application/octet-stream"
+            message: JSON = {
+                "message_id": next(self._message_ids),
+                "from": self.bot_user,
+                "chat": chat,
+                "date": int(time.time()),
+                "document": {
+                    "file_name": file_name,
+                    "mime_type": mime_type,
+                    "file_id": file_id,
+                    "file_unique_id": f"AgAD{number:08d}",
+                    "file_size": len(upload.content),
+                },
+            }
+            if caption:
+                message["caption"] = caption
+            if params.get("parse_mode"):
+                message["parse_mode_used"] = params["parse_mode"]  # not Telegram's; for tests
+            self.messages[(chat_id, message["message_id"])] = message
+            self._documents.append(
+                {
+                    "chat_id": chat_id,
+                    "message_id": message["message_id"],
+                    "file_name": file_name,
+                    "content": upload.content,
+                    "caption": caption or None,
+                    "mime_type": mime_type,
+                    "file_id": file_id,
+                }
+            )
         return self._ok(message)
 
     def _bot_message(self, params: JSON) -> JSON | None:
@@ -658,6 +775,8 @@ class BotApiStandin:
             message = self._bot_message(params)
             if message is None:
                 return 400, self._error(400, "Bad Request: message to edit not found")
+            if "text" not in message:
+                return 400, self._error(400, "Bad Request: there is no text in the message to edit")
             text = params.get("text") or ""
             if not text.strip():
                 return 400, self._error(400, "Bad Request: message text is empty")

@@ -3,6 +3,7 @@ talking to it through the Bot API stand-in, at real (current) times."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from datetime import UTC, datetime, timedelta
@@ -205,3 +206,17 @@ def test_a_near_miss_taken_with_its_button(people: BotApiStandin, iwant) -> None
     assert mentions(joined, "Bob", "Carol", "is cancelled", labels[1].split()[-1])
     people.wait_for_text(BOB, "Alice", after=1)
     people.wait_for_text(CAROL, "Alice", after=1)
+
+
+def test_export_arrives_as_a_json_document_in_private(people: BotApiStandin, iwant) -> None:
+    people.user_says(ALICE, f"!iwant coffee {clock(30)}-{clock(90)}")
+    people.wait_for_text(ALICE, "waiting")
+    people.user_says(ALICE, "!iwant export", chat_id=GROUP)
+    people.wait_for_text(GROUP, "as a file, privately")
+    (doc,) = wait_until(lambda: people.documents(ALICE), what="the export document")
+    assert doc["file_name"] == "iwant-export.json" and doc["mime_type"] == "application/json"
+    assert doc["caption"]
+    exported = json.loads(doc["content"])
+    assert exported["requests"], exported
+    assert people.documents(GROUP) == []  # never in the group
+    assert not any("```" in text for text in people.texts(ALICE))  # not also as text

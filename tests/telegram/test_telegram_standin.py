@@ -122,3 +122,34 @@ def test_buttons_edits_and_answers(api: BotApiStandin) -> None:
     assert call(api, "editMessageReplyMarkup", **edit).status_code == 400  # not modified
     assert call(api, "editMessageText", **edit, text="done").json()["result"]["text"] == "done"
     assert api.sent(4242)[0]["text"] == "done"
+
+
+def test_send_document_multipart(api: BotApiStandin) -> None:
+    url = f"{api.base_url}{api.token}/sendDocument"
+
+    def upload(chat_id: int, content: bytes, caption: str = "true") -> httpx.Response:
+        files = {"document": ("export.json", content, "application/json")}
+        data = {"chat_id": str(chat_id), "caption": caption}
+        return httpx.post(url, data=data, files=files, timeout=10)
+
+    answer = upload(4242, b'{"a": 1}').json()
+    assert answer["ok"] is True
+    message = answer["result"]
+    assert message["caption"] == "true"  # free text, not a JSON boolean
+    document = message["document"]
+    assert document["file_name"] == "export.json" and document["file_size"] == 8
+    assert document["mime_type"] == "application/json"
+    assert document["file_id"] and document["file_unique_id"]
+    # The file_id of an upload sends the same file again, without uploading it.
+    again = httpx.post(url, json={"chat_id": 4242, "document": document["file_id"]}, timeout=10)
+    assert again.json()["result"]["document"]["file_id"] == document["file_id"]
+    assert [d["content"] for d in api.documents(4242)] == [b'{"a": 1}', b'{"a": 1}']
+    assert [d["caption"] for d in api.documents(4242)] == ["true", None]
+
+    assert upload(6363, b"x").status_code == 403  # never started the bot
+    assert upload(4242, b"").json()["description"] == "Bad Request: file must be non-empty"
+    too_long = upload(4242, b"x", caption="c" * 1025)
+    assert too_long.json()["description"] == "Bad Request: message caption is too long"
+    assert httpx.post(url, json={"chat_id": 4242}, timeout=10).status_code == 400
+    assert len(api.documents()) == 2
+    assert api.texts(4242) == []  # documents are messages without text

@@ -21,6 +21,7 @@ from iwant_telegram_util import (
     is_unreachable_chat,
     normalize_incoming,
     split_text,
+    truncate_text,
     utf16_len,
 )
 
@@ -208,3 +209,22 @@ def test_redaction() -> None:
     assert secret not in record.getMessage()
     assert secret not in (record.exc_text or "")
     assert "<telegram-token>" in record.getMessage()
+
+
+# ------------------------------------------------------------------------------- captions
+
+
+def test_truncate_text_keeps_what_fits() -> None:
+    assert truncate_text("short", 1024) == "short"
+    assert truncate_text("x" * 1024, 1024) == "x" * 1024
+    assert truncate_text("x" * 1025, 1024) == "x" * 1023 + "…"
+    # A character outside the BMP counts 2 and is never cut in half.
+    assert truncate_text("🙂" * 3, 5) == "🙂🙂…"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300), st.integers(min_value=1, max_value=200))
+def test_truncate_text_fits_and_is_a_prefix(text: str, limit: int) -> None:
+    out = truncate_text(text, limit)
+    assert utf16_len(out) <= limit
+    assert out == text or (out.endswith("…") and text.startswith(out[:-1]))
