@@ -119,15 +119,17 @@ def link(engine: Engine, person: Person, code: str = "") -> msg.Note:
     code_hash, issuer = found
     if issuer == person.id:
         raise UserError(OWN_CODE)
-    mine = engine.storage.person(person.id)
     theirs = engine.storage.person(issuer)
     target = theirs.canonical if theirs and theirs.canonical else issuer
-    if (mine and mine.canonical) or engine.storage.accounts(person.id):
-        raise UserError(ALREADY_LINKED)
     if target == person.id:
         raise UserError(OWN_CODE)
     with engine.storage.transaction() as uow:
-        uow.link(person.id, target)
+        # Both people's locks, in one order: two accounts entering each other's codes at once
+        # cannot both link (one would point to the other and back).
+        for key in sorted({person.id, issuer, target}):
+            uow.lock("person", key)
+        if not uow.link(person.id, target):
+            raise UserError(ALREADY_LINKED)
         uow.drop_link_code(code_hash)
     engine.forget_caches()
     name = theirs.name if theirs else issuer.split(":", 1)[-1]

@@ -193,6 +193,10 @@ def submit(
     # ``me`` is the account that asked; ``wish.person`` the person it is (another account of
     # theirs, when linked): requests are that person's, the answers go to the account.
     account = me.id if me.id != wish.person else None
+    if account is not None:  # believed linked: still so? (unlinked or forgotten elsewhere)
+        row = uow.people([account]).get(account)
+        if row is None or row.canonical != wish.person:
+            raise WrongPerson(row.canonical if row and row.canonical else account)
     if (
         account is not None
         or stored is None
@@ -317,7 +321,8 @@ def near_misses_in(
 ) -> list[Suggestion]:
     """The nearest ways for ``wish`` to meet with a small change, nearest first, at most
     ``SUGGESTIONS``, from ``rows``; nobody kept apart from the wish's person by an ignore."""
-    blocked = {p for pair in rows.apart if wish.person in pair for p in pair}
+    # Nobody kept apart by an ignore, and never the person's own wishes or groups.
+    blocked = {p for pair in rows.apart if wish.person in pair for p in pair} | {wish.person}
     wishes = tuple(r.as_candidate() for r in rows.waiting if r.person not in blocked)
     groups = tuple(
         _open_group(g) for g in rows.groups if not any(m.person in blocked for m in g.members)

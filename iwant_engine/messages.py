@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -327,6 +328,6 @@ def not_possible_any_more(why: str, activity: str, earliest: datetime, latest: d
 
 
 def unnamed(body: str, name: str) -> str:
-    """``body`` with a forgotten person's ``name`` replaced by "someone"."""
-    body = body.replace(name, "someone")
+    """``body`` with a forgotten person's ``name``, as a whole word, replaced by "someone"."""
+    body = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", "someone", body)
     return "Someone" + body[len("someone") :] if body.startswith("someone") else body

@@ -7,6 +7,7 @@ in. ``!iwant forget me`` deletes it all after a confirmation (``Engine.forget_me
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import Counter
@@ -122,7 +123,15 @@ def export(engine: Engine, person: Person) -> str:
     engine._check_person(person)
     who = engine.as_person(person).id
     data = engine.storage.person_data(who)
-    accounts = [a for a in [who, *engine.storage.accounts(who)] if a != person.id]
+    linked = engine.storage.accounts(who)
+    for account in linked:  # what is kept per account: standing wishes, notifications
+        more = engine.storage.person_data(account)
+        data = dataclasses.replace(
+            data,
+            standing=data.standing + more.standing,
+            undelivered=data.undelivered + more.undelivered,
+        )
+    accounts = [a for a in [who, *linked] if a != person.id]
     return as_json(document(data, person.id, engine.clock.now(), accounts))
 
 

@@ -28,8 +28,9 @@ from .matching import STANDING_KEY
 from .model import Changes, NewOutbox, PersonInfo, Standing, Wish
 from .storage.protocol import UnitOfWork
 
-#: The longest pause, in days.
+#: The longest pause, in days; the most days left out of one standing wish at a time.
 MAX_PAUSE_DAYS = 365
+MAX_SKIPS = 10
 
 #: ``(standing wish, reference time, zone) -> Wish``: the engine reads the standing wish's
 #: text as typed at the reference time (``UserError`` for a text that is not a wish).
@@ -172,11 +173,13 @@ def sweep_step(
     if not due:
         return 0
     people = uow.people({s.person for s in due})
+    linked = {i.canonical for i in people.values() if i.canonical}
+    people = {**uow.people(linked), **people} if linked else people
     notes = Changes()
     for standing in due:
         info = people.get(standing.person)
         me = info or PersonInfo(standing.person, standing.person.split(":", 1)[-1])
-        zone = zone_of(info)
+        zone = zone_of(people.get(me.canonical) if me.canonical else info)  # the person's
         scheduled_next, made = make_due(uow, standing, me, now, zone, lead, read, submit)
         uow.save_standing(scheduled_next)
         for m in made:
@@ -271,12 +274,17 @@ def parse_day(phrase: str, today: date, example: str) -> date:
                 raise UserError(f"{day_text(day)} has passed; try {example}.")
             return day
     for fmt in _MONTH_DAY:
-        try:
+        try:  # read in a leap year, so that 29 Feb is a day
             parsed = datetime.strptime(f"{phrase} 2000", f"{fmt} %Y").date()
         except ValueError:
             continue
-        day = parsed.replace(year=today.year)
-        return day if day >= today else day.replace(year=today.year + 1)
+        for year in range(today.year, today.year + 8):
+            try:
+                day = parsed.replace(year=year)
+            except ValueError:  # 29 Feb outside a leap year
+                continue
+            if day >= today:
+                return day
     raise UserError(f"I can't read the day '{msg.quote(phrase, 24)}'; try {example}.")
 
 

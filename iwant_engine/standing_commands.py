@@ -111,7 +111,7 @@ def stop(engine: Engine, person: Person, selector: str = "") -> str:
     now, _, today = engine._today(person)
     selector = " ".join(selector.lower().split())
     with engine.storage.transaction() as uow:
-        mine = uow.standing(person.id)
+        mine = uow.standing(person.id, claim=True)
         if selector.startswith("#") and is_number(selector[1:]):
             found = [s for s in mine if s.id == int(selector[1:])]
             if not found:
@@ -150,7 +150,7 @@ def skip(engine: Engine, person: Person, args: str) -> str:
     words = " ".join(args.lower().split()).split(" ")
     example = "!iwant skip friday (or !iwant skip lunch friday)"
     with engine.storage.transaction() as uow:
-        mine = uow.standing(person.id)
+        mine = uow.standing(person.id, claim=True)
         if not mine:
             raise UserError(msg.no_standing())
         activity = None
@@ -165,6 +165,11 @@ def skip(engine: Engine, person: Person, args: str) -> str:
             )
         for s in chosen:
             kept = frozenset(d for d in s.skips if d >= today) | {day}
+            if len(kept) > standing.MAX_SKIPS:
+                raise UserError(
+                    f"You skip {standing.MAX_SKIPS} days of {s.activity} already; pause it "
+                    "instead, like !iwant pause until 2026-12-14."
+                )
             uow.save_standing(replace(s, skips=kept))
     cancelled = _cancel_made(engine, person, chosen, day, day + timedelta(days=1))
     what = "; ".join(standing.describe(s) for s in chosen)
@@ -197,7 +202,7 @@ def pause(engine: Engine, person: Person, args: str) -> str:
     _, _, today = engine._today(person)
     back = standing.parse_pause(args, today)
     with engine.storage.transaction() as uow:
-        mine = uow.standing(person.id)
+        mine = uow.standing(person.id, claim=True)
         if not mine:
             raise UserError(msg.no_standing())
         for s in mine:
@@ -218,7 +223,7 @@ def resume(engine: Engine, person: Person) -> str:
     engine._check_person(person)
     _, _, today = engine._today(person)
     with engine.storage.transaction() as uow:
-        mine = uow.standing(person.id)
+        mine = uow.standing(person.id, claim=True)
         paused = [s for s in mine if s.paused_until is not None and s.paused_until > today]
         for s in paused:
             uow.save_standing(replace(s, paused_until=None))

@@ -349,9 +349,13 @@ class _MemoryUnitOfWork:
             self.state.link_failures[account] = (count, first)
         return count
 
-    def link(self, account: str, person: str) -> None:
+    def link(self, account: str, person: str) -> bool:
         s = self.state
         mine = s.people.get(account) or PersonInfo(account, account.split(":", 1)[-1])
+        target = s.people.get(person)
+        dependents = any(p.canonical == account for p in s.people.values())
+        if mine.canonical or dependents or target is None or target.canonical:
+            return False
         s.people[account] = replace(mine, canonical=person)
         theirs = s.people.get(person)
         if theirs is not None and theirs.timezone is None and mine.timezone is not None:
@@ -365,6 +369,7 @@ class _MemoryUnitOfWork:
             if pair[0] != pair[1]:
                 renamed.setdefault(pair, at)
         s.ignores = renamed
+        return True
 
     def unlink(self, account: str) -> list[str]:
         s = self.state
@@ -410,7 +415,7 @@ class _MemoryUnitOfWork:
                 body = rename(row.body) if name else row.body
                 s.outbox[row.id] = replace(row, group_members=members, body=body)
                 counts["outbox"] += 1
-            elif name and name in row.body:
+            elif name and name in row.body and rename(row.body) != row.body:
                 s.outbox[row.id] = replace(row, body=rename(row.body))
                 counts["outbox"] += 1
         return dict(counts)
@@ -435,7 +440,13 @@ class _MemoryUnitOfWork:
         ][: max(0, limit - len(done) - len(unused))]
         for row_id in sent:
             del s.outbox[row_id]
-        return len(done) + len(unused) + len(sent)
+        ended = [k for k, w in s.standing.items() if w.ended_at and w.ended_at < before]
+        for k in ended:
+            del s.standing[k]
+        codes = [h for h, (_, until) in s.link_codes.items() if until < before]
+        for h in codes:
+            del s.link_codes[h]
+        return len(done) + len(unused) + len(sent) + len(ended) + len(codes)
 
     def ask_to_forget(self, person: str, at: datetime | None) -> datetime | None:
         before = self.state.forget_asked.pop(person, None)
@@ -448,7 +459,7 @@ class _MemoryUnitOfWork:
         self.state.standing[standing_id] = replace(standing, id=standing_id)
         return standing_id
 
-    def standing(self, person: str) -> list[Standing]:
+    def standing(self, person: str, *, claim: bool = False) -> list[Standing]:
         mine = (s for s in self.state.standing.values() if s.person == person)
         return sorted((s for s in mine if s.ended_at is None), key=lambda s: s.id)
 

@@ -138,10 +138,12 @@ class UnitOfWork(Protocol):
         """Wrong link codes given by ``account`` since its first one within ``window`` before
         ``now``; with ``add``, one more is counted first (an older count starts again)."""
 
-    def link(self, account: str, person: str) -> None:
+    def link(self, account: str, person: str) -> bool:
         """Make ``account`` one of ``person``'s: its person row names ``person``; its requests
         become ``person``'s (made by ``account``); ignore entries naming ``account`` on either
-        side name ``person`` instead; ``person`` takes the account's own zone if it has none."""
+        side name ``person`` instead; ``person`` takes the account's own zone if it has none.
+        False, and nothing changed, when the account is linked already or has accounts
+        linked to it, or ``person`` is linked itself (the engine holds both people's locks)."""
 
     def unlink(self, account: str) -> list[str]:
         """Undo ``link``: for a linked account, itself; for a person, every account linked to
@@ -160,7 +162,8 @@ class UnitOfWork(Protocol):
     def purge(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` finished requests (not PENDING or MATCHED) whose window ended
         before ``before``, results no request points to any more that were last changed before
-        it, and outbox rows delivered or given up before it; how many rows."""
+        it, and outbox rows delivered or given up before it; and standing wishes that ended,
+        and link codes that expired, before it. How many rows."""
 
     def ask_to_forget(self, person: str, at: datetime | None) -> datetime | None:
         """Record (or with None, clear) when the person asked to be forgotten; the earlier
@@ -172,8 +175,10 @@ class UnitOfWork(Protocol):
         """Store a new standing wish (its ``id`` is ignored); its id. The engine stores the
         person first (``add_person``)."""
 
-    def standing(self, person: str) -> list[Standing]:
-        """The person's standing wishes that have not ended, by id."""
+    def standing(self, person: str, *, claim: bool = False) -> list[Standing]:
+        """The person's standing wishes that have not ended, by id; with ``claim``, each is
+        held until the unit of work ends (a sweep making one of their days is waited for,
+        and the next one skips them), so that what is read is what gets changed."""
 
     def save_standing(self, standing: Standing) -> None:
         """Write a stored standing wish's ``next_day``, ``create_at``, ``paused_until``,

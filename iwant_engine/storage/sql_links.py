@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, func, insert, select, update
+from sqlalchemy import Table, and_, delete, exists, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from .schema import Ignore, LinkCode, Person, Request
@@ -56,10 +56,22 @@ class LinkWork:
             )
         return int(count)
 
-    def link(self, account: str, person: str) -> None:
+    def link(self, account: str, person: str) -> bool:
         people, i = PEOPLE, IGNORES
+        other = people.alias("other")
+        free = (
+            update(people)
+            .where(
+                people.c.id == account,
+                people.c.canonical.is_(None),
+                ~exists().where(other.c.canonical == account),
+                exists().where(other.c.id == person, other.c.canonical.is_(None)),
+            )
+            .values(canonical=person)
+        )
+        if self._run(free).rowcount != 1:
+            return False
         zone = self._run(select(people.c.timezone).where(people.c.id == account)).scalar()
-        self._run(update(people).where(people.c.id == account).values(canonical=person))
         if zone is not None:
             self._run(
                 update(people)
@@ -80,6 +92,7 @@ class LinkWork:
         self._run(delete(i).where(i.c.ignored == account, i.c.person.in_(ignorers)))
         self._run(delete(i).where(and_(i.c.ignored == account, i.c.person == person)))
         self._run(update(i).where(i.c.ignored == account).values(ignored=person))
+        return True
 
     def unlink(self, account: str) -> list[str]:
         people = PEOPLE

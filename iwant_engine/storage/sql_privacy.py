@@ -55,9 +55,10 @@ class PrivacyWork:
             )
         ).all()
         for row_id, body, members in rows:
-            if members is not None and person not in members and name not in body:
+            renamed = rename(body) if name else body
+            if (members is None or person not in members) and renamed == body:
                 continue
-            values: dict[str, Any] = {"body": rename(body) if name else body}
+            values: dict[str, Any] = {"body": renamed}
             if members is not None:
                 values["group_members"] = [m for m in members if m != person]
             self._run(update(OUTBOX).where(OUTBOX.c.id == row_id).values(**values))
@@ -82,6 +83,10 @@ class PrivacyWork:
         sent = [i for (i,) in self._run(select(OUTBOX.c.id).where(done).limit(limit))]
         if sent:
             deleted += self._run(delete(OUTBOX).where(OUTBOX.c.id.in_(sent))).rowcount
+        deleted += self._run(
+            delete(STANDING).where(STANDING.c.ended_at < before)
+        ).rowcount  # ended standing wishes: few, no batch needed
+        deleted += self._run(delete(CODES).where(CODES.c.expires_at < before)).rowcount
         return int(deleted)
 
     def ask_to_forget(self, person: str, at: datetime | None) -> datetime | None:

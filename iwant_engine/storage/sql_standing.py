@@ -62,13 +62,15 @@ class StandingWork:
         )  # fmt: skip
         return int(self._run(stmt.returning(STANDING.c.id)).scalar_one())
 
-    def standing(self, person: str) -> list[Standing]:
-        rows = self._run(
+    def standing(self, person: str, *, claim: bool = False) -> list[Standing]:
+        stmt: Any = (
             select(STANDING)
             .where(STANDING.c.person == person, STANDING.c.ended_at.is_(None))
             .order_by(STANDING.c.id)
         )
-        return [_standing(r) for r in rows]
+        if claim and self.pg:
+            stmt = stmt.with_for_update()
+        return [_standing(r) for r in self._run(stmt)]
 
     def save_standing(self, standing: Standing) -> None:
         s = standing
