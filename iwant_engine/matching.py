@@ -465,7 +465,10 @@ def _form(
             names = [people.name(person) for _, person in members_here]
             zone = people.zone(members_here[0][1])
             body = msg.group_hello(wish.activity, names, start, end, zone)
-            changes.outbox.append(NewOutbox(f"{platform}:group:{group_id}", body, [], None, ids))
+            # Where the group formed, on this platform: a group too big for a group
+            # conversation is announced there.
+            here = origin if origin and origin.startswith(f"{platform}:") else None
+            changes.outbox.append(NewOutbox(f"{platform}:group:{group_id}", body, [], here, ids))
     body = msg.matched_reply(
         wish.activity, start, end, everyone, people.zone(wish.person), joined_existing=False
     )

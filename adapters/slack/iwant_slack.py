@@ -524,9 +524,12 @@ class IWantSlackBackend(ErrBot):
         file_ids = [f.get("id") for f in response.get("files") or []]
         log.debug("Uploaded %s (%d bytes) to %s as %s", filename, len(content), channel, file_ids)
 
-    def open_group_dm(self, person_ids: list[str], text: str) -> None:
+    def open_group_dm(self, person_ids: list[str], text: str, room: str | None = None) -> None:
         """Open one group DM with these people (Slack user ids) and post ``text`` in it, so a
-        formed group can talk at once. Raises like send_message."""
+        formed group can talk at once. A group larger than a group DM holds is announced in a
+        thread in ``room`` (the channel it formed in), naming everyone, or, formed in direct
+        messages, not at all: each member has had their own message. Raises like
+        send_message."""
         ids: list[str] = []
         for raw in person_ids:
             user_id = str(raw).strip().removeprefix("slack:")
@@ -535,7 +538,9 @@ class IWantSlackBackend(ErrBot):
         if not ids:
             raise SlackUndeliverable("a group DM needs at least one person")
         if len(ids) > MAX_GROUP_DM:
-            raise SlackUndeliverable(f"Slack group DMs hold at most {MAX_GROUP_DM} people")
+            if room:
+                self._announce_in_thread(room, ids, text)
+            return
         try:
             channel = self.web.conversations_open(users=",".join(ids))["channel"]["id"]
             self.web.chat_postMessage(
@@ -543,6 +548,27 @@ class IWantSlackBackend(ErrBot):
             )
         except Exception as exc:
             raise delivery_error(exc, f"group DM with {len(ids)} people") from exc
+
+    def _announce_in_thread(self, room: str, ids: list[str], text: str) -> None:
+        """A big group's hello: a short message in ``room`` and, in its thread, the text with
+        every member mentioned (so each is notified and can answer there)."""
+        mentions = " ".join(f"<@{user_id}>" for user_id in ids)
+        try:
+            parent = self.web.chat_postMessage(
+                channel=room,
+                text=f"A group of {len(ids)} has formed; see the thread.",
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            self.web.chat_postMessage(
+                channel=room,
+                thread_ts=parent["ts"],
+                text=f"{mentions} {outgoing_text(text)}",
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except Exception as exc:
+            raise delivery_error(exc, f"thread for a group of {len(ids)} in {room}") from exc
 
 
 def _graceful_sigterm() -> None:

@@ -528,7 +528,8 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             opener = getattr(self._bot, "open_group_dm", None)
             if opener is not None:  # backends without group conversations skip these
                 members = [pid.split(":", 1)[1] for pid in item.group_members]
-                opener(members, self._localize(item.body))
+                room = item.origin.split(":", 1)[1] if item.origin else None
+                opener(members, self._localize(item.body), room)
             return
         body = self._localize(item.body)
         if self.platform == "text":  # one console shows everyone's messages
@@ -542,6 +543,8 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
 
     def _tell_origin(self, item: OutboxItem) -> None:
         log.warning("notification %s to %s is undeliverable", item.id, item.recipient)
+        if item.group_members is not None:
+            return  # a group conversation: each member has had their own message
         if not item.origin or item.origin.split(":", 1)[0] != self.platform:
             return
         try:

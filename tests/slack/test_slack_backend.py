@@ -257,11 +257,32 @@ def test_send_raises_a_transient_error_for_other_failures(shared_bot: BotProcess
 def test_group_dm_opens_one_conversation_with_everyone(shared_bot: BotProcess) -> None:
     s = shared_bot.standin
     say(s, ALICE, A_DM, f"!probe group {ALICE} slack:{BOB} {CAROL} {BOT_USER_ID}", "group ok")
-    call = s.calls_of("conversations.open")[-1]
+    # The one that opened the group (a reply may open Alice's own DM too, when it runs first).
+    (call,) = [c for c in s.calls_of("conversations.open") if "," in c.params["users"]]
     assert call.params["users"] == f"{ALICE},{BOB},{CAROL}"
     channel = call.response["channel"]["id"]
     (posted,) = s.messages_in(channel)
     assert posted.text == "You are a group now: &lt;!channel&gt; &amp; co"
+
+
+def test_a_group_too_big_for_a_group_dm_is_announced_in_a_thread_of_its_channel(
+    shared_bot: BotProcess,
+) -> None:
+    s = shared_bot.standin
+    many = [f"U{n:04d}" for n in range(10)]  # more than a group DM's 8 besides the bot
+    opened = len(s.calls_of("conversations.open"))
+    before = len(s.messages_in(GENERAL))
+    say(s, ALICE, A_DM, f"!probe group in={GENERAL} {' '.join(many)}", "group ok")
+    assert len(s.calls_of("conversations.open")) == opened, "no group DM is tried"
+    parent, thread = s.messages_in(GENERAL)[before:]
+    assert parent.text == "A group of 10 has formed; see the thread."
+    assert thread.thread_ts == parent.ts
+    assert thread.text.startswith(" ".join(f"<@{u}>" for u in many))
+    assert thread.text.endswith("You are a group now: &lt;!channel&gt; &amp; co")
+    # Formed in direct messages: each member had their own message; nothing more is posted.
+    before = len(s.posted)
+    say(s, ALICE, A_DM, f"!probe group {' '.join(many)}", "group ok")
+    assert len(s.posted) == before + 1, "only the probe's own reply"
 
 
 # ---------------------------------------------------------------- files

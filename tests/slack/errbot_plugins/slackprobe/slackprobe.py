@@ -79,10 +79,11 @@ class SlackProbe(BotPlugin):
 
     @botcmd
     def probe_group(self, msg, args):
-        """Open a group DM with the given user ids."""
+        """Open a group DM with the given user ids (``in=CHANNEL`` first: formed there)."""
         ids = args.split()
+        room = ids.pop(0)[3:] if ids and ids[0].startswith("in=") else None
         try:
-            self._bot.open_group_dm(ids, "You are a group now: <!channel> & co")
+            self._bot.open_group_dm(ids, "You are a group now: <!channel> & co", room)
         except Exception as exc:
             kind = "undeliverable" if getattr(exc, "undeliverable", False) else "transient"
             return f"group failed: {kind} {type(exc).__name__}"
