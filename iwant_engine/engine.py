@@ -140,18 +140,23 @@ class Engine:
         the platform's, else the default."""
         cached = self._zones.get(person.id)
         if cached is None or cached[0] < time.monotonic():
-            info = self.storage.person(self.as_person(person).id)
+            main, info = self._identity(person)
+            if main != person.id:  # a linked account's zone is its person's
+                info = self.storage.person(main)
             self._remember_zone(person, info.timezone if info else None)
         return self._zone_guess(person)
 
     def as_person(self, person: Person) -> Person:
         """The person an account is (``!iwant link``): another account's id when linked."""
+        main, _ = self._identity(person)
+        return person if main == person.id else replace(person, id=main)
+
+    def _identity(self, person: Person) -> tuple[str, PersonInfo | None]:
+        """The id of the person an account is, as stored now, and the account's own row."""
         info = self.storage.person(person.id)
-        if info is None or info.canonical is None:
-            self._remember_link(person.id, person.id)
-            return person
-        self._remember_link(person.id, info.canonical)
-        return replace(person, id=info.canonical)
+        main = info.canonical if info is not None and info.canonical else person.id
+        self._remember_link(person.id, main)
+        return main, info
 
     def _remember_link(self, account: str, person: str) -> None:
         if len(self._links) > 100_000:
@@ -389,17 +394,17 @@ class Engine:
     def cancel(self, person: Person, selector: str = "") -> msg.Note:
         """Cancel by list number (``2``), activity (``lunch``), id (``#12``) or the only one."""
         self._check_person(person)
+        who = self.as_person(person).id
+        now = self.clock.now()
         selector = " ".join(selector.lower().split())
         if selector.startswith("#") and is_number(selector[1:]):
             request_id = int(selector[1:])
             if not 0 < request_id <= MAX_ID:  # no id is that large: not a request of theirs
                 raise UserError(msg.NOT_YOURS)
         else:
-            items = self.open_requests(person)
-            request_id = _select(items, selector)
-        ctx = MatchContext(self.clock.now(), self.settings.default_window)
+            request_id = _select(self.storage.open_requests(who, now), selector)
+        ctx = MatchContext(now, self.settings.default_window)
         with self.storage.transaction() as uow:
-            who = self.as_person(person).id
             return matching.cancel(uow, who, request_id, self.decide, ctx, self.zones)
 
     def min_group_size(self, pool: str, activity: str) -> int:
@@ -493,7 +498,7 @@ class Engine:
                 rows.apart,
             )
             where = f"{where} for {msg.quote(wanted, 24)}"
-        mine = self.open_requests(person)
+        mine = self.storage.open_requests(reader, now)
         text, buttons = board.render(rows, reader, mine, zone, now, where)
         return msg.Note(person.id, text, buttons)
 

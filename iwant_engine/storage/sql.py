@@ -28,14 +28,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
-from typing import cast as cast_type
 
 from sqlalchemy import (
     BigInteger,
     BindParameter,
     Executable,
     Select,
-    Table,
     and_,
     bindparam,
     cast,
@@ -55,7 +53,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ..errors import DuplicateEvent, Unavailable
@@ -75,23 +73,26 @@ from ..model import (
 )
 from ..plugins import hookimpl
 from .compiled import Prepared, Runner
-from .schema import NAME_MAX, Ignore, Outbox, Person, Request, Result, UTCDateTime
+from .schema import NAME_MAX, UTCDateTime
 from .sql_links import LinkReads, LinkWork
 from .sql_nearby import BoardReads, NearbyWork
 from .sql_privacy import PrivacyReads, PrivacyWork
+from .sql_rows import (
+    IGNORES,
+    MAX_WINDOW,
+    OUTBOX,
+    PEOPLE,
+    REQUESTS,
+    RESULT_COLUMNS,
+    RESULTS,
+    request_of,
+    result_columns,
+    result_of,
+)
 from .sql_standing import StandingReads, StandingWork
 
 log = logging.getLogger(__name__)
 
-REQUESTS = cast_type(Table, Request.__table__)
-RESULTS = cast_type(Table, Result.__table__)
-PEOPLE = cast_type(Table, Person.__table__)
-OUTBOX = cast_type(Table, Outbox.__table__)
-IGNORES = cast_type(Table, Ignore.__table__)
-# The grammar refuses windows longer than a day, so a candidate that can start by the wish's
-# last start ends by then + MAX_WINDOW: a two-sided range on the candidate index, which keeps
-# the cost flat however many requests wait further ahead.
-MAX_WINDOW = timedelta(hours=24)
 ZERO = timedelta(0)
 REQUEST_COLUMNS = (
     "id", "person", "pool", "origin", "activity", "earliest", "latest", "deadline",
@@ -100,7 +101,6 @@ REQUEST_COLUMNS = (
 )  # fmt: skip
 #: What a new request is inserted with from its wish (the columns ``person`` to ``created_at``).
 WISH_COLUMNS = REQUEST_COLUMNS[1:12]
-RESULT_COLUMNS = ("id", "pool", "activity", "status", "start", "end", "max_size", "size", "due_at")
 NEIGHBOUR_RESULT_COLUMNS = ("id", "status", "start", "end", "max_size", "size", "due_at")
 
 
@@ -271,7 +271,7 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads):
     def request_by_event(self, event_key: str) -> StoredRequest | None:
         with self._read() as conn:
             row = conn.execute(select(REQUESTS).where(REQUESTS.c.event_key == event_key)).first()
-        return None if row is None else _request(row)
+        return None if row is None else request_of(row)
 
     def has_unreplied(self, platform: str, before: datetime) -> bool:
         with self._read() as conn:
@@ -290,11 +290,11 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads):
     def snapshot(self) -> list[tuple[StoredRequest, StoredResult]]:
         with self._read() as conn:
             rows = conn.execute(
-                select(REQUESTS, *_result_columns("r_"))
+                select(REQUESTS, *result_columns("r_"))
                 .join(RESULTS, RESULTS.c.id == REQUESTS.c.result_id)
                 .order_by(REQUESTS.c.id)
             ).all()
-        return [(_request(r), _result(r, "r_")) for r in rows]
+        return [(request_of(r), result_of(r, "r_")) for r in rows]
 
     def counts(self) -> dict[str, int]:
         with self._read() as conn:
@@ -463,7 +463,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
 
     def request(self, request_id: int) -> StoredRequest | None:
         row = self._run(select(REQUESTS).where(REQUESTS.c.id == request_id)).first()
-        return None if row is None else _request(row)
+        return None if row is None else request_of(row)
 
     def group(self, result_id: int) -> StoredGroup | None:
         found = self._groups([result_id])
@@ -472,16 +472,16 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
     def _groups(self, result_ids: Sequence[int]) -> list[StoredGroup]:
         """Results with their members, in the order of ``result_ids``."""
         rows = self._run(
-            select(REQUESTS, *_result_columns("r_"))
+            select(REQUESTS, *result_columns("r_"))
             .select_from(RESULTS.join(REQUESTS, REQUESTS.c.result_id == RESULTS.c.id, isouter=True))
             .where(RESULTS.c.id.in_(result_ids))
             .order_by(REQUESTS.c.id)
         ).all()
         found: dict[int, tuple[StoredResult, list[StoredRequest]]] = {}
         for r in rows:
-            entry = found.setdefault(r.r_id, (_result(r, "r_"), []))
+            entry = found.setdefault(r.r_id, (result_of(r, "r_"), []))
             if r.id is not None:
-                entry[1].append(_request(r))
+                entry[1].append(request_of(r))
         return [StoredGroup(found[i][0], tuple(found[i][1])) for i in result_ids if i in found]
 
     def people(self, ids: Iterable[str]) -> dict[str, PersonInfo]:
@@ -506,7 +506,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
         stmt = _unreplied(platform, before).limit(limit)
         if self.pg:
             stmt = stmt.with_for_update(skip_locked=True)
-        return [_request(r) for r in self._run(stmt)]
+        return [request_of(r) for r in self._run(stmt)]
 
     def due(self, now: datetime, limit: int) -> list[StoredGroup]:
         # Pool locks first, then rows: the order a submit takes them (rows first could
@@ -899,10 +899,6 @@ class _Hot:
         return found
 
 
-def _result_columns(prefix: str) -> list[Any]:
-    return [RESULTS.c[name].label(prefix + name) for name in RESULT_COLUMNS]
-
-
 def _neighbourhood_params(wish: Wish, now: datetime, margin: timedelta) -> dict[str, Any]:
     """The ranges of the candidates and groups read, widened by ``margin`` for near misses."""
     last_start = wish.latest - wish.length + margin
@@ -1007,28 +1003,11 @@ def _neighbourhood_query(limit: int) -> Any:
     return union_all(members, me, mine, candidates, ignores)
 
 
-def _request(r: Row[Any]) -> StoredRequest:
-    return StoredRequest(
-        r.id, r.person, r.pool, r.origin, r.activity, r.earliest, r.latest, r.deadline,
-        r.length_minutes, r.max_size, r.min_size, r.created_at, r.result_id, Status(r.status),
-        r.event_key, r.account,
-    )  # fmt: skip
-
-
 def _request_at(r: Sequence[Any]) -> StoredRequest:
     """A request from a neighbourhood row: REQUEST_COLUMNS are its columns 1 to 16."""
     return StoredRequest(
         r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
         Status(r[14]), r[15], r[16],
-    )  # fmt: skip
-
-
-def _result(r: Row[Any], prefix: str) -> StoredResult:
-    m = r._mapping
-    return StoredResult(
-        m[prefix + "id"], m[prefix + "pool"], m[prefix + "activity"], Status(m[prefix + "status"]),
-        m[prefix + "start"], m[prefix + "end"], m[prefix + "max_size"], m[prefix + "size"],
-        m[prefix + "due_at"],
     )  # fmt: skip
 
 

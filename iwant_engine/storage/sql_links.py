@@ -10,17 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, delete, exists, func, insert, select, update
+from sqlalchemy import and_, delete, exists, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from .schema import Ignore, LinkCode, Person, Request
-
-PEOPLE = cast(Table, Person.__table__)
-REQUESTS = cast(Table, Request.__table__)
-IGNORES = cast(Table, Ignore.__table__)
-CODES = cast(Table, LinkCode.__table__)
+from .sql_rows import CODES, IGNORES, PEOPLE, REQUESTS
 
 
 class LinkWork:

@@ -11,20 +11,21 @@ import functools
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, exists, literal_column, or_, select
+from sqlalchemy import and_, bindparam, exists, literal_column, or_, select
 from sqlalchemy.engine import Connection
 
 from ..model import NearbyRows, Status, StoredGroup, StoredRequest, StoredResult, Wish
-from .schema import Ignore, Request, Result
-
-REQUESTS = cast(Table, Request.__table__)
-RESULTS = cast(Table, Result.__table__)
-IGNORES = cast(Table, Ignore.__table__)
-#: No window is longer than a day (the grammar refuses longer ones): a two-sided range on
-#: the index however many requests wait further ahead.
-MAX_WINDOW = timedelta(hours=24)
+from .sql_rows import (
+    IGNORES,
+    MAX_WINDOW,
+    REQUESTS,
+    RESULTS,
+    request_of,
+    result_columns,
+    result_of,
+)
 
 
 def _apart(me: Any) -> Any:
@@ -41,14 +42,12 @@ def _select(where_pool: Any, start: str, end: str) -> Any:
     """Waiting requests and members of formed groups of the pools ``where_pool`` admits,
     around the range from bind parameter ``start`` to ``end``, each row with its result and
     whether an ignore stands between its person and the reader (``me``)."""
-    from .sql import _result_columns  # noqa: PLC0415  (sql.py mixes this module in)
-
     r, s = REQUESTS, RESULTS
     me: Any = bindparam("me")
     pending: Any = literal_column(f"'{Status.PENDING}'")
     matched: Any = literal_column(f"'{Status.MATCHED}'")
     return (
-        select(r, *_result_columns("r_"), _apart(me).label("apart"))
+        select(r, *result_columns("r_"), _apart(me).label("apart"))
         .join(s, s.c.id == r.c.result_id)
         .where(
             where_pool,
@@ -84,20 +83,18 @@ def _board_query() -> Any:
 
 
 def _rows(rows: Any, reader: str, limit: int) -> NearbyRows:
-    from .sql import _request, _result  # noqa: PLC0415
-
     waiting: list[StoredRequest] = []
     groups: dict[int, tuple[StoredResult, list[StoredRequest]]] = {}
     apart: set[frozenset[str]] = set()
     for row in rows:
-        request = _request(row)
+        request = request_of(row)
         if row.apart:
             apart.add(frozenset((reader, request.person)))
         if request.status == Status.PENDING:
             if len(waiting) < limit:
                 waiting.append(request)
         elif request.result_id in groups or len(groups) < limit:
-            groups.setdefault(request.result_id, (_result(row, "r_"), []))[1].append(request)
+            groups.setdefault(request.result_id, (result_of(row, "r_"), []))[1].append(request)
     formed = sorted(
         (StoredGroup(res, tuple(sorted(ms, key=lambda m: m.id))) for res, ms in groups.values()),
         key=lambda g: (g.result.start, g.result.id),

@@ -11,19 +11,23 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, exists, false, not_, or_, select, update
+from sqlalchemy import delete, exists, false, not_, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ..model import LIVE, OutboxItem, PersonData, PersonInfo, StoredRequest, StoredResult
-from .schema import Ignore, LinkCode, Outbox, Person, Request, Result, StandingWish
-
-REQUESTS = cast(Table, Request.__table__)
-RESULTS = cast(Table, Result.__table__)
-PEOPLE = cast(Table, Person.__table__)
-OUTBOX = cast(Table, Outbox.__table__)
-IGNORES = cast(Table, Ignore.__table__)
-STANDING = cast(Table, StandingWish.__table__)
-CODES = cast(Table, LinkCode.__table__)
+from .sql_rows import (
+    CODES,
+    IGNORES,
+    OUTBOX,
+    PEOPLE,
+    REQUESTS,
+    RESULTS,
+    STANDING,
+    request_of,
+    result_columns,
+    result_of,
+)
+from .sql_standing import standing_of
 
 
 class PrivacyWork:
@@ -103,13 +107,11 @@ class PrivacyReads:
     _read: Callable[[], AbstractContextManager[Connection]]
 
     def person_data(self, person: str) -> PersonData:
-        from .sql import _request, _result, _result_columns  # noqa: PLC0415
-
         r, other = REQUESTS, REQUESTS.alias("other")
         with self._read() as conn:
             info = conn.execute(select(PEOPLE).where(PEOPLE.c.id == person)).first()
             rows = conn.execute(
-                select(r, *_result_columns("r_"))
+                select(r, *result_columns("r_"))
                 .join(RESULTS, RESULTS.c.id == r.c.result_id)
                 .where(r.c.person == person)
                 .order_by(r.c.id)
@@ -138,13 +140,11 @@ class PrivacyReads:
                 )
                 .order_by(OUTBOX.c.id)
             ).all()
-        from .sql_standing import _standing  # noqa: PLC0415
-
         groups: dict[int, list[str]] = {}
         for result_id, who, name in names:
             groups.setdefault(result_id, []).append(name or who.split(":", 1)[-1])
         pairs: list[tuple[StoredRequest, StoredResult]] = [
-            (_request(row), _result(row, "r_")) for row in rows
+            (request_of(row), result_of(row, "r_")) for row in rows
         ]
         return PersonData(
             None
@@ -153,7 +153,7 @@ class PrivacyReads:
             tuple(pairs),
             {k: tuple(v) for k, v in groups.items()},
             tuple(ignores),
-            tuple(_standing(w) for w in standing),
+            tuple(standing_of(w) for w in standing),
             tuple(
                 OutboxItem(o.id, o.recipient, o.body, list(o.buttons or []), o.origin, o.attempts)
                 for o in undelivered

@@ -9,15 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Executable, Table, insert, select, update
+from sqlalchemy import Executable, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from ..model import Standing
-from .schema import StandingWish
-
-STANDING = cast(Table, StandingWish.__table__)
+from .sql_rows import STANDING
 
 
 def _mask(days: frozenset[int]) -> int:
@@ -28,7 +26,7 @@ def _skips(skips: frozenset[date]) -> str:
     return " ".join(sorted(d.isoformat() for d in skips))
 
 
-def _standing(row: Row[Any]) -> Standing:
+def standing_of(row: Row[Any]) -> Standing:
     return Standing(
         row.id,
         row.person,
@@ -70,7 +68,7 @@ class StandingWork:
         )
         if claim and self.pg:
             stmt = stmt.with_for_update()
-        return [_standing(r) for r in self._run(stmt)]
+        return [standing_of(r) for r in self._run(stmt)]
 
     def save_standing(self, standing: Standing) -> None:
         s = standing
@@ -95,7 +93,7 @@ class StandingWork:
         )
         if self.pg:
             stmt = stmt.with_for_update(skip_locked=True)
-        return [_standing(r) for r in self._run(stmt)]
+        return [standing_of(r) for r in self._run(stmt)]
 
 
 class StandingReads:
