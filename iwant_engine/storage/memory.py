@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
@@ -31,6 +31,7 @@ from ..model import (
     StoredResult,
     Wish,
 )
+from ..pacing import PaceBook, Step
 from ..plugins import hookimpl
 
 
@@ -480,6 +481,7 @@ class MemoryStorage:
         self._lock = threading.RLock()
         self._state = _State()
         self._in_unit = False  # only the thread holding the lock can see it True
+        self._pacing = PaceBook()
 
     def migrate(self) -> None:
         pass
@@ -668,6 +670,17 @@ class MemoryStorage:
                 s.outbox[outbox_id] = replace(row, failed_at=now)
             else:
                 s.outbox[outbox_id] = replace(row, next_attempt_at=retry_at)
+
+    def release(self, outbox_id: int, retry_at: datetime) -> None:
+        with self._writing() as s:
+            if (row := s.outbox.get(outbox_id)) is not None:
+                attempts = row.attempts - 1
+                s.outbox[outbox_id] = replace(
+                    row, claimed_until=None, next_attempt_at=retry_at, attempts=attempts
+                )
+
+    def pace(self, keys: Sequence[str], step: Step) -> None:
+        self._pacing.pace(keys, step)
 
 
 def _id(row: StoredRequest | _OutboxRow) -> int:

@@ -26,7 +26,7 @@ Rules every storage keeps:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -278,3 +278,18 @@ class Storage(Protocol):
 
     def fail(self, outbox_id: int, now: datetime, error: str, retry_at: datetime | None) -> None:
         """Record a failed send: retry at ``retry_at``, or give the row up when it is None."""
+
+    def release(self, outbox_id: int, retry_at: datetime) -> None:
+        """Give a claimed row back unsent, due again at ``retry_at``; the claim's attempt is
+        not counted (the engine paces a chat and goes on with other rows)."""
+
+    # -- delivery pacing -----------------------------------------------------------------------
+
+    def pace(
+        self, keys: Sequence[str], step: Callable[[dict[str, float]], dict[str, float]]
+    ) -> None:
+        """Shared budgets of delivery (``iwant_engine.pacing``): read the number stored under
+        each of ``keys`` (a key never stored is absent), call ``step`` with them, store the
+        numbers it returns; atomic for every process of this storage (two callers with a key
+        in common run one after the other). The numbers are the engine's; a storage that
+        serves one process may keep them in memory."""

@@ -8,6 +8,7 @@ from sqlalchemy import (
     JSON,
     Date,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -203,3 +204,13 @@ class LinkCode(Base):
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     account: Mapped[str] = mapped_column(String(PERSON_MAX))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PaceSlot(Base):
+    """One delivery budget shared by a bot's processes (``iwant_engine.pacing``): the
+    theoretical arrival time of the next send in the scope ``key``, wall-clock seconds."""
+
+    __tablename__ = "pacing"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    at: Mapped[float] = mapped_column(Double)

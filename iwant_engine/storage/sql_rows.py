@@ -10,7 +10,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Row
 
 from ..model import Status, StoredRequest, StoredResult
-from .schema import Ignore, LinkCode, Outbox, Person, Request, Result, StandingWish
+from .schema import Ignore, LinkCode, Outbox, PaceSlot, Person, Request, Result, StandingWish
 
 REQUESTS = cast(Table, Request.__table__)
 RESULTS = cast(Table, Result.__table__)
@@ -19,6 +19,7 @@ OUTBOX = cast(Table, Outbox.__table__)
 IGNORES = cast(Table, Ignore.__table__)
 STANDING = cast(Table, StandingWish.__table__)
 CODES = cast(Table, LinkCode.__table__)
+PACING = cast(Table, PaceSlot.__table__)
 # The grammar refuses windows longer than a day, so a request that can start by some time
 # ends by then + MAX_WINDOW: a two-sided range on the candidate index, which keeps a read's
 # cost flat however many requests wait further ahead.

@@ -1,0 +1,156 @@
+"""Delivery at the platforms' pace, shared by every process of one bot (issue 15).
+
+A platform limits how fast a bot may send: Slack about one message a second per channel and a
+few hundred a minute per workspace, Telegram about 30 a second per bot, one a second per
+chat and 20 a minute per group. Those limits hold per bot token, whatever the number of
+processes, so the budget of each *scope* (the bot, one chat, one method) is kept where every
+process of the bot sees it: in the storage (``Storage.pace``; a database row per scope on
+PostgreSQL, memory in a one-process storage).
+
+Each scope is a GCRA (generic cell rate algorithm, the token bucket written as one number per
+scope): ``at`` is the theoretical arrival time of the next send; a send at ``t`` fits when
+``at - tolerance <= t``, and moves ``at`` to ``max(at, t) + interval``. A send that touches
+several scopes (a direct message: the bot and the chat) takes the first moment that fits all
+of them and reserves it in all of them at once, so two processes never take the same slot.
+
+Times here are wall-clock seconds since the epoch (``time.time``), the same in every process
+on a machine, and unrelated to the engine's domain clock: a platform's limit is physical.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+#: The longest a delivery waits for a slot while holding a claimed row; a later slot gives the
+#: row back (it is sent then) and the deliverer goes on with rows whose chats are free.
+MAX_WAIT = 2.0
+
+_LIMIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|min|minute)\s*(?:burst\s+(\d+))?\s*$")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most ``rate`` sends a second on average, ``burst`` of them back to back."""
+
+    rate: float
+    burst: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.rate > 0 or self.burst < 1:
+            raise ValueError(f"a limit needs a rate above 0 and a burst of at least 1: {self}")
+
+    @property
+    def interval(self) -> float:
+        return 1.0 / self.rate
+
+    @property
+    def tolerance(self) -> float:
+        return (self.burst - 1) * self.interval
+
+    @classmethod
+    def parse(cls, text: str) -> Limit:
+        """``"1/s"``, ``"20/min"``, ``"600/min burst 20"``."""
+        found = _LIMIT.match(text.lower())
+        if found is None:
+            raise ValueError(f"{text!r} is not a limit; write it like 1/s, 20/min or 30/s burst 5")
+        count, unit, burst = found.groups()
+        per = 1.0 if unit.startswith("s") else 60.0
+        return cls(float(count) / per, int(burst or 1))
+
+    def __str__(self) -> str:
+        per_minute = self.rate * 60
+        text = f"{self.rate:g}/s" if self.rate >= 1 else f"{per_minute:g}/min"
+        return text if self.burst == 1 else f"{text} burst {self.burst}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One budget: ``key`` names it for every process (``slack:B1:chat:U2``), ``limit`` sizes it."""
+
+    key: str
+    limit: Limit
+
+
+Step = Callable[[dict[str, float]], dict[str, float]]
+
+
+class PaceBook:
+    """What ``Storage.pace`` does, for a storage of one process: the times in a dict."""
+
+    def __init__(self) -> None:
+        self._at: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def pace(self, keys: Sequence[str], step: Step) -> None:
+        with self._lock:
+            self._at.update(step({k: self._at[k] for k in keys if k in self._at}))
+
+    def forget(self) -> None:
+        with self._lock:
+            self._at.clear()
+
+
+def earliest(scopes: Sequence[Scope], at: Mapping[str, float], now: float) -> float:
+    """The first moment from ``now`` on at which a send fits every scope."""
+    return max([now, *(at.get(s.key, 0.0) - s.limit.tolerance for s in scopes)])
+
+
+class Pacer:
+    """Reserves send slots in the shared scopes of a storage and waits for them."""
+
+    def __init__(
+        self,
+        pace: Callable[[Sequence[str], Step], None],
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._pace = pace
+        self.clock = clock
+        self.sleep = sleep
+
+    def reserve(self, scopes: Sequence[Scope], within: float = MAX_WAIT) -> tuple[float, bool]:
+        """Reserve the first slot that fits every scope, if it comes within ``within``
+        seconds: (its time, True). Otherwise nothing is reserved: (the time it would be,
+        False)."""
+        if not scopes:
+            return self.clock(), True
+        now = self.clock()
+        found: list[tuple[float, bool]] = []
+
+        def step(at: dict[str, float]) -> dict[str, float]:
+            slot = earliest(scopes, at, now)
+            if slot - now > within:
+                found.append((slot, False))
+                return {}
+            found.append((slot, True))
+            return {s.key: max(at.get(s.key, 0.0), slot) + s.limit.interval for s in scopes}
+
+        self._pace(sorted({s.key for s in scopes}), step)
+        return found[-1]
+
+    def wait_for(self, slot: float) -> None:
+        """Sleep until ``slot`` (wall-clock seconds)."""
+        delay = slot - self.clock()
+        if delay > 0:
+            self.sleep(delay)
+
+    def pause(self, scopes: Sequence[Scope], seconds: float) -> None:
+        """Nothing more in these scopes for ``seconds`` (a platform's 429 ``retry_after``),
+        in every process."""
+        until = self.clock() + max(seconds, 0.0)
+
+        def step(at: dict[str, float]) -> dict[str, float]:
+            return {s.key: max(at.get(s.key, 0.0), until + s.limit.tolerance) for s in scopes}
+
+        if scopes:
+            self._pace(sorted({s.key for s in scopes}), step)
+
+
+def minimum_seconds(sends: Mapping[str, int], limits: Mapping[str, Limit]) -> float:
+    """The least time in which ``sends[key]`` sends can pass through scope ``key`` of
+    ``limits[key]``, for every scope at once: the physical limit of a delivery job."""
+    return max([0.0, *(max(n - limits[k].burst, 0) * limits[k].interval for k, n in sends.items())])
