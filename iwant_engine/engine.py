@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from . import board, links, matching, privacy, standing, standing_commands
+from . import board, links, matching, pacing, privacy, standing, standing_commands
 from . import messages as msg
 from . import settings as settings_mod
 from .clock import Clock, SystemClock
@@ -42,6 +42,7 @@ from .model import (
     Suggestion,
     Wish,
 )
+from .pacing import Pacer, Scope
 from .plugins import make_plugin_manager, named, report
 from .redact import redact
 from .settings import Settings, SettingsError
@@ -109,6 +110,7 @@ class Engine:
             default_timezone=settings.default_timezone,
         )
         self.storage.migrate()
+        self.pacer = Pacer(self.storage.pace)
         warm_up()
 
     @classmethod
@@ -637,14 +639,32 @@ class Engine:
         send: Callable[[OutboxItem], None],
         is_permanent: Callable[[Exception], bool] = lambda e: False,
         limit: int = 50,
+        scopes: Callable[[OutboxItem], Sequence[Scope]] | None = None,
     ) -> DeliveryReport:
         """Send due outbox rows of ``platform`` with ``send``; ack, retry or give up each.
 
         A failed send is retried after 2, 4, 8 … seconds (at most 10 minutes), and given up
-        after ``MAX_ATTEMPTS`` attempts, or at once when ``is_permanent`` says so."""
-        delivered = retried = 0
+        after ``MAX_ATTEMPTS`` attempts, or at once when ``is_permanent`` says so.
+
+        With ``scopes`` (the budgets a row spends, ``pacing.scopes_for``), each send waits for
+        a slot that every process of the bot leaves free (``pacing``); a row whose slot is
+        more than ``pacing.MAX_WAIT`` away is given back until then (``deferred``), so rows
+        for free chats go first, and rows are never held near the end of their lease."""
+        delivered = retried = deferred = 0
         given_up: list[OutboxItem] = []
-        for item in self.storage.claim_outbox(platform, self.clock.now(), limit, LEASE):
+        claimed = self.storage.claim_outbox(platform, self.clock.now(), limit, LEASE)
+        # Past half the lease another process may claim these rows again: give back the rest.
+        hold_until = self.pacer.clock() + LEASE.total_seconds() / 2
+        for item in claimed:
+            paced = scopes(item) if scopes is not None else ()
+            if paced:
+                slot, reserved = self.pacer.reserve(paced)
+                if not reserved or slot > hold_until:
+                    later = timedelta(seconds=max(slot - self.pacer.clock(), 0.0))
+                    self.storage.release(item.id, self.clock.now() + later)
+                    deferred += 1
+                    continue
+                self.pacer.wait_for(slot)
             try:
                 send(item)
             except Exception as err:  # the platform failed; the row stays until it succeeds
@@ -667,7 +687,30 @@ class Engine:
                 continue
             self.storage.ack(item.id, self.clock.now())
             delivered += 1
-        return DeliveryReport(delivered, retried, given_up)
+        return DeliveryReport(delivered, retried, given_up, deferred)
+
+    def scopes_of(
+        self, platform: str, bot: str, group_dm_max: int | None = None
+    ) -> Callable[[OutboxItem], Sequence[Scope]]:
+        """The ``scopes`` of ``deliver`` for bot ``bot`` on ``platform``, with the limits of
+        plugins.cfg ``[pacing]``."""
+        limits = self.settings.pacing
+
+        def scopes(item: OutboxItem) -> Sequence[Scope]:
+            return pacing.scopes_for(
+                platform, bot, item.recipient, item.group_members, item.origin, limits,
+                group_dm_max,
+            )  # fmt: skip
+
+        return scopes
+
+    def rate_limited(self, platform: str, bot: str, seconds: float) -> None:
+        """The platform answered 429 with ``retry_after`` ``seconds``: every process of this
+        bot sends nothing more on ``platform`` until then."""
+        key = {"slack": "workspace", "telegram": "bot"}.get(platform)
+        if key is not None:
+            limit = self.settings.pacing[f"{platform}.{key}"]
+            self.pacer.pause([Scope(f"{platform}:{bot}:{key}", limit)], seconds)
 
 
 def valid_person_id(person_id: str) -> bool:

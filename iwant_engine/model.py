@@ -199,6 +199,7 @@ class DeliveryReport:
     delivered: int = 0
     retried: int = 0
     undeliverable: list[OutboxItem] = field(default_factory=list)
+    deferred: int = 0  # given back unsent until their chat's pace allows (``Engine.deliver``)
 
 
 # -- what a storage keeps and hands back (see ``storage/protocol.py``) ----------------------------

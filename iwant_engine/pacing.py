@@ -41,7 +41,7 @@ class Limit:
 
     def __post_init__(self) -> None:
         if not self.rate > 0 or self.burst < 1:
-            raise ValueError(f"a limit needs a rate above 0 and a burst of at least 1: {self}")
+            raise ValueError("a limit needs a rate above 0 and a burst of at least 1")
 
     @property
     def interval(self) -> float:
@@ -56,7 +56,7 @@ class Limit:
         """``"1/s"``, ``"20/min"``, ``"600/min burst 20"``."""
         found = _LIMIT.match(text.lower())
         if found is None:
-            raise ValueError(f"{text!r} is not a limit; write it like 1/s, 20/min or 30/s burst 5")
+            raise ValueError("not a limit; write it like 1/s, 20/min or 30/s burst 5")
         count, unit, burst = found.groups()
         per = 1.0 if unit.startswith("s") else 60.0
         return cls(float(count) / per, int(burst or 1))
@@ -154,3 +154,54 @@ def minimum_seconds(sends: Mapping[str, int], limits: Mapping[str, Limit]) -> fl
     """The least time in which ``sends[key]`` sends can pass through scope ``key`` of
     ``limits[key]``, for every scope at once: the physical limit of a delivery job."""
     return max([0.0, *(max(n - limits[k].burst, 0) * limits[k].interval for k, n in sends.items())])
+
+
+#: The platforms' published limits (issue 15), as ``[pacing]`` in plugins.cfg may override
+#: them. The rates are the platforms'; the bursts stay below what the platforms let through,
+#: so that network jitter between reserving a slot and arriving never makes a 429.
+DEFAULT_LIMITS: dict[str, Limit] = {
+    # Slack chat.postMessage: about 1 a second per channel, several hundred a minute per
+    # workspace, bursts allowed; conversations.open (a group DM) is Tier 3, 50+ a minute.
+    "slack.channel": Limit(1.0, 2),
+    "slack.workspace": Limit(10.0, 10),
+    "slack.open": Limit(50 / 60, 5),
+    # Telegram: about 30 messages a second per bot, 1 a second in one chat, 20 a minute in
+    # one group.
+    "telegram.bot": Limit(30.0, 15),
+    "telegram.chat": Limit(1.0, 2),
+    "telegram.group": Limit(20 / 60, 3),
+}
+
+
+def scopes_for(
+    platform: str,
+    bot: str,
+    recipient: str,
+    group: Sequence[str] | None,
+    origin: str | None,
+    limits: Mapping[str, Limit],
+    group_dm_max: int | None = None,
+) -> list[Scope]:
+    """The budgets one outbox row spends on ``platform`` for bot ``bot``: its recipient
+    (``platform:id``), or for a group conversation row its members, and the room it formed
+    in. A platform without limits here is not paced; a row that sends nothing spends
+    nothing."""
+    prefix = f"{platform}:{bot}:"
+
+    def scope(kind: str, name: str = "") -> Scope:
+        return Scope(prefix + kind + (f":{name}" if name else ""), limits[f"{platform}.{kind}"])
+
+    person = recipient.split(":", 1)[-1]
+    if platform == "slack":
+        if group is None:
+            return [scope("workspace"), scope("channel", person)]
+        if group_dm_max is not None and len(group) > group_dm_max:
+            room = (origin or "").split(":", 1)[-1]
+            return [scope("workspace"), scope("channel", room)] if room else []
+        return [scope("workspace"), scope("open")]
+    if platform == "telegram":
+        if group is not None:
+            return []  # a bot cannot open a group conversation on Telegram
+        kind = "group" if person.startswith("-") else "chat"
+        return [scope("bot"), scope(kind, person)]
+    return []

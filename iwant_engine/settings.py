@@ -15,6 +15,8 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .pacing import DEFAULT_LIMITS, Limit
+
 ACTIVITY_NAME_MAX = 24
 
 
@@ -56,6 +58,8 @@ class Settings:
     max_standing: int = 5  # standing wishes ("every weekday") per person
     # A standing wish's wish for a day is made this long before that day begins (local).
     standing_lead: timedelta = timedelta(hours=12)
+    # Delivery budgets per platform scope ("slack.channel"), shared by a bot's processes.
+    pacing: dict[str, Limit] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
 
     def activity(self, name: str) -> Activity | None:
         return self.activities.get(name) or (
@@ -151,6 +155,17 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
         if section.startswith("strategy:")
     }
 
+    pacing = dict(DEFAULT_LIMITS)
+    for key, value in cfg["pacing"].items() if cfg.has_section("pacing") else []:
+        if key not in DEFAULT_LIMITS:
+            raise SettingsError(
+                f"plugins.cfg [pacing] {key}: unknown; known: {', '.join(sorted(DEFAULT_LIMITS))}"
+            )
+        try:
+            pacing[key] = Limit.parse(value)
+        except ValueError as err:
+            raise SettingsError(f"plugins.cfg [pacing] {key} = {value.strip()!r}: {err}") from None
+
     tz = env.get("IWANT_TIMEZONE", "").strip() or "UTC"
     try:
         ZoneInfo(tz)
@@ -177,6 +192,7 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
         activities=activities,
         any_activity=any_activity,
         pools=pools,
+        pacing=pacing,
         horizon=timedelta(
             days=_int("limits", "horizon_days", limits.get("horizon_days", "7"), 1, 365)
         ),

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,9 @@ class _FatalAuth(Exception):
 class IWantSlackBackend(ErrBot):
     """errbot backend for Slack (Socket Mode + Web API)."""
 
+    #: The most people a group DM holds besides the bot; a bigger group goes to a thread.
+    group_dm_max = MAX_GROUP_DM
+
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         install_token_redaction()
@@ -128,7 +132,11 @@ class IWantSlackBackend(ErrBot):
                 "(xapp-…, an app-level token with connections:write); see docs/slack.md."
             )
             sys.exit(1)
-        self.web = make_web_client(self._token, base_url)
+        #: Told the wait of every 429 (the iwant plugin pauses every process of the bot).
+        self.on_rate_limited: Callable[[float], None] | None = None
+        self.web = make_web_client(
+            self._token, base_url, on_rate_limited=lambda wait: self._rate_limited(wait)
+        )
         self.directory = UserDirectory(self.web)
         set_current_directory(self.directory)
         self.bot_identifier: SlackPerson | None = None
@@ -523,6 +531,10 @@ class IWantSlackBackend(ErrBot):
             raise delivery_error(exc, f"file upload to {channel}") from exc
         file_ids = [f.get("id") for f in response.get("files") or []]
         log.debug("Uploaded %s (%d bytes) to %s as %s", filename, len(content), channel, file_ids)
+
+    def _rate_limited(self, wait: float) -> None:
+        if self.on_rate_limited is not None:
+            self.on_rate_limited(wait)
 
     def open_group_dm(self, person_ids: list[str], text: str, room: str | None = None) -> None:
         """Open one group DM with these people (Slack user ids) and post ``text`` in it, so a

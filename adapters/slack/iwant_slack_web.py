@@ -7,8 +7,10 @@ undeliverable); anything else is transient and retried with backoff by the plugi
 
 from __future__ import annotations
 
+import logging
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -21,6 +23,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
+
+log = logging.getLogger(__name__)
 
 # Errors about the recipient or the place: sending again will never work.
 PERMANENT_ERRORS = frozenset(
@@ -82,9 +86,15 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
     """slack-sdk's 429 handler sleeps for whatever Retry-After says; we honour it only up
     to a bound, so a sending thread never sleeps for an hour on one message."""
 
-    def __init__(self, max_retry_count: int, max_wait: float) -> None:
+    def __init__(
+        self,
+        max_retry_count: int,
+        max_wait: float,
+        on_rate_limited: Callable[[float], None] | None = None,
+    ) -> None:
         super().__init__(max_retry_count=max_retry_count)
         self.max_wait = max_wait
+        self.on_rate_limited = on_rate_limited
 
     def _can_retry(
         self,
@@ -96,7 +106,13 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
     ) -> bool:
         if response is None or response.status_code != 429:
             return False
-        return retry_after(response.headers) <= self.max_wait
+        wait = retry_after(response.headers)
+        if self.on_rate_limited is not None:
+            try:  # every process of the bot pauses, not only this thread
+                self.on_rate_limited(wait)
+            except Exception:
+                log.exception("reporting a 429 failed")
+        return wait <= self.max_wait
 
     def prepare_for_next_attempt(
         self,
@@ -125,15 +141,23 @@ def retry_after(headers: dict[str, Any]) -> float:
     return 1.0
 
 
-def make_web_client(token: str, base_url: str | None, timeout: int = 15) -> WebClient:
-    """A WebClient that retries connection errors, 5xx once, and 429s after Retry-After."""
+def make_web_client(
+    token: str,
+    base_url: str | None,
+    timeout: int = 15,
+    on_rate_limited: Callable[[float], None] | None = None,
+) -> WebClient:
+    """A WebClient that retries connection errors, 5xx once, and 429s after Retry-After
+    (each 429's wait also goes to ``on_rate_limited``)."""
     kwargs: dict[str, Any] = {
         "token": token,
         "timeout": timeout,
         "retry_handlers": [
             ConnectionErrorRetryHandler(max_retry_count=2),
             ServerErrorRetryHandler(max_retry_count=1),
-            BoundedRateLimitRetryHandler(RATE_LIMIT_RETRIES, MAX_RETRY_AFTER_SECONDS),
+            BoundedRateLimitRetryHandler(
+                RATE_LIMIT_RETRIES, MAX_RETRY_AFTER_SECONDS, on_rate_limited
+            ),
         ],
     }
     if base_url:

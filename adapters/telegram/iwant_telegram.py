@@ -110,6 +110,8 @@ class IWantTelegramBackend(ErrBot):
     #: backoff bounds after network errors while polling.
     min_backoff: float = 0.5
     max_backoff: float = 60.0
+    #: told the wait of every 429 (the iwant plugin pauses every process of the bot).
+    on_rate_limited: Callable[[float], None] | None = None
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -641,6 +643,11 @@ class IWantTelegramBackend(ErrBot):
             except RetryAfter as exc:
                 wait = _seconds(exc)
                 floods += 1
+                if self.on_rate_limited is not None:
+                    try:  # every process of the bot pauses, not only this send
+                        self.on_rate_limited(wait)
+                    except Exception:
+                        log.exception("reporting a 429 failed")
                 if floods > self.max_flood_retries or wait > self.max_flood_wait:
                     raise TelegramSendError(
                         f"Telegram flood control: retry after {wait:g} s",

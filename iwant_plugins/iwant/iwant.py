@@ -141,6 +141,8 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         # Requests whose answer went out, with when (engine clock); acknowledged in batches.
         self._answered: list[tuple[int, datetime]] = []
         self._delivering = threading.Lock()
+        if hasattr(self._bot, "on_rate_limited"):  # our Slack and Telegram backends
+            self._bot.on_rate_limited = self._rate_limited
         super().activate()
         self.start_poller(poll_seconds, self.tick)
 
@@ -507,18 +509,32 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         if self.engine is None or not self._delivering.acquire(blocking=False):
             return  # another thread of this process is delivering right now
         try:
+            scopes = self.engine.scopes_of(
+                self.platform, self._bot_key(), getattr(self._bot, "group_dm_max", None)
+            )
             while True:
-                report = self.engine.deliver(self.platform, self._send, _is_permanent)
+                report = self.engine.deliver(self.platform, self._send, _is_permanent, 50, scopes)
                 for item in report.undeliverable or []:
                     self._tell_origin(item)
                 if report.delivered + report.retried + len(report.undeliverable or []) < 50:
-                    break
+                    break  # deferred rows are due later, for the next round
         except Unavailable:
             log.warning("delivery skipped: database unavailable")
         except Exception:
             log.exception("delivery failed")
         finally:
             self._delivering.release()
+
+    def _bot_key(self) -> str:
+        """The bot's own id: the budgets of its token are shared by its processes."""
+        return str(self._bot.bot_identifier)
+
+    def _rate_limited(self, wait: float) -> None:
+        """The platform answered 429: every process of this bot waits ``wait`` seconds."""
+        try:
+            self._engine().rate_limited(self.platform, self._bot_key(), wait)
+        except Unavailable:
+            log.warning("a 429 could not be shared: database unavailable")
 
     def _identifier(self, person_id: str) -> object:
         return self.build_identifier(person_id.split(":", 1)[1])

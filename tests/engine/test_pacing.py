@@ -1,0 +1,273 @@
+"""Delivery pacing (issue 15): the budgets, their storage on every storage, and
+``Engine.deliver`` keeping to them."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from datetime import timedelta
+
+import pytest
+
+from iwant_engine import settings
+from iwant_engine.pacing import (
+    DEFAULT_LIMITS,
+    Limit,
+    PaceBook,
+    Pacer,
+    Scope,
+    minimum_seconds,
+    scopes_for,
+)
+from iwant_engine.settings import SettingsError
+
+from ..support import ALICE, BOB, CAROL, DAVE, make_engine
+
+
+class FakeTime:
+    """Wall-clock seconds that move only when slept."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def pacer_on(book_pace, time: FakeTime) -> Pacer:  # noqa: ANN001
+    return Pacer(book_pace, clock=time, sleep=time.sleep)
+
+
+# -- limits and their settings -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "rate", "burst"),
+    [
+        ("1/s", 1.0, 1),
+        ("20/min", 20 / 60, 1),
+        ("600/min burst 20", 10.0, 20),
+        ("30 / s burst 5", 30, 5),
+    ],
+)
+def test_limits_are_written_as_a_rate_and_a_burst(text, rate, burst):
+    limit = Limit.parse(text)
+    assert (limit.rate, limit.burst) == (pytest.approx(rate), burst)
+    assert Limit.parse(str(limit)) == limit
+
+
+@pytest.mark.parametrize("text", ["fast", "0/s", "5/hour", "1/s burst 0", ""])
+def test_a_wrong_limit_is_refused(text):
+    with pytest.raises(ValueError, match="limit"):
+        Limit.parse(text)
+
+
+def test_plugins_cfg_pacing_overrides_a_default_and_refuses_unknown_scopes():
+    cfg = settings.parse_cfg(settings.DEFAULT_CFG + "[pacing]\ntelegram.chat = 2/s burst 4\n", {})
+    assert cfg.pacing["telegram.chat"] == Limit(2.0, 4)
+    assert cfg.pacing["slack.channel"] == DEFAULT_LIMITS["slack.channel"]
+    with pytest.raises(SettingsError, match=r"\[pacing\] slack\.chanel: unknown; known: slack"):
+        settings.parse_cfg(settings.DEFAULT_CFG + "[pacing]\nslack.chanel = 1/s\n", {})
+    with pytest.raises(
+        SettingsError, match=r"slack.channel = 'often': not a limit; write it like 1/s"
+    ):
+        settings.parse_cfg(settings.DEFAULT_CFG + "[pacing]\nslack.channel = often\n", {})
+
+
+# -- reservations ----------------------------------------------------------------------------
+
+
+def test_a_scope_lets_its_burst_through_then_one_send_per_interval():
+    time = FakeTime()
+    pacer = pacer_on(PaceBook().pace, time)
+    chat = [Scope("t:b:chat:1", Limit(1.0, 2))]
+    slots = [pacer.reserve(chat, within=10)[0] - time.now for _ in range(5)]
+    assert slots == [0.0, 0.0, 1.0, 2.0, 3.0]
+
+
+def test_a_send_waits_for_the_slowest_of_its_scopes_and_spends_all_of_them():
+    time = FakeTime()
+    pacer = pacer_on(PaceBook().pace, time)
+    bot, one, two = (
+        Scope("t:b:bot", Limit(2.0, 1)),
+        Scope("t:b:chat:1", Limit(1.0, 1)),
+        Scope("t:b:chat:2", Limit(1.0, 1)),
+    )
+    start = time.now
+    got = [pacer.reserve(s, within=10)[0] - start for s in ([bot, one], [bot, one], [bot, two])]
+    # chat 1 allows its second send at +1; the bot's own budget then puts chat 2 at +1.5.
+    assert got == [0.0, 1.0, 1.5]
+
+
+def test_a_slot_too_far_away_is_not_reserved():
+    time = FakeTime()
+    pacer = pacer_on(PaceBook().pace, time)
+    chat = [Scope("t:b:chat:1", Limit(1.0, 1))]
+    assert pacer.reserve(chat, within=0.5) == (time.now, True)
+    assert pacer.reserve(chat, within=0.5) == (time.now + 1.0, False)
+    assert pacer.reserve(chat, within=0.5) == (time.now + 1.0, False), "nothing was spent"
+    time.sleep(1.0)
+    assert pacer.reserve(chat, within=0.5) == (time.now, True)
+
+
+def test_a_429_pauses_the_scope_then_sends_resume_at_the_rate_not_in_a_burst():
+    time = FakeTime()
+    pacer = pacer_on(PaceBook().pace, time)
+    bot = [Scope("t:b:bot", Limit(10.0, 3))]
+    pacer.pause(bot, 5.0)
+    slots = [pacer.reserve(bot, within=10)[0] - time.now for _ in range(3)]
+    assert slots == pytest.approx([5.0, 5.1, 5.2])
+
+
+def test_scopes_of_a_row_per_platform():
+    limits = DEFAULT_LIMITS
+    keys = lambda *a, **k: [s.key for s in scopes_for(*a, limits, **k)]  # noqa: E731
+    assert keys("slack", "B", "slack:U1", None, "slack:C1") == [
+        "slack:B:workspace",
+        "slack:B:channel:U1",
+    ]
+    group = ["slack:U1", "slack:U2"]
+    assert keys("slack", "B", "slack:group:4", group, "slack:C1", group_dm_max=8) == [
+        "slack:B:workspace",
+        "slack:B:open",
+    ]
+    big = [f"slack:U{i}" for i in range(9)]
+    assert keys("slack", "B", "slack:group:5", big, "slack:C1", group_dm_max=8) == [
+        "slack:B:workspace",
+        "slack:B:channel:C1",
+    ]
+    assert keys("slack", "B", "slack:group:5", big, None, group_dm_max=8) == [], "sends nothing"
+    assert keys("telegram", "7", "telegram:42", None, None) == [
+        "telegram:7:bot",
+        "telegram:7:chat:42",
+    ]
+    assert keys("telegram", "7", "telegram:-5", None, None) == [
+        "telegram:7:bot",
+        "telegram:7:group:-5",
+    ]
+    assert keys("telegram", "7", "telegram:group:3", ["telegram:1"], None) == []
+    assert keys("text", "x", "text:@a", None, None) == []
+
+
+def test_minimum_seconds_is_set_by_the_busiest_scope():
+    limits = {"bot": Limit(30.0, 30), "chat:1": Limit(1.0, 3)}
+    assert minimum_seconds({"bot": 90, "chat:1": 3}, limits) == pytest.approx(2.0)
+    assert minimum_seconds({"bot": 10, "chat:1": 13}, limits) == pytest.approx(10.0)
+    assert minimum_seconds({}, limits) == 0.0
+
+
+# -- every storage keeps the budgets -------------------------------------------------------------
+
+
+def test_storage_pace_keeps_numbers_per_key(engine):
+    seen: list[dict[str, float]] = []
+
+    def step(values: dict[str, float]) -> dict[str, float]:
+        seen.append(dict(values))
+        return {k: values.get(k, 0.0) + 1.5 for k in ("a", "b")}
+
+    engine.storage.pace(["b", "a"], step)
+    engine.storage.pace(["a"], step)
+    assert seen == [{}, {"a": 1.5}]
+
+
+def test_deliver_paces_one_chat_and_gives_later_rows_back_unspent(engine, clock):
+    """Three notes to Alice's chat (one in 5 s, burst 2): her first two go now, the third
+    is given back for 5 s (its attempt not counted) while everyone else's go, and it goes
+    once its time comes. Nothing slept: a far slot is not waited for."""
+    time = FakeTime()
+    engine.pacer = Pacer(engine.storage.pace, clock=time, sleep=time.sleep)
+    limit = Limit(0.2, 2)
+    engine.submit(ALICE, "coffee 10:00")
+    engine.submit(BOB, "coffee 10:00")  # Alice hears Bob joined
+    engine.submit(CAROL, "coffee 10:00")  # ... and Carol
+    engine.submit(DAVE, "coffee 10:00")  # ... and Dave: three rows for Alice's chat
+
+    def scopes(item):  # noqa: ANN001, ANN202
+        if item.recipient != ALICE.id:
+            return []
+        return [Scope(f"text:bot:chat:{item.recipient}", limit)]
+
+    sent: list[str] = []
+
+    def send(item) -> None:  # noqa: ANN001
+        sent.append(item.recipient)
+
+    first = engine.deliver("text", send, scopes=scopes)
+    assert sent.count(ALICE.id) == 2
+    assert first.deferred == 1
+    assert {BOB.id, CAROL.id} <= set(sent)
+    everyone_else = len(sent) - 2
+    assert engine.deliver("text", send, scopes=scopes).delivered == 0, "not due yet"
+    clock.advance(seconds=5)
+    time.sleep(5.0)
+    later = engine.deliver("text", send, scopes=scopes)
+    assert (later.delivered, later.deferred) == (1, 0)
+    assert sent.count(ALICE.id) == 3 and len(sent) == everyone_else + 3
+    assert time.slept == [5.0], "no send waited for its slot"
+    assert engine.storage.counts()["outbox_pending"] == 0
+
+
+def test_a_rate_limit_in_one_engine_pauses_another_on_postgresql(pg_database, clock):
+    from ..support import truncate_postgres
+
+    truncate_postgres(pg_database)
+    one, two = make_engine(pg_database, clock), make_engine(pg_database, clock)
+    try:
+        time = FakeTime()
+        for eng in (one, two):
+            eng.pacer = Pacer(eng.storage.pace, clock=time, sleep=time.sleep)
+        one.rate_limited("telegram", "7", 3.0)
+        bot = Scope("telegram:7:bot", DEFAULT_LIMITS["telegram.bot"])
+        slot, reserved = two.pacer.reserve([bot], within=10)
+        assert reserved and slot == pytest.approx(time.now + 3.0)
+    finally:
+        one.close()
+        two.close()
+
+
+def _reserve_many(url: str, count: int, out) -> None:  # noqa: ANN001
+    from iwant_engine import FixedClock
+
+    from ..support import START
+
+    eng = make_engine(url, FixedClock(START))
+    scope = [Scope("test:b:chat:1", Limit(200.0, 2))]
+    try:
+        out.put([eng.pacer.reserve(scope, within=60)[0] for _ in range(count)])
+    finally:
+        eng.close()
+
+
+def test_two_processes_on_postgresql_never_take_the_same_slot(pg_database):
+    from ..support import truncate_postgres
+
+    truncate_postgres(pg_database)
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    workers = [ctx.Process(target=_reserve_many, args=(pg_database, 40, out)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    slots = sorted(out.get(timeout=60) + out.get(timeout=60))
+    for w in workers:
+        w.join(30)
+    assert len(slots) == 80
+    # GCRA: n slots in a row span at least (n - burst) intervals, whoever reserved them.
+    interval = 1 / 200.0
+    for i in range(2, len(slots)):
+        assert slots[i] - slots[i - 2] >= interval - 1e-6, (i, slots[i - 2 : i + 1])
+
+
+def test_a_released_row_keeps_its_place_for_its_chat(engine, clock):
+    engine.submit(ALICE, "coffee 10:00")
+    engine.submit(BOB, "coffee 10:00")
+    item = engine.storage.claim_outbox("text", clock.now())[0]
+    engine.storage.release(item.id, clock.now() + timedelta(seconds=5))
+    assert engine.storage.claim_outbox("text", clock.now()) == []
+    clock.advance(seconds=5)
+    again = engine.storage.claim_outbox("text", clock.now())
+    assert [(i.id, i.attempts) for i in again] == [(item.id, item.attempts)]
