@@ -13,6 +13,30 @@ File uploads follow slack-sdk's ``files_upload_v2``: ``files.getUploadURLExterna
 an ``upload_url`` on this server (``/upload/<file_id>``), the bot POSTs the raw bytes there,
 and ``files.completeUploadExternal`` shares the file into ``channel_id``; ``files_in(channel)``
 reads the shared files back. ``fail("upload", ...)`` makes the byte POST fail.
+
+``chat.postMessage`` also takes a user id (``U…``) as ``channel``, as Slack does: the message
+goes into the app's direct-message channel with that person (``dm_of(user)``, opened if need
+be) and the answer's ``channel`` is that ``D…`` id. An unknown user id is
+``channel_not_found`` (Slack's documented error for a bad ``channel``); a bot is
+``cannot_dm_bot`` and a deactivated person ``user_disabled`` unless their direct-message
+channel already exists (as ``conversations.open`` refuses them; Slack still delivers into an
+existing one, as it does for its ``D…`` id).
+
+Rate limits (``SlackStandIn(limits=SlackLimits())``; the default ``limits=None`` enforces
+none). Slack publishes them in its method documentation and rate-limit guide:
+``chat.postMessage`` "allows 1 message per second per channel, with short bursts allowed",
+and "several hundred messages per minute" per workspace; ``conversations.open`` is Tier 3,
+"50+ per minute". :class:`SlackLimits` holds those figures as token buckets (GCRA, on
+``time.monotonic()``), each a rate and a burst, keyed by scope: ``channel`` (one per
+channel, a user id counting as their DM channel), ``workspace`` (every chat.postMessage)
+and ``open`` (every conversations.open). A call that would exceed any of its scopes is
+answered as Slack answers: HTTP 429, ``Retry-After: <whole seconds, at least 1>`` and
+``{"ok": false, "error": "ratelimited"}``; it has no effect and uses no budget. The
+``fail()``/``rate_limit()`` rules and the token check come first; a call the limits let
+through uses budget even if it then fails (Slack counts requests). Whether enforced or not,
+the stand-in records when each scope's calls were let through: ``accepted_times(kind)``,
+``peak(kind, window)`` (most calls of one scope in any ``window`` seconds),
+``rate_limited()`` / ``rate_limited_calls()`` and ``limits_report()``.
 """
 
 from __future__ import annotations
@@ -21,6 +45,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import socket
 import struct
 import threading
@@ -52,6 +77,7 @@ class Call:
     status: int
     response: dict[str, Any]
     at: float
+    limited_by: tuple[str, ...] = ()  # the limit scopes that refused it (a 429 of the limits)
 
 
 @dataclass
@@ -124,12 +150,87 @@ class FailRule:
         return all(str(params.get(k)) == v for k, v in self.where.items())
 
 
-class SlackStandIn:
-    """The stand-in server; use as a context manager or call start()/stop()."""
+@dataclass(frozen=True)
+class SlackLimits:
+    """Slack's published rate limits, as token buckets (a rate and a burst per scope).
 
-    def __init__(self, bot_token: str = "xoxb-test", app_token: str = "xapp-test") -> None:
+    ``per_channel``: chat.postMessage messages per second in one channel ("1 message per
+    second per channel"), ``channel_burst`` at once ("short bursts allowed");
+    ``workspace_per_minute``: chat.postMessage calls per minute in the workspace ("several
+    hundred per minute"), ``workspace_burst`` at once; ``open_per_minute``: conversations.open
+    calls per minute (Tier 3, "50+ per minute"), ``open_burst`` at once."""
+
+    per_channel: float = 1.0
+    channel_burst: int = 3
+    workspace_per_minute: float = 600.0
+    workspace_burst: int = 20
+    open_per_minute: float = 50.0
+    open_burst: int = 10
+
+    def __post_init__(self) -> None:
+        rates = (self.per_channel, self.workspace_per_minute, self.open_per_minute)
+        if min(rates) <= 0 or min(self.channel_burst, self.workspace_burst, self.open_burst) < 1:
+            raise ValueError(f"rates must be positive and bursts at least 1: {self}")
+
+    def buckets(self) -> dict[str, _Gcra]:
+        """One bucket per scope kind."""
+        return {
+            "channel": _Gcra(1.0 / self.per_channel, self.channel_burst),
+            "workspace": _Gcra(60.0 / self.workspace_per_minute, self.workspace_burst),
+            "open": _Gcra(60.0 / self.open_per_minute, self.open_burst),
+        }
+
+
+class _Gcra:
+    """The generic cell rate algorithm: one call per ``interval`` seconds on average, up to
+    ``burst`` at once, per key. Not thread-safe (the stand-in's lock guards it)."""
+
+    def __init__(self, interval: float, burst: int) -> None:
+        self.interval = interval
+        self.tolerance = (burst - 1) * interval
+        self._tat: dict[str, float] = {}  # key -> theoretical arrival time
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until a call for ``key`` is allowed (0: allowed now)."""
+        tat = max(self._tat.get(key, now), now)
+        return max(0.0, tat - now - self.tolerance)
+
+    def take(self, key: str, now: float) -> None:
+        """Use one call's budget (after :meth:`wait` said 0)."""
+        self._tat[key] = max(self._tat.get(key, now), now) + self.interval
+
+
+def _peak(times: list[float], window: float) -> int:
+    """The most of ``times`` (ascending) within any closed interval ``window`` long."""
+    best, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] > window:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
+#: The limit scope kinds, in the order limits_report lists them.
+LIMIT_KINDS = ("channel", "workspace", "open")
+
+
+class SlackStandIn:
+    """The stand-in server; use as a context manager or call start()/stop().
+
+    ``limits``: the rate limits to enforce (:class:`SlackLimits`); None enforces none."""
+
+    def __init__(
+        self,
+        bot_token: str = "xoxb-test",
+        app_token: str = "xapp-test",
+        limits: SlackLimits | None = None,
+    ) -> None:
         self.bot_token = bot_token
         self.app_token = app_token
+        self.limits = limits
+        self._buckets = limits.buckets() if limits is not None else {}
+        self._accepted: dict[str, dict[str, list[float]]] = {k: {} for k in LIMIT_KINDS}
+        self._limited: list[Call] = []  # calls the limits answered 429
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
         self.calls: list[Call] = []
@@ -185,6 +286,8 @@ class SlackStandIn:
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread:
             self._thread.join(10)
+        if not self._loop.is_running():
+            self._loop.close()  # its selector and self-pipe sockets
         self._loop = None
 
     def __enter__(self) -> SlackStandIn:
@@ -334,6 +437,78 @@ class SlackStandIn:
         """Files the bot shared into ``channel`` (filename, content bytes, initial_comment)."""
         with self.lock:
             return [f for f in self.files if f.channel == channel]
+
+    # ------------------------------------------------------------------ rate limits
+
+    def rate_limited(self) -> int:
+        """How many calls the limits answered 429 (the fail()/rate_limit() rules not counted)."""
+        with self.lock:
+            return len(self._limited)
+
+    def rate_limited_calls(self) -> list[Call]:
+        """The calls the limits answered 429, in order (``Call.limited_by``: which scopes)."""
+        with self.lock:
+            return list(self._limited)
+
+    def accepted_times(self, kind: str) -> dict[str, list[float]]:
+        """For a scope kind (``channel``, ``workspace``, ``open``): each scope's key (the
+        channel id; the team id for the other two) -> the ``time.monotonic()`` times of the
+        calls the limits let through (recorded even when no limits are enforced)."""
+        with self.lock:
+            return {key: list(times) for key, times in self._accepted[kind].items()}
+
+    def peak(self, kind: str, window: float) -> int:
+        """The most calls let through in one scope of ``kind`` within any ``window`` seconds
+        (a closed interval). A bucket of rate r and burst b allows at most b + floor(window*r)."""
+        with self.lock:
+            scopes = list(self._accepted[kind].values())
+        return max((_peak(times, window) for times in scopes), default=0)
+
+    def limits_report(self) -> dict[str, Any]:
+        """The limits and the counts: calls let through and refused per kind, and the peaks
+        per second and per minute."""
+        with self.lock:
+            refused = {k: sum(k in c.limited_by for c in self._limited) for k in LIMIT_KINDS}
+            accepted = {
+                k: sum(len(times) for times in self._accepted[k].values()) for k in LIMIT_KINDS
+            }
+            report: dict[str, Any] = {
+                "limits": None if self.limits is None else dict(vars(self.limits)),
+                "rate_limited": len(self._limited),
+                "rate_limited_by_kind": refused,
+                "accepted": accepted,
+            }
+        report["peak_per_second"] = {k: self.peak(k, 1.0) for k in LIMIT_KINDS}
+        report["peak_per_minute"] = {k: self.peak(k, 60.0) for k in LIMIT_KINDS}
+        return report
+
+    def _limit_scopes(self, method: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+        """The (kind, key) scopes a call counts against."""
+        if method == "chat.postMessage":
+            channel = str(params.get("channel", ""))
+            if channel[:1] in ("U", "W") and channel in self.users:
+                channel = self.dm_of(channel)
+            return [("channel", channel), ("workspace", TEAM_ID)]
+        if method == "conversations.open":
+            return [("open", TEAM_ID)]
+        return []
+
+    def _check_limits(self, method: str, params: dict[str, Any]) -> tuple[tuple[str, ...], float]:
+        """Let a call through (record it and use its budget: returns ``((), 0.0)``) or refuse
+        it: returns the scope kinds that refused it and the seconds until all would allow it.
+        Under the lock."""
+        scopes = self._limit_scopes(method, params)
+        now = time.monotonic()
+        if self._buckets and scopes:
+            waits = [(kind, self._buckets[kind].wait(key, now)) for kind, key in scopes]
+            refused = tuple(kind for kind, wait in waits if wait > 0)
+            if refused:
+                return refused, max(wait for _, wait in waits)
+            for kind, key in scopes:
+                self._buckets[kind].take(key, now)
+        for kind, key in scopes:
+            self._accepted[kind].setdefault(key, []).append(now)
+        return (), 0.0
 
     def unacked(self) -> list[str]:
         with self.lock:
@@ -657,14 +832,17 @@ class SlackStandIn:
                 params.update(dict(await request.post()))
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ").strip() or str(params.pop("token", ""))
-        status, headers, body = self._answer(method, params, token)
         with self.lock:
-            self.calls.append(Call(method, params, token, status, body, time.monotonic()))
+            status, headers, body, limited_by = self._answer(method, params, token)
+            call = Call(method, params, token, status, body, time.monotonic(), limited_by)
+            self.calls.append(call)
+            if limited_by:
+                self._limited.append(call)
         return web.json_response(body, status=status, headers=headers)
 
     def _answer(
         self, method: str, params: dict[str, Any], token: str
-    ) -> tuple[int, dict[str, str], dict[str, Any]]:
+    ) -> tuple[int, dict[str, str], dict[str, Any], tuple[str, ...]]:
         with self.lock:
             rule = next((r for r in self.rules if r.matches(method, params)), None)
             if rule is not None:
@@ -672,16 +850,21 @@ class SlackStandIn:
                 headers = {}
                 if rule.retry_after is not None:
                     headers["Retry-After"] = str(rule.retry_after)
-                return rule.status, headers, {"ok": False, "error": rule.error}
+                return rule.status, headers, {"ok": False, "error": rule.error}, ()
             expected = self.app_token if method in APP_TOKEN_METHODS else self.bot_token
             if self.reject_all_tokens or token != expected:
                 error = "not_authed" if not token else "invalid_auth"
-                return 200, {}, {"ok": False, "error": error}
+                return 200, {}, {"ok": False, "error": error}, ()
+            refused, wait = self._check_limits(method, params)
+            if refused:
+                # Slack's answer: 429, the wait in whole seconds, nothing done.
+                retry_after = str(max(1, math.ceil(wait)))
+                return 429, {"Retry-After": retry_after}, self._err("ratelimited"), refused
             handler = getattr(self, "_m_" + method.replace(".", "_"), None)
             if handler is None:
-                return 200, {}, {"ok": False, "error": "unknown_method"}
+                return 200, {}, {"ok": False, "error": "unknown_method"}, ()
             body = handler(params)
-            return 200, {}, body
+            return 200, {}, body, ()
 
     def _ok(self, **kw: Any) -> dict[str, Any]:
         return {"ok": True, **kw}
@@ -754,6 +937,11 @@ class SlackStandIn:
                 return self._err("user_disabled")
             if user["is_bot"]:
                 return self._err("cannot_dm_bot")
+        return self._ok(channel={"id": self._open(ids)})
+
+    def _open(self, ids: list[str]) -> str:
+        """The bot's conversation with these people (an IM for one, an MPIM for more),
+        created if it does not exist yet; returns its id."""
         if len(ids) == 1:
             channel_id = self.dm_of(ids[0])
             members = [ids[0], BOT_USER_ID]
@@ -774,7 +962,25 @@ class SlackStandIn:
                 "is_archived": False,
             },
         )
-        return self._ok(channel={"id": channel_id})
+        return channel_id
+
+    def _post_target(self, channel: str) -> tuple[str, str | None]:
+        """Where chat.postMessage's ``channel`` posts (a user id: the bot's DM with them, which
+        the post opens if it is not open yet), and the error Slack answers instead, if any."""
+        if channel[:1] not in ("U", "W"):
+            return channel, self._channel_error(channel)
+        user = self.users.get(channel)
+        if user is None:
+            return channel, "channel_not_found"
+        dm = self.dm_of(channel)
+        if dm not in self.channels:
+            # As conversations.open: no new conversation with a bot or a deactivated person.
+            if user["is_bot"]:
+                return channel, "cannot_dm_bot"
+            if user["deleted"]:
+                return channel, "user_disabled"
+            return dm, None
+        return dm, self._channel_error(dm)
 
     def _channel_error(self, channel_id: str) -> str | None:
         channel = self.channels.get(channel_id)
@@ -792,8 +998,7 @@ class SlackStandIn:
         return json.loads(blocks) if isinstance(blocks, str) else blocks
 
     def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel_id = str(params.get("channel", ""))
-        error = self._channel_error(channel_id)
+        channel_id, error = self._post_target(str(params.get("channel", "")))
         if error:
             return self._err(error)
         text = str(params.get("text") or "")
@@ -802,6 +1007,8 @@ class SlackStandIn:
             return self._err("no_text")
         if len(text) > 40000:
             return self._err("msg_too_long")
+        if channel_id not in self.channels:  # a first message to a person opens the DM
+            self._open([str(params["channel"])])
         ts = self.next_ts()
         thread_ts = params.get("thread_ts")
         self.posted.append(Posted(channel_id, ts, text, blocks, thread_ts))

@@ -17,6 +17,22 @@ Telegram behaviour it reproduces, because the backend depends on it:
 - sendDocument takes a multipart upload (or the file_id of an earlier one), refuses empty
   files, files over 50 MB and captions over 1024 UTF-16 units, and answers with a Message
   whose ``document`` has file_id, file_unique_id, file_name, mime_type and file_size.
+
+Rate limits (``BotApiStandin(limits=TelegramLimits())``; the default ``limits=None``
+enforces none).  The Bot FAQ ("My bot is hitting limits, how do I avoid this?") says: "avoid
+sending more than one message per second" in a particular chat, "no more than 20 messages
+per minute" in a group, and "not be able to send more than about 30 messages per second" in
+bulk.  :class:`TelegramLimits` holds those figures as token buckets (GCRA, on
+``time.monotonic()``), each a rate and a burst, keyed by scope: ``bot`` (every sendMessage
+and sendDocument), ``chat`` (one private chat, chat id > 0) and ``group`` (one group, chat
+id < 0).  A send that would exceed any of its scopes is answered as Telegram answers flood
+control: HTTP 429 with ``{"ok": false, "error_code": 429, "description": "Too Many
+Requests: retry after N", "parameters": {"retry_after": N}}`` (N whole seconds, at least
+1); it has no effect and uses no budget.  The :meth:`~BotApiStandin.fail` rules and the
+token check come first; a send the limits let through uses budget even if it then fails.
+Whether enforced or not, the stand-in records when each scope's sends were let through:
+``accepted_times(kind)``, ``peak(kind, window)`` (most sends of one scope in any ``window``
+seconds), ``rate_limited()`` / ``rate_limited_calls()`` and ``limits_report()``.
 """
 
 from __future__ import annotations
@@ -25,6 +41,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import mimetypes
 import threading
 import time
@@ -74,6 +91,7 @@ class Call:
     status: int | None = None  # None while in flight (a long poll); 0 for a dropped one
     response: JSON | None = None
     at: float = field(default_factory=time.monotonic)
+    limited_by: tuple[str, ...] = ()  # the limit scopes that refused it (a 429 of the limits)
 
     @property
     def ok(self) -> bool:
@@ -114,6 +132,72 @@ class Rule:
             return False
 
 
+@dataclass(frozen=True)
+class TelegramLimits:
+    """Telegram's published flood limits, as token buckets (a rate and a burst per scope).
+
+    ``per_second``: sendMessage + sendDocument per second across all chats ("about 30
+    messages per second"), ``burst`` at once; ``per_chat``: per second in one private chat
+    ("no more than one message per second"), ``chat_burst`` at once; ``per_group_minute``:
+    per minute in one group ("no more than 20 messages per minute"), ``group_burst`` at
+    once."""
+
+    per_second: float = 30.0
+    burst: int = 30
+    per_chat: float = 1.0
+    chat_burst: int = 3
+    per_group_minute: float = 20.0
+    group_burst: int = 5
+
+    def __post_init__(self) -> None:
+        rates = (self.per_second, self.per_chat, self.per_group_minute)
+        if min(rates) <= 0 or min(self.burst, self.chat_burst, self.group_burst) < 1:
+            raise ValueError(f"rates must be positive and bursts at least 1: {self}")
+
+    def buckets(self) -> dict[str, _Gcra]:
+        """One bucket per scope kind."""
+        return {
+            "bot": _Gcra(1.0 / self.per_second, self.burst),
+            "chat": _Gcra(1.0 / self.per_chat, self.chat_burst),
+            "group": _Gcra(60.0 / self.per_group_minute, self.group_burst),
+        }
+
+
+class _Gcra:
+    """The generic cell rate algorithm: one call per ``interval`` seconds on average, up to
+    ``burst`` at once, per key.  Not thread-safe (the stand-in's lock guards it)."""
+
+    def __init__(self, interval: float, burst: int) -> None:
+        self.interval = interval
+        self.tolerance = (burst - 1) * interval
+        self._tat: dict[int, float] = {}  # key -> theoretical arrival time
+
+    def wait(self, key: int, now: float) -> float:
+        """Seconds until a call for ``key`` is allowed (0: allowed now)."""
+        tat = max(self._tat.get(key, now), now)
+        return max(0.0, tat - now - self.tolerance)
+
+    def take(self, key: int, now: float) -> None:
+        """Use one call's budget (after :meth:`wait` said 0)."""
+        self._tat[key] = max(self._tat.get(key, now), now) + self.interval
+
+
+def _peak(times: list[float], window: float) -> int:
+    """The most of ``times`` (ascending) within any closed interval ``window`` long."""
+    best, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] > window:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
+#: The limit scope kinds, in the order limits_report lists them.
+LIMIT_KINDS = ("bot", "chat", "group")
+#: The methods the limits count (lower case).
+LIMITED_METHODS = {"sendmessage", "senddocument"}
+
+
 _INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "user_id", "cache_time"}
 _JSON_FIELDS = {"reply_markup", "allowed_updates", "commands", "scope", "entities"}
 #: Free text that stays a string even when it reads "true" or "false".
@@ -138,15 +222,22 @@ def _coerce(params: dict[str, Any]) -> JSON:
 
 
 class BotApiStandin:
-    """The stand-in server.  Start it with :meth:`start`, stop with :meth:`stop`."""
+    """The stand-in server.  Start it with :meth:`start`, stop with :meth:`stop`.
+
+    ``limits``: the flood limits to enforce (:class:`TelegramLimits`); None enforces none."""
 
     def __init__(
         self,
         token: str = "123456789:TEST-secret-token-AAAA",
         bot_username: str = "IWantTestBot",
         first_update_id: int = 700_000,
+        limits: TelegramLimits | None = None,
     ) -> None:
         self.token = token
+        self.limits = limits
+        self._buckets = limits.buckets() if limits is not None else {}
+        self._accepted: dict[str, dict[int, list[float]]] = {k: {} for k in LIMIT_KINDS}
+        self._limited: list[Call] = []  # calls the limits answered 429
         bot_id = int(token.split(":", 1)[0])
         self.bot_user: JSON = {
             "id": bot_id,
@@ -471,6 +562,77 @@ class BotApiStandin:
             f"{count} call(s) of {method}",
         )
 
+    # ------------------------------------------------------------------ rate limits
+
+    def rate_limited(self) -> int:
+        """How many sends the limits answered 429 (the :meth:`fail` rules not counted)."""
+        with self._lock:
+            return len(self._limited)
+
+    def rate_limited_calls(self) -> list[Call]:
+        """The sends the limits answered 429, in order (``Call.limited_by``: which scopes)."""
+        with self._lock:
+            return list(self._limited)
+
+    def accepted_times(self, kind: str) -> dict[int, list[float]]:
+        """For a scope kind (``bot``, ``chat``, ``group``): each scope's key (the chat id; the
+        bot's id for ``bot``) -> the ``time.monotonic()`` times of the sends the limits let
+        through (recorded even when no limits are enforced)."""
+        with self._lock:
+            return {key: list(times) for key, times in self._accepted[kind].items()}
+
+    def peak(self, kind: str, window: float) -> int:
+        """The most sends let through in one scope of ``kind`` within any ``window`` seconds
+        (a closed interval).  A bucket of rate r and burst b allows at most b + floor(window*r)."""
+        with self._lock:
+            scopes = list(self._accepted[kind].values())
+        return max((_peak(times, window) for times in scopes), default=0)
+
+    def limits_report(self) -> JSON:
+        """The limits and the counts: sends let through and refused per kind, and the peaks
+        per second and per minute."""
+        with self._lock:
+            refused = {k: sum(k in c.limited_by for c in self._limited) for k in LIMIT_KINDS}
+            accepted = {
+                k: sum(len(times) for times in self._accepted[k].values()) for k in LIMIT_KINDS
+            }
+            report: JSON = {
+                "limits": None if self.limits is None else dict(vars(self.limits)),
+                "rate_limited": len(self._limited),
+                "rate_limited_by_kind": refused,
+                "accepted": accepted,
+            }
+        report["peak_per_second"] = {k: self.peak(k, 1.0) for k in LIMIT_KINDS}
+        report["peak_per_minute"] = {k: self.peak(k, 60.0) for k in LIMIT_KINDS}
+        return report
+
+    def _limit_scopes(self, method: str, params: JSON) -> list[tuple[str, int]]:
+        """The (kind, key) scopes a call counts against."""
+        if method.lower() not in LIMITED_METHODS:
+            return []
+        scopes = [("bot", int(self.bot_user["id"]))]
+        chat_id = params.get("chat_id")
+        if isinstance(chat_id, int) and chat_id != 0:
+            scopes.append(("chat" if chat_id > 0 else "group", chat_id))
+        return scopes
+
+    def _check_limits(self, method: str, params: JSON) -> tuple[tuple[str, ...], float]:
+        """Let a send through (record it and use its budget: returns ``((), 0.0)``) or refuse
+        it: returns the scope kinds that refused it and the seconds until all would allow it.
+        Under the lock."""
+        scopes = self._limit_scopes(method, params)
+        now = time.monotonic()
+        if self._buckets and scopes:
+            waits = [(kind, self._buckets[kind].wait(key, now)) for kind, key in scopes]
+            refused = tuple(kind for kind, wait in waits if wait > 0)
+            if refused:
+                return refused, max(wait for _, wait in waits)
+            for kind, key in scopes:
+                self._buckets[kind].take(key, now)
+        for kind, key in scopes:
+            self._accepted[kind].setdefault(key, []).append(now)
+        return (), 0.0
+
     # ------------------------------------------------------------------ HTTP
 
     async def _params(self, request: web.Request) -> JSON:
@@ -516,6 +678,17 @@ class BotApiStandin:
             if rule.migrate_to_chat_id is not None:
                 error["parameters"] = {"migrate_to_chat_id": rule.migrate_to_chat_id}
             return self._record(call, rule.status, error)
+
+        with self._lock:
+            refused, wait = self._check_limits(method, params)
+            if refused:
+                # Telegram's flood control: 429, the wait in whole seconds, nothing sent.
+                retry_after = max(1, math.ceil(wait))
+                call.limited_by = refused
+                self._limited.append(call)
+                error = self._error(429, f"Too Many Requests: retry after {retry_after}")
+                error["parameters"] = {"retry_after": retry_after}
+                return self._record(call, 429, error)
 
         handler = getattr(self, f"_api_{method.lower()}", None)
         if handler is None:
