@@ -451,10 +451,17 @@ class IWantSlackBackend(ErrBot):
 
     # ------------------------------------------------------------------ outgoing
 
-    def _channel_for(self, to: Any) -> str:
+    def _channel_for(self, to: Any, *, post: bool = False) -> str:
+        """Where a message to ``to`` goes. A person (or a person in a room) privately: for
+        chat.postMessage (``post``) their user id, which posts in the app's DM with them
+        without a conversations.open (Tier 3, 50 a minute: a lunch rush would wait minutes
+        for it; Slack answers with the DM's id, kept for ``SlackPerson.channelid``); for other
+        methods, their DM channel (conversations.open, cached)."""
         if isinstance(to, SlackRoom):
             return to.id
-        if isinstance(to, SlackPerson):  # a person, or a person in a room: privately
+        if isinstance(to, SlackPerson):
+            if post:
+                return to.person
             try:
                 return self.directory.dm_channel(to.person)
             except Exception as exc:
@@ -470,7 +477,7 @@ class IWantSlackBackend(ErrBot):
     def send_message(self, msg: Message) -> Message:
         """Post a message; raises SlackDeliveryError (``undeliverable`` when permanent)."""
         super().send_message(msg)
-        channel = self._channel_for(msg.to)
+        channel = self._channel_for(msg.to, post=True)
         text = outgoing_text(msg.body)
         kwargs: dict[str, Any] = {
             "channel": channel,
@@ -495,6 +502,8 @@ class IWantSlackBackend(ErrBot):
                 self._respond_via_url(msg.extras["slack_response_url"], kwargs)
                 return msg
             raise error from exc
+        if isinstance(msg.to, SlackPerson) and str(response.get("channel", "")).startswith("D"):
+            self.directory.remember_dm(msg.to.person, str(response["channel"]))
         msg.extras["slack_channel"] = response.get("channel", channel)
         msg.extras["slack_ts"] = response.get("ts")
         return msg

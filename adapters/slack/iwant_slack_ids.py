@@ -71,6 +71,11 @@ class UserDirectory:
         with self._lock:
             return self._dms.get(user_id)
 
+    def remember_dm(self, user_id: str, channel: str) -> None:
+        """The person's DM channel, as a post to their user id answered."""
+        with self._lock:
+            self._dms[user_id] = channel
+
     def dm_channel(self, user_id: str) -> str:
         """The bot's direct-message channel with a person (conversations.open, cached).
         Raises SlackApiError as slack-sdk does."""

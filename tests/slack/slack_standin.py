@@ -147,7 +147,15 @@ class FailRule:
     def matches(self, method: str, params: dict[str, Any]) -> bool:
         if self.times <= 0 or method != self.method:
             return False
-        return all(str(params.get(k)) == v for k, v in self.where.items())
+        return all(_same(k, str(params.get(k)), v) for k, v in self.where.items())
+
+
+def _same(key: str, given: str, wanted: str) -> bool:
+    """A rule on a DM channel also catches a post addressed to its person's user id, as
+    Slack resolves one to the other before anything else."""
+    if given == wanted:
+        return True
+    return key == "channel" and given[:1] in ("U", "W") and wanted == "D" + given[1:]
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,10 @@ def test_direct_message_command_is_answered_in_the_dm(shared_bot: BotProcess) ->
     s = shared_bot.standin
     reply = say(s, ALICE, A_DM, "!echo hello there", "hello there")
     assert reply.channel == A_DM
-    # The DM channel was found with conversations.open, for Alice.
-    assert any(c.params.get("users") == ALICE for c in s.calls_of("conversations.open"))
+    # Posted to Alice's user id (Slack puts it in her DM): no conversations.open, which is
+    # Tier 3 (50 a minute) and would hold up a lunch rush.
+    assert [c.params["channel"] for c in s.calls_of("chat.postMessage")][-1] == ALICE
+    assert not any(c.params.get("users") == ALICE for c in s.calls_of("conversations.open"))
 
 
 def test_help_lists_builtin_commands(shared_bot: BotProcess) -> None:
@@ -245,11 +247,11 @@ def test_send_raises_undeliverable_for_permanent_failures(
 
 def test_send_raises_a_transient_error_for_other_failures(shared_bot: BotProcess) -> None:
     s = shared_bot.standin
-    s.fail("chat.postMessage", 1, error="internal_error", channel=SlackStandIn.dm_of(CAROL))
+    s.fail("chat.postMessage", 1, error="internal_error", channel=CAROL)
     reply = say(s, ALICE, A_DM, f"!probe send {CAROL} hi", "send ")
     assert "send failed: transient SlackDeliveryError" in reply.text
     # A revoked token is not the recipient's fault: transient too, the bot keeps running.
-    s.fail("chat.postMessage", 1, error="invalid_auth", channel=SlackStandIn.dm_of(CAROL))
+    s.fail("chat.postMessage", 1, error="invalid_auth", channel=CAROL)
     reply = say(s, ALICE, A_DM, f"!probe send {CAROL} hi", "send ")
     assert "send failed: transient SlackDeliveryError" in reply.text
 
@@ -388,7 +390,9 @@ def test_429_storm_honours_retry_after_and_the_message_gets_through(shared_bot: 
     start = len(s.calls_of("chat.postMessage"))
     reply = say(s, ALICE, A_DM, "!echo after the storm", "after the storm")
     assert reply.channel == A_DM
-    attempts = [c for c in s.calls_of("chat.postMessage")[start:] if c.params["channel"] == A_DM]
+    attempts = [
+        c for c in s.calls_of("chat.postMessage")[start:] if c.params["channel"] in (A_DM, ALICE)
+    ]
     assert [c.status for c in attempts][:3] == [429, 429, 200]
     gaps = [b.at - a.at for a, b in zip(attempts, attempts[1:3], strict=False)]
     assert all(gap >= 0.95 for gap in gaps), f"Retry-After not honoured: {gaps}"
@@ -396,20 +400,20 @@ def test_429_storm_honours_retry_after_and_the_message_gets_through(shared_bot: 
 
 def test_a_429_storm_longer_than_the_retries_raises_transient(shared_bot: BotProcess) -> None:
     s = shared_bot.standin
-    carol_dm = SlackStandIn.dm_of(CAROL)
+    carol = CAROL  # a post to a person goes to their user id
     say(s, ALICE, A_DM, f"!probe send {CAROL} first", "send ok")
     seen = len(s.calls_of("chat.postMessage"))
-    s.rate_limit("chat.postMessage", times=50, retry_after=1, channel=carol_dm)
+    s.rate_limit("chat.postMessage", times=50, retry_after=1, channel=carol)
     t0 = time.monotonic()
     reply = say(s, ALICE, A_DM, f"!probe send {CAROL} hi", "send ")
     assert "send failed: transient SlackRateLimited" in reply.text
     calls = s.calls_of("chat.postMessage")[seen:]
-    attempts = [c for c in calls if c.params["channel"] == carol_dm]
+    attempts = [c for c in calls if c.params["channel"] == carol]
     assert len(attempts) == 1 + 3  # one try and 3 bounded retries
     assert time.monotonic() - t0 < 20
     # A Retry-After beyond our bound is not slept on: transient at once.
     s.rules.clear()
-    s.rate_limit("chat.postMessage", times=1, retry_after=3600, channel=carol_dm)
+    s.rate_limit("chat.postMessage", times=1, retry_after=3600, channel=carol)
     t0 = time.monotonic()
     reply = say(s, ALICE, A_DM, f"!probe send {CAROL} hi", "send ")
     assert "transient SlackRateLimited" in reply.text and time.monotonic() - t0 < 10
