@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+#: A budget untouched this long has refilled: its number is dropped at retention time.
+KEEP_SECONDS = 3600.0
 #: The longest a delivery waits for a slot while holding a claimed row; a later slot gives the
 #: row back (it is sent then) and the deliverer goes on with rows whose chats are free.
 MAX_WAIT = 2.0
@@ -89,9 +91,12 @@ class PaceBook:
         with self._lock:
             self._at.update(step({k: self._at[k] for k in keys if k in self._at}))
 
-    def forget(self) -> None:
+    def forget_paces(self, before: float) -> int:
         with self._lock:
-            self._at.clear()
+            old = [k for k, v in self._at.items() if v < before]
+            for key in old:
+                del self._at[key]
+            return len(old)
 
 
 def earliest(scopes: Sequence[Scope], at: Mapping[str, float], now: float) -> float:

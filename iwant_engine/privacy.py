@@ -21,6 +21,7 @@ from . import messages as msg
 from .errors import UserError
 from .grammar import day_names
 from .model import Person, PersonData, PersonInfo
+from .pacing import KEEP_SECONDS
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -194,4 +195,5 @@ def purge(engine: Engine, limit: int = PURGE_BATCH) -> int:
         total += deleted
         if deleted < limit:
             break
-    return total
+    # Delivery budgets not touched for an hour have refilled: as good as never stored.
+    return total + engine.storage.forget_paces(engine.pacer.clock() - KEEP_SECONDS)

@@ -682,6 +682,9 @@ class MemoryStorage:
     def pace(self, keys: Sequence[str], step: Step) -> None:
         self._pacing.pace(keys, step)
 
+    def forget_paces(self, before: float) -> int:
+        return self._pacing.forget_paces(before)
+
 
 def _id(row: StoredRequest | _OutboxRow) -> int:
     return row.id

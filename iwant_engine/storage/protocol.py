@@ -293,3 +293,7 @@ class Storage(Protocol):
         numbers it returns; atomic for every process of this storage (two callers with a key
         in common run one after the other). The numbers are the engine's; a storage that
         serves one process may keep them in memory."""
+
+    def forget_paces(self, before: float) -> int:
+        """Drop the numbers ``pace`` stored that are below ``before`` (budgets long since
+        refilled, the same as never stored); how many."""

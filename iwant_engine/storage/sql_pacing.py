@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ..pacing import PaceBook, Step
@@ -55,6 +55,12 @@ class PacingStore:
             changed = step({k: v for k, v in at.items() if v > 0.0})
             if changed:
                 conn.execute(_WRITE, [{"k": k, "v": v} for k, v in sorted(changed.items())])
+
+    def forget_paces(self, before: float) -> int:
+        if self.is_sqlite:
+            return self._book.forget_paces(before) if self._book is not None else 0
+        with self._guard(), self.engine.begin() as conn:
+            return int(conn.execute(delete(PACING).where(PACING.c.at < before)).rowcount or 0)
 
     def release(self, outbox_id: int, retry_at: datetime) -> None:
         with self._guard(), self.engine.begin() as conn:

@@ -271,3 +271,12 @@ def test_a_released_row_keeps_its_place_for_its_chat(engine, clock):
     clock.advance(seconds=5)
     again = engine.storage.claim_outbox("text", clock.now())
     assert [(i.id, i.attempts) for i in again] == [(item.id, item.attempts)]
+
+
+def test_budgets_untouched_for_an_hour_are_dropped_at_retention_time(engine):
+    now = engine.pacer.clock()
+    engine.storage.pace(["old", "new"], lambda _at: {"old": now - 7200, "new": now + 1})
+    assert engine.purge() == 1
+    seen: list[dict[str, float]] = []
+    engine.storage.pace(["old", "new"], lambda at: seen.append(at) or {})
+    assert seen == [{"new": pytest.approx(now + 1)}]
