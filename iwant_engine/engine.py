@@ -676,9 +676,11 @@ class Engine:
                     type(err).__name__,
                 )
                 now = self.clock.now()
-                retry_at = (
-                    None if permanent else now + timedelta(seconds=min(2**item.attempts, 600))
-                )
+                # A platform that said how long to wait (a 429's retry_after) is believed.
+                wait = getattr(err, "retry_after", None)
+                if not isinstance(wait, int | float) or not 0 < wait <= 600:
+                    wait = min(2**item.attempts, 600)
+                retry_at = None if permanent else now + timedelta(seconds=wait)
                 self.storage.fail(item.id, now, redact(f"{type(err).__name__}: {err}"), retry_at)
                 if permanent:
                     given_up.append(item)

@@ -280,3 +280,22 @@ def test_budgets_untouched_for_an_hour_are_dropped_at_retention_time(engine):
     seen: list[dict[str, float]] = []
     engine.storage.pace(["old", "new"], lambda at: seen.append(at) or {})
     assert seen == [{"new": pytest.approx(now + 1)}]
+
+
+class RateLimited(Exception):
+    retry_after = 7.0
+
+
+def test_a_send_refused_with_retry_after_is_tried_again_then_not_before(engine, clock):
+    engine.submit(ALICE, "coffee 10:00")
+    engine.submit(BOB, "coffee 10:00")
+
+    def refuse(item) -> None:  # noqa: ANN001
+        raise RateLimited("429")
+
+    assert engine.deliver("text", refuse).retried == 2
+    clock.advance(seconds=6)
+    assert engine.deliver("text", refuse).retried == 0, "the platform asked for 7 s"
+    clock.advance(seconds=1)
+    sent: list[str] = []
+    assert engine.deliver("text", lambda item: sent.append(item.recipient)).delivered == 2
