@@ -647,48 +647,58 @@ class Engine:
         after ``MAX_ATTEMPTS`` attempts, or at once when ``is_permanent`` says so.
 
         With ``scopes`` (the budgets a row spends, ``pacing.scopes_for``), each send waits for
-        a slot that every process of the bot leaves free (``pacing``); a row whose slot is
-        more than ``pacing.MAX_WAIT`` away is given back until then (``deferred``), so rows
-        for free chats go first, and rows are never held near the end of their lease."""
+        a slot that every process of the bot leaves free (``pacing``), but never long: a row
+        whose slot is more than ``pacing.PROMPT`` away (its chat is busy) is set aside while
+        the others go, tried once more after them, and then given back until its slot
+        (``deferred``; its attempt not counted). So one busy chat never holds up the rest,
+        and rows are never held near the end of their lease."""
         delivered = retried = deferred = 0
         given_up: list[OutboxItem] = []
         claimed = self.storage.claim_outbox(platform, self.clock.now(), limit, LEASE)
         # Past half the lease another process may claim these rows again: give back the rest.
         hold_until = self.pacer.clock() + LEASE.total_seconds() / 2
-        for item in claimed:
-            paced = scopes(item) if scopes is not None else ()
-            if paced:
-                slot, reserved = self.pacer.reserve(paced)
-                if not reserved or slot > hold_until:
-                    later = timedelta(seconds=max(slot - self.pacer.clock(), 0.0))
-                    self.storage.release(item.id, self.clock.now() + later)
-                    deferred += 1
+        rows = [(item, scopes(item) if scopes is not None else ()) for item in claimed]
+        for last in (False, True):
+            busy: list[tuple[OutboxItem, Sequence[Scope]]] = []
+            for item, paced in rows:
+                if paced:
+                    slot, reserved = self.pacer.reserve(paced, pacing.PROMPT)
+                    if not reserved and not last:
+                        busy.append((item, paced))  # its chat is busy: after the others
+                        continue
+                    if not reserved or slot > hold_until:
+                        later = timedelta(seconds=max(slot - self.pacer.clock(), 0.0))
+                        self.storage.release(item.id, self.clock.now() + later)
+                        deferred += 1
+                        continue
+                    self.pacer.wait_for(slot)
+                try:
+                    send(item)
+                except Exception as err:  # the platform failed; the row stays until it succeeds
+                    permanent = is_permanent(err) or item.attempts >= MAX_ATTEMPTS
+                    log.warning(
+                        "sending outbox row %s failed (%s): %s",
+                        item.id,
+                        "permanent" if permanent else "will retry",
+                        type(err).__name__,
+                    )
+                    now = self.clock.now()
+                    # A platform that said how long to wait (a 429's retry_after) is believed.
+                    wait = getattr(err, "retry_after", None)
+                    if not isinstance(wait, int | float) or not 0 < wait <= 600:
+                        wait = min(2**item.attempts, 600)
+                    retry_at = None if permanent else now + timedelta(seconds=wait)
+                    self.storage.fail(
+                        item.id, now, redact(f"{type(err).__name__}: {err}"), retry_at
+                    )
+                    if permanent:
+                        given_up.append(item)
+                    else:
+                        retried += 1
                     continue
-                self.pacer.wait_for(slot)
-            try:
-                send(item)
-            except Exception as err:  # the platform failed; the row stays until it succeeds
-                permanent = is_permanent(err) or item.attempts >= MAX_ATTEMPTS
-                log.warning(
-                    "sending outbox row %s failed (%s): %s",
-                    item.id,
-                    "permanent" if permanent else "will retry",
-                    type(err).__name__,
-                )
-                now = self.clock.now()
-                # A platform that said how long to wait (a 429's retry_after) is believed.
-                wait = getattr(err, "retry_after", None)
-                if not isinstance(wait, int | float) or not 0 < wait <= 600:
-                    wait = min(2**item.attempts, 600)
-                retry_at = None if permanent else now + timedelta(seconds=wait)
-                self.storage.fail(item.id, now, redact(f"{type(err).__name__}: {err}"), retry_at)
-                if permanent:
-                    given_up.append(item)
-                else:
-                    retried += 1
-                continue
-            self.storage.ack(item.id, self.clock.now())
-            delivered += 1
+                self.storage.ack(item.id, self.clock.now())
+                delivered += 1
+            rows = busy
         return DeliveryReport(delivered, retried, given_up, deferred)
 
     def scopes_of(

@@ -27,9 +27,13 @@ from dataclasses import dataclass
 
 #: A budget untouched this long has refilled: its number is dropped at retention time.
 KEEP_SECONDS = 3600.0
-#: The longest a delivery waits for a slot while holding a claimed row; a later slot gives the
-#: row back (it is sent then) and the deliverer goes on with rows whose chats are free.
+#: How far ahead ``Pacer.reserve`` reserves a slot unless told otherwise.
 MAX_WAIT = 2.0
+#: The longest a delivery waits for a slot while holding a claimed row (``Engine.deliver``):
+#: about the bot's own pace with two processes reserving. A later slot (a busy chat) sets
+#: the row aside while rows for free chats go, then gives it back until its slot; waiting
+#: for it would hold up every other chat (a lunch rush sent at 60% of Telegram's limit so).
+PROMPT = 0.25
 
 _LIMIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|min|minute)\s*(?:burst\s+(\d+))?\s*$")
 

@@ -516,8 +516,9 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
                 report = self.engine.deliver(self.platform, self._send, _is_permanent, 50, scopes)
                 for item in report.undeliverable or []:
                     self._tell_origin(item)
-                if report.delivered + report.retried + len(report.undeliverable or []) < 50:
-                    break  # deferred rows are due later, for the next round
+                handled = report.delivered + report.retried + len(report.undeliverable or [])
+                if handled == 0 and report.deferred < 50:
+                    break  # nothing more is due now; deferred rows are, later, for a round
         except Unavailable:
             log.warning("delivery skipped: database unavailable")
         except Exception:
