@@ -19,7 +19,7 @@ from . import databases as dbs
 from . import measure, report
 from .progress import note
 
-STAGES = ("throughput", "suggestions", "growth", "sweep", "processes", "e2e")
+STAGES = ("throughput", "suggestions", "growth", "sweep", "processes", "e2e", "rush")
 FULL = {
     "ops": 3000,
     "growth_sizes": "1000,10000,100000",
@@ -28,6 +28,7 @@ FULL = {
     "process_ops": 500,
     "sweep": 10000,
     "e2e": 200,
+    "rush": 600,
 }
 QUICK = {
     "ops": 200,
@@ -37,6 +38,7 @@ QUICK = {
     "process_ops": 30,
     "sweep": 500,
     "e2e": 20,
+    "rush": 60,
 }
 
 
@@ -112,6 +114,13 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         help=f"!iwant and !echo commands for 6 (default {FULL['e2e']}, quick {QUICK['e2e']})",
     )
+    p.add_argument(
+        "--rush",
+        type=int,
+        metavar="N",
+        help="people in the lunch rush, split between Slack and Telegram, run once on "
+        f"PostgreSQL (default {FULL['rush']}, quick {QUICK['rush']})",
+    )
     p.add_argument("--seed", type=int, default=7, help="workload seed (default 7)")
     p.add_argument(
         "--postgres-url",
@@ -144,6 +153,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "process_ops": args.process_ops or preset["process_ops"],
         "sweep": args.sweep or preset["sweep"],
         "e2e": args.e2e or preset["e2e"],
+        "rush": args.rush or preset["rush"],
     }
     opts["growth_sizes"] = sorted(set(opts["growth_sizes"]))
     opts["processes"] = sorted(set(opts["processes"]))
@@ -260,6 +270,31 @@ def run_database(
     return out
 
 
+def _rush(
+    args: argparse.Namespace, kinds: list[str], people: int, skip: set[str]
+) -> dict[str, Any]:
+    """The lunch rush (issue 15): once, on a PostgreSQL database of its own; a reason when
+    it does not run."""
+    show = not args.no_progress
+    if "rush" in skip:
+        return {"skipped": "--skip rush"}
+    if "postgresql" not in kinds:
+        return {"skipped": f"--db {args.db}: the rush runs on PostgreSQL"}
+    if people < 2:
+        return {"skipped": "--rush needs at least 2 people"}
+    from . import rush
+
+    problem = rush.unavailable(args.postgres_url)
+    if problem:
+        note(f"rush skipped: {problem}", show)
+        return {"skipped": problem}
+    note(f"rush: {people} people, Slack then Telegram", show)
+    started = time.perf_counter()
+    out = rush.run(people, args.postgres_url, show, args.seed)
+    out["elapsed_s"] = round(time.perf_counter() - started, 1)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     opts = _options(args)
@@ -308,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["memory"]["worker_peak_rss_mb"] = workers["worker_peak_rss_mb"]
     for finish in later:  # profiling passes and clean-up, after memory was read
         finish()
+    result["rush"] = _rush(args, kinds, opts["rush"], skip)
     result["elapsed_s"] = round(time.perf_counter() - started, 2)
     result["targets"] = report.targets(result)
     failed = [
@@ -316,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in STAGES
         if isinstance(db.get(name), dict) and "error" in db[name]
     ]
+    rush_platforms = result["rush"].get("platforms", {})
+    failed += [f"rush.{p}" for p, r in rush_platforms.items() if "error" in r]
     result["errors"] = failed
     print(report.table(result))
     line = report.json_line(result)

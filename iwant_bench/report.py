@@ -13,7 +13,13 @@ TARGETS = {
     # Paired: each !iwant minus its own engine call; the difference of two medians is noisy.
     "plugin_overhead": ("<=", 2.0, "paired: median(!iwant - its own engine call) / !echo"),
     "spread_2_over_1": (">=", 1.5, "2 processes / 1 process, spread pools (PostgreSQL)"),
+    # The lunch rush (issue 15), once per platform on PostgreSQL.
+    "rush_ratio": ("<=", 1.2, "rush: first commit to last notification / least the limits allow"),
+    "rush_lateness_s": ("<=", 120, "rush: worst delivered - created, groups of the first minute"),
+    "rush_429s": ("<=", 0, "rush: 429 responses from the stand-ins, both platforms"),
+    "rush_duplicates": ("<=", 0, "rush: notifications sent more than once, both platforms"),
 }
+RUSH_PLATFORMS = ("slack", "telegram")
 
 
 def _met(op: str, value: float | None, bound: float) -> bool | None:
@@ -52,6 +58,41 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
                 if largest < 100_000:
                     entry["note"] = f"measured up to {largest:,} waiting, not 100,000"
             out[f"{kind}.{name}"] = entry
+    out.update(rush_targets(result.get("rush") or {}))
+    return out
+
+
+def _entry(name: str, value: Any, note: str | None = None) -> dict[str, Any]:
+    op, bound, meaning = TARGETS[name]
+    entry = {"value": value, "target": f"{op} {bound}", "met": _met(op, value, bound)}
+    entry["meaning"] = meaning
+    if note:
+        entry["note"] = note
+    return entry
+
+
+def rush_targets(rush: dict[str, Any]) -> dict[str, Any]:
+    """The rush's targets: per platform the ratio and the lateness, over both the 429s and
+    the duplicates; not measured (with the reason) when the rush did not run."""
+    platforms = rush.get("platforms") or {}
+    reason = rush.get("skipped")
+    out: dict[str, Any] = {}
+    totals: dict[str, list[Any]] = {"rush_429s": [], "rush_duplicates": []}
+    for platform in RUSH_PLATFORMS:
+        figures = platforms.get(platform) or {}
+        why = reason or figures.get("error") or (None if figures else "not run")
+        if figures and not figures.get("finished", True):
+            why = f"outbox not empty after {figures.get('waited_s')} s"
+        lateness = (figures.get("lateness_first_minute_s") or {}).get("worst")
+        out[f"{platform}.rush_ratio"] = _entry("rush_ratio", figures.get("ratio"), why)
+        out[f"{platform}.rush_lateness_s"] = _entry("rush_lateness_s", lateness, why)
+        totals["rush_429s"].append(figures.get("rate_limited"))
+        totals["rush_duplicates"].append(figures.get("duplicates"))
+    for name, values in totals.items():
+        known = [v for v in values if v is not None]
+        value = sum(known) if known else None
+        note = reason or (None if len(known) == len(values) else "measured on one platform only")
+        out[name] = _entry(name, value, note)
     return out
 
 
@@ -267,14 +308,92 @@ def table(result: dict[str, Any]) -> str:
             else ""
         ),
         "",
-        "Targets (issues 7 and 10):",
     ]
+    lines += rush_table(result.get("rush") or {})
+    lines += ["", "Targets (issues 7, 10 and 15):"]
     for name, t in result["targets"].items():
         state = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
         value = _num(t["value"], 3)
         note = f" ({t['note']})" if t.get("note") else ""
         lines.append(f"  {name:<36} {value:>9} {t['target']:<7} {state}{note}")
     return "\n".join(lines)
+
+
+def rush_table(rush: dict[str, Any]) -> list[str]:
+    """Section 8: the lunch rush, one column per platform."""
+    title = "8 lunch rush (issue 15): two bots per platform on one PostgreSQL, stand-ins with"
+    lines = ["", title + " the platforms' limits"]
+    if rush.get("skipped"):
+        return [*lines, f"  not measured: {rush['skipped']}"]
+    platforms = {p: rush.get("platforms", {}).get(p) for p in RUSH_PLATFORMS}
+    platforms = {p: f for p, f in platforms.items() if f is not None}
+    if not platforms:
+        return [*lines, "  not measured"]
+    rows: list[tuple[str, list[str]]] = []
+
+    def row(label: str, getter: Any, digits: int = 1) -> None:
+        cells = []
+        for figures in platforms.values():
+            if "error" in figures:
+                cells.append("error")
+                continue
+            try:
+                value = getter(figures)
+            except (KeyError, TypeError, IndexError, ZeroDivisionError):
+                value = None
+            cells.append(value if isinstance(value, str) else _num(value, digits))
+        rows.append((label, cells))
+
+    row("  people", lambda f: f["people"])
+    row(
+        "  wishes committed in s (submissions/s)",
+        lambda f: "{:.1f} ({:,.0f}/s)".format(
+            f["submissions"]["seconds"], f["submissions"]["per_second"]
+        ),
+    )
+    row("  notifications accepted by the stand-in", lambda f: f["notifications"])
+    row("  429s received (target 0)", lambda f: f["rate_limited"])
+    row("  first commit -> last notification, s", lambda f: f["first_commit_to_last_s"], 2)
+    row(
+        "  minimum by the limits, s (bound by)",
+        lambda f: "{:.2f} ({})".format(f["minimum_s"], f["bound_by"]),
+    )
+    row("  ratio (target <= 1.2)", lambda f: f["ratio"], 3)
+    row(
+        "  minimum by the bots' own budgets (smaller bursts), s; ratio",
+        lambda f: "{:.2f}; {:.3f}".format(f["pacing_minimum_s"], f["ratio_to_pacing"]),
+    )
+    row(
+        "  worst lateness, groups of the first minute, s (target <= 120)",
+        lambda f: f["lateness_first_minute_s"]["worst"],
+        2,
+    )
+    row("  duplicates (target 0)", lambda f: f["duplicates"])
+    row(
+        "  missing / extra against the outbox",
+        lambda f: "{} / {}".format(f["messages"]["missing"], f["messages"]["extra"]),
+    )
+    for kind_index in range(3):
+        row(
+            f"  peak scope {kind_index + 1}: per s / allowed, per min / allowed",
+            lambda f, i=kind_index: "{}: {}/{}, {}/{}".format(
+                list(f["peaks"])[i],
+                *(
+                    list(f["peaks"].values())[i][k]
+                    for k in (
+                        "per_second",
+                        "allowed_per_second",
+                        "per_minute",
+                        "allowed_per_minute",
+                    )
+                ),
+            ),
+        )
+    width = max(len(label) for label, _ in rows) + 2
+    col = max([16] + [len(c) + 2 for _, cells in rows for c in cells])
+    lines.append("".ljust(width) + "".join(p.rjust(col) for p in platforms))
+    lines += [label.ljust(width) + "".join(c.rjust(col) for c in cells) for label, cells in rows]
+    return lines
 
 
 def json_line(result: dict[str, Any]) -> str:

@@ -628,6 +628,12 @@ def measure(rig: RushRig, submitted: Submitted, finished: bool, waited: float) -
     messages = rig.check_messages(rows)
     sends, scope_limits = rig.scope_counts()
     minimum = pacing_mod.minimum_seconds(sends, scope_limits)
+    # The same sends under the bots' own budgets (plugins.cfg [pacing]: the platforms' rates,
+    # smaller bursts): what the pacing could do at best.
+    assert rig.engine is not None
+    own = rig.engine.settings.pacing
+    own_limits = {k: own[f"{rig.platform}.{_kind_of(k)}"] for k in sends}
+    own_minimum = pacing_mod.minimum_seconds(sends, own_limits)
     last = rig.last_accepted()
     elapsed = (last - submitted.first_commit) if last is not None else None
     bound = max(sends, key=lambda k: _scope_minimum(sends, scope_limits, k), default=None)
@@ -676,6 +682,11 @@ def measure(rig: RushRig, submitted: Submitted, finished: bool, waited: float) -
         "minimum_s": round(minimum, 2),
         "ratio": round(elapsed / minimum, 3) if elapsed is not None and minimum > 0 else None,
         "bound_by": _kind_of(bound) if bound is not None else None,
+        "pacing_minimum_s": round(own_minimum, 2),
+        "ratio_to_pacing": round(elapsed / own_minimum, 3)
+        if elapsed is not None and own_minimum > 0
+        else None,
+        "pacing_limits": {k: str(own[f"{rig.platform}.{k}"]) for k in rig.side.kinds},
         "scope_sends": _by_kind(sends),
         "limits": {k: str(v) for k, v in rig.side.limits().items()},
         "peaks": rig.peaks(),
