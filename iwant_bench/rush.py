@@ -38,6 +38,7 @@ When the outbox is empty (a bounded wait) it reads:
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import importlib
@@ -160,6 +161,40 @@ class Bot:
 # -- the platforms -------------------------------------------------------------------------
 
 
+def _tagged(base: type, handler: str) -> type:
+    """``base`` (a stand-in class) that can listen on more ports (``listen()``: one per bot
+    process) and records, for every HTTP call its ``handler`` answers, the port it came in
+    on: which process made it (``by_port``: port, method, monotonic time, status)."""
+
+    class Tagged(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.by_port: list[tuple[int | None, str, float, int]] = []
+
+        def listen(self) -> int:
+            """One more port on 127.0.0.1 for the same server."""
+            from aiohttp import web
+
+            async def add() -> int:
+                site = web.TCPSite(self._runner, "127.0.0.1", 0)
+                await site.start()
+                return int(site._server.sockets[0].getsockname()[1])
+
+            return asyncio.run_coroutine_threadsafe(add(), self._loop).result(10)
+
+    async def tagged(self: Any, request: Any) -> Any:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        at = time.monotonic()
+        response = await getattr(base, handler)(self, request)
+        entry = (sockname[1] if sockname else None, request.match_info.get("method", ""))
+        self.by_port.append((*entry, at, response.status))  # list.append: thread-safe
+        return response
+
+    setattr(Tagged, handler, tagged)
+    Tagged.__name__ = Tagged.__qualname__ = f"Tagged{base.__name__}"
+    return Tagged
+
+
 class Side:
     """What differs between the platforms: the stand-in, its people, its bots, its counts."""
 
@@ -179,8 +214,24 @@ class Side:
         """``count`` people and ``ROOMS`` rooms; each person with the room they ask in."""
         raise NotImplementedError
 
+    #: The HTTP method of a message (what ``sends_by_bot`` counts).
+    send_method = ""
+
     def make_bot(self, workdir: Path, env: dict[str, str], index: int) -> Bot:
         raise NotImplementedError
+
+    def port_for(self, index: int) -> int:
+        """The port bot ``index`` talks to (the first one the stand-in's own)."""
+        return int(self.standin.port) if index == 0 else int(self.standin.listen())
+
+    def sends_by_bot(self, ports: Sequence[int]) -> dict[int, list[tuple[float, int]]]:
+        """Per bot process (by index): (monotonic time, HTTP status) of its message calls."""
+        index = {port: i for i, port in enumerate(ports)}
+        out: dict[int, list[tuple[float, int]]] = {i: [] for i in range(len(ports))}
+        for port, method, at, status in list(self.standin.by_port):
+            if method == self.send_method and port in index:
+                out[index[port]].append((at, status))
+        return out
 
     def start_bot(self, bot: Bot) -> None:
         bot.process.start()
@@ -218,8 +269,11 @@ class SlackSide(Side):
         self.text_mod = _tests_module("slack", "iwant_slack_text")  # the adapter's, on the path
         self.rooms: list[str] = []
 
+    send_method = "chat.postMessage"
+
     def start(self) -> None:
-        self.standin = self.mod.SlackStandIn(limits=self.mod.SlackLimits()).start()
+        standin = _tagged(self.mod.SlackStandIn, "_api")
+        self.standin = standin(limits=self.mod.SlackLimits()).start()
 
     def add_people(self, count: int) -> list[tuple[Person, str]]:
         self.rooms = [f"C0LUNCH{k + 1}" for k in range(ROOMS)]
@@ -236,9 +290,12 @@ class SlackSide(Side):
         return people
 
     def make_bot(self, workdir: Path, env: dict[str, str], index: int) -> Bot:
+        port = self.port_for(index)
+        env = {**env, "SLACK_API_URL": f"http://127.0.0.1:{port}/api/"}
         process = self.harness.BotProcess(
             self.standin, workdir, config=self.harness.PROJECT_CONFIG, env=env
         )
+        process.port = port
         return Bot(process, process.log, index)
 
     def limits(self) -> dict[str, pacing_mod.Limit]:
@@ -297,10 +354,11 @@ class TelegramSide(Side):
         self.mod = _tests_module("telegram", "telegram_standin")
         self.rooms: list[str] = []
 
+    send_method = "sendMessage"
+
     def start(self) -> None:
-        self.standin = self.mod.BotApiStandin(
-            token=self.harness.TOKEN, limits=self.mod.TelegramLimits()
-        ).start()
+        standin = _tagged(self.mod.BotApiStandin, "_handle")
+        self.standin = standin(token=self.harness.TOKEN, limits=self.mod.TelegramLimits()).start()
 
     def add_people(self, count: int) -> list[tuple[Person, str]]:
         groups = [-1001000000001 - k for k in range(ROOMS)]
@@ -315,7 +373,10 @@ class TelegramSide(Side):
         return people
 
     def make_bot(self, workdir: Path, env: dict[str, str], index: int) -> Bot:
+        port = self.port_for(index)
+        env = {**env, "TELEGRAM_API_URL": f"http://127.0.0.1:{port}/bot"}
         process = self.harness.ErrbotProcess(self.standin, workdir, env=env)
+        process.port = port
         return Bot(process, process.output, index)
 
     def start_bot(self, bot: Bot) -> None:
@@ -553,6 +614,10 @@ class RushRig:
                     return False
                 time.sleep(0.2)
 
+    def sends_by_bot(self) -> dict[int, list[tuple[float, int]]]:
+        """Per bot process: (monotonic time, HTTP status) of each message call it made."""
+        return self.side.sends_by_bot([bot.process.port for bot in self.bots])
+
     def bot_logs(self) -> list[str]:
         return [bot.log() for bot in self.bots]
 
@@ -697,6 +762,7 @@ def measure(rig: RushRig, submitted: Submitted, finished: bool, waited: float) -
         },
         "duplicates": messages["duplicates"] + messages["extra"],
         "bots": {
+            "sent": [sum(st == 200 for _, st in v) for v in rig.sends_by_bot().values()],
             "alive_at_end": sum(bot.alive() for bot in rig.bots),
             "failed_sends_logged": sum(log.count("failed (will retry)") for log in logs),
             "rate_limits_logged": sum(
