@@ -109,6 +109,62 @@ class Prepared:
         return result
 
 
+class PreparedRows(Prepared):
+    """One Core statement that writes ``count`` rows at once (a multi-row ``INSERT ...
+    VALUES``, an ``UPDATE ... FROM`` a list of rows). Its bind for ``key`` of row ``i`` is
+    named ``f"{key}_{i}"`` (a bind with a value of its own is filled in as by ``Prepared``);
+    ``rows_params(rows)`` takes the rows as mappings of those keys."""
+
+    __slots__ = ("count", "_sources")
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect, count: int) -> None:
+        super().__init__(statement, dialect)
+        self.count = count
+        sources = []
+        for name, _process, constant, _value in self._binds:
+            if constant:
+                continue
+            key, _, index = name.rpartition("_")
+            if not key or not index.isdigit() or int(index) >= count:
+                raise ValueError(f"bind {name!r} names no row of {count}")
+            sources.append((name, int(index), key))
+        self._sources = tuple(sources)
+
+    def rows_params(self, rows: Sequence[Mapping[str, Any]]) -> Any:
+        if len(rows) != self.count:
+            raise ValueError(f"{len(rows)} rows for a statement of {self.count}")
+        return self.params({name: rows[i][key] for name, i, key in self._sources})
+
+
+class RowWrites:
+    """A write of any number of rows in as few statements as it takes: one row by ``one``
+    (a ``Prepared`` whose binds are the rows' keys), several by ``build(n)``, the Core
+    statement for ``n`` rows (binds as ``PreparedRows`` names them), compiled once per
+    count up to ``most``; more rows go ``most`` at a time. ``most`` times the binds of a
+    row stays well under SQLite's smallest variable limit (999)."""
+
+    __slots__ = ("one", "most", "_build", "_dialect", "_compiled")
+
+    def __init__(
+        self,
+        one: Prepared,
+        build: Callable[[int], ClauseElement],
+        dialect: Dialect,
+        most: int = 16,
+    ) -> None:
+        self.one, self.most = one, most
+        self._build, self._dialect = build, dialect
+        self._compiled: dict[int, PreparedRows] = {}
+
+    def statement(self, count: int) -> PreparedRows:
+        found = self._compiled.get(count)
+        if found is None:
+            if not 2 <= count <= self.most:
+                raise ValueError(f"{count} rows: 2 to {self.most} in one statement")
+            found = self._compiled[count] = PreparedRows(self._build(count), self._dialect, count)
+        return found
+
+
 class Runner:
     """Runs ``Prepared`` statements on the DBAPI connection of ``conn``, in its transaction."""
 
@@ -149,6 +205,26 @@ class Runner:
         self._announce(stmt.sql, params, True)
         try:
             self.cursor.executemany(stmt.sql, params)
+        except Exception as err:
+            self._failed(err, stmt.sql, params)
+
+    def write(self, stmt: RowWrites, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Write ``rows`` with ``stmt``: one statement for up to ``stmt.most`` rows, in
+        their order."""
+        most = stmt.most
+        for first in range(0, len(rows), most):
+            chunk = rows[first : first + most]
+            if len(chunk) == 1:
+                self.execute(stmt.one, chunk[0])
+                continue
+            self.execute_rows(stmt.statement(len(chunk)), chunk)
+
+    def execute_rows(self, stmt: PreparedRows, rows: Sequence[Mapping[str, Any]]) -> None:
+        """``stmt`` for as many ``rows`` as it writes (what it returns: ``fetch``)."""
+        params = stmt.rows_params(rows)
+        self._announce(stmt.sql, params, False)
+        try:
+            self.cursor.execute(stmt.sql, params)
         except Exception as err:
             self._failed(err, stmt.sql, params)
 

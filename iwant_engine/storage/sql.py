@@ -5,10 +5,13 @@ work is one transaction. ``lock`` is ``pg_advisory_xact_lock`` on PostgreSQL (se
 asked for in a row are taken in one statement, just before the next read or write) and
 nothing on SQLite, where ``BEGIN IMMEDIATE`` already holds the database's write lock. The
 reads that matching needs are one statement (``neighbourhood``); the writes of one domain
-step are one statement on PostgreSQL (data-modifying CTEs) and one per kind of write on
-SQLite. A waiting submission costs five statements on SQLite and four on PostgreSQL, the
-commit included (see docs/benchmarks.md for the other cases). All times come from the
-caller's clock, never from SQL.
+step are one statement on PostgreSQL (data-modifying CTEs) and on SQLite one per kind of
+write for up to 16 rows (a multi-row INSERT, an UPDATE ... FROM a list of rows), a new
+request and the moves of the requests it meets being one (an upsert). A waiting submission
+costs five statements on SQLite and four on PostgreSQL, a pair formed or a group joined six
+on SQLite, the commit included, for a person already stored (see docs/benchmarks.md).
+SQLite 3.35 or later (RETURNING, UPDATE ... FROM). All times come from the caller's clock,
+never from SQL.
 
 The statements of that hot path (locks, the read, the writes of a domain step, a person's
 row, SQLite's ``BEGIN IMMEDIATE``) are Core statements compiled once per dialect and run on
@@ -72,7 +75,7 @@ from ..model import (
     Wish,
 )
 from ..plugins import hookimpl
-from .compiled import Prepared, Runner
+from .compiled import Prepared, RowWrites, Runner
 from .schema import NAME_MAX, UTCDateTime
 from .sql_links import LinkReads, LinkWork
 from .sql_nearby import BoardReads, NearbyWork
@@ -556,7 +559,11 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
         self._take_locks()
         run, hot = self.runner, self.hot
         if changes.replied:
-            run.executemany(hot.mark_replied, [{"b_id": i, "b_now": now} for i in changes.replied])
+            replied = [{"b_id": i, "b_now": now} for i in changes.replied]
+            if self.pg:
+                run.executemany(hot.mark_replied.one, replied)
+            else:
+                _write(run, hot.mark_replied, replied)
         results = [_result_values(change, now, change.id) for change in changes.results]
         request = None
         if changes.request is not None:
@@ -613,21 +620,57 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
             moves.append({"b_id": move.request_id, "b_result": target, "b_status": move.status})
         if self.pg:
             return self._apply_prepared(results, request, moves, retired, outbox, now)
-        # SQLite: one statement per kind of write (several rows of a kind: executemany).
+        # SQLite: one statement per kind of write, its rows in one (RowWrites, up to 16).
         if results:
-            run.executemany(hot.update_result, results)
+            _write(run, hot.update_result, results)
         request_id = None
         if request is not None:
             values, result = request
             result_id = result if isinstance(result, int) else self._new_result(result, now)
-            request_id = int(run.scalar(hot.insert_request, {**values, "result_id": result_id}))
+            row = {**values, "result_id": result_id}
+            if moves and len(moves) < hot.insert_moving.most and _distinct(moves):
+                request_id, moves = self._insert_moving(row, moves), []
+            else:
+                request_id = int(run.scalar(hot.insert_request, row))
         if moves:
-            run.executemany(hot.move, moves)
+            _write(run, hot.move, moves)
         if retired:
-            run.executemany(hot.retire, retired)
+            _write(run, hot.retire, retired)
         if outbox:
-            run.executemany(hot.insert_outbox, outbox)
+            run.write(hot.insert_outbox, outbox)
         return request_id
+
+    def _insert_moving(self, row: dict[str, Any], moves: list[dict[str, Any]]) -> int:
+        """SQLite: insert the new request ``row`` and move the stored requests of ``moves``
+        in one statement (a group formed: the new request and its partners). Each move is a
+        row of that INSERT with the id of its request, which is taken, so ``ON CONFLICT (id)
+        DO UPDATE`` sets that request's result_id and status and nothing else (the new
+        request's values only fill in the columns that may not be NULL, and are dropped). A
+        move of a request that is not stored would insert its row instead; its made-up
+        ``created_at`` shows that, and the step fails (rolled back) rather than store it."""
+        rows = [{**row, "id": None}]
+        rows += [
+            {
+                **row,
+                "id": m["b_id"],
+                "result_id": m["b_result"],
+                "status": m["b_status"],
+                "event_key": None,
+                "created_at": _NOT_STORED,
+            }
+            for m in moves
+        ]
+        stmt = self.hot.insert_moving.statement(len(rows))
+        self.runner.execute_rows(stmt, rows)
+        moved = {m["b_id"] for m in moves}
+        new: list[int] = []
+        for request_id, created_at in self.runner.fetch(stmt):
+            if request_id not in moved:
+                new.append(request_id)
+            elif created_at == _NOT_STORED:
+                raise KeyError(f"no request {request_id} to move")
+        (request_id,) = new
+        return int(request_id)
 
     def _new_result(self, change: ResultChange, now: datetime) -> int:
         self._take_locks()
@@ -806,6 +849,20 @@ PG_STEP = text(
 )
 
 
+def _distinct(rows: list[dict[str, Any]]) -> bool:
+    """Whether no two of ``rows`` change the same row (``b_id``), as ``Changes`` promises."""
+    return len({row["b_id"] for row in rows}) == len(rows)
+
+
+def _write(run: Runner, stmt: RowWrites, rows: list[dict[str, Any]]) -> None:
+    """Update the rows ``b_id`` of ``rows`` with ``stmt``; an id given twice (no domain step
+    does that) is updated once per row, in order, as one statement a row would."""
+    if _distinct(rows):
+        run.write(stmt, rows)
+    else:
+        run.executemany(stmt.one, rows)
+
+
 def _result_values(
     change: ResultChange, now: datetime, result_id: int | None = None
 ) -> dict[str, Any]:
@@ -848,8 +905,69 @@ _RETIRE = (
 )
 
 
+def _insert_rows(table: Any, keys: Sequence[str]) -> Callable[[int], Any]:
+    """``INSERT INTO table (keys) VALUES (...), (...)`` for ``n`` rows (see ``RowWrites``)."""
+
+    def build(n: int) -> Any:
+        return insert(table).values(
+            [{k: bindparam(f"{k}_{i}", type_=table.c[k].type) for k in keys} for i in range(n)]
+        )
+
+    return build
+
+
+def _update_rows(
+    table: Any, sets: dict[str, str], fixed: dict[str, Any] | None = None, *where: Any
+) -> Callable[[int], Any]:
+    """For ``n`` rows, each a ``b_id`` and the values of ``sets`` (column: the row's key):
+    ``UPDATE table SET column = v.key, ... FROM (SELECT ? AS b_id, ? AS key, ... UNION ALL
+    ...) AS v WHERE table.id = v.b_id``, with ``fixed`` values and ``where`` as well (see
+    ``RowWrites``). An id given twice would update its row once: callers give each once."""
+    keyed = {"b_id": "id", **{key: column for column, key in sets.items()}}
+
+    def build(n: int) -> Any:
+        rows = union_all(
+            *(
+                select(
+                    *(
+                        bindparam(f"{key}_{i}", type_=table.c[column].type).label(key)
+                        for key, column in keyed.items()
+                    )
+                )
+                for i in range(n)
+            )
+        ).subquery("v")
+        values = {column: rows.c[key] for column, key in sets.items()}
+        return (
+            update(table)
+            .where(table.c.id == rows.c.b_id, *where)
+            .values({**values, **(fixed or {})})
+        )
+
+    return build
+
+
+def _request_with_moves(n: int) -> Any:
+    """SQLite: a new request and the moves of ``n - 1`` stored ones in one upsert (see
+    ``SQLWork._insert_moving``)."""
+    stmt = sqlite_insert(REQUESTS).values(
+        [
+            {k: bindparam(f"{k}_{i}", type_=REQUESTS.c[k].type) for k in _MOVING_VALUES}
+            for i in range(n)
+        ]
+    )
+    moved = {"result_id": stmt.excluded.result_id, "status": stmt.excluded.status}
+    return stmt.on_conflict_do_update(index_elements=[REQUESTS.c.id], set_=moved).returning(
+        REQUESTS.c.id, REQUESTS.c.created_at
+    )
+
+
+#: The ``created_at`` of a move's row in ``_insert_moving``: never a stored request's.
+_NOT_STORED = datetime(1, 1, 1, tzinfo=UTC)
+
 _RESULT_VALUES = [name for name in RESULT_COLUMNS if name != "id"] + ["updated_at"]
 _REQUEST_VALUES = [*WISH_COLUMNS, "status", "event_key", "replied_at", "account", "result_id"]
+_MOVING_VALUES = ["id", *_REQUEST_VALUES]
 _OUTBOX_VALUES = [
     "recipient", "platform", "body", "buttons", "origin", "created_at", "next_attempt_at",
     "attempts", "group_members",
@@ -865,15 +983,35 @@ class _Hot:
         def prepare(stmt: Any, keys: Sequence[str] | None = None) -> Prepared:
             return Prepared(stmt, dialect, column_keys=keys)
 
+        def rows(one: Prepared, build: Callable[[int], Any]) -> RowWrites:
+            return RowWrites(one, build, dialect)
+
         self._dialect = dialect
         self.locks = {n: prepare(stmt) for n, stmt in _LOCKS.items()}
         self.insert_result = prepare(_INSERT_RESULT, _RESULT_VALUES)
         self.insert_request = prepare(_INSERT_REQUEST, _REQUEST_VALUES)
-        self.insert_outbox = prepare(_INSERT_OUTBOX, _OUTBOX_VALUES)
-        self.update_result = prepare(_UPDATE_RESULT, _RESULT_VALUES)
-        self.move = prepare(_MOVE)
-        self.retire = prepare(_RETIRE)
-        self.mark_replied = prepare(_MARK_REPLIED)
+        # Several rows of one kind: one statement on SQLite (RowWrites); PostgreSQL writes
+        # a domain step's rows in PG_STEP instead.
+        self.insert_outbox = rows(
+            prepare(_INSERT_OUTBOX, _OUTBOX_VALUES), _insert_rows(OUTBOX, _OUTBOX_VALUES)
+        )
+        self.update_result = rows(
+            prepare(_UPDATE_RESULT, _RESULT_VALUES),
+            _update_rows(RESULTS, {name: name for name in _RESULT_VALUES}),
+        )
+        self.insert_moving = rows(self.insert_request, _request_with_moves)
+        self.move = rows(
+            prepare(_MOVE),
+            _update_rows(REQUESTS, {"result_id": "b_result", "status": "b_status"}),
+        )
+        self.retire = rows(
+            prepare(_RETIRE),
+            _update_rows(RESULTS, {"status": "b_status", "updated_at": "b_now"}, {"due_at": None}),
+        )
+        self.mark_replied = rows(
+            prepare(_MARK_REPLIED),
+            _update_rows(REQUESTS, {"replied_at": "b_now"}, None, REQUESTS.c.replied_at.is_(None)),
+        )
         self.pg_wait = prepare(PG_WAIT)
         self.pg_step = prepare(PG_STEP)
         upsert = (sqlite_insert if is_sqlite else pg_insert)(PEOPLE)
