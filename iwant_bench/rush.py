@@ -87,6 +87,9 @@ FIRST_MINUTE = 60.0
 LATENESS_TARGET = 120.0
 RATIO_TARGET = 1.2
 READY = "Plugin activation done."
+#: The error of an outbox row a newer note of the same topic made unnecessary: never sent
+#: (``iwant_engine.model.SUPERSEDED`` where the engine supersedes notes).
+SUPERSEDED = "superseded by a newer note"
 
 
 def _tests_module(folder: str, name: str) -> ModuleType:
@@ -210,8 +213,9 @@ class Side:
     def stop(self) -> None:
         self.standin.stop()
 
-    def add_people(self, count: int) -> list[tuple[Person, str]]:
-        """``count`` people and ``ROOMS`` rooms; each person with the room they ask in."""
+    def add_people(self, count: int, rooms: int = ROOMS) -> list[tuple[Person, str]]:
+        """``count`` people and ``rooms`` rooms; each person with the room they ask in
+        (person ``i`` in room ``i % rooms``)."""
         raise NotImplementedError
 
     #: The HTTP method of a message (what ``sends_by_bot`` counts).
@@ -275,13 +279,13 @@ class SlackSide(Side):
         standin = _tagged(self.mod.SlackStandIn, "_api")
         self.standin = standin(limits=self.mod.SlackLimits()).start()
 
-    def add_people(self, count: int) -> list[tuple[Person, str]]:
-        self.rooms = [f"C0LUNCH{k + 1}" for k in range(ROOMS)]
+    def add_people(self, count: int, rooms: int = ROOMS) -> list[tuple[Person, str]]:
+        self.rooms = [f"C0LUNCH{k + 1}" for k in range(rooms)]
         people: list[tuple[Person, str]] = []
         members: dict[str, list[str]] = {room: [] for room in self.rooms}
         for i in range(count):
             user = f"U0R{i:05d}"
-            room = self.rooms[i % ROOMS]
+            room = self.rooms[i % rooms]
             self.standin.add_user(user, f"p{i:03d}", f"Person {i:03d}", tz="Europe/Prague")
             members[room].append(user)
             people.append((Person(f"slack:{user}", f"Person {i:03d}"), room))
@@ -360,8 +364,8 @@ class TelegramSide(Side):
         standin = _tagged(self.mod.BotApiStandin, "_handle")
         self.standin = standin(token=self.harness.TOKEN, limits=self.mod.TelegramLimits()).start()
 
-    def add_people(self, count: int) -> list[tuple[Person, str]]:
-        groups = [-1001000000001 - k for k in range(ROOMS)]
+    def add_people(self, count: int, rooms: int = ROOMS) -> list[tuple[Person, str]]:
+        groups = [-1001000000001 - k for k in range(rooms)]
         self.rooms = [str(g) for g in groups]
         for k, group in enumerate(groups):
             self.standin.add_group(group, f"Lunch {k + 1}")
@@ -369,7 +373,7 @@ class TelegramSide(Side):
         for i in range(count):
             user = 7_000_000 + i
             self.standin.add_user(user, f"Person {i:03d}", username=f"p{i:03d}", started=True)
-            people.append((Person(f"telegram:{user}", f"Person {i:03d}"), self.rooms[i % ROOMS]))
+            people.append((Person(f"telegram:{user}", f"Person {i:03d}"), self.rooms[i % rooms]))
         return people
 
     def make_bot(self, workdir: Path, env: dict[str, str], index: int) -> Bot:
@@ -433,6 +437,11 @@ class OutboxRow:
     attempts: int
     error: str | None
 
+    @property
+    def sent(self) -> bool:
+        """Delivered to the platform (not given up, not superseded by a newer note)."""
+        return self.delivered_at is not None and self.error != SUPERSEDED
+
 
 class RushRig:
     """A platform's limited stand-in with people and rooms, ``processes`` errbot processes on
@@ -449,11 +458,13 @@ class RushRig:
         workdir: Path | None = None,
         db_url: str | None = None,
         env: dict[str, str] | None = None,
+        rooms: int = ROOMS,
     ) -> None:
         if platform not in SIDES:
             raise ValueError(f"unknown platform {platform!r}; known: {', '.join(SIDES)}")
         self.platform = platform
         self.count = people
+        self.rooms = rooms
         self.processes = processes
         self.pg_admin_url = pg_admin_url
         self.side = SIDES[platform]()
@@ -484,7 +495,7 @@ class RushRig:
             self.engine = Engine(replace(load_settings(self.url)), SystemClock())
             self._reader = create_engine(self.url, pool_size=1, max_overflow=1)
             self.side.start()
-            self.people = self.side.add_people(self.count)
+            self.people = self.side.add_people(self.count, self.rooms)
             env = {
                 "IWANT_DATABASE_URL": self.url,
                 "IWANT_POLL_SECONDS": str(POLL_SECONDS),
@@ -628,7 +639,7 @@ class RushRig:
         rows = self.rows() if rows is None else rows
         wanted: collections.Counter[tuple[str, str]] = collections.Counter()
         for row in rows:
-            if row.failed_at is None:
+            if row.sent:
                 wanted.update(self.side.expected(row))
         got = collections.Counter(self.side.delivered())
         duplicates = {k: n - 1 for k, n in got.items() if n > 1}
@@ -703,14 +714,14 @@ def measure(rig: RushRig, submitted: Submitted, finished: bool, waited: float) -
     elapsed = (last - submitted.first_commit) if last is not None else None
     bound = max(sends, key=lambda k: _scope_minimum(sends, scope_limits, k), default=None)
     cutoff = submitted.first_commit_wall + timedelta(seconds=FIRST_MINUTE)
-    early = [r for r in rows if r.created_at <= cutoff and r.delivered_at is not None]
+    early = [r for r in rows if r.created_at <= cutoff and r.sent]
     lateness = sorted((r.delivered_at - r.created_at).total_seconds() for r in early)  # type: ignore[operator]
-    delivered = sum(r.delivered_at is not None for r in rows)
+    delivered = sum(r.sent for r in rows)
     by_kind = collections.Counter(
         "group" if r.group_members is not None else "direct" for r in rows
     )
     texts_per_person: collections.Counter[tuple[str, str]] = collections.Counter(
-        (r.recipient, r.body) for r in rows if r.group_members is None
+        (r.recipient, r.body) for r in rows if r.group_members is None and r.sent
     )
     logs = rig.bot_logs()
     return {
@@ -731,10 +742,11 @@ def measure(rig: RushRig, submitted: Submitted, finished: bool, waited: float) -
             "rows": len(rows),
             "by_kind": dict(by_kind),
             "delivered": delivered,
+            "superseded": sum(r.error == SUPERSEDED for r in rows),
             "given_up": sum(r.failed_at is not None for r in rows),
             "undelivered": sum(r.delivered_at is None and r.failed_at is None for r in rows),
             "retried": sum(r.attempts > 1 for r in rows),
-            "errors": sorted({r.error for r in rows if r.error})[:5],
+            "errors": sorted({r.error for r in rows if r.error and r.error != SUPERSEDED})[:5],
             # one person given the same body twice by the engine itself
             "same_text_twice": sum(n - 1 for n in texts_per_person.values() if n > 1),
         },
