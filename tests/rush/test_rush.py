@@ -164,7 +164,7 @@ def test_a_process_killed_mid_rush_loses_nothing(platform: str, pg_database: str
         assert [r.id for r in rows if r.delivered_at is None or r.failed_at] == []
         check = rig.check_messages(rows)
         assert check["missing"] == 0, check
-        repeated = check["duplicates"] + check["extra"]
+        repeated = check["extra"]  # messages beyond the outbox's rows
         if repeated:
             last = max(sent_ok(rig, victim.index))
             assert repeated == 1 and killed_at - last < 0.5, (
