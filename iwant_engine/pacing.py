@@ -75,10 +75,13 @@ class Limit:
 
 @dataclass(frozen=True)
 class Scope:
-    """One budget: ``key`` names it for every process (``slack:B1:chat:U2``), ``limit`` sizes it."""
+    """One budget: ``key`` names it for every process (``slack:B1:chat:U2``), ``limit`` sizes it;
+    ``sends``: how many calls one row makes in it, back to back (a big Slack group's
+    announcement posts twice in its channel)."""
 
     key: str
     limit: Limit
+    sends: int = 1
 
 
 Step = Callable[[dict[str, float]], dict[str, float]]
@@ -104,8 +107,12 @@ class PaceBook:
 
 
 def earliest(scopes: Sequence[Scope], at: Mapping[str, float], now: float) -> float:
-    """The first moment from ``now`` on at which a send fits every scope."""
-    return max([now, *(at.get(s.key, 0.0) - s.limit.tolerance for s in scopes)])
+    """The first moment from ``now`` on at which a send fits every scope (all its ``sends``
+    back to back)."""
+    return max(
+        [now, *(at.get(s.key, 0.0) - s.limit.tolerance + (s.sends - 1) * s.limit.interval
+                for s in scopes)]
+    )  # fmt: skip
 
 
 class Pacer:
@@ -136,7 +143,9 @@ class Pacer:
                 found.append((slot, False))
                 return {}
             found.append((slot, True))
-            return {s.key: max(at.get(s.key, 0.0), slot) + s.limit.interval for s in scopes}
+            return {
+                s.key: max(at.get(s.key, 0.0), slot) + s.sends * s.limit.interval for s in scopes
+            }
 
         self._pace(sorted({s.key for s in scopes}), step)
         return found[-1]
@@ -197,8 +206,9 @@ def scopes_for(
     nothing."""
     prefix = f"{platform}:{bot}:"
 
-    def scope(kind: str, name: str = "") -> Scope:
-        return Scope(prefix + kind + (f":{name}" if name else ""), limits[f"{platform}.{kind}"])
+    def scope(kind: str, name: str = "", sends: int = 1) -> Scope:
+        key = prefix + kind + (f":{name}" if name else "")
+        return Scope(key, limits[f"{platform}.{kind}"], sends)
 
     person = recipient.split(":", 1)[-1]
     if platform == "slack":
@@ -206,7 +216,8 @@ def scopes_for(
             return [scope("workspace"), scope("channel", person)]
         if group_dm_max is not None and len(group) > group_dm_max:
             room = (origin or "").split(":", 1)[-1]
-            return [scope("workspace"), scope("channel", room)] if room else []
+            # A short message in the channel, then the members in its thread: two posts.
+            return [scope("workspace", sends=2), scope("channel", room, sends=2)] if room else []
         return [scope("workspace"), scope("open")]
     if platform == "telegram":
         if group is not None:
