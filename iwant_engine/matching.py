@@ -415,7 +415,7 @@ def _join(
         body = msg.joined(
             wish.activity, start, end, [newcomer], [*names, newcomer], people.zone(m.person)
         )
-        changes.outbox.append(_note(m, body))
+        changes.outbox.append(_note(m, body, result.id))
     body = msg.matched_reply(
         wish.activity, start, end, names, people.zone(wish.person), joined_existing=True
     )
@@ -452,7 +452,7 @@ def _form(
     for i, c in enumerate(chosen):
         others = members[:i] + members[i + 1 :]
         body = msg.joined(wish.activity, start, end, others, members, people.zone(c.person))
-        changes.outbox.append(_note(c, body))
+        changes.outbox.append(_note(c, body, group_id))
     # Each member is reached through the account that made their request.
     subject_account = account or (subject.recipient if subject else wish.person)
     by_platform: dict[str, list[tuple[str, str]]] = {}
@@ -493,12 +493,15 @@ def _place(
         changes.retired.append((subject.result_id, Status.INVALID))
 
 
-def _note(member: StoredRequest, body: str) -> NewOutbox:
+def _note(member: StoredRequest, body: str, group: int | None = None) -> NewOutbox:
+    """A note to a member; one about who is in ``group`` (someone joined) is superseded by a
+    newer one of the same group not yet sent to them (``NewOutbox.topic``)."""
     return NewOutbox(
         member.recipient,
         _marked(member, body),
         msg.cancel_button(member.id, "I can't make it"),
         member.origin,
+        topic=None if group is None else f"group:{group}",
     )
 
 
@@ -626,7 +629,7 @@ def _dissolve(
         # Others of the broken group that this rematch takes along hear why, too.
         fellows = {x.recipient for x in rest if x.id != m.id}
         outcome.changes.outbox = [
-            replace(n, body=msg.rematched_after_drop_out(leaver, n.body))
+            replace(n, body=msg.rematched_after_drop_out(leaver, n.body), topic=None)
             if n.recipient in fellows
             else n
             for n in outcome.changes.outbox

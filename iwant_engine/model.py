@@ -181,6 +181,10 @@ class OpenRequest:
     others: tuple[str, ...]  # display names of the other members
 
 
+#: What a superseded outbox row records as its error: never sent, a newer row said it better.
+SUPERSEDED = "superseded by a newer note"
+
+
 @dataclass(frozen=True)
 class OutboxItem:
     """A notification claimed for delivery."""
@@ -331,6 +335,9 @@ class NewOutbox:
     buttons: list[dict[str, str]] = field(default_factory=list)
     origin: str | None = None
     group_members: list[str] | None = None
+    # Notes of one topic to one recipient say the same thing, newest best ("who is in group
+    # 12 now"): when several wait, only the newest is sent (``Storage.claim_outbox``).
+    topic: str | None = None
 
     @property
     def platform(self) -> str:

@@ -36,7 +36,7 @@ import random
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -349,10 +349,12 @@ def run_stream(
     steps: Sequence[Step],
     liveness: bool = False,
     coverage: Coverage | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> list[str | None]:
     """Play ``steps`` against ``engine``, checking every invariant after each one. A broken
     one is reported with the steps so far, as chat lines. Returns each step's answer to the
-    person who spoke (None for time passing, or a step that did nothing)."""
+    person who spoke (None for time passing, or a step that did nothing). ``after_step`` runs
+    after each step (``play`` delivers there, as a bot does after each command)."""
     coverage = coverage if coverage is not None else Coverage()
     state = {"step": ""}
     _counting(engine, coverage, state)
@@ -368,6 +370,8 @@ def run_stream(
         try:
             replies.append(_play(engine, clock, step, apart, exempt, coverage))
             check_invariants(engine, clock.now(), apart, liveness, exempt)
+            if after_step is not None:
+                after_step()
             for who in people.values():
                 for item in engine.open_requests(who):
                     if item.status == Status.MATCHED and item.request_id not in matched:
@@ -682,9 +686,14 @@ def play(
     lines = [line.strip() for line in script]
     lines = [line for line in lines if line and not line.startswith("#")]
     steps, of_line = _steps(lines, clock.now())
-    replies = run_stream(engine, clock, steps, liveness)
     spoke = {_who(s[1]) for s in steps if s[0] != "wait"}
-    return Outcome(tuple(replies[i] for i in of_line), _told(engine, spoke), _meetings(engine))
+    told: list[tuple[str, str]] = []
+
+    def deliver() -> None:  # after each line, as a bot does after each command
+        told.extend(_told(engine, spoke))
+
+    replies = run_stream(engine, clock, steps, liveness, after_step=deliver)
+    return Outcome(tuple(replies[i] for i in of_line), tuple(told), _meetings(engine))
 
 
 def replay(

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from ..errors import DuplicateEvent
 from ..model import (
     LIVE,
+    SUPERSEDED,
     Changes,
     NearbyRows,
     Neighbourhood,
@@ -51,6 +52,7 @@ class _OutboxRow:
     delivered_at: datetime | None = None
     failed_at: datetime | None = None
     error: str | None = None
+    topic: str | None = None
 
     @property
     def pending(self) -> bool:
@@ -293,8 +295,9 @@ class _MemoryUnitOfWork:
             row_id, buttons = s.next_id("outbox"), [dict(b) for b in n.buttons]
             members = None if n.group_members is None else list(n.group_members)
             s.outbox[row_id] = _OutboxRow(
-                row_id, n.recipient, n.platform, n.body, buttons, n.origin, members, now, now
-            )
+                row_id, n.recipient, n.platform, n.body, buttons, n.origin, members, now, now,
+                topic=n.topic,
+            )  # fmt: skip
         return new_id
 
     def _result_id(self, result: int | ResultChange) -> int:
@@ -645,8 +648,18 @@ class MemoryStorage:
                 and row.next_attempt_at <= now
                 and (row.claimed_until is None or row.claimed_until <= now)
             ]
-            items = []
-            for row in sorted(due, key=_id)[:limit]:
+            newest = {
+                (row.recipient, row.topic): row.id
+                for row in sorted(s.outbox.values(), key=_id)
+                if row.topic is not None and row.pending
+            }
+            items: list[OutboxItem] = []
+            for row in sorted(due, key=_id):
+                if row.topic is not None and newest[row.recipient, row.topic] != row.id:
+                    s.outbox[row.id] = replace(row, delivered_at=now, error=SUPERSEDED)
+                    continue
+                if len(items) == limit:
+                    break
                 row = replace(row, claimed_until=now + lease, attempts=row.attempts + 1)
                 s.outbox[row.id] = row
                 members = None if row.group_members is None else list(row.group_members)

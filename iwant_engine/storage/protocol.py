@@ -271,7 +271,9 @@ class Storage(Protocol):
         """Up to ``limit`` undelivered rows of ``platform`` due at ``now`` (not given up, not
         leased to someone else), oldest first; each is leased to the caller until
         ``now + lease`` and its ``attempts`` counted up. Two callers never get the same row
-        while a lease runs."""
+        while a lease runs. A row with a ``topic`` for which a newer undelivered row of the
+        same recipient and topic exists is not handed out: it is marked delivered with the
+        error ``model.SUPERSEDED``."""
 
     def ack(self, outbox_id: int, now: datetime) -> None:
         """Mark a row delivered."""

@@ -145,6 +145,7 @@ class Outbox(Base):
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # undeliverable, given up
     error: Mapped[str | None] = mapped_column(String(500))
     group_members: Mapped[list[str] | None] = mapped_column(JSON)  # a group conversation
+    topic: Mapped[str | None] = mapped_column(String(64))  # newest of a topic supersedes
 
     __table_args__ = (
         # Only undelivered rows are ever scanned; a partial index keeps it small on PostgreSQL.
@@ -152,6 +153,14 @@ class Outbox(Base):
             "ix_outbox_due",
             "platform",
             "next_attempt_at",
+            postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+            sqlite_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+        ),
+        # A claim looks for a newer waiting note of the same topic to the same person.
+        Index(
+            "ix_outbox_topic",
+            "recipient",
+            "topic",
             postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL"),
             sqlite_where=text("delivered_at IS NULL AND failed_at IS NULL"),
         ),

@@ -43,6 +43,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    exists,
     func,
     insert,
     literal_column,
@@ -62,6 +63,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from ..errors import DuplicateEvent, Unavailable
 from ..model import (
     LIVE,
+    SUPERSEDED,
     Changes,
     Neighbourhood,
     OpenRequest,
@@ -346,6 +348,11 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
             claimed = list(conn.scalars(ids))
             if not claimed:
                 return []
+            superseded = list(conn.scalars(_superseded(claimed, now)))
+            if superseded:
+                claimed = [i for i in claimed if i not in set(superseded)]
+                if not claimed:
+                    return []
             rows = conn.execute(
                 update(OUTBOX)
                 .where(OUTBOX.c.id.in_(claimed))
@@ -609,6 +616,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
                 "next_attempt_at": now,
                 "attempts": 0,
                 "group_members": o.group_members,
+                "topic": o.topic,
             }
             for o in changes.outbox
         ]
@@ -714,6 +722,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
             },
             "o_buttons": [_json(o["buttons"]) for o in outbox],
             "o_members": [_json(o["group_members"]) for o in outbox],
+            "o_topic": [o["topic"] for o in outbox],
             "with_request": request is not None,
         }
         values, target = request if request is not None else ({}, 0)
@@ -779,6 +788,28 @@ def _unreplied(platform: str, before: datetime) -> Select[Any]:
     )
 
 
+def _superseded(claimed: list[int], now: datetime) -> Any:
+    """Of the ``claimed`` rows, those with a topic and a newer undelivered row of the same
+    recipient and topic: marked delivered (``SUPERSEDED``) instead of sent; their ids."""
+    newer = OUTBOX.alias("newer")
+    return (
+        update(OUTBOX)
+        .where(
+            OUTBOX.c.id.in_(claimed),
+            OUTBOX.c.topic.is_not(None),
+            exists().where(
+                newer.c.recipient == OUTBOX.c.recipient,
+                newer.c.topic == OUTBOX.c.topic,
+                newer.c.id > OUTBOX.c.id,
+                newer.c.delivered_at.is_(None),
+                newer.c.failed_at.is_(None),
+            ),
+        )
+        .values(delivered_at=now, error=SUPERSEDED)
+        .returning(OUTBOX.c.id)
+    )
+
+
 def _due_results(now: datetime) -> Select[tuple[int]]:
     return select(RESULTS.c.id).where(_live(RESULTS.c.status), RESULTS.c.due_at <= now)
 
@@ -837,12 +868,13 @@ PG_STEP = text(
     "FROM unnest(CAST(:t_id AS int[]), CAST(:t_status AS varchar[])) AS z(id, status) "
     "WHERE results.id = z.id), "
     "o AS (INSERT INTO outbox (recipient, platform, body, buttons, origin, created_at, "
-    "next_attempt_at, attempts, group_members) "
+    "next_attempt_at, attempts, group_members, topic) "
     "SELECT w.recipient, w.platform, w.body, CAST(w.buttons AS json), w.origin, "
-    "CAST(:now AS timestamp), CAST(:now AS timestamp), 0, CAST(w.members AS json) "
+    "CAST(:now AS timestamp), CAST(:now AS timestamp), 0, CAST(w.members AS json), w.topic "
     "FROM unnest(CAST(:o_recipient AS varchar[]), CAST(:o_platform AS varchar[]), "
     "CAST(:o_body AS text[]), CAST(:o_buttons AS text[]), CAST(:o_origin AS varchar[]), "
-    "CAST(:o_members AS text[])) AS w(recipient, platform, body, buttons, origin, members)) "
+    "CAST(:o_members AS text[]), CAST(:o_topic AS varchar[])) "
+    "AS w(recipient, platform, body, buttons, origin, members, topic)) "
     + _REQUEST_INSERT
     + f"SELECT {_REQUEST_FIELDS}, CAST(:result_id AS int) WHERE CAST(:with_request AS boolean) "
     "RETURNING id"
@@ -970,7 +1002,7 @@ _REQUEST_VALUES = [*WISH_COLUMNS, "status", "event_key", "replied_at", "account"
 _MOVING_VALUES = ["id", *_REQUEST_VALUES]
 _OUTBOX_VALUES = [
     "recipient", "platform", "body", "buttons", "origin", "created_at", "next_attempt_at",
-    "attempts", "group_members",
+    "attempts", "group_members", "topic",
 ]  # fmt: skip
 _PERSON_VALUES = ["id", "display_name", "timezone", "platform_timezone"]
 

@@ -226,7 +226,8 @@ def test_a_formed_group_gets_one_group_conversation_per_platform(engine, clock):
     engine.submit(Person("slack:U3", "Sid"), "coffee 10:00", room="C1")  # joins: no new group
     groups: list = []
     direct = drain(engine, "slack", groups)
-    assert [to for to, _ in direct] == ["slack:U1", "slack:U1", "slack:U2"]
+    # Sam's two notes (Sue joined, Sid joined) waited together: only the newer one is sent.
+    assert [to for to, _ in direct] == ["slack:U1", "slack:U2"]
     assert groups == [
         (
             ["slack:U1", "slack:U2"],
@@ -372,3 +373,27 @@ def test_a_member_taken_along_by_anothers_rematch_hears_why(engine, clock):
     assert notes["text:@bob"].startswith("Carol dropped out. "), notes
     assert "10:30–10:45" in notes["text:@bob"], notes
     assert notes["text:@dave"].startswith("Bob and Alice join you for coffee at 10:30"), notes
+
+
+def test_of_several_waiting_notes_about_who_is_in_a_group_only_the_newest_is_sent(engine, clock):
+    """A lunch rush: Bob, Carol and Dave join Alice before any note went out. Alice hears
+    once, with the whole group, not three times; a note sent before a later join stays sent,
+    and a note of another kind (someone dropped out) is never dropped."""
+    engine.submit(ALICE, "coffee 10:00")
+    engine.submit(BOB, "coffee 10:00")
+    engine.submit(CAROL, "coffee 10:00")
+    engine.submit(DAVE, "coffee 10:00")
+    notes = drain(engine)
+    assert [r for r, _ in notes] == [ALICE.id, BOB.id, CAROL.id]
+    assert dict(notes)[ALICE.id] == (
+        "Dave joins you for coffee at 10:00–10:15 (Tue 1 Dec). The group: Alice, Bob, Carol "
+        "and Dave."
+    )
+    assert engine.storage.counts()["outbox_pending"] == 0
+    eve = Person("text:@eve", "Eve")
+    engine.cancel(BOB, "1")
+    engine.submit(eve, "coffee 10:00")
+    later = drain(engine)
+    alice = [body for r, body in later if r == ALICE.id]
+    assert len(alice) == 2 and alice[0].startswith("Bob dropped out of coffee")
+    assert alice[1].startswith("Eve joins you for coffee")

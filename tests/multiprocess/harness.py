@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iwant_engine.model import LIVE, Status
+from iwant_engine.model import LIVE, SUPERSEDED, Status
 from iwant_engine.storage.schema import Outbox, Request, Result
 
 try:  # the engine's conformance kit, where the matching invariants now live
@@ -314,7 +314,21 @@ def delivery_report(snap: Snapshot, sent: list[dict]) -> dict[str, object]:
     for s in sent:
         by_row[s["id"]].append(s)
     rows = {row.id: row for row in snap.outbox}
-    never = sorted(i for i in rows if i not in by_row)
+    # A note that waited while a newer one of its topic (who is in the group now) was queued
+    # for the same person is never sent: the newer one, which was, says it all.
+    superseded = {i for i, row in rows.items() if row.error == SUPERSEDED and i not in by_row}
+    unexplained = [
+        i
+        for i in superseded
+        if not any(
+            r.id > i
+            and r.id in by_row
+            and (r.recipient, r.topic) == (rows[i].recipient, rows[i].topic)
+            for r in rows.values()
+        )
+    ]
+    assert unexplained == [], f"superseded by nothing that was sent: {unexplained}"
+    never = sorted(i for i in rows if i not in by_row and i not in superseded)
     twice = {i: [s["by"] for s in ss] for i, ss in by_row.items() if len(ss) > 1}
     unknown = sorted(i for i in by_row if i not in rows)
     wrong = [s for s in sent if s["id"] in rows and s["to"] != rows[s["id"]].recipient]
@@ -323,6 +337,7 @@ def delivery_report(snap: Snapshot, sent: list[dict]) -> dict[str, object]:
         "rows": len(rows),
         "sends": len(sent),
         "never_sent": never,
+        "superseded": len(superseded),
         "duplicates": twice,
         "unknown_rows": unknown,
         "wrong_recipient": wrong,

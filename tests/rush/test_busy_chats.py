@@ -29,9 +29,18 @@ def test_a_busy_chat_is_set_aside_while_free_chats_go(clock):
     time = FakeTime()
     engine.pacer = Pacer(engine.storage.pace, clock=time, sleep=time.sleep)
     one_a_second = Limit(1.0, 1)
-    for person in (ALICE, BOB, CAROL, DAVE):
-        engine.submit(person, "coffee 10:00")
-    # Alice hears of Bob, Carol and Dave; Bob of Carol and Dave; Carol of Dave.
+    # Six pairs, so six notes no newer one supersedes: Alice hears of three groups, Bob of
+    # two, Carol of one (the one who completes a pair is answered, not notified).
+    for first, second, wish in [
+        (ALICE, BOB, "coffee 10:00"),
+        (ALICE, CAROL, "tea 10:00"),
+        (ALICE, DAVE, "walk 10:00"),
+        (BOB, CAROL, "lunch 12:00"),
+        (BOB, DAVE, "dinner 19:00"),
+        (CAROL, DAVE, "coffee 15:00"),
+    ]:
+        engine.submit(first, wish)
+        engine.submit(second, wish)
 
     def scopes(item):  # noqa: ANN001, ANN202
         if item.group_members is not None:
