@@ -175,19 +175,28 @@ class Driver:
         self.refusals: Counter[str] = Counter()
         self.statements = 0
         self.statements_by_outcome: Counter[str] = Counter()
+        self.begins = 0  # transactions begun by submissions (BEGIN, not in ``statements``)
         self._count = 0
+        self._begun = 0
         self._listeners: list[tuple[str, Callable[..., None]]] = []
         self._traced: dict[int, Any] = {}
 
         def on_execute(*_args: object, **_kw: object) -> None:
             self._count += 1
 
+        def on_begin(*_args: object, **_kw: object) -> None:
+            self._begun += 1
+
         if run.db.kind == "sqlite":
             # What SQLite itself runs: its trace callback fires once per statement executed
-            # (BEGIN IMMEDIATE and COMMIT included, each row of an executemany once), however
-            # the statement reached the driver (SQLAlchemy or the storage's own cursor).
-            def on_trace(_sql: str) -> None:
-                self._count += 1
+            # (COMMIT included, each row of an executemany once), however the statement
+            # reached the driver (SQLAlchemy or the storage's own cursor). BEGIN IMMEDIATE is
+            # counted apart, as psycopg's BEGIN is on PostgreSQL: the same count on both.
+            def on_trace(sql: str) -> None:
+                if sql.lstrip()[:5].upper() == "BEGIN":
+                    self._begun += 1
+                else:
+                    self._count += 1
 
             def on_checkout(dbapi_connection: Any, *_args: object) -> None:
                 dbapi_connection.set_trace_callback(on_trace)
@@ -197,9 +206,11 @@ class Driver:
         else:
             # Each statement sent through a cursor (the storage's own cursor fires SQLAlchemy's
             # before_cursor_execute too), plus each COMMIT. psycopg's BEGIN, which it sends by
-            # itself, is not counted (nor is the baseline's), nor is the pool's pre-ping.
+            # itself before a transaction's first statement, is counted apart (one per
+            # transaction begun); the pool's pre-ping is not counted.
             self._listeners.append(("before_cursor_execute", on_execute))
             self._listeners.append(("commit", on_execute))
+            self._listeners.append(("begin", on_begin))
         for name, listener in self._listeners:
             event.listen(run.sa_engine, name, listener)
 
@@ -216,7 +227,7 @@ class Driver:
         clock.set(op.at)
         person = Person(op.person, op.name)
         if op.kind == "submit":
-            before = self._count
+            before, begun = self._count, self._begun
             cpu = time.process_time()
             start = time.perf_counter()
             try:
@@ -232,6 +243,7 @@ class Driver:
             self.outcomes[kind] += 1
             self.statements += self._count - before
             self.statements_by_outcome[kind] += self._count - before
+            self.begins += self._begun - begun
             return
         start = time.perf_counter()  # a cancel is what a user does: list, then cancel one
         items = engine.open_requests(person)
@@ -322,6 +334,7 @@ def engine_and_baseline(run: Run, count: int) -> dict[str, Any]:
             "outcomes": dict(driver.outcomes),
             "refusals": dict(driver.refusals.most_common(5)),
             "statements_per_submission": round(driver.statements / max(len(driver.submit), 1), 2),
+            "begins_per_submission": round(driver.begins / max(len(driver.submit), 1), 2),
             "statements_by_outcome": {
                 kind: round(n / driver.outcomes[kind], 2)
                 for kind, n in sorted(driver.statements_by_outcome.items())
