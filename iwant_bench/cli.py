@@ -290,8 +290,10 @@ def _rush(
         return {"skipped": problem}
     note(f"rush: {people} people, Slack then Telegram", show)
     started = time.perf_counter()
+    load_before = round(os.getloadavg()[0], 2)
     out = rush.run(people, args.postgres_url, show, args.seed)
     out["elapsed_s"] = round(time.perf_counter() - started, 1)
+    out["load_before"], out["load_after"] = load_before, round(os.getloadavg()[0], 2)
     return out
 
 

@@ -329,6 +329,11 @@ def rush_table(rush: dict[str, Any]) -> list[str]:
     platforms = {p: f for p, f in platforms.items() if f is not None}
     if not platforms:
         return [*lines, "  not measured"]
+    if "load_before" in rush:
+        lines.append(
+            f"  ({rush.get('elapsed_s', 0):.0f} s, load average {rush['load_before']} before / "
+            f"{rush['load_after']} after)"
+        )
     rows: list[tuple[str, list[str]]] = []
 
     def row(label: str, getter: Any, digits: int = 1) -> None:
