@@ -84,9 +84,10 @@ def rush_targets(rush: dict[str, Any]) -> dict[str, Any]:
         if figures and not figures.get("finished", True):
             why = f"outbox not empty after {figures.get('waited_s')} s"
         lateness = (figures.get("lateness_first_minute_s") or {}).get("worst")
+        ratio_why = why
         if not why and figures.get("minimum_s") == 0:
-            why = "every message fit in the limits' bursts: no minimum to divide by"
-        out[f"{platform}.rush_ratio"] = _entry("rush_ratio", figures.get("ratio"), why)
+            ratio_why = "every message fit in the limits' bursts: no minimum to divide by"
+        out[f"{platform}.rush_ratio"] = _entry("rush_ratio", figures.get("ratio"), ratio_why)
         out[f"{platform}.rush_lateness_s"] = _entry("rush_lateness_s", lateness, why)
         totals["rush_429s"].append(figures.get("rate_limited"))
         totals["rush_duplicates"].append(figures.get("duplicates"))
