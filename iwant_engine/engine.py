@@ -654,22 +654,38 @@ class Engine:
         and rows are never held near the end of their lease."""
         delivered = retried = deferred = 0
         given_up: list[OutboxItem] = []
-        claimed = self.storage.claim_outbox(platform, self.clock.now(), limit, LEASE)
+        claimed_at = self.clock.now()
+        claimed = self.storage.claim_outbox(platform, claimed_at, limit, LEASE)
+        lease = claimed_at + LEASE  # a row given back or failed only while still ours
         # Past half the lease another process may claim these rows again: give back the rest.
         hold_until = self.pacer.clock() + LEASE.total_seconds() / 2
         rows = [(item, scopes(item) if scopes is not None else ()) for item in claimed]
         for last in (False, True):
             busy: list[tuple[OutboxItem, Sequence[Scope]]] = []
+            # People with a row set aside or given back: their later rows wait too, so each
+            # person reads their notes in the order they were written.
+            held: set[str] = set()
             for item, paced in rows:
+                late = self.pacer.clock() > hold_until
+                if late or item.recipient in held:
+                    if last or late:
+                        self.storage.release(item.id, self.clock.now(), lease)
+                        deferred += 1
+                    else:
+                        busy.append((item, paced))
+                    held.add(item.recipient)
+                    continue
                 if paced:
                     slot, reserved = self.pacer.reserve(paced, pacing.PROMPT)
                     if not reserved and not last:
                         busy.append((item, paced))  # its chat is busy: after the others
+                        held.add(item.recipient)
                         continue
                     if not reserved or slot > hold_until:
                         later = timedelta(seconds=max(slot - self.pacer.clock(), 0.0))
-                        self.storage.release(item.id, self.clock.now() + later)
+                        self.storage.release(item.id, self.clock.now() + later, lease)
                         deferred += 1
+                        held.add(item.recipient)
                         continue
                     self.pacer.wait_for(slot)
                 try:
@@ -688,9 +704,8 @@ class Engine:
                     if not isinstance(wait, int | float) or not 0 < wait <= 600:
                         wait = min(2**item.attempts, 600)
                     retry_at = None if permanent else now + timedelta(seconds=wait)
-                    self.storage.fail(
-                        item.id, now, redact(f"{type(err).__name__}: {err}"), retry_at
-                    )
+                    error = redact(f"{type(err).__name__}: {err}")
+                    self.storage.fail(item.id, now, error, retry_at, lease)
                     if permanent:
                         given_up.append(item)
                     else:

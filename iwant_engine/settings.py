@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .pacing import DEFAULT_LIMITS, Limit
+from .pacing import DEFAULT_LIMITS, TWO_POSTS, Limit
 
 ACTIVITY_NAME_MAX = 24
 
@@ -165,6 +165,11 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
             pacing[key] = Limit.parse(value)
         except ValueError as err:
             raise SettingsError(f"plugins.cfg [pacing] {key} = {value.strip()!r}: {err}") from None
+        if key in TWO_POSTS and pacing[key].burst < 2:
+            raise SettingsError(
+                f"plugins.cfg [pacing] {key} = {value.strip()!r}: needs a burst of at least 2 "
+                "(a big group's announcement is two posts back to back), e.g. 1/s burst 2"
+            )
 
     tz = env.get("IWANT_TIMEZONE", "").strip() or "UTC"
     try:

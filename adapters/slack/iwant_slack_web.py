@@ -107,7 +107,11 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         if response is None or response.status_code != 429:
             return False
         wait = retry_after(response.headers)
-        if self.on_rate_limited is not None:
+        # Only chat.postMessage shares the workspace's message budget; a 429 of another
+        # method (users.info, conversations.open) has limits of its own.
+        if self.on_rate_limited is not None and request.url.split("?")[0].endswith(
+            "/chat.postMessage"
+        ):
             try:  # every process of the bot pauses, not only this thread
                 self.on_rate_limited(wait)
             except Exception:

@@ -628,6 +628,13 @@ class IWantTelegramBackend(ErrBot):
 
         return await self._deliver(chat_id, send, "message")
 
+    def _report_rate_limit(self, wait: float) -> None:
+        try:
+            if self.on_rate_limited is not None:
+                self.on_rate_limited(wait)
+        except Exception:
+            log.exception("reporting a 429 failed")
+
     async def _deliver(
         self, chat_id: int, send: Callable[[int], Awaitable[object]], what: str
     ) -> int:
@@ -644,10 +651,9 @@ class IWantTelegramBackend(ErrBot):
                 wait = _seconds(exc)
                 floods += 1
                 if self.on_rate_limited is not None:
-                    try:  # every process of the bot pauses, not only this send
-                        self.on_rate_limited(wait)
-                    except Exception:
-                        log.exception("reporting a 429 failed")
+                    # Every process of the bot pauses, not only this send; the report is a
+                    # database write, so it runs off the event loop.
+                    asyncio.get_running_loop().run_in_executor(None, self._report_rate_limit, wait)
                 if floods > self.max_flood_retries or wait > self.max_flood_wait:
                     raise TelegramSendError(
                         f"Telegram flood control: retry after {wait:g} s",

@@ -640,13 +640,24 @@ class MemoryStorage:
         lease: timedelta = timedelta(seconds=60),
     ) -> list[OutboxItem]:
         with self._writing() as s:
+
+            def claimable(row: _OutboxRow) -> bool:
+                return row.next_attempt_at <= now and (
+                    row.claimed_until is None or row.claimed_until <= now
+                )
+
+            # One person's notes in the order they were written (see the SQL storage).
+            waiting: dict[str, int] = {}
+            for row in sorted(s.outbox.values(), key=_id):
+                if row.pending and not claimable(row):
+                    waiting.setdefault(row.recipient, row.id)
             due = [
                 row
                 for row in s.outbox.values()
                 if row.platform == platform
                 and row.pending
-                and row.next_attempt_at <= now
-                and (row.claimed_until is None or row.claimed_until <= now)
+                and claimable(row)
+                and waiting.get(row.recipient, row.id) >= row.id
             ]
             newest = {
                 (row.recipient, row.topic): row.id
@@ -673,10 +684,17 @@ class MemoryStorage:
             if (row := s.outbox.get(outbox_id)) is not None:
                 s.outbox[outbox_id] = replace(row, delivered_at=now, claimed_until=None, error=None)
 
-    def fail(self, outbox_id: int, now: datetime, error: str, retry_at: datetime | None) -> None:
+    def fail(
+        self,
+        outbox_id: int,
+        now: datetime,
+        error: str,
+        retry_at: datetime | None,
+        lease: datetime | None = None,
+    ) -> None:
         with self._writing() as s:
             row = s.outbox.get(outbox_id)
-            if row is None:
+            if row is None or (lease is not None and row.claimed_until != lease):
                 return
             row = replace(row, error=error[:500], claimed_until=None)
             if retry_at is None:
@@ -684,9 +702,10 @@ class MemoryStorage:
             else:
                 s.outbox[outbox_id] = replace(row, next_attempt_at=retry_at)
 
-    def release(self, outbox_id: int, retry_at: datetime) -> None:
+    def release(self, outbox_id: int, retry_at: datetime, lease: datetime | None = None) -> None:
         with self._writing() as s:
-            if (row := s.outbox.get(outbox_id)) is not None:
+            row = s.outbox.get(outbox_id)
+            if row is not None and (lease is None or row.claimed_until == lease):
                 attempts = row.attempts - 1
                 s.outbox[outbox_id] = replace(
                     row, claimed_until=None, next_attempt_at=retry_at, attempts=attempts

@@ -271,19 +271,31 @@ class Storage(Protocol):
         """Up to ``limit`` undelivered rows of ``platform`` due at ``now`` (not given up, not
         leased to someone else), oldest first; each is leased to the caller until
         ``now + lease`` and its ``attempts`` counted up. Two callers never get the same row
-        while a lease runs. A row with a ``topic`` for which a newer undelivered row of the
+        while a lease runs. One recipient's rows are handed out in id order: a row is not
+        handed out while an older undelivered row to the same recipient is not due or is
+        leased. A row with a ``topic`` for which a newer undelivered row of the
         same recipient and topic exists is not handed out: it is marked delivered with the
         error ``model.SUPERSEDED``."""
 
     def ack(self, outbox_id: int, now: datetime) -> None:
         """Mark a row delivered."""
 
-    def fail(self, outbox_id: int, now: datetime, error: str, retry_at: datetime | None) -> None:
-        """Record a failed send: retry at ``retry_at``, or give the row up when it is None."""
+    def fail(
+        self,
+        outbox_id: int,
+        now: datetime,
+        error: str,
+        retry_at: datetime | None,
+        lease: datetime | None = None,
+    ) -> None:
+        """Record a failed send: retry at ``retry_at``, or give the row up when it is None.
+        With ``lease`` (the end of the caller's claim), only while the row is still leased
+        until then: a row another process has claimed since is left to it."""
 
-    def release(self, outbox_id: int, retry_at: datetime) -> None:
+    def release(self, outbox_id: int, retry_at: datetime, lease: datetime | None = None) -> None:
         """Give a claimed row back unsent, due again at ``retry_at``; the claim's attempt is
-        not counted (the engine paces a chat and goes on with other rows)."""
+        not counted (the engine paces a chat and goes on with other rows). ``lease`` as for
+        ``fail``."""
 
     # -- delivery pacing -----------------------------------------------------------------------
 

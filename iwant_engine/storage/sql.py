@@ -76,6 +76,7 @@ from ..model import (
     StoredResult,
     Wish,
 )
+from ..pacing import PaceBook
 from ..plugins import hookimpl
 from .compiled import Prepared, RowWrites, Runner
 from .schema import NAME_MAX, UTCDateTime
@@ -156,6 +157,8 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
         # Reads that never write: on SQLite no BEGIN, so they take no write lock.
         self.reader = self.engine.execution_options(iwant_readonly=True)
         self._hot: _Hot | None = None
+        # SQLite serves one process: its delivery budgets are kept here (see sql_pacing).
+        self._book = PaceBook() if self.is_sqlite else None
 
     def hot(self) -> _Hot:
         """The hot statements compiled for this database (once, after the first connect)."""
@@ -339,8 +342,19 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
             if conn.scalar(select(OUTBOX.c.id).where(due).limit(1)) is None:
                 return []  # the common case for a poller: no write transaction at all
         free = or_(OUTBOX.c.claimed_until.is_(None), OUTBOX.c.claimed_until <= now)
+        # One person's notes go in the order they were written: a row waits while an older
+        # one to the same recipient is pending and not claimable now (given back by pacing,
+        # retrying, or being sent by another process).
+        older = OUTBOX.alias("older")
+        in_order = ~exists().where(
+            older.c.recipient == OUTBOX.c.recipient,
+            older.c.id < OUTBOX.c.id,
+            older.c.delivered_at.is_(None),
+            older.c.failed_at.is_(None),
+            or_(older.c.next_attempt_at > now, older.c.claimed_until > now),
+        )
         ids: Select[tuple[int]] = (
-            select(OUTBOX.c.id).where(due, free).order_by(OUTBOX.c.id).limit(limit)
+            select(OUTBOX.c.id).where(due, free, in_order).order_by(OUTBOX.c.id).limit(limit)
         )
         if not self.is_sqlite:
             ids = ids.with_for_update(skip_locked=True)
@@ -381,14 +395,24 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
                 .values(delivered_at=now, claimed_until=None, error=None)
             )
 
-    def fail(self, outbox_id: int, now: datetime, error: str, retry_at: datetime | None) -> None:
+    def fail(
+        self,
+        outbox_id: int,
+        now: datetime,
+        error: str,
+        retry_at: datetime | None,
+        lease: datetime | None = None,
+    ) -> None:
         values: dict[str, Any] = {"error": error[:500], "claimed_until": None}
         if retry_at is None:
             values["failed_at"] = now
         else:
             values["next_attempt_at"] = retry_at
+        mine = OUTBOX.c.id == outbox_id
+        if lease is not None:
+            mine = mine & (OUTBOX.c.claimed_until == lease)
         with self._guard(), self.engine.begin() as conn:
-            conn.execute(update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(**values))
+            conn.execute(update(OUTBOX).where(mine).values(**values))
 
 
 class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):

@@ -38,12 +38,10 @@ class PacingStore:
     engine: Any
     is_sqlite: bool
     _guard: Any
-    _book: PaceBook | None = None
+    _book: PaceBook | None  # SQLite's budgets (set by SQLStorage), None on PostgreSQL
 
     def pace(self, keys: Sequence[str], step: Step) -> None:
-        if self.is_sqlite:
-            if self._book is None:
-                self._book = PaceBook()
+        if self._book is not None:  # SQLite
             self._book.pace(keys, step)
             return
         ordered = sorted(set(keys))
@@ -57,16 +55,19 @@ class PacingStore:
                 conn.execute(_WRITE, [{"k": k, "v": v} for k, v in sorted(changed.items())])
 
     def forget_paces(self, before: float) -> int:
-        if self.is_sqlite:
-            return self._book.forget_paces(before) if self._book is not None else 0
+        if self._book is not None:
+            return self._book.forget_paces(before)
         with self._guard(), self.engine.begin() as conn:
             return int(conn.execute(delete(PACING).where(PACING.c.at < before)).rowcount or 0)
 
-    def release(self, outbox_id: int, retry_at: datetime) -> None:
+    def release(self, outbox_id: int, retry_at: datetime, lease: datetime | None = None) -> None:
+        mine = OUTBOX.c.id == outbox_id
+        if lease is not None:
+            mine = mine & (OUTBOX.c.claimed_until == lease)
         with self._guard(), self.engine.begin() as conn:
             conn.execute(
                 update(OUTBOX)
-                .where(OUTBOX.c.id == outbox_id)
+                .where(mine)
                 .values(
                     claimed_until=None, next_attempt_at=retry_at, attempts=OUTBOX.c.attempts - 1
                 )

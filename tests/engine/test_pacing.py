@@ -300,3 +300,10 @@ def test_a_send_refused_with_retry_after_is_tried_again_then_not_before(engine, 
     clock.advance(seconds=1)
     sent: list[str] = []
     assert engine.deliver("text", lambda item: sent.append(item.recipient)).delivered == 2
+
+
+def test_a_budget_a_big_group_posts_twice_in_needs_a_burst_of_two():
+    with pytest.raises(SettingsError, match=r"slack.channel = '1/s': needs a burst of at least 2"):
+        settings.parse_cfg(settings.DEFAULT_CFG + "[pacing]\nslack.channel = 1/s\n", {})
+    cfg = settings.parse_cfg(settings.DEFAULT_CFG + "[pacing]\ntelegram.chat = 1/s\n", {})
+    assert cfg.pacing["telegram.chat"] == Limit(1.0, 1)

@@ -210,9 +210,9 @@ def test_secrets_never_reach_a_log_line_or_a_stored_error(engine, clock, caplog,
     errors = []
     fail = engine.storage.fail
 
-    def recording_fail(outbox_id, now, error, retry_at):
+    def recording_fail(outbox_id, now, error, retry_at, lease=None):
         errors.append(error)
-        fail(outbox_id, now, error, retry_at)
+        fail(outbox_id, now, error, retry_at, lease)
 
     monkeypatch.setattr(engine.storage, "fail", recording_fail)
     engine.deliver("text", leaky)

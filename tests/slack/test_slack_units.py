@@ -249,3 +249,23 @@ def test_tokens_are_redacted_from_log_records() -> None:
     )
     RedactTokens().filter(record)
     assert record.getMessage() == "token xoxb-(redacted) and xapp-(redacted)"
+
+
+@pytest.mark.parametrize(
+    ("method", "shared"),
+    [("chat.postMessage", True), ("users.info", False), ("conversations.open", False)],
+)
+def test_only_a_429_of_chat_post_message_pauses_every_process(method: str, shared: bool) -> None:
+    """A 429 of chat.postMessage is the workspace's message budget, which every process of
+    the bot shares; other methods have limits of their own and must not stall the messages."""
+    from iwant_slack_web import BoundedRateLimitRetryHandler
+    from slack_sdk.http_retry.request import HttpRequest
+    from slack_sdk.http_retry.response import HttpResponse
+    from slack_sdk.http_retry.state import RetryState
+
+    told: list[float] = []
+    handler = BoundedRateLimitRetryHandler(3, 30, told.append)
+    request = HttpRequest(method="POST", url=f"https://slack.com/api/{method}", headers={})
+    response = HttpResponse(status_code=429, headers={"Retry-After": "7"})
+    assert handler._can_retry(state=RetryState(), request=request, response=response)
+    assert told == ([7.0] if shared else [])
