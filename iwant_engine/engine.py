@@ -650,8 +650,9 @@ class Engine:
         a slot that every process of the bot leaves free (``pacing``), but never long: a row
         whose slot is more than ``pacing.PROMPT`` away (its chat is busy) is set aside while
         the others go, tried once more after them, and then given back until its slot
-        (``deferred``; its attempt not counted). So one busy chat never holds up the rest,
-        and rows are never held near the end of their lease."""
+        (``deferred``; its attempt not counted). So one busy chat never holds up the rest;
+        a person's later rows wait behind one set aside, so each reads their notes in the
+        order they were written; and rows are never held near the end of their lease."""
         delivered = retried = deferred = 0
         given_up: list[OutboxItem] = []
         claimed_at = self.clock.now()
