@@ -65,3 +65,18 @@ def truncate_postgres(url: str) -> None:
         if tables:
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     eng.dispose()
+
+
+class FakeTime:
+    """Wall-clock seconds (a ``Pacer``'s clock) that move only when slept."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds

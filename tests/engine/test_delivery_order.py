@@ -9,22 +9,9 @@ from datetime import timedelta
 from iwant_engine import Person
 from iwant_engine.pacing import Limit, Pacer, Scope
 
-from ..support import ALICE, BOB, CAROL
+from ..support import ALICE, BOB, CAROL, FakeTime
 
 LEASE = timedelta(seconds=60)
-
-
-class FakeTime:
-    """Wall-clock seconds that move only when slept."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_stale_group_note_is_the_last_one_alice_reads(engine, clock):

@@ -20,22 +20,7 @@ from iwant_engine.pacing import (
 )
 from iwant_engine.settings import SettingsError
 
-from ..support import ALICE, BOB, CAROL, DAVE, make_engine
-
-
-class FakeTime:
-    """Wall-clock seconds that move only when slept."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from ..support import ALICE, BOB, CAROL, DAVE, FakeTime, make_engine
 
 
 def pacer_on(book_pace, time: FakeTime) -> Pacer:  # noqa: ANN001

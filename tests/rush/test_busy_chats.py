@@ -6,22 +6,7 @@ from __future__ import annotations
 
 from iwant_engine.pacing import PROMPT, Limit, Pacer, Scope
 
-from ..support import ALICE, BOB, CAROL, DAVE, MEMORY, make_engine
-
-
-class FakeTime:
-    """Wall-clock seconds that move only when slept."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from ..support import ALICE, BOB, CAROL, DAVE, MEMORY, FakeTime, make_engine
 
 
 def test_a_busy_chat_is_set_aside_while_free_chats_go(clock):

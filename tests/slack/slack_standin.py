@@ -48,14 +48,23 @@ import json
 import math
 import socket
 import struct
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+# The limits code both stand-ins share lives beside their folders (tests/).
+if str(Path(__file__).resolve().parent.parent) not in sys.path:
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
+
+from standin_limits import Gcra  # noqa: E402
+from standin_limits import peak as _peak  # noqa: E402
 
 TEAM_ID = "T0IWANT"
 APP_ID = "A0IWANT"
@@ -180,42 +189,13 @@ class SlackLimits:
         if min(rates) <= 0 or min(self.channel_burst, self.workspace_burst, self.open_burst) < 1:
             raise ValueError(f"rates must be positive and bursts at least 1: {self}")
 
-    def buckets(self) -> dict[str, _Gcra]:
+    def buckets(self) -> dict[str, Gcra]:
         """One bucket per scope kind."""
         return {
-            "channel": _Gcra(1.0 / self.per_channel, self.channel_burst),
-            "workspace": _Gcra(60.0 / self.workspace_per_minute, self.workspace_burst),
-            "open": _Gcra(60.0 / self.open_per_minute, self.open_burst),
+            "channel": Gcra(1.0 / self.per_channel, self.channel_burst),
+            "workspace": Gcra(60.0 / self.workspace_per_minute, self.workspace_burst),
+            "open": Gcra(60.0 / self.open_per_minute, self.open_burst),
         }
-
-
-class _Gcra:
-    """The generic cell rate algorithm: one call per ``interval`` seconds on average, up to
-    ``burst`` at once, per key. Not thread-safe (the stand-in's lock guards it)."""
-
-    def __init__(self, interval: float, burst: int) -> None:
-        self.interval = interval
-        self.tolerance = (burst - 1) * interval
-        self._tat: dict[str, float] = {}  # key -> theoretical arrival time
-
-    def wait(self, key: str, now: float) -> float:
-        """Seconds until a call for ``key`` is allowed (0: allowed now)."""
-        tat = max(self._tat.get(key, now), now)
-        return max(0.0, tat - now - self.tolerance)
-
-    def take(self, key: str, now: float) -> None:
-        """Use one call's budget (after :meth:`wait` said 0)."""
-        self._tat[key] = max(self._tat.get(key, now), now) + self.interval
-
-
-def _peak(times: list[float], window: float) -> int:
-    """The most of ``times`` (ascending) within any closed interval ``window`` long."""
-    best, first = 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] > window:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
 
 
 #: The limit scope kinds, in the order limits_report lists them.

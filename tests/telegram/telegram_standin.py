@@ -43,14 +43,23 @@ import itertools
 import json
 import math
 import mimetypes
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.web_request import FileField
+
+# The limits code both stand-ins share lives beside their folders (tests/).
+if str(Path(__file__).resolve().parent.parent) not in sys.path:
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
+
+from standin_limits import Gcra  # noqa: E402
+from standin_limits import peak as _peak  # noqa: E402
 
 T = TypeVar("T")
 
@@ -154,42 +163,13 @@ class TelegramLimits:
         if min(rates) <= 0 or min(self.burst, self.chat_burst, self.group_burst) < 1:
             raise ValueError(f"rates must be positive and bursts at least 1: {self}")
 
-    def buckets(self) -> dict[str, _Gcra]:
+    def buckets(self) -> dict[str, Gcra]:
         """One bucket per scope kind."""
         return {
-            "bot": _Gcra(1.0 / self.per_second, self.burst),
-            "chat": _Gcra(1.0 / self.per_chat, self.chat_burst),
-            "group": _Gcra(60.0 / self.per_group_minute, self.group_burst),
+            "bot": Gcra(1.0 / self.per_second, self.burst),
+            "chat": Gcra(1.0 / self.per_chat, self.chat_burst),
+            "group": Gcra(60.0 / self.per_group_minute, self.group_burst),
         }
-
-
-class _Gcra:
-    """The generic cell rate algorithm: one call per ``interval`` seconds on average, up to
-    ``burst`` at once, per key.  Not thread-safe (the stand-in's lock guards it)."""
-
-    def __init__(self, interval: float, burst: int) -> None:
-        self.interval = interval
-        self.tolerance = (burst - 1) * interval
-        self._tat: dict[int, float] = {}  # key -> theoretical arrival time
-
-    def wait(self, key: int, now: float) -> float:
-        """Seconds until a call for ``key`` is allowed (0: allowed now)."""
-        tat = max(self._tat.get(key, now), now)
-        return max(0.0, tat - now - self.tolerance)
-
-    def take(self, key: int, now: float) -> None:
-        """Use one call's budget (after :meth:`wait` said 0)."""
-        self._tat[key] = max(self._tat.get(key, now), now) + self.interval
-
-
-def _peak(times: list[float], window: float) -> int:
-    """The most of ``times`` (ascending) within any closed interval ``window`` long."""
-    best, first = 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] > window:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
 
 
 #: The limit scope kinds, in the order limits_report lists them.
