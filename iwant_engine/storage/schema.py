@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     TypeDecorator,
     text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 PERSON_MAX = 200
@@ -26,20 +29,74 @@ TEXT_MAX = 4000
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out; stored naive UTC on every database."""
+    """Aware UTC datetimes in, aware UTC datetimes out; stored naive UTC on every database.
+
+    On SQLite and PostgreSQL each way is one lookup in a memo (``_Memo``) instead of this
+    decorator's ``process_*`` chained with the dialect's own processor (on SQLite a
+    ``%``-format into a dict, and a regular expression back): every hot statement binds or
+    reads a dozen of these, and the same few thousand instants (whole minutes, the rows of a
+    neighbourhood) recur. The stored text on SQLite is exactly the dialect's own,
+    ``YYYY-MM-DD HH:MM:SS.ffffff``, so rows written before compare alike."""
 
     impl = DateTime
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the storage")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return None if value is None else _naive_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return _SQLITE_TEXT.__getitem__
+        if dialect.name == "postgresql":  # psycopg takes a naive datetime as it is
+            return _NAIVE_UTC.__getitem__
+        return super().bind_processor(dialect)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return _FROM_SQLITE_TEXT.__getitem__
+        if dialect.name == "postgresql":
+            return _AWARE_UTC.__getitem__
+        return super().result_processor(dialect, coltype)
+
+
+def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the storage")
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+class _Memo(dict[Any, Any]):
+    """A pure conversion with its answers kept: a hit is one C-level dict lookup.
+
+    ``None`` converts to ``None``. Of aware datetimes only those in ``UTC`` are kept: another
+    zone's that is the same instant is an equal key with the same answer, but within one
+    zone two different instants of a clock change compare equal (they differ in ``fold``
+    only), so they must not be keys. A naive one is never kept (its conversion raises).
+    Emptied when it grows past ``SIZE`` entries."""
+
+    SIZE = 20_000
+
+    def __init__(self, convert: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, key: Any) -> Any:
+        value = None if key is None else self.convert(key)
+        if isinstance(key, datetime) and key.tzinfo not in (None, UTC):
+            return value
+        if len(self) >= self.SIZE:
+            self.clear()
+        self[key] = value
+        return value
+
+
+_NAIVE_UTC = _Memo(_naive_utc)
+_AWARE_UTC = _Memo(lambda naive: naive.replace(tzinfo=UTC))
+_SQLITE_TEXT = _Memo(lambda aware: _naive_utc(aware).isoformat(" ", "microseconds"))
+_FROM_SQLITE_TEXT = _Memo(lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC))
 
 
 class Base(DeclarativeBase):
