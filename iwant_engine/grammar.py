@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
 from .errors import UserError
-from .messages import quote, visible
+from .messages import clock, quote, visible
 from .settings import ACTIVITY_NAME_MAX, Settings
 from .timephrases import PhraseError, parse_clock, parse_duration
 
@@ -53,7 +53,9 @@ class ParsedWish:
 def _clean(text: str) -> str:
     if len(text) > MAX_INPUT:
         raise UserError(f"That is too long for me ({len(text)} characters); try {EXAMPLE}.")
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
+    # isprintable() is False for every Cc and Cf character (and for some others, which the
+    # slower check then lets through): most texts skip the check per character.
+    if not text.isprintable() and any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
         raise UserError(f"Your message has control characters in it; try {EXAMPLE}.")
     # NFC so that "café" typed either way is one activity; casefold for any script.
     return " ".join(unicodedata.normalize("NFC", text).casefold().split())
@@ -181,7 +183,7 @@ def _whole(activity: str, example: str) -> Iterator[None]:
 
 
 def _fmt(moment: datetime, zone: tzinfo) -> str:
-    return moment.astimezone(zone).strftime("%H:%M")
+    return clock(moment, zone)
 
 
 def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> ParsedWish:

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -62,13 +62,25 @@ def _names(names: Sequence[str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def day(moment: datetime, zone: ZoneInfo) -> str:
+# English names whatever the process's locale (``%a`` and ``%b`` follow LC_TIME), and
+# formatted without strftime, which costs several times more on every reply.
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def date_text(day: date) -> str:
+    """``Tue 1 Dec``"""
+    return f"{_WEEKDAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]}"
+
+
+def day(moment: datetime, zone: tzinfo) -> str:
+    return date_text(moment.astimezone(zone))
+
+
+def clock(moment: datetime, zone: tzinfo) -> str:
+    """``09:30``"""
     local = moment.astimezone(zone)
-    return f"{local:%a} {local.day} {local:%b}"
-
-
-def clock(moment: datetime, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%H:%M")
+    return f"{local.hour:02d}:{local.minute:02d}"
 
 
 def slot(start: datetime, end: datetime, zone: ZoneInfo) -> str:

@@ -48,10 +48,6 @@ def describe(standing: Standing) -> str:
     return f"{standing.text}, every {day_names(standing.days)}"
 
 
-def day_text(day: date) -> str:
-    return f"{day:%a} {day.day} {day:%b}"
-
-
 def on_or_after(days: frozenset[int], first: date) -> date:
     """The first day from ``first`` on whose weekday is in ``days``."""
     for n in range(7):
@@ -184,7 +180,7 @@ def sweep_step(
         uow.save_standing(scheduled_next)
         for m in made:
             if m.problem is not None:
-                body = msg.standing_not_made(standing.activity, day_text(m.day), m.problem)
+                body = msg.standing_not_made(standing.activity, msg.date_text(m.day), m.problem)
                 notes.outbox.append(NewOutbox(standing.person, body, [], standing.origin))
             elif m.matched and m.note is not None:
                 body = msg.from_standing(m.note.body, standing.activity)
@@ -206,10 +202,10 @@ def listing(standing: Sequence[Standing], today: date) -> str:
     for n, s in enumerate(standing, 1):
         extra = ""
         if s.paused_until is not None and s.paused_until > today:
-            extra += f"; paused until {day_text(s.paused_until)}"
+            extra += f"; paused until {msg.date_text(s.paused_until)}"
         skipped = sorted(d for d in s.skips if d >= today)
         if skipped:
-            extra += "; skipping " + ", ".join(day_text(d) for d in skipped)
+            extra += "; skipping " + ", ".join(msg.date_text(d) for d in skipped)
         lines.append(f"{n}. {describe(s)}{extra}")
     lines.append("Stop one with !iwant stop 1; skip a day with !iwant skip friday.")
     return "\n".join(lines)
@@ -271,7 +267,7 @@ def parse_day(phrase: str, today: date, example: str) -> date:
             day = None
         if day is not None:
             if day < today:
-                raise UserError(f"{day_text(day)} has passed; try {example}.")
+                raise UserError(f"{msg.date_text(day)} has passed; try {example}.")
             return day
     for fmt in _MONTH_DAY:
         try:  # read in a leap year, so that 29 Feb is a day

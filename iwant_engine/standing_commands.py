@@ -71,9 +71,9 @@ def add_standing(
     lines = [msg.standing_started(standing.describe(stored), len(mine) + 1, hours)]
     for m in made:
         body = m.problem or (m.note.body if m.note else "")
-        lines.append(msg.standing_day(standing.day_text(m.day), body))
+        lines.append(msg.standing_day(msg.date_text(m.day), body))
     if not made:
-        lines.append(msg.standing_first(standing.day_text(upcoming.next_day)))
+        lines.append(msg.standing_first(msg.date_text(upcoming.next_day)))
     buttons = [{"label": "Stop it", "command": f"iwant stop #{stored.id}"}]
     return msg.Note(person.id, "\n".join(lines), buttons)
 
@@ -161,7 +161,7 @@ def skip(engine: Engine, person: Person, args: str) -> str:
         if not chosen:
             raise UserError(
                 f"None of your standing {activity + ' ' if activity else ''}wishes is on "
-                f"{standing.day_text(day)}; see !iwant standing."
+                f"{msg.date_text(day)}; see !iwant standing."
             )
         for s in chosen:
             kept = frozenset(d for d in s.skips if d >= today) | {day}
@@ -173,7 +173,7 @@ def skip(engine: Engine, person: Person, args: str) -> str:
             uow.save_standing(replace(s, skips=kept))
     cancelled = _cancel_made(engine, person, chosen, day, day + timedelta(days=1))
     what = "; ".join(standing.describe(s) for s in chosen)
-    text = f"Skipping {standing.day_text(day)}: {what}."
+    text = f"Skipping {msg.date_text(day)}: {what}."
     if cancelled:
         text += f" I cancelled the wish already made for that day ({', '.join(cancelled)})."
     return text
@@ -210,7 +210,7 @@ def pause(engine: Engine, person: Person, args: str) -> str:
     cancelled = _cancel_made(engine, person, mine, today, back)
     count = "your standing wish" if len(mine) == 1 else f"all {len(mine)} standing wishes"
     text = (
-        f"Paused {count} until {standing.day_text(back)} (the first day back); "
+        f"Paused {count} until {msg.date_text(back)} (the first day back); "
         "!iwant resume ends the pause sooner."
     )
     if cancelled:
@@ -233,7 +233,7 @@ def resume(engine: Engine, person: Person) -> str:
         return "Your standing wishes are not paused; see !iwant standing."
     first = min(paused, key=lambda s: s.next_day)
     return (
-        f"Resumed: the next is {first.activity} on {standing.day_text(first.next_day)}; "
+        f"Resumed: the next is {first.activity} on {msg.date_text(first.next_day)}; "
         "see !iwant standing."
     )
 
