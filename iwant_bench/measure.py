@@ -203,6 +203,9 @@ class Driver:
                 self._traced[id(dbapi_connection)] = dbapi_connection
 
             self._listeners.append(("checkout", on_checkout))
+            # Connections the storage keeps between units of work were checked out before
+            # this listener: given back, every one used from now on is checked out anew.
+            run.engine.storage.release_connections()  # type: ignore[attr-defined]
         else:
             # Each statement sent through a cursor (the storage's own cursor fires SQLAlchemy's
             # before_cursor_execute too), plus each COMMIT. psycopg's BEGIN, which it sends by

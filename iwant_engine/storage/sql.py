@@ -101,6 +101,8 @@ from .sql_standing import StandingReads, StandingWork
 log = logging.getLogger(__name__)
 
 ZERO = timedelta(0)
+#: SQLite: at most this many connections are kept for the next units of work.
+KEEP_CONNECTIONS = 4
 REQUEST_COLUMNS = (
     "id", "person", "pool", "origin", "activity", "earliest", "latest", "deadline",
     "length_minutes", "max_size", "min_size", "created_at", "result_id", "status", "event_key",
@@ -159,6 +161,8 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
         self._hot: _Hot | None = None
         # SQLite serves one process: its delivery budgets are kept here (see sql_pacing).
         self._book = PaceBook() if self.is_sqlite else None
+        # SQLite: connections kept between units of work (``_sqlite_transaction``).
+        self._kept: list[tuple[Connection, Runner]] = []
 
     def hot(self) -> _Hot:
         """The hot statements compiled for this database (once, after the first connect)."""
@@ -182,7 +186,14 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
             command.upgrade(cfg, "head")
 
     def close(self) -> None:
+        self.release_connections()
         self.engine.dispose()
+
+    def release_connections(self) -> None:
+        """Give the connections kept for the next units of work back to the pool."""
+        while self._kept:
+            conn, _ = self._kept.pop()
+            conn.close()
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -201,6 +212,10 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
 
     @contextmanager
     def transaction(self) -> Iterator[SQLWork]:
+        if self.is_sqlite:
+            with self._sqlite_transaction() as work:
+                yield work
+            return
         with self._guard(), self.engine.connect() as conn:
             work = SQLWork(self, conn)
             try:
@@ -208,6 +223,31 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
                     yield work
             finally:
                 work.runner.restore()  # before the connection goes back to the pool
+
+    @contextmanager
+    def _sqlite_transaction(self) -> Iterator[SQLWork]:
+        """A unit of work on SQLite, on a connection kept from an earlier one when there is
+        one: checking a connection out of the pool and back in costs more than the work of
+        a typical submission's statements. Only SQLite: a kept connection skips the pool's
+        pre-ping, which PostgreSQL needs after an outage. A connection whose unit of work
+        failed is closed, not kept."""
+        with self._guard():
+            try:
+                conn, runner = self._kept.pop()
+            except IndexError:
+                conn = self.engine.connect().execution_options(iwant_own_begin=True)
+                runner = Runner(conn)
+            kept = False
+            try:
+                with conn.begin():
+                    runner.command("BEGIN IMMEDIATE")
+                    yield SQLWork(self, conn, runner)
+                kept = len(self._kept) < KEEP_CONNECTIONS
+            finally:
+                if kept:
+                    self._kept.append((conn, runner))
+                else:
+                    conn.close()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -418,11 +458,11 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
 class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
     """A unit of work: one transaction on one connection."""
 
-    def __init__(self, storage: SQLStorage, conn: Connection) -> None:
+    def __init__(self, storage: SQLStorage, conn: Connection, runner: Runner | None = None) -> None:
         self.storage, self.conn = storage, conn
         self.pg = not storage.is_sqlite
         self.hot = storage.hot()
-        self.runner = Runner(conn)
+        self.runner = runner or Runner(conn)
         self._locks: list[int] = []  # asked for, taken before the next statement
 
     def _take_locks(self) -> None:
@@ -1224,7 +1264,8 @@ def _sqlite_begin(conn: Connection) -> None:
     # without a transaction: each is one statement, a consistent snapshot of its own.
     # Sent on the driver's connection like the hot statements (``Runner``): listeners of
     # before_cursor_execute still see it, an error is SQLAlchemy's ("database is locked").
-    if not conn.get_execution_options().get("iwant_readonly"):
+    options = conn.get_execution_options()
+    if not options.get("iwant_readonly") and not options.get("iwant_own_begin"):
         Runner(conn).command("BEGIN IMMEDIATE")
 
 

@@ -181,6 +181,7 @@ def _traced(engine) -> list[str]:
     def on_checkout(dbapi_connection, *_args) -> None:
         dbapi_connection.set_trace_callback(statements.append)
 
+    engine.storage.release_connections()  # so that every connection used is checked out anew
     event.listen(engine.storage.engine, "checkout", on_checkout)
     return statements
 
