@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from functools import lru_cache
 
 from .errors import UserError
 from .messages import clock, quote, visible
@@ -30,6 +31,7 @@ _KEYWORDS = re.compile(r"\b(for|during|by|max|instead|min(?=\s+[0-9]+(?:\s|$)))\
 _INSTEAD = re.compile(r"^of\s+#?([0-9]{1,10})$")
 # One word in any script: a letter, then letters, digits, "-" or "_" (café, обед, 午饭).
 _ACTIVITY = re.compile(r"^[^\W\d_][\w-]*$")
+_NOT_ACTIVITIES = ("at", "in", "for", "by", "now", "tomorrow")
 # Symbols that name one activity without doubt.
 _SYMBOLS = {"☕": "coffee", "🍵": "tea", "🍽️": "lunch", "🍽": "lunch"}
 _RANGE = re.compile(
@@ -70,9 +72,16 @@ def parse_activity(word: str, settings: Settings, rest: str = "") -> str:
     """The activity named by ``word``, or a UserError that says what to write instead
     (``rest``, what followed the word, is kept in the suggested command)."""
     name = _SYMBOLS.get(word, word).rstrip(":,;.!")
+    if (  # a configured activity, the commonest case, passes every check below
+        name in settings.activities
+        and name not in _NOT_ACTIVITIES
+        and len(name) <= ACTIVITY_NAME_MAX
+        and _ACTIVITY.match(name)
+    ):
+        return name
     known = sorted(settings.activities)
     examples = ", ".join(known[:5]) or "coffee"
-    if not name or name[0].isdigit() or name in ("at", "in", "for", "by", "now", "tomorrow"):
+    if not name or name[0].isdigit() or name in _NOT_ACTIVITIES:
         raise UserError(f"Say what you want to do first, like {EXAMPLE}.")
     if len(name) > ACTIVITY_NAME_MAX:
         raise UserError(
@@ -91,12 +100,19 @@ def parse_activity(word: str, settings: Settings, rest: str = "") -> str:
             f"I don't know '{quote(name)}'; try one of: {examples}, like "
             f"!iwant {known[0] if known else 'coffee'} 10:00."
         )
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
-    if close and len(name) >= 4:
+    close = _close_activity(name, tuple(known)) if len(name) >= 4 else None
+    if close:
         # The whole rest (input is at most MAX_INPUT long): the suggestion must work as it is.
         tail = f" {visible(rest)}" if rest else ""
-        raise UserError(f"Did you mean {close[0]}? Try: !iwant {close[0]}{tail}")
+        raise UserError(f"Did you mean {close}? Try: !iwant {close}{tail}")
     return name
+
+
+@lru_cache(maxsize=4096)
+def _close_activity(name: str, known: tuple[str, ...]) -> str | None:
+    """The configured activity ``name`` is probably a typo of (the same words recur)."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 def _split_clauses(rest: str) -> tuple[str, dict[str, str]]:

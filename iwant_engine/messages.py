@@ -40,6 +40,8 @@ _HIDDEN = {"Cc", "Cf", "Cs", "Co", "Cn"}
 
 def visible(text: str) -> str:
     """``text`` without control and format characters, whitespace runs as one space."""
+    if text.isprintable():  # False for every hidden character: most texts skip the loop
+        return " ".join(text.split())
     kept = "".join(ch for ch in text if unicodedata.category(ch) not in _HIDDEN or ch in " \t")
     return " ".join(kept.split())
 
