@@ -496,22 +496,21 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
         candidates: list[StoredRequest] = []
         members: dict[int, tuple[StoredResult, list[StoredRequest]]] = {}
         people: dict[str, PersonInfo] = {}
-        apart: set[frozenset[str]] = set()
+        ignored: list[tuple[str, str]] = []
         # Columns: kind, REQUEST_COLUMNS (1-16), other (17: the ignored one, or the person's
         # canonical id), NEIGHBOUR_RESULT_COLUMNS (18-24), the person's name, zone and platform
-        # zone (25-27).
+        # zone (25-27). A row of the person has one of their live requests, or none (id NULL).
         for r in rows:
             kind = r[0]
             if kind == _ME:
                 me = PersonInfo(r[2], r[25], r[26], r[27], r[17])
+                if r[1] is not None:
+                    mine.append(_request_at(r))
                 continue
             if kind == _IGNORE:
-                apart.add(frozenset((r[2], r[17])))
+                ignored.append((r[2], r[17]))
                 continue
             request = _request_at(r)
-            if kind == _MINE:
-                mine.append(request)
-                continue
             if r[25] is not None:
                 people[r[2]] = PersonInfo(r[2], r[25], r[26], r[27])
             if kind == _CANDIDATE:
@@ -523,6 +522,9 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
                 members.setdefault(r[13], (group, []))[1].append(request)
         if me is not None:
             people[me.id] = me
+        here = {wish.person, *(c.person for c in candidates)}
+        here.update(m.person for _, ms in members.values() for m in ms)
+        apart = {frozenset(pair) for pair in ignored if pair[1] in here}
         groups = sorted(
             (
                 StoredGroup(res, tuple(sorted(ms, key=lambda m: m.id)))
@@ -821,7 +823,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
 
 # -- statements --------------------------------------------------------------------------------
 
-_ME, _MINE, _CANDIDATE, _MEMBER, _IGNORE = range(5)
+_ME, _CANDIDATE, _MEMBER, _IGNORE = range(4)
 # "SELECT pg_advisory_xact_lock(:k0), ..." for 1 to 4 keys at once.
 _LOCKS = {
     n: select(
@@ -1152,8 +1154,9 @@ def _neighbourhood_params(wish: Wish, now: datetime, margin: timedelta) -> dict[
 @functools.cache
 def _neighbourhood_query(limit: int) -> Any:
     """One statement for everything ``neighbourhood`` returns: rows of one shape, tagged by
-    ``kind`` (members of open groups, the person, their live requests, candidates, ignore
-    pairs among all of these people). Built once; ``_neighbourhood_params`` fills it in.
+    ``kind`` (members of open groups, the person with each of their live requests,
+    candidates, whom all of these people ignore). Built once; ``_neighbourhood_params``
+    fills it in.
 
     Its SQL stays under psycopg's 4,096 characters (short aliases, types only in the first
     branch), so PostgreSQL gets it as a prepared statement instead of planning it anew each
@@ -1218,11 +1221,18 @@ def _neighbourhood_query(limit: int) -> Any:
     )
     no_request = [blank] * len(REQUEST_COLUMNS)
     no_result = [blank] * len(NEIGHBOUR_RESULT_COLUMNS)
-    me = row(_ME, [blank, p.c.id, *no_request[2:]], p.c.canonical, no_result, people_cols).where(
-        p.c.id == person
-    )
-    mine = row(_MINE, [q.c[name] for name in REQUEST_COLUMNS], blank, no_result, [blank] * 3).where(
-        q.c.person == person, _live(q.c.status), q.c.latest > now
+    # The person, once per live request of theirs (with its columns), or once with none.
+    live = and_(q.c.person == p.c.id, _live(q.c.status), q.c.latest > now)
+    me = (
+        row(
+            _ME,
+            [q.c.id, p.c.id, *(q.c[name] for name in REQUEST_COLUMNS[2:])],
+            p.c.canonical,
+            no_result,
+            people_cols,
+        )
+        .select_from(p.outerjoin(q, live))
+        .where(p.c.id == person)
     )
     candidates = row(
         _CANDIDATE, [cand.c[name] for name in REQUEST_COLUMNS], blank, no_result, people_cols
@@ -1232,10 +1242,12 @@ def _neighbourhood_query(limit: int) -> Any:
         select(cand.c.person),
         select(q.c.person).where(in_groups),
     ).cte("e")
+    # Whom these people ignore (``neighbourhood`` keeps the pairs of two of them): one list
+    # of them to look up costs less than a second one to check against.
     ignores = row(
         _IGNORE, [blank, i.c.person, *no_request[2:]], i.c.ignored, no_result, [blank] * 3
-    ).where(i.c.person.in_(select(everyone.c[0])), i.c.ignored.in_(select(everyone.c[0])))
-    return union_all(members, me, mine, candidates, ignores)
+    ).where(i.c.person.in_(select(everyone.c[0])))
+    return union_all(members, me, candidates, ignores)
 
 
 def _request_at(r: Sequence[Any]) -> StoredRequest:

@@ -397,3 +397,26 @@ def test_of_several_waiting_notes_about_who_is_in_a_group_only_the_newest_is_sen
     alice = [body for r, body in later if r == ALICE.id]
     assert len(alice) == 2 and alice[0].startswith("Bob dropped out of coffee")
     assert alice[1].startswith("Eve joins you for coffee")
+
+
+def test_a_neighbourhood_holds_the_ignores_among_its_people_and_no_others(engine, clock):
+    from datetime import timedelta
+
+    from iwant_engine.model import Wish
+
+    erin, frank = Person("text:@erin", "Erin"), Person("text:@frank", "Frank")
+    engine.ignore(BOB, CAROL)  # two candidates: they wait apart, and stay apart for Alice
+    engine.ignore(erin, ALICE)  # a candidate who ignores the one asking
+    engine.ignore(ALICE, DAVE)  # someone with no wish here: not part of the neighbourhood
+    engine.ignore(frank, BOB)  # the same
+    assert engine.submit(BOB, "coffee 10:00-10:30").body.startswith("Waiting")
+    assert engine.submit(CAROL, "coffee 10:00-10:30").body.startswith("Waiting")
+    assert engine.submit(erin, "coffee 11:00-11:30").body.startswith("Waiting")
+    wish = Wish(
+        ALICE.id, engine.pool_for(ALICE, None), "coffee", at(10, 0), at(11, 30), at(11, 15),
+        timedelta(minutes=15), 6,
+    )  # fmt: skip
+    with engine.storage.transaction() as uow:
+        hood = uow.neighbourhood(wish, clock.now(), 50)
+    assert sorted(c.person for c in hood.candidates) == [BOB.id, CAROL.id, erin.id]
+    assert hood.apart == {frozenset((BOB.id, CAROL.id)), frozenset((erin.id, ALICE.id))}
