@@ -27,7 +27,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -230,7 +230,12 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
         one: checking a connection out of the pool and back in costs more than the work of
         a typical submission's statements. Only SQLite: a kept connection skips the pool's
         pre-ping, which PostgreSQL needs after an outage. A connection whose unit of work
-        failed is closed, not kept."""
+        failed is closed, not kept.
+
+        The transaction is SQLite's own, begun and ended on the work's cursor (no
+        SQLAlchemy transaction around it, which costs as much again). A statement the work
+        runs through SQLAlchemy (not a hot one) makes SQLAlchemy begin one of its own on
+        paper; it is ended after the COMMIT, where ending it does nothing on the database."""
         with self._guard():
             try:
                 conn, runner = self._kept.pop()
@@ -239,9 +244,16 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
                 runner = Runner(conn)
             kept = False
             try:
-                with conn.begin():
-                    runner.command("BEGIN IMMEDIATE")
+                runner.command("BEGIN IMMEDIATE")
+                try:
                     yield SQLWork(self, conn, runner)
+                    runner.command("COMMIT")
+                except BaseException:
+                    with suppress(Exception):  # no transaction left, or the connection is gone
+                        runner.command("ROLLBACK")
+                    raise
+                if conn.in_transaction():
+                    conn.rollback()
                 kept = len(self._kept) < KEEP_CONNECTIONS
             finally:
                 if kept:
