@@ -12,8 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from functools import lru_cache
@@ -188,14 +187,22 @@ def _example_for(when: str) -> str:
     return "12:30"
 
 
-@contextmanager
-def _whole(activity: str, example: str) -> Iterator[None]:
-    """A time phrase that cannot be read is refused with a whole command that works."""
-    try:
-        yield
-    except PhraseError as err:
-        fixed = " ".join(example.split())
-        raise UserError(f"{err.problem}; try !iwant {activity} {fixed}.") from None
+class _Whole:
+    """A time phrase that cannot be read is refused with a whole command that works:
+    ``example()`` makes a phrase of the same kind that reads (only then)."""
+
+    __slots__ = ("activity", "example")
+
+    def __init__(self, activity: str, example: Callable[[], str]) -> None:
+        self.activity, self.example = activity, example
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, err: BaseException | None, tb: object) -> None:
+        if isinstance(err, PhraseError):
+            fixed = " ".join(self.example().split())
+            raise UserError(f"{err.problem}; try !iwant {self.activity} {fixed}.") from None
 
 
 def _fmt(moment: datetime, zone: tzinfo) -> str:
@@ -220,7 +227,7 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
     when, clauses = _split_clauses(rest)
     _refuse_past_and_far(when, activity_name, settings)
     try:
-        with _whole(activity_name, _example_for(when)):
+        with _Whole(activity_name, lambda: _example_for(when)):
             start, end, from_now = _window_from_when(when, minute, zone)
     except UserError:
         second, _, after = when.partition(" ")
@@ -234,7 +241,7 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
     if "for" in clauses:
         if end is not None:
             raise UserError("Give either a range or 'for', not both: !iwant lunch 11:30-13:00")
-        with _whole(activity_name, f"{when} for 90 min"):
+        with _Whole(activity_name, lambda: f"{when} for 90 min"):
             end = start + parse_duration(clauses["for"])
     if end is None:
         end = start + (settings.default_window if from_now else length)
@@ -269,7 +276,8 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
     last_start = end - length
     deadline = last_start
     if "by" in clauses:
-        with _whole(activity_name, f"{when} by {_fmt(start - timedelta(minutes=30), zone)}"):
+        earlier = start - timedelta(minutes=30)
+        with _Whole(activity_name, lambda: f"{when} by {_fmt(earlier, zone)}"):
             deadline = parse_clock(clauses["by"], now, zone, day=start.astimezone(zone).date())
         if deadline <= now:
             raise UserError(
