@@ -177,8 +177,10 @@ class Runner:
         self.cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
     def _announce(self, sql: str, params: Any, many: bool) -> None:
-        for listen in self.conn.dispatch.before_cursor_execute:
-            listen(self.conn, self.cursor, sql, params, None, many)
+        listeners = self.conn.dispatch.before_cursor_execute
+        if listeners:  # false without any (iterating an empty collection costs more)
+            for listen in listeners:
+                listen(self.conn, self.cursor, sql, params, None, many)
 
     def _failed(self, err: BaseException, sql: str, params: Any) -> None:
         # SQLAlchemy's own handling: wrap as DBAPIError, invalidate a lost connection.

@@ -92,6 +92,7 @@ from .sql_rows import (
     REQUESTS,
     RESULT_COLUMNS,
     RESULTS,
+    STATUS,
     request_of,
     result_columns,
     result_of,
@@ -529,7 +530,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
                 candidates.append(request)
             else:
                 group = StoredResult(
-                    r[18], r[3], r[5], Status(r[19]), r[20], r[21], r[22], r[23], r[24]
+                    r[18], r[3], r[5], STATUS[r[19]], r[20], r[21], r[22], r[23], r[24]
                 )
                 members.setdefault(r[13], (group, []))[1].append(request)
         if me is not None:
@@ -1266,7 +1267,7 @@ def _request_at(r: Sequence[Any]) -> StoredRequest:
     """A request from a neighbourhood row: REQUEST_COLUMNS are its columns 1 to 16."""
     return StoredRequest(
         r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
-        Status(r[14]), r[15], r[16],
+        STATUS[r[14]], r[15], r[16],
     )  # fmt: skip
 
 
