@@ -136,7 +136,16 @@ class Result(Base):
 
     __table_args__ = (
         Index("ix_results_live_due", "status", "due_at"),
-        Index("ix_results_pool_activity_status", "pool", "activity", "status", "start"),
+        # Open groups of a pool and activity by meeting time. Only formed groups are in it:
+        # a waiting request's result (most results) costs no index entry and no page.
+        Index(
+            "ix_results_open_groups",
+            "pool",
+            "activity",
+            "start",
+            postgresql_where=text("status = 'MATCHED'"),
+            sqlite_where=text("status = 'MATCHED'"),
+        ),
     )
 
 
