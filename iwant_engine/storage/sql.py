@@ -26,6 +26,7 @@ import functools
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -164,6 +165,7 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
         self._book = PaceBook() if self.is_sqlite else None
         # SQLite: connections kept between units of work (``_sqlite_transaction``).
         self._kept: list[tuple[Connection, Runner]] = []
+        self._keeping = threading.Lock()
 
     def hot(self) -> _Hot:
         """The hot statements compiled for this database (once, after the first connect)."""
@@ -255,11 +257,12 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
                     raise
                 if conn.in_transaction():
                     conn.rollback()
-                kept = len(self._kept) < KEEP_CONNECTIONS
+                with self._keeping:
+                    kept = len(self._kept) < KEEP_CONNECTIONS
+                    if kept:
+                        self._kept.append((conn, runner))
             finally:
-                if kept:
-                    self._kept.append((conn, runner))
-                else:
+                if not kept:
                     conn.close()
 
     @contextmanager
