@@ -166,6 +166,7 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
         # SQLite: connections kept between units of work (``_sqlite_transaction``).
         self._kept: list[tuple[Connection, Runner]] = []
         self._keeping = threading.Lock()
+        self._closed = False
 
     def hot(self) -> _Hot:
         """The hot statements compiled for this database (once, after the first connect)."""
@@ -189,6 +190,7 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
             command.upgrade(cfg, "head")
 
     def close(self) -> None:
+        self._closed = True  # a unit of work still running keeps no connection after this
         self.release_connections()
         self.engine.dispose()
 
@@ -258,7 +260,7 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
                 if conn.in_transaction():
                     conn.rollback()
                 with self._keeping:
-                    kept = len(self._kept) < KEEP_CONNECTIONS
+                    kept = not self._closed and len(self._kept) < KEEP_CONNECTIONS
                     if kept:
                         self._kept.append((conn, runner))
             finally:

@@ -82,3 +82,11 @@ def test_a_submission_after_a_refused_one_is_stored(tmp_path, clock):
         assert _write_lock_is_free(engine.storage)
     finally:
         engine.close()
+
+
+def test_a_unit_of_work_that_ends_after_close_keeps_no_connection(storage):
+    with storage.transaction() as uow:
+        uow.save_person(PersonInfo("text:@late", "Late"))
+        storage.close()  # another thread shutting the bot down meanwhile
+    assert storage._kept == []
+    assert storage.engine.pool.checkedout() == 0
