@@ -694,7 +694,7 @@ class MemoryStorage:
     ) -> None:
         with self._writing() as s:
             row = s.outbox.get(outbox_id)
-            if row is None or (lease is not None and row.claimed_until != lease):
+            if row is None or not _still_leased(row, lease):
                 return
             row = replace(row, error=error[:500], claimed_until=None)
             if retry_at is None:
@@ -705,7 +705,7 @@ class MemoryStorage:
     def release(self, outbox_id: int, retry_at: datetime, lease: datetime | None = None) -> None:
         with self._writing() as s:
             row = s.outbox.get(outbox_id)
-            if row is not None and (lease is None or row.claimed_until == lease):
+            if row is not None and _still_leased(row, lease):
                 attempts = row.attempts - 1
                 s.outbox[outbox_id] = replace(
                     row, claimed_until=None, next_attempt_at=retry_at, attempts=attempts
@@ -720,6 +720,11 @@ class MemoryStorage:
 
 def _id(row: StoredRequest | _OutboxRow) -> int:
     return row.id
+
+
+def _still_leased(row: _OutboxRow, lease: datetime | None) -> bool:
+    """With ``lease``: whether the row is still leased until then (not claimed since)."""
+    return lease is None or row.claimed_until == lease
 
 
 @hookimpl

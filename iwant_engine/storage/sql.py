@@ -97,6 +97,7 @@ from .sql_rows import (
     request_of,
     result_columns,
     result_of,
+    still_leased,
 )
 from .sql_standing import StandingReads, StandingWork
 
@@ -466,11 +467,8 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
             values["failed_at"] = now
         else:
             values["next_attempt_at"] = retry_at
-        mine = OUTBOX.c.id == outbox_id
-        if lease is not None:
-            mine = mine & (OUTBOX.c.claimed_until == lease)
         with self._guard(), self.engine.begin() as conn:
-            conn.execute(update(OUTBOX).where(mine).values(**values))
+            conn.execute(update(OUTBOX).where(still_leased(outbox_id, lease)).values(**values))
 
 
 class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):

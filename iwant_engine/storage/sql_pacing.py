@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ..pacing import PaceBook, Step
-from .sql_rows import OUTBOX, PACING
+from .sql_rows import OUTBOX, PACING, still_leased
 
 _ADD = (
     pg_insert(PACING)
@@ -61,13 +61,10 @@ class PacingStore:
             return int(conn.execute(delete(PACING).where(PACING.c.at < before)).rowcount or 0)
 
     def release(self, outbox_id: int, retry_at: datetime, lease: datetime | None = None) -> None:
-        mine = OUTBOX.c.id == outbox_id
-        if lease is not None:
-            mine = mine & (OUTBOX.c.claimed_until == lease)
         with self._guard(), self.engine.begin() as conn:
             conn.execute(
                 update(OUTBOX)
-                .where(mine)
+                .where(still_leased(outbox_id, lease))
                 .values(
                     claimed_until=None, next_attempt_at=retry_at, attempts=OUTBOX.c.attempts - 1
                 )

@@ -3,7 +3,7 @@ requests and results read back from rows into the engine's types."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table
@@ -27,6 +27,13 @@ MAX_WINDOW = timedelta(hours=24)
 RESULT_COLUMNS = ("id", "pool", "activity", "status", "start", "end", "max_size", "size", "due_at")
 #: A stored status text as the engine's ``Status``: a dict lookup costs less than ``Status(text)``.
 STATUS: dict[str, Status] = {s.value: s for s in Status}
+
+
+def still_leased(outbox_id: int, lease: datetime | None) -> Any:
+    """The outbox row ``outbox_id``; with ``lease``, only while it is still leased until then
+    (a row another process has claimed since is left to it)."""
+    mine = OUTBOX.c.id == outbox_id
+    return mine if lease is None else mine & (OUTBOX.c.claimed_until == lease)
 
 
 def result_columns(prefix: str) -> list[Any]:
