@@ -205,10 +205,6 @@ class _Whole:
             raise UserError(f"{err.problem}; try !iwant {self.activity} {fixed}.") from None
 
 
-def _fmt(moment: datetime, zone: tzinfo) -> str:
-    return clock(moment, zone)
-
-
 def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> ParsedWish:
     """Read ``coffee 10:00 by 9:30`` (the text after ``!iwant``) at ``now`` in ``zone``."""
     text = _clean(args)
@@ -247,17 +243,17 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
         end = start + (settings.default_window if from_now else length)
     if end <= start:
         raise UserError(
-            f"The end {_fmt(end, zone)} is not after the start {_fmt(start, zone)}; "
+            f"The end {clock(end, zone)} is not after the start {clock(start, zone)}; "
             "try !iwant lunch 11:30-13:00."
         )
     if end - start > timedelta(hours=24):
         raise UserError("That window is longer than a day; try !iwant coffee for 2h.")
     if end <= minute or (start < minute and end - minute < length):
-        suggestion = when or _fmt(start, zone)
+        suggestion = when or clock(start, zone)
         for day_word in ("today ", "tomorrow "):
             suggestion = suggestion.removeprefix(day_word)
         raise UserError(
-            f"{_fmt(start, zone)} has already passed; did you mean "
+            f"{clock(start, zone)} has already passed; did you mean "
             f"!iwant {activity_name} tomorrow {suggestion}?"
         )
     start = max(start, minute)
@@ -265,8 +261,8 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
         minutes = int(length.total_seconds() // 60)
         raise UserError(
             f"{activity_name.capitalize()} takes {minutes} min but your window "
-            f"{_fmt(start, zone)}–{_fmt(end, zone)} is shorter; try "
-            f"!iwant {activity_name} {_fmt(start, zone)} for {minutes} min."
+            f"{clock(start, zone)}–{clock(end, zone)} is shorter; try "
+            f"!iwant {activity_name} {clock(start, zone)} for {minutes} min."
         )
     if start > now + settings.horizon:
         raise UserError(
@@ -277,16 +273,17 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
     deadline = last_start
     if "by" in clauses:
         earlier = start - timedelta(minutes=30)
-        with _Whole(activity_name, lambda: f"{when} by {_fmt(earlier, zone)}"):
+        with _Whole(activity_name, lambda: f"{when} by {clock(earlier, zone)}"):
             deadline = parse_clock(clauses["by"], now, zone, day=start.astimezone(zone).date())
         if deadline <= now:
             raise UserError(
-                f"The deadline {_fmt(deadline, zone)} has passed; give a later one, like {EXAMPLE}."
+                f"The deadline {clock(deadline, zone)} has passed; give a later one, "
+                f"like {EXAMPLE}."
             )
         if deadline > last_start:
             raise UserError(
-                f"The deadline {_fmt(deadline, zone)} is after the last possible start "
-                f"{_fmt(last_start, zone)}; give an earlier one, like {EXAMPLE}."
+                f"The deadline {clock(deadline, zone)} is after the last possible start "
+                f"{clock(last_start, zone)}; give an earlier one, like {EXAMPLE}."
             )
     max_size = _size(clauses, "max", activity.max_size, settings)
     min_size = _size(clauses, "min", 2, settings)
