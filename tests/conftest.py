@@ -79,9 +79,7 @@ def clock() -> FixedClock:
     return FixedClock(START)
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    """Where an engine test keeps its data: every installed storage, by parametrisation."""
+def _database_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "memory":
         return MEMORY
     if request.param == "sqlite":
@@ -89,6 +87,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
     url = request.getfixturevalue("pg_database")
     truncate_postgres(url)
     return url
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """Where an engine test keeps its data: every installed storage, by parametrisation."""
+    return _database_url(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """The SQL storage's databases: a SQLite file and the local PostgreSQL."""
+    return _database_url(request, tmp_path)
 
 
 @pytest.fixture

@@ -17,19 +17,10 @@ from ..support import ALICE, make_engine
 PRAGUE = ZoneInfo("Europe/Prague")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sql_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'iwant.db'}"
-    from ..conftest import truncate_postgres
-
-    url = request.getfixturevalue("pg_database")
-    truncate_postgres(url)
-    return url
-
-
-def test_a_wish_in_another_zone_is_stored_and_read_as_the_same_instant_in_utc(sql_url, clock):
-    engine = make_engine(sql_url, clock)
+def test_a_wish_in_another_zone_is_stored_and_read_as_the_same_instant_in_utc(
+    sql_database_url, clock
+):
+    engine = make_engine(sql_database_url, clock)
     try:
         engine.set_timezone(ALICE, "Europe/Prague")
         engine.submit(ALICE, "coffee 11:00-12:00")  # 10:00-11:00 UTC on 1 December
