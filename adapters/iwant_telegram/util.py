@@ -15,7 +15,9 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 
-from iwant_telegram_ids import read_json, write_json_atomically
+from iwant_platform.contract import SendError, Undeliverable
+
+from .ids import read_json, write_json_atomically
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +34,8 @@ MAX_UPLOAD_BYTES = 50_000_000
 # --------------------------------------------------------------------------- send errors
 
 
-class TelegramSendError(Exception):
+class TelegramSendError(SendError):
     """Sending failed, but it may work later (network, 5xx, flood control): retry."""
-
-    undeliverable = False
 
     def __init__(
         self, message: str, *, chat_id: int | None = None, retry_after: float | None = None
@@ -46,14 +46,12 @@ class TelegramSendError(Exception):
         self.retry_after = retry_after
 
 
-class TelegramUndeliverable(TelegramSendError):
+class TelegramUndeliverable(TelegramSendError, Undeliverable):
     """Telegram will not deliver to this chat until a person acts (403, chat not found).
 
     The person has blocked the bot or never pressed Start in a private chat with it, or the
     bot is no longer in the group.  Retrying does not help.
     """
-
-    undeliverable = True
 
 
 class TelegramPermanentError(TelegramSendError):
@@ -259,45 +257,3 @@ class OffsetStore:
 
     def save(self, offset: int) -> None:
         write_json_atomically(self._path, {"offset": offset})
-
-
-# --------------------------------------------------------------------------- logging
-
-
-class RedactingFilter(logging.Filter):
-    """Replaces a secret (the bot token, which is part of every Bot API URL) in log records."""
-
-    def __init__(self, secret: str, replacement: str = "<telegram-token>") -> None:
-        super().__init__()
-        self._secret = secret
-        self._replacement = replacement
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secret:
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string is not ours to fix
-            return True
-        if self._secret in message:
-            record.msg = message.replace(self._secret, self._replacement)
-            record.args = ()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text and self._secret in record.exc_text:
-            record.exc_text = record.exc_text.replace(self._secret, self._replacement)
-        if record.stack_info and self._secret in record.stack_info:
-            record.stack_info = record.stack_info.replace(self._secret, self._replacement)
-        return True
-
-
-def install_redaction(secret: str) -> RedactingFilter:
-    """Attach a token-redacting filter to every handler of the root logger (and keep
-    httpx, which logs each request URL at INFO, quiet)."""
-    flt = RedactingFilter(secret)
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(flt)
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    return flt

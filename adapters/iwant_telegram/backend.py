@@ -23,7 +23,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,27 +31,16 @@ from typing import Any
 import telegram
 from errbot.backends.base import ONLINE, Identifier, Message, Room, RoomOccupant
 from errbot.core import ErrBot
-from iwant_telegram_ids import (
-    PeopleDirectory,
-    RoomsNotSupportedError,
-    TelegramPerson,
-    TelegramRoom,
-    TelegramRoomOccupant,
-)
-from iwant_telegram_util import (
-    MAX_CAPTION_LENGTH,
-    MAX_MESSAGE_LENGTH,
-    MAX_UPLOAD_BYTES,
-    ButtonCommands,
-    OffsetStore,
-    TelegramPermanentError,
-    TelegramSendError,
-    TelegramUndeliverable,
-    install_redaction,
-    is_unreachable_chat,
-    normalize_incoming,
-    split_text,
-    truncate_text,
+from iwant_platform import buttons as button_extras
+from iwant_platform import redaction
+from iwant_platform.contract import (
+    Budget,
+    Button,
+    Capabilities,
+    ChatPlatform,
+    LocalId,
+    Outgoing,
+    Spend,
 )
 from telegram.error import (
     BadRequest,
@@ -66,9 +55,33 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from .ids import (
+    PeopleDirectory,
+    RoomsNotSupportedError,
+    TelegramPerson,
+    TelegramRoom,
+    TelegramRoomOccupant,
+)
+from .util import (
+    MAX_CAPTION_LENGTH,
+    MAX_MESSAGE_LENGTH,
+    MAX_UPLOAD_BYTES,
+    ButtonCommands,
+    OffsetStore,
+    TelegramPermanentError,
+    TelegramSendError,
+    TelegramUndeliverable,
+    is_unreachable_chat,
+    normalize_incoming,
+    split_text,
+    truncate_text,
+)
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+#: A bot token: the bot's id, a colon, and the secret.
+TELEGRAM_TOKEN = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}\b")
 
 #: Commands shown in Telegram's command menu (setMyCommands).
 BOT_COMMANDS = (("iwant", "Find company: /iwant coffee 10:00, /iwant list, /iwant help"),)
@@ -96,8 +109,22 @@ def _env_float(name: str, default: float) -> float:
         return default
 
 
-class IWantTelegramBackend(ErrBot):
-    """errbot backend for Telegram (long polling, private chats and groups, inline buttons)."""
+class IWantTelegramBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot is untyped
+    """errbot backend for Telegram (long polling, private chats and groups, inline buttons),
+    and iwant's ``ChatPlatform``."""
+
+    platform = "telegram"
+    capabilities = Capabilities(buttons=True, files=True, mentions=True)
+    # Telegram's published limits, bursts kept below what it lets through.
+    budgets = (
+        Budget("bot", "30/s burst 15", about="every message of the bot"),
+        Budget("chat", "1/s burst 2", about="one private chat"),
+        Budget("group", "20/min burst 3", about="one group"),
+    )
+    paused_by_rate_limit = "bot"
+    secret_patterns = (TELEGRAM_TOKEN,)
+    secret_variables = ("TELEGRAM_TOKEN",)
+    command = "/iwant"
 
     #: getUpdates long-poll timeout in seconds (Telegram allows up to 50).
     poll_timeout: float = _env_float("TELEGRAM_POLL_TIMEOUT", 30)
@@ -110,8 +137,6 @@ class IWantTelegramBackend(ErrBot):
     #: backoff bounds after network errors while polling.
     min_backoff: float = 0.5
     max_backoff: float = 60.0
-    #: told the wait of every 429 (the iwant plugin pauses every process of the bot).
-    on_rate_limited: Callable[[float], None] | None = None
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -123,7 +148,9 @@ class IWantTelegramBackend(ErrBot):
         if not self._token:
             log.critical("No Telegram token: set TELEGRAM_TOKEN to the token @BotFather gave you.")
             sys.exit(1)
-        install_redaction(self._token)
+        redaction.install(self.secret_patterns, self.secret_variables, values=(self._token,))
+        for name in ("httpx", "httpcore"):  # they log every request URL, token included, at INFO
+            logging.getLogger(name).setLevel(logging.WARNING)
         self._base_url: str = identity.get("base_url") or DEFAULT_BASE_URL
 
         # The part before ":" is the bot's public id; keying files by it keeps two bots
@@ -496,6 +523,42 @@ class IWantTelegramBackend(ErrBot):
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._incoming, self.callback_message, msg)
 
+    # ------------------------------------------------------------------ iwant's contract
+
+    def person_id(self, identifier: Any) -> LocalId:
+        return str(identifier.person)
+
+    def display_name(self, identifier: Any) -> str:
+        return str(identifier.fullname or identifier.nick or identifier.person)
+
+    def room_id(self, message: Any) -> LocalId | None:
+        frm = message.frm
+        return str(frm.room) if isinstance(frm, RoomOccupant) else None
+
+    def event_id(self, message: Any) -> str | None:
+        found = message.extras.get("event_id")
+        return str(found) if found else None
+
+    def bot_key(self) -> str:
+        return str(self.bot_identifier)
+
+    def send_text(self, to: LocalId, text: str, buttons: Sequence[Button] = ()) -> None:
+        message = self.build_message(text)
+        message.frm, message.to = self.bot_identifier, self.build_identifier(to)
+        self.send_message(button_extras.attach(message, buttons))
+
+    def reply(self, message: Any, text: str, buttons: Sequence[Button] = ()) -> None:
+        self.send_message(button_extras.attach(self.build_reply(message, text), buttons))
+
+    def send_file(self, to: LocalId, filename: str, content: bytes, caption: str) -> None:
+        self.upload(self.build_identifier(to), filename, content, caption)
+
+    def spends(self, out: Outgoing) -> Sequence[Spend]:
+        if out.members is not None:
+            return ()  # a bot cannot open a group conversation on Telegram
+        kind = "group" if out.to.startswith("-") else "chat"
+        return (Spend("bot"), Spend(kind, out.to))
+
     # ------------------------------------------------------------------ outgoing
 
     def _chat_id(self, identifier: Identifier) -> int:
@@ -507,18 +570,13 @@ class IWantTelegramBackend(ErrBot):
             return int(str(identifier.person))
         return int(str(identifier))
 
-    def _markup(self, buttons: Any) -> telegram.InlineKeyboardMarkup | None:
+    def _markup(self, buttons: Sequence[Button]) -> telegram.InlineKeyboardMarkup | None:
         if not buttons:
             return None
         keys = [
-            telegram.InlineKeyboardButton(
-                str(b["label"]), callback_data=self._buttons.encode(str(b["command"]))
-            )
+            telegram.InlineKeyboardButton(b.label, callback_data=self._buttons.encode(b.command))
             for b in buttons
-            if isinstance(b, dict) and b.get("label") and b.get("command")
         ]
-        if not keys:
-            return None
         rows = [keys] if len(keys) <= 3 else [[k] for k in keys]
         return telegram.InlineKeyboardMarkup(rows)
 
@@ -539,11 +597,11 @@ class IWantTelegramBackend(ErrBot):
         if not parts:
             log.warning("Not sending an empty message to %s", chat_id)
             return
-        markup = self._markup(msg.extras.get("buttons"))
+        markup = self._markup(button_extras.of(msg))
         self._run_send(loop, self._send_parts(bot, chat_id, parts, markup), chat_id)
         super().send_message(msg)
 
-    def send_file(self, to: Identifier, filename: str, content: bytes, caption: str) -> None:
+    def upload(self, to: Identifier, filename: str, content: bytes, caption: str) -> None:
         """Send ``content`` as a document named ``filename`` to ``to``'s private chat, or raise.
 
         ``to`` is a person (a person seen in a group gets it privately, as with
@@ -630,8 +688,7 @@ class IWantTelegramBackend(ErrBot):
 
     def _report_rate_limit(self, wait: float) -> None:
         try:
-            if self.on_rate_limited is not None:
-                self.on_rate_limited(wait)
+            self.rate_limited(wait)
         except Exception:
             log.exception("reporting a 429 failed")
 
@@ -650,7 +707,7 @@ class IWantTelegramBackend(ErrBot):
             except RetryAfter as exc:
                 wait = _seconds(exc)
                 floods += 1
-                if self.on_rate_limited is not None:
+                if self.rate_limit_listener is not None:
                     # Every process of the bot pauses, not only this send; the report is a
                     # database write, so it runs off the event loop.
                     asyncio.get_running_loop().run_in_executor(None, self._report_rate_limit, wait)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from iwant_platform.contract import RetryLater, SendError, Undeliverable
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -58,27 +59,23 @@ MAX_RETRY_AFTER_SECONDS = 30
 RATE_LIMIT_RETRIES = 3
 
 
-class SlackDeliveryError(Exception):
-    """Sending failed, probably for a while only: retry later."""
-
-    undeliverable = False
+class SlackDeliveryError(SendError):
+    """Sending failed, probably for a while only: retry later. ``error``: Slack's code."""
 
     def __init__(self, message: str, error: str | None = None) -> None:
         super().__init__(message)
         self.error = error
 
 
-class SlackUndeliverable(SlackDeliveryError):
+class SlackUndeliverable(SlackDeliveryError, Undeliverable):
     """Sending can never succeed (no such user, a bot, deactivated, no such channel …)."""
 
-    undeliverable = True
 
-
-class SlackRateLimited(SlackDeliveryError):
+class SlackRateLimited(SlackDeliveryError, RetryLater):
     """Slack kept answering 429 after our bounded retries; ``retry_after`` says how long."""
 
-    def __init__(self, message: str, retry_after: float | None) -> None:
-        super().__init__(message, "ratelimited")
+    def __init__(self, message: str, retry_after: float) -> None:
+        SlackDeliveryError.__init__(self, message, "ratelimited")
         self.retry_after = retry_after
 
 

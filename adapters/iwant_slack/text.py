@@ -5,9 +5,11 @@ Pure functions with no errbot or network access, so they are unit-tested directl
 
 from __future__ import annotations
 
-import logging
 import re
+from collections.abc import Sequence
 from typing import Any
+
+from iwant_platform.contract import Button
 
 # Buttons are recognised by this prefix on their action_id, and the person a message was
 # meant for travels in the actions block's block_id: a click by anyone else updates nothing.
@@ -79,15 +81,15 @@ def _sections(mrkdwn: str) -> list[dict[str, Any]]:
     ]
 
 
-def button_blocks(mrkdwn: str, buttons: list[dict[str, str]], owner: str | None) -> list[dict]:
+def button_blocks(mrkdwn: str, buttons: Sequence[Button], owner: str | None) -> list[dict]:
     """A section with the (already escaped) text, then an actions block with the buttons.
 
     Each button's ``value`` is the command it stands for (without prefix); ``owner`` is the
     Slack user id the message is for, or None when nobody's click should update it."""
     elements = []
     for index, button in enumerate(buttons[:BUTTONS_PER_BLOCK]):
-        label = str(button["label"])[:BUTTON_LABEL_LIMIT]
-        command = str(button["command"])
+        label = button.label[:BUTTON_LABEL_LIMIT]
+        command = button.command
         if len(command) > BUTTON_VALUE_LIMIT:
             raise ValueError(f"button command longer than {BUTTON_VALUE_LIMIT} characters")
         elements.append(
@@ -125,33 +127,3 @@ def clicked_blocks(blocks: list[dict[str, Any]], user_id: str, label: str) -> li
     note = f"<@{user_id}> chose “{escape(label)}”"
     kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
     return kept
-
-
-class RedactTokens(logging.Filter):
-    """Never let a Slack token reach a log line (slack-sdk redacts headers; this is the
-    belt to its braces, for exception texts and URLs)."""
-
-    _TOKEN = re.compile(r"\b(xox[abposr]|xapp)-[A-Za-z0-9-]+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:
-            return True
-        redacted = self._TOKEN.sub(r"\1-(redacted)", message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        if record.exc_info and record.exc_info[1] is not None:
-            text = self._TOKEN.sub(r"\1-(redacted)", str(record.exc_info[1]))
-            if text != str(record.exc_info[1]):
-                record.exc_text = None
-                record.exc_info = None
-                record.msg = f"{record.msg} ({text})"
-        return True
-
-
-def install_token_redaction() -> None:
-    """Attach the redaction filter to every handler of the root logger (once)."""
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, RedactTokens) for f in handler.filters):
-            handler.addFilter(RedactTokens())

@@ -10,7 +10,7 @@ plain errbot backend, and why:
   ``message`` + ``app_mention`` pair one mention produces, are handled once.
 - ``!iwant …`` typed, ``@iwant …`` mentioned and ``/iwant …`` slash-commanded all reach
   errbot as ``!iwant …`` from the person, in the channel where they typed it.
-- Buttons: ``msg.extras["buttons"] = [{"label": …, "command": …}]`` render as Block Kit; a
+- Buttons (``iwant_platform.buttons``) render as Block Kit; a
   click runs the command as the clicker and, if the message was theirs, updates it.
 - ``send_message`` raises on failure (``undeliverable = True`` when it can never work).
 - ``send_file`` uploads bytes as a file into a person's DM (files_upload_v2); raises alike.
@@ -21,15 +21,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import re
 import select
-import signal
 import socket
 import sys
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from errbot.backends.base import (
@@ -40,19 +38,25 @@ from errbot.backends.base import (
     RoomOccupant,
 )
 from errbot.core import ErrBot
+from iwant_platform import buttons as button_extras
+from iwant_platform import redaction
+from iwant_platform.contract import (
+    Budget,
+    Button,
+    Capabilities,
+    ChatPlatform,
+    LocalId,
+    Outgoing,
+    Spend,
+)
+from iwant_platform.shutdown import RecentKeys, graceful_sigterm
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.webhook import WebhookClient
 
-# errbot puts this folder on sys.path before loading the module; direct imports of the
-# module (tests, tools) need the same to find the helper modules beside it.
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.append(_HERE)
-
-from iwant_slack_ids import (  # noqa: E402
+from .ids import (
     SlackPerson,
     SlackRoom,
     SlackRoomOccupant,
@@ -60,17 +64,16 @@ from iwant_slack_ids import (  # noqa: E402
     parse_identifier,
     set_current_directory,
 )
-from iwant_slack_text import (  # noqa: E402
+from .text import (
     button_blocks,
     clicked_blocks,
     incoming_text,
-    install_token_redaction,
     is_our_button,
     outgoing_text,
     owner_of_block,
     slash_text,
 )
-from iwant_slack_web import (  # noqa: E402
+from .web import (
     AUTH_ERRORS,
     SlackDeliveryError,
     SlackUndeliverable,
@@ -87,24 +90,8 @@ HELLO_TIMEOUT = 15.0
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 60.0
 # Slack's limit for conversations.open with several users.
 MAX_GROUP_DM = 8
-
-
-class _RecentKeys:
-    """A bounded set of recently seen keys: answers 'first time?' thread-safely."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._keys: OrderedDict[Any, None] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def first(self, key: Any) -> bool:
-        with self._lock:
-            if key in self._keys:
-                return False
-            self._keys[key] = None
-            if len(self._keys) > self._size:
-                self._keys.popitem(last=False)
-            return True
+#: Slack's bot, user and app-level tokens.
+SLACK_TOKEN = re.compile(r"\b(?:xox[abposr]|xapp)-[A-Za-z0-9-]+")
 
 
 class _FatalAuth(Exception):
@@ -113,15 +100,33 @@ class _FatalAuth(Exception):
         self.which, self.error = which, error
 
 
-class IWantSlackBackend(ErrBot):
-    """errbot backend for Slack (Socket Mode + Web API)."""
+class IWantSlackBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot is untyped
+    """errbot backend for Slack (Socket Mode + Web API), and iwant's ``ChatPlatform``."""
 
-    #: The most people a group DM holds besides the bot; a bigger group goes to a thread.
-    group_dm_max = MAX_GROUP_DM
+    platform = "slack"
+    capabilities = Capabilities(
+        buttons=True,
+        group_conversations=True,
+        group_max=MAX_GROUP_DM,
+        threads=True,
+        files=True,
+        mentions=True,
+    )
+    # Slack's published limits, bursts kept below theirs so that network jitter between
+    # reserving a slot and arriving never makes a 429.
+    budgets = (
+        Budget("channel", "1/s burst 2", most_sends=2, about="chat.postMessage, per channel or DM"),
+        Budget("workspace", "600/min burst 10", most_sends=2, about="chat.postMessage, all of it"),
+        Budget("open", "50/min burst 5", about="conversations.open, for a group DM (Tier 3)"),
+    )
+    paused_by_rate_limit = "workspace"
+    secret_patterns = (SLACK_TOKEN,)
+    secret_variables = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
+    command = "/iwant"
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
-        install_token_redaction()
+        redaction.install(self.secret_patterns, self.secret_variables)
         identity = getattr(config, "BOT_IDENTITY", {}) or {}
         self._token = (identity.get("token") or "").strip()
         self._app_token = (identity.get("app_token") or "").strip()
@@ -132,11 +137,8 @@ class IWantSlackBackend(ErrBot):
                 "(xapp-…, an app-level token with connections:write); see docs/slack.md."
             )
             sys.exit(1)
-        #: Told the wait of every 429 (the iwant plugin pauses every process of the bot).
-        self.on_rate_limited: Callable[[float], None] | None = None
-        self.web = make_web_client(
-            self._token, base_url, on_rate_limited=lambda wait: self._rate_limited(wait)
-        )
+        redaction.install(values=(self._token, self._app_token))
+        self.web = make_web_client(self._token, base_url, on_rate_limited=self.rate_limited)
         self.directory = UserDirectory(self.web)
         set_current_directory(self.directory)
         self.bot_identifier: SlackPerson | None = None
@@ -145,9 +147,9 @@ class IWantSlackBackend(ErrBot):
         self._socket: SocketModeClient | None = None
         self._stop = threading.Event()
         self._plugins_ready = threading.Event()
-        self._seen = _RecentKeys()
+        self._seen = RecentKeys()
         self._exit_code: int | None = None
-        _graceful_sigterm()
+        graceful_sigterm()
 
     # ------------------------------------------------------------------ errbot basics
 
@@ -487,9 +489,9 @@ class IWantSlackBackend(ErrBot):
         }
         if msg.extras.get("thread_ts"):
             kwargs["thread_ts"] = msg.extras["thread_ts"]
-        buttons = msg.extras.get("buttons")
+        buttons = button_extras.of(msg)
         if buttons:
-            kwargs["blocks"] = button_blocks(text, list(buttons), self._owner(msg))
+            kwargs["blocks"] = button_blocks(text, buttons, self._owner(msg))
         try:
             response = self.web.chat_postMessage(**kwargs)
         except Exception as exc:
@@ -518,7 +520,7 @@ class IWantSlackBackend(ErrBot):
         if response.status_code >= 400:
             raise SlackUndeliverable(f"response_url answered {response.status_code}")
 
-    def send_file(self, to: Identifier, filename: str, content: bytes, caption: str) -> None:
+    def upload(self, to: Identifier, filename: str, content: bytes, caption: str) -> None:
         """Upload ``content`` as a file named ``filename`` into the direct-message channel of
         the person ``to`` (conversations.open, as send_message), with ``caption`` as its
         comment. Uses files_upload_v2: files.getUploadURLExternal, a POST of the bytes to
@@ -541,9 +543,49 @@ class IWantSlackBackend(ErrBot):
         file_ids = [f.get("id") for f in response.get("files") or []]
         log.debug("Uploaded %s (%d bytes) to %s as %s", filename, len(content), channel, file_ids)
 
-    def _rate_limited(self, wait: float) -> None:
-        if self.on_rate_limited is not None:
-            self.on_rate_limited(wait)
+    # ------------------------------------------------------------------ iwant's contract
+
+    def person_id(self, identifier: Any) -> LocalId:
+        return str(identifier.person)
+
+    def display_name(self, identifier: Any) -> str:
+        return str(identifier.fullname or identifier.nick or identifier.person)
+
+    def room_id(self, message: Any) -> LocalId | None:
+        frm = message.frm
+        return str(frm.room) if isinstance(frm, RoomOccupant) else None
+
+    def timezone_of(self, identifier: Any) -> str | None:
+        return identifier.timezone if isinstance(identifier, SlackPerson) else None
+
+    def event_id(self, message: Any) -> str | None:
+        found = message.extras.get("event_id")
+        return str(found) if found else None
+
+    def bot_key(self) -> str:
+        return str(self.bot_identifier)
+
+    def send_text(self, to: LocalId, text: str, buttons: Sequence[Button] = ()) -> None:
+        message = self.build_message(text)
+        message.frm, message.to = self.bot_identifier, self.build_identifier(to)
+        self.send_message(button_extras.attach(message, buttons))
+
+    def reply(self, message: Any, text: str, buttons: Sequence[Button] = ()) -> None:
+        self.send_message(button_extras.attach(self.build_reply(message, text), buttons))
+
+    def send_file(self, to: LocalId, filename: str, content: bytes, caption: str) -> None:
+        self.upload(self.build_identifier(to), filename, content, caption)
+
+    def spends(self, out: Outgoing) -> Sequence[Spend]:
+        if out.members is None:
+            return (Spend("workspace"), Spend("channel", out.to))
+        if len(out.members) > MAX_GROUP_DM:
+            # A short message in the channel, then the members in its thread: two posts.
+            return (Spend("workspace", sends=2), Spend("channel", out.room, 2)) if out.room else ()
+        return (Spend("workspace"), Spend("open"))
+
+    def open_group(self, members: Sequence[LocalId], text: str, room: LocalId | None) -> None:
+        self.open_group_dm(list(members), text, room)
 
     def open_group_dm(self, person_ids: list[str], text: str, room: str | None = None) -> None:
         """Open one group DM with these people (Slack user ids) and post ``text`` in it, so a
@@ -590,16 +632,6 @@ class IWantSlackBackend(ErrBot):
             )
         except Exception as exc:
             raise delivery_error(exc, f"thread for a group of {len(ids)} in {room}") from exc
-
-
-def _graceful_sigterm() -> None:
-    """errbot shuts down cleanly on Ctrl-C only; make SIGTERM (docker stop, systemd) the
-    same, unless someone already handles it."""
-    try:
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, signal.default_int_handler)
-    except ValueError:  # not the main thread: leave signals alone
-        pass
 
 
 def _close(client: SocketModeClient) -> None:

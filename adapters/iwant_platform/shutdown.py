@@ -1,0 +1,37 @@
+"""What every adapter needs once: a clean stop on SIGTERM, and 'seen this event already?'."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+
+
+def graceful_sigterm() -> None:
+    """errbot shuts down cleanly on Ctrl-C only; make SIGTERM (docker stop, systemd) the
+    same, unless someone already handles it."""
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+
+
+class RecentKeys:
+    """A bounded set of recently seen keys: answers 'first time?' thread-safely (a
+    platform's redelivery of an event it did not see acknowledged)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._keys: OrderedDict[Hashable, None] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def first(self, key: Hashable) -> bool:
+        with self._lock:
+            if key in self._keys:
+                return False
+            self._keys[key] = None
+            if len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+            return True

@@ -1,0 +1,1 @@
+"""iwant's errbot backend for Slack (slack-sdk): see backend.py."""
