@@ -100,6 +100,21 @@ def _tests_module(folder: str, name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
+def _adapter_budgets(platform: str) -> dict[str, pacing_mod.Limit]:
+    """The budgets the platform's adapter publishes (its backend's ``budgets``), by
+    ``platform.budget``: what a bot keeps to where plugins.cfg ``[pacing]`` says nothing."""
+    path = str(REPO / "adapters")
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    module = importlib.import_module(f"iwant_{platform}.backend")
+    for value in vars(module).values():
+        if isinstance(value, type) and getattr(value, "platform", None) == platform:
+            budgets = getattr(value, "budgets", ())
+            if budgets:
+                return {f"{platform}.{b.name}": pacing_mod.Limit.parse(b.limit) for b in budgets}
+    raise LookupError(f"the {platform} adapter (iwant_{platform}.backend) declares no budgets")
+
+
 def unavailable(pg_admin_url: str | None = None) -> str | None:
     """Why the rush cannot run here, or None."""
     for folder, name in (("slack", "slack_harness.py"), ("telegram", "telegram_harness.py")):
@@ -708,7 +723,7 @@ def measure(rig: RushRig, submitted: Submitted, finished: bool, waited: float) -
     # The same sends under the bots' own budgets (plugins.cfg [pacing]: the platforms' rates,
     # smaller bursts): what the pacing could do at best.
     assert rig.engine is not None
-    own = rig.engine.settings.pacing
+    own = {**_adapter_budgets(rig.platform), **rig.engine.settings.pacing}
     own_limits = {k: own[f"{rig.platform}.{_kind_of(k)}"] for k in sends}
     own_minimum = pacing_mod.minimum_seconds(sends, own_limits)
     last = rig.last_accepted()

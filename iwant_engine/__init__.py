@@ -2,7 +2,7 @@
 
 from .clock import Clock, FixedClock, SystemClock
 from .engine import Engine
-from .errors import Unavailable, UserError
+from .errors import SendFailed, Unavailable, UserError
 from .messages import Note
 from .model import DeliveryReport, OpenRequest, OutboxItem, Person, PersonInfo
 from .plugins import hookimpl
@@ -18,6 +18,7 @@ __all__ = [
     "OutboxItem",
     "Person",
     "PersonInfo",
+    "SendFailed",
     "Settings",
     "SettingsError",
     "SystemClock",

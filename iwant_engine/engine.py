@@ -19,7 +19,7 @@ from . import board, links, matching, pacing, privacy, standing, standing_comman
 from . import messages as msg
 from . import settings as settings_mod
 from .clock import Clock, SystemClock
-from .errors import DuplicateEvent, StrategyError, Unavailable, UserError
+from .errors import DuplicateEvent, SendFailed, StrategyError, Unavailable, UserError
 from .grammar import is_number, parse_wish, split_every
 from .invariants import refusal
 from .model import (
@@ -44,7 +44,6 @@ from .model import (
 )
 from .pacing import Pacer, Scope
 from .plugins import make_plugin_manager, named, report
-from .redact import redact
 from .settings import Settings, SettingsError
 from .storage.protocol import Storage
 from .timephrases import warm_up
@@ -637,22 +636,24 @@ class Engine:
         self,
         platform: str,
         send: Callable[[OutboxItem], None],
-        is_permanent: Callable[[Exception], bool] = lambda e: False,
         limit: int = 50,
         scopes: Callable[[OutboxItem], Sequence[Scope]] | None = None,
     ) -> DeliveryReport:
         """Send due outbox rows of ``platform`` with ``send``; ack, retry or give up each.
 
-        A failed send is retried after 2, 4, 8 … seconds (at most 10 minutes), and given up
-        after ``MAX_ATTEMPTS`` attempts, or at once when ``is_permanent`` says so.
+        A failed send is retried after 2, 4, 8 … seconds (at most 10 minutes), or after the
+        ``retry_after`` of a ``SendFailed`` that says one, and given up after
+        ``MAX_ATTEMPTS`` attempts, or at once for a ``SendFailed`` that is ``permanent``.
+        The row keeps the text of a ``SendFailed`` (its raiser made it safe); of any other
+        exception, only its type's name (its message may carry a secret).
 
-        With ``scopes`` (the budgets a row spends, ``pacing.scopes_for``), each send waits for
-        a slot that every process of the bot leaves free (``pacing``), but never long: a row
-        whose slot is more than ``pacing.PROMPT`` away (its chat is busy) is set aside while
-        the others go, tried once more after them, and then given back until its slot
-        (``deferred``; its attempt not counted). So one busy chat never holds up the rest;
-        a person's later rows wait behind one set aside, so each reads their notes in the
-        order they were written; and rows are never held near the end of their lease."""
+        With ``scopes`` (the budgets a row spends, as the platform's adapter says), each send
+        waits for a slot that every process of the bot leaves free (``pacing``), but never
+        long: a row whose slot is more than ``pacing.PROMPT`` away (its chat is busy) is set
+        aside while the others go, tried once more after them, and then given back until its
+        slot (``deferred``; its attempt not counted). So one busy chat never holds up the
+        rest; a person's later rows wait behind one set aside, so each reads their notes in
+        the order they were written; and rows are never held near the end of their lease."""
         delivered = retried = deferred = 0
         given_up: list[OutboxItem] = []
         claimed_at = self.clock.now()
@@ -692,7 +693,10 @@ class Engine:
                 try:
                     send(item)
                 except Exception as err:  # the platform failed; the row stays until it succeeds
-                    permanent = is_permanent(err) or item.attempts >= MAX_ATTEMPTS
+                    failed = err if isinstance(err, SendFailed) else None
+                    permanent = (failed is not None and failed.permanent) or (
+                        item.attempts >= MAX_ATTEMPTS
+                    )
                     log.warning(
                         "sending outbox row %s failed (%s): %s",
                         item.id,
@@ -701,11 +705,11 @@ class Engine:
                     )
                     now = self.clock.now()
                     # A platform that said how long to wait (a 429's retry_after) is believed.
-                    wait = getattr(err, "retry_after", None)
-                    if not isinstance(wait, int | float) or not 0 < wait <= 600:
+                    wait = failed.retry_after if failed is not None else None
+                    if wait is None or not 0 < wait <= 600:
                         wait = min(2**item.attempts, 600)
                     retry_at = None if permanent else now + timedelta(seconds=wait)
-                    error = redact(f"{type(err).__name__}: {err}")
+                    error = str(err) if failed is not None else type(err).__name__
                     self.storage.fail(item.id, now, error, retry_at, lease)
                     if permanent:
                         given_up.append(item)
@@ -717,28 +721,10 @@ class Engine:
             rows = busy
         return DeliveryReport(delivered, retried, given_up, deferred)
 
-    def scopes_of(
-        self, platform: str, bot: str, group_dm_max: int | None = None
-    ) -> Callable[[OutboxItem], Sequence[Scope]]:
-        """The ``scopes`` of ``deliver`` for bot ``bot`` on ``platform``, with the limits of
-        plugins.cfg ``[pacing]``."""
-        limits = self.settings.pacing
-
-        def scopes(item: OutboxItem) -> Sequence[Scope]:
-            return pacing.scopes_for(
-                platform, bot, item.recipient, item.group_members, item.origin, limits,
-                group_dm_max,
-            )  # fmt: skip
-
-        return scopes
-
-    def rate_limited(self, platform: str, bot: str, seconds: float) -> None:
-        """The platform answered 429 with ``retry_after`` ``seconds``: every process of this
-        bot sends nothing more on ``platform`` until then."""
-        key = {"slack": "workspace", "telegram": "bot"}.get(platform)
-        if key is not None:
-            limit = self.settings.pacing[f"{platform}.{key}"]
-            self.pacer.pause([Scope(f"{platform}:{bot}:{key}", limit)], seconds)
+    def pause_sending(self, scopes: Sequence[Scope], seconds: float) -> None:
+        """The platform answered 429: nothing more in these scopes for ``seconds``, in every
+        process."""
+        self.pacer.pause(scopes, seconds)
 
 
 def valid_person_id(person_id: str) -> bool:

@@ -5,7 +5,8 @@ few hundred a minute per workspace, Telegram about 30 a second per bot, one a se
 chat and 20 a minute per group. Those limits hold per bot token, whatever the number of
 processes, so the budget of each *scope* (the bot, one chat, one method) is kept where every
 process of the bot sees it: in the storage (``Storage.pace``; a database row per scope on
-PostgreSQL, memory in a one-process storage).
+PostgreSQL, memory in a one-process storage). Which budgets a platform imposes, and which a
+notification spends, its adapter says; the engine only keeps to the scopes it is given.
 
 Each scope is a GCRA (generic cell rate algorithm, the token bucket written as one number per
 scope): ``at`` is the theoretical arrival time of the next send; a send at ``t`` fits when
@@ -172,61 +173,3 @@ def minimum_seconds(sends: Mapping[str, int], limits: Mapping[str, Limit]) -> fl
     """The least time in which ``sends[key]`` sends can pass through scope ``key`` of
     ``limits[key]``, for every scope at once: the physical limit of a delivery job."""
     return max([0.0, *(max(n - limits[k].burst, 0) * limits[k].interval for k, n in sends.items())])
-
-
-#: The platforms' published limits (issue 15), as ``[pacing]`` in plugins.cfg may override
-#: them. The rates are the platforms'; the bursts stay below what the platforms let through,
-#: so that network jitter between reserving a slot and arriving never makes a 429.
-DEFAULT_LIMITS: dict[str, Limit] = {
-    # Slack chat.postMessage: about 1 a second per channel, several hundred a minute per
-    # workspace, bursts allowed; conversations.open (a group DM) is Tier 3, 50+ a minute.
-    "slack.channel": Limit(1.0, 2),
-    "slack.workspace": Limit(10.0, 10),
-    "slack.open": Limit(50 / 60, 5),
-    # Telegram: about 30 messages a second per bot, 1 a second in one chat, 20 a minute in
-    # one group.
-    "telegram.bot": Limit(30.0, 15),
-    "telegram.chat": Limit(1.0, 2),
-    "telegram.group": Limit(20 / 60, 3),
-}
-
-
-#: Budgets a single row may spend twice back to back (``Scope.sends``): their burst must
-#: allow it (plugins.cfg ``[pacing]`` refuses less).
-TWO_POSTS = frozenset({"slack.channel", "slack.workspace"})
-
-
-def scopes_for(
-    platform: str,
-    bot: str,
-    recipient: str,
-    group: Sequence[str] | None,
-    origin: str | None,
-    limits: Mapping[str, Limit],
-    group_dm_max: int | None = None,
-) -> list[Scope]:
-    """The budgets one outbox row spends on ``platform`` for bot ``bot``: its recipient
-    (``platform:id``), or for a group conversation row its members, and the room it formed
-    in. A platform without limits here is not paced; a row that sends nothing spends
-    nothing."""
-    prefix = f"{platform}:{bot}:"
-
-    def scope(kind: str, name: str = "", sends: int = 1) -> Scope:
-        key = prefix + kind + (f":{name}" if name else "")
-        return Scope(key, limits[f"{platform}.{kind}"], sends)
-
-    person = recipient.split(":", 1)[-1]
-    if platform == "slack":
-        if group is None:
-            return [scope("workspace"), scope("channel", person)]
-        if group_dm_max is not None and len(group) > group_dm_max:
-            room = (origin or "").split(":", 1)[-1]
-            # A short message in the channel, then the members in its thread: two posts.
-            return [scope("workspace", sends=2), scope("channel", room, sends=2)] if room else []
-        return [scope("workspace"), scope("open")]
-    if platform == "telegram":
-        if group is not None:
-            return []  # a bot cannot open a group conversation on Telegram
-        kind = "group" if person.startswith("-") else "chat"
-        return [scope("bot"), scope(kind, person)]
-    return []

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .pacing import DEFAULT_LIMITS, TWO_POSTS, Limit
+from .pacing import Limit
 
 ACTIVITY_NAME_MAX = 24
+#: A key of plugins.cfg ``[pacing]``: a platform's budget, ``platform.budget``.
+PACING_KEY = re.compile(r"[a-z0-9_-]+\.[a-z0-9_-]+")
 
 
 class SettingsError(Exception):
@@ -58,8 +61,9 @@ class Settings:
     max_standing: int = 5  # standing wishes ("every weekday") per person
     # A standing wish's wish for a day is made this long before that day begins (local).
     standing_lead: timedelta = timedelta(hours=12)
-    # Delivery budgets per platform scope ("slack.channel"), shared by a bot's processes.
-    pacing: dict[str, Limit] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    # Delivery budgets plugins.cfg [pacing] sets, by "platform.budget" ("slack.channel"):
+    # only those the file sets; a platform's adapter has the defaults of the others.
+    pacing: dict[str, Limit] = field(default_factory=dict)
 
     def activity(self, name: str) -> Activity | None:
         return self.activities.get(name) or (
@@ -155,21 +159,17 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
         if section.startswith("strategy:")
     }
 
-    pacing = dict(DEFAULT_LIMITS)
+    pacing: dict[str, Limit] = {}
     for key, value in cfg["pacing"].items() if cfg.has_section("pacing") else []:
-        if key not in DEFAULT_LIMITS:
+        if not PACING_KEY.fullmatch(key):
             raise SettingsError(
-                f"plugins.cfg [pacing] {key}: unknown; known: {', '.join(sorted(DEFAULT_LIMITS))}"
+                f"plugins.cfg [pacing] {key} = {value.strip()!r}: write it as platform.budget, "
+                "e.g. slack.channel = 1/s burst 2"
             )
         try:
             pacing[key] = Limit.parse(value)
         except ValueError as err:
             raise SettingsError(f"plugins.cfg [pacing] {key} = {value.strip()!r}: {err}") from None
-        if key in TWO_POSTS and pacing[key].burst < 2:
-            raise SettingsError(
-                f"plugins.cfg [pacing] {key} = {value.strip()!r}: needs a burst of at least 2 "
-                "(a big group's announcement is two posts back to back), e.g. 1/s burst 2"
-            )
 
     tz = env.get("IWANT_TIMEZONE", "").strip() or "UTC"
     try:

@@ -4,20 +4,13 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import re
 from datetime import timedelta
 
 import pytest
 
-from iwant_engine import settings
-from iwant_engine.pacing import (
-    DEFAULT_LIMITS,
-    Limit,
-    PaceBook,
-    Pacer,
-    Scope,
-    minimum_seconds,
-    scopes_for,
-)
+from iwant_engine import SendFailed, settings
+from iwant_engine.pacing import Limit, PaceBook, Pacer, Scope, minimum_seconds
 from iwant_engine.settings import SettingsError
 
 from ..support import ALICE, BOB, CAROL, DAVE, FakeTime, make_engine
@@ -51,16 +44,23 @@ def test_a_wrong_limit_is_refused(text):
         Limit.parse(text)
 
 
-def test_plugins_cfg_pacing_overrides_a_default_and_refuses_unknown_scopes():
-    cfg = settings.parse_cfg(settings.DEFAULT_CFG + "[pacing]\ntelegram.chat = 2/s burst 4\n", {})
-    assert cfg.pacing["telegram.chat"] == Limit(2.0, 4)
-    assert cfg.pacing["slack.channel"] == DEFAULT_LIMITS["slack.channel"]
-    with pytest.raises(SettingsError, match=r"\[pacing\] slack\.chanel: unknown; known: slack"):
-        settings.parse_cfg(settings.DEFAULT_CFG + "[pacing]\nslack.chanel = 1/s\n", {})
+def test_plugins_cfg_pacing_keeps_only_the_budgets_it_sets():
+    assert settings.parse_cfg(settings.DEFAULT_CFG, {}).pacing == {}
+    cfg = settings.parse_cfg(
+        settings.DEFAULT_CFG + "[pacing]\nchat.room = 2/s burst 4\nchat.bot-wide_2 = 20/min\n", {}
+    )
+    assert cfg.pacing == {"chat.room": Limit(2.0, 4), "chat.bot-wide_2": Limit(20 / 60, 1)}
+    with pytest.raises(SettingsError, match=r"chat.room = 'often': not a limit; write it like 1/s"):
+        settings.parse_cfg(settings.DEFAULT_CFG + "[pacing]\nchat.room = often\n", {})
+
+
+@pytest.mark.parametrize("key", ["room", "chat.room.big", "Chat.room", "chat.", ".room", "ch at.x"])
+def test_a_pacing_key_is_platform_dot_budget(key):
     with pytest.raises(
-        SettingsError, match=r"slack.channel = 'often': not a limit; write it like 1/s"
+        SettingsError,
+        match=rf"\[pacing\] {re.escape(key)} = '1/s': write it as platform.budget, e.g. ",
     ):
-        settings.parse_cfg(settings.DEFAULT_CFG + "[pacing]\nslack.channel = often\n", {})
+        settings.parse_cfg(settings.DEFAULT_CFG + f"[pacing]\n{key} = 1/s\n", {})
 
 
 # -- reservations ----------------------------------------------------------------------------
@@ -106,36 +106,6 @@ def test_a_429_pauses_the_scope_then_sends_resume_at_the_rate_not_in_a_burst():
     pacer.pause(bot, 5.0)
     slots = [pacer.reserve(bot, within=10)[0] - time.now for _ in range(3)]
     assert slots == pytest.approx([5.0, 5.1, 5.2])
-
-
-def test_scopes_of_a_row_per_platform():
-    limits = DEFAULT_LIMITS
-    keys = lambda *a, **k: [s.key for s in scopes_for(*a, limits, **k)]  # noqa: E731
-    assert keys("slack", "B", "slack:U1", None, "slack:C1") == [
-        "slack:B:workspace",
-        "slack:B:channel:U1",
-    ]
-    group = ["slack:U1", "slack:U2"]
-    assert keys("slack", "B", "slack:group:4", group, "slack:C1", group_dm_max=8) == [
-        "slack:B:workspace",
-        "slack:B:open",
-    ]
-    big = [f"slack:U{i}" for i in range(9)]
-    assert keys("slack", "B", "slack:group:5", big, "slack:C1", group_dm_max=8) == [
-        "slack:B:workspace",
-        "slack:B:channel:C1",
-    ]
-    assert keys("slack", "B", "slack:group:5", big, None, group_dm_max=8) == [], "sends nothing"
-    assert keys("telegram", "7", "telegram:42", None, None) == [
-        "telegram:7:bot",
-        "telegram:7:chat:42",
-    ]
-    assert keys("telegram", "7", "telegram:-5", None, None) == [
-        "telegram:7:bot",
-        "telegram:7:group:-5",
-    ]
-    assert keys("telegram", "7", "telegram:group:3", ["telegram:1"], None) == []
-    assert keys("text", "x", "text:@a", None, None) == []
 
 
 def test_minimum_seconds_is_set_by_the_busiest_scope():
@@ -207,8 +177,8 @@ def test_a_rate_limit_in_one_engine_pauses_another_on_postgresql(pg_database, cl
         time = FakeTime()
         for eng in (one, two):
             eng.pacer = Pacer(eng.storage.pace, clock=time, sleep=time.sleep)
-        one.rate_limited("telegram", "7", 3.0)
-        bot = Scope("telegram:7:bot", DEFAULT_LIMITS["telegram.bot"])
+        bot = Scope("test:7:bot", Limit(30.0, 15))
+        one.pause_sending([bot], 3.0)
         slot, reserved = two.pacer.reserve([bot], within=10)
         assert reserved and slot == pytest.approx(time.now + 3.0)
     finally:
@@ -268,16 +238,12 @@ def test_budgets_untouched_for_an_hour_are_dropped_at_retention_time(engine):
     assert seen == [{"new": pytest.approx(now + 1)}]
 
 
-class RateLimited(Exception):
-    retry_after = 7.0
-
-
 def test_a_send_refused_with_retry_after_is_tried_again_then_not_before(engine, clock):
     engine.submit(ALICE, "coffee 10:00")
     engine.submit(BOB, "coffee 10:00")
 
     def refuse(item) -> None:  # noqa: ANN001
-        raise RateLimited("429")
+        raise SendFailed("429", retry_after=7.0)
 
     assert engine.deliver("text", refuse).retried == 2
     clock.advance(seconds=6)
@@ -287,8 +253,33 @@ def test_a_send_refused_with_retry_after_is_tried_again_then_not_before(engine, 
     assert engine.deliver("text", lambda item: sent.append(item.recipient)).delivered == 2
 
 
-def test_a_budget_a_big_group_posts_twice_in_needs_a_burst_of_two():
-    with pytest.raises(SettingsError, match=r"slack.channel = '1/s': needs a burst of at least 2"):
-        settings.parse_cfg(settings.DEFAULT_CFG + "[pacing]\nslack.channel = 1/s\n", {})
-    cfg = settings.parse_cfg(settings.DEFAULT_CFG + "[pacing]\ntelegram.chat = 1/s\n", {})
-    assert cfg.pacing["telegram.chat"] == Limit(1.0, 1)
+@pytest.mark.parametrize(
+    "error",
+    [SendFailed("429", retry_after=601.0), SendFailed("429", retry_after=0.0)],
+    ids=["too long", "zero"],
+)
+def test_a_retry_after_out_of_range_is_not_believed(engine, clock, error):
+    engine.submit(ALICE, "coffee 10:00")
+    engine.submit(BOB, "coffee 10:00")
+
+    def refuse(item) -> None:  # noqa: ANN001
+        raise error
+
+    assert engine.deliver("text", refuse).retried == 2
+    clock.advance(seconds=2)  # the backoff after a first attempt, not what the error said
+    assert engine.deliver("text", refuse).retried == 2
+
+
+def test_only_a_send_failed_says_when_to_try_again(engine, clock):
+    class Throttled(Exception):
+        retry_after = 300.0
+
+    engine.submit(ALICE, "coffee 10:00")
+    engine.submit(BOB, "coffee 10:00")
+
+    def refuse(item) -> None:  # noqa: ANN001
+        raise Throttled("429")
+
+    assert engine.deliver("text", refuse).retried == 2
+    clock.advance(seconds=2)
+    assert engine.deliver("text", refuse).retried == 2, "its retry_after is not read"
