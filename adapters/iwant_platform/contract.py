@@ -59,7 +59,8 @@ class Budget:
     """A delivery budget the platform imposes on a bot, whatever the number of processes.
 
     ``limit`` is written as ``[pacing]`` in plugins.cfg writes it (``1/s burst 2``,
-    ``20/min``); ``[pacing] <platform>.<name>`` overrides it. ``most_sends``: the most posts
+    ``20/min``), or "" for none (the budget is kept only where plugins.cfg sets it);
+    ``[pacing] <platform>.<name>`` overrides it. ``most_sends``: the most posts
     one notification makes in it back to back (a Slack announcement in a thread posts
     twice), so an override's burst must allow that many."""
 
@@ -142,7 +143,8 @@ class ChatPlatform:
         raise NotImplementedError
 
     def display_name(self, identifier: Any) -> str:
-        """What the person is called there (any text: the plugin keeps visible characters)."""
+        """What the person is called there (any text: the plugin keeps visible characters);
+        "" when the platform does not say (the plugin then shows their id)."""
         raise NotImplementedError
 
     def room_id(self, message: Any) -> LocalId | None:

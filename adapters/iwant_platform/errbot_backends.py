@@ -16,7 +16,16 @@ from typing import Any
 
 from errbot.backends.base import Message, RoomOccupant
 
-from .contract import Button, Capabilities, ChatPlatform, LocalId, Undeliverable
+from .contract import (
+    Budget,
+    Button,
+    Capabilities,
+    ChatPlatform,
+    LocalId,
+    Outgoing,
+    Spend,
+    Undeliverable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +50,12 @@ class ErrbotBackend(ChatPlatform):
     """Any errbot backend, through errbot's own API: identifiers, ``build_reply`` and
     ``send_message``. Its platform is the backend's ``mode`` (``xmpp``, ``irc``)."""
 
-    capabilities = Capabilities(mentions=False)
+    capabilities = Capabilities()
+    # No limits of their own: kept only where plugins.cfg sets them (``[pacing] xmpp.chat``).
+    budgets = (
+        Budget("bot", "", about="every message of the bot"),
+        Budget("chat", "", about="one person or room"),
+    )
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
@@ -52,7 +66,7 @@ class ErrbotBackend(ChatPlatform):
         return str(identifier.person)
 
     def display_name(self, identifier: Any) -> str:
-        return str(identifier.fullname or identifier.nick or self.person_id(identifier))
+        return str(identifier.fullname or identifier.nick or "")
 
     def room_id(self, message: Any) -> LocalId | None:
         frm = message.frm
@@ -60,6 +74,9 @@ class ErrbotBackend(ChatPlatform):
 
     def bot_key(self) -> str:
         return str(self.backend.bot_identifier)
+
+    def spends(self, out: Outgoing) -> Sequence[Spend]:
+        return () if out.members is not None else (Spend("bot"), Spend("chat", out.to))
 
     def _written(self, text: str, buttons: Sequence[Button]) -> str:
         return with_commands(text, buttons, self._prefix) if buttons else text

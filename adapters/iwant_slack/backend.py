@@ -277,7 +277,7 @@ class IWantSlackBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot i
             if api_error(exc) in AUTH_ERRORS:
                 raise _FatalAuth("app-level token (SLACK_APP_TOKEN)", api_error(exc)) from exc
             raise
-        return response["url"]
+        return str(response["url"])
 
     def _run_socket_session(self) -> bool:
         """One Socket Mode connection, from apps.connections.open until it drops.
@@ -285,7 +285,7 @@ class IWantSlackBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot i
         url = self._open_socket_url()
         hello = threading.Event()
 
-        def on_frame(client: Any, message: dict, raw: str | None) -> None:
+        def on_frame(client: Any, message: dict[str, Any], raw: str | None) -> None:
             if message.get("type") == "hello":
                 hello.set()
 
@@ -296,7 +296,7 @@ class IWantSlackBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot i
             concurrency=8,
         )
         client.message_listeners.append(on_frame)
-        client.socket_mode_request_listeners.append(self._on_request)
+        client.socket_mode_request_listeners.append(self._on_request)  # type: ignore[arg-type]
         try:
             client.wss_uri = url
             client.connect()
@@ -474,7 +474,8 @@ class IWantSlackBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot i
     def _owner(msg: Message) -> str | None:
         if isinstance(msg.to, SlackPerson):
             return msg.to.person
-        return msg.extras.get("slack_for")
+        owner = msg.extras.get("slack_for")
+        return str(owner) if owner else None
 
     def send_message(self, msg: Message) -> Message:
         """Post a message; raises SlackDeliveryError (``undeliverable`` when permanent)."""

@@ -82,7 +82,7 @@ class UserDirectory:
         with self._lock:
             if user_id in self._dms:
                 return self._dms[user_id]
-        channel = self.web.conversations_open(users=user_id)["channel"]["id"]
+        channel = str(self.web.conversations_open(users=user_id)["channel"]["id"])
         with self._lock:
             self._dms[user_id] = channel
         return channel
@@ -101,7 +101,7 @@ def _rebuild(text: str) -> SlackPerson | SlackRoom | SlackRoomOccupant:
     return parse_identifier(text, _current_directory)
 
 
-class SlackPerson(Person):
+class SlackPerson(Person):  # type: ignore[misc]  # errbot is untyped
     """A Slack user; ``str()`` and ``person`` are the stable user id (``U0123ABC``)."""
 
     def __init__(self, user_id: str, directory: UserDirectory | None) -> None:
@@ -163,7 +163,7 @@ class SlackPerson(Person):
         return f"<SlackPerson {self._user_id}>"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.person == self.person  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.person == self.person
 
     def __hash__(self) -> int:
         return hash(self._user_id)
@@ -172,7 +172,7 @@ class SlackPerson(Person):
         return _rebuild, (str(self),)
 
 
-class SlackRoom(Room):
+class SlackRoom(Room):  # type: ignore[misc]
     """A Slack conversation the bot posts in; ``str()`` is the channel id."""
 
     def __init__(self, channel_id: str, directory: UserDirectory | None) -> None:
@@ -261,7 +261,7 @@ class SlackRoom(Room):
         return _rebuild, (str(self),)
 
 
-class SlackRoomOccupant(SlackPerson, RoomOccupant):
+class SlackRoomOccupant(SlackPerson, RoomOccupant):  # type: ignore[misc]
     """A person speaking in a channel: ``str()`` is ``C0123ABC/U0123ABC``."""
 
     def __init__(self, user_id: str, channel_id: str, directory: UserDirectory | None) -> None:

@@ -81,7 +81,9 @@ def _sections(mrkdwn: str) -> list[dict[str, Any]]:
     ]
 
 
-def button_blocks(mrkdwn: str, buttons: Sequence[Button], owner: str | None) -> list[dict]:
+def button_blocks(
+    mrkdwn: str, buttons: Sequence[Button], owner: str | None
+) -> list[dict[str, Any]]:
     """A section with the (already escaped) text, then an actions block with the buttons.
 
     Each button's ``value`` is the command it stands for (without prefix); ``owner`` is the
@@ -121,7 +123,7 @@ def is_our_button(action: dict[str, Any]) -> bool:
     )
 
 
-def clicked_blocks(blocks: list[dict[str, Any]], user_id: str, label: str) -> list[dict]:
+def clicked_blocks(blocks: list[dict[str, Any]], user_id: str, label: str) -> list[dict[str, Any]]:
     """The message after a click: same text, no buttons, a line saying who chose what."""
     kept = [b for b in blocks if b.get("type") != "actions"]
     note = f"<@{user_id}> chose “{escape(label)}”"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from iwant_platform.contract import RetryLater, SendError, Undeliverable
+from iwant_platform.contract import SendError, Undeliverable
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -71,11 +71,11 @@ class SlackUndeliverable(SlackDeliveryError, Undeliverable):
     """Sending can never succeed (no such user, a bot, deactivated, no such channel …)."""
 
 
-class SlackRateLimited(SlackDeliveryError, RetryLater):
+class SlackRateLimited(SlackDeliveryError):
     """Slack kept answering 429 after our bounded retries; ``retry_after`` says how long."""
 
     def __init__(self, message: str, retry_after: float) -> None:
-        SlackDeliveryError.__init__(self, message, "ratelimited")
+        super().__init__(message, "ratelimited")
         self.retry_after = retry_after
 
 

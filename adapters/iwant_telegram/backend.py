@@ -81,7 +81,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 #: A bot token: the bot's id, a colon, and the secret.
-TELEGRAM_TOKEN = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}\b")
+TELEGRAM_TOKEN = re.compile(r"(?<![0-9])\d{5,}:[A-Za-z0-9_-]{30,}")
 
 #: Commands shown in Telegram's command menu (setMyCommands).
 BOT_COMMANDS = (("iwant", "Find company: /iwant coffee 10:00, /iwant list, /iwant help"),)
@@ -341,7 +341,7 @@ class IWantTelegramBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbo
         # and the offset is already on disk.  Only possible on the main thread.
         if threading.current_thread() is not threading.main_thread():
             return []
-        installed = []
+        installed: list[int] = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, self.stop)

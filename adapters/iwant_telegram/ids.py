@@ -20,7 +20,7 @@ from errbot.backends.base import Person, Room, RoomError, RoomOccupant
 log = logging.getLogger(__name__)
 
 
-class RoomsNotSupportedError(RoomError):
+class RoomsNotSupportedError(RoomError):  # type: ignore[misc]  # errbot is untyped
     """The Bot API offers no way to join, create or list group chats."""
 
     def __init__(self, message: str | None = None) -> None:
@@ -31,7 +31,7 @@ class RoomsNotSupportedError(RoomError):
         )
 
 
-class TelegramPerson(Person):
+class TelegramPerson(Person):  # type: ignore[misc]
     """A Telegram user; also the private chat with them (same id)."""
 
     def __init__(
@@ -106,7 +106,7 @@ class TelegramPerson(Person):
         return hash(("person", self._id))
 
 
-class TelegramRoom(Room):
+class TelegramRoom(Room):  # type: ignore[misc]
     """A Telegram group, supergroup or channel chat (negative id)."""
 
     def __init__(self, chat_id: int | str, title: str | None = None) -> None:
@@ -170,7 +170,7 @@ class TelegramRoom(Room):
         raise RoomsNotSupportedError()
 
 
-class TelegramRoomOccupant(TelegramPerson, RoomOccupant):
+class TelegramRoomOccupant(TelegramPerson, RoomOccupant):  # type: ignore[misc]
     """A person speaking in a group chat.
 
     ``str()`` and ``.person`` are the person's id, like for :class:`TelegramPerson`, so

@@ -14,20 +14,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast, overload
 
 from errbot import BotPlugin, Message
-from errbot.backends.base import RoomOccupant
+from iwant_platform import redaction
+from iwant_platform.contract import (
+    Button,
+    ChatPlatform,
+    LocalId,
+    Outgoing,
+    SendError,
+    format_command,
+)
+from iwant_platform.errbot_backends import adapter_for
 
 from iwant_engine import (
     Engine,
     Note,
     OutboxItem,
     Person,
+    SendFailed,
     SettingsError,
     Unavailable,
     UserError,
-    redact,
     settings,
 )
 from iwant_engine.messages import quote, visible
+from iwant_engine.pacing import Limit, Scope
 
 if TYPE_CHECKING:  # errbot is untyped: how ``botcmd`` is used here, for mypy only
     _F = TypeVar("_F", bound=Callable[..., Any])
@@ -42,8 +52,6 @@ else:
 
 log = logging.getLogger("errbot.plugins.iwant")
 REPO = Path(__file__).resolve().parents[2]
-LOCAL_MODES = ("text", "test")  # backends where one console plays several people
-SLASH_PLATFORMS = ("slack", "telegram")  # where people type /iwant
 RATE_LIMIT = 20  # commands per person per minute
 ACK_AFTER = timedelta(seconds=1)  # see IWant._acknowledge
 MAX_MESSAGE = 1000
@@ -122,14 +130,18 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
     engine: Engine | None = None
 
     def activate(self) -> None:
-        redact.install()
+        # The one place that reaches errbot's backend: from here on, only the contract.
+        self.chat: ChatPlatform = adapter_for(self._bot)
+        redaction.install(self.chat.secret_patterns, self.chat.secret_variables)
         self._cfg = os.environ.get("IWANT_PLUGINS_CFG") or str(REPO / "plugins.cfg")
         try:
-            poll_seconds = settings.load(self._cfg).poll_seconds
+            loaded = settings.load(self._cfg)
+            poll_seconds = loaded.poll_seconds
+            self._limits = budget_limits(self.chat, loaded.pacing)
             started = self._start_engine()
         except (SettingsError, RuntimeError) as err:
             log.critical("iwant cannot start: %s", err)
-            if self._bot.mode != "test":  # errbot's test backend runs inside pytest
+            if self.mode != "test":  # errbot's test backend runs inside pytest
                 # On the console too: once the Text backend owns it, a log line is lost.
                 print(f"iwant cannot start: {err}", file=sys.stderr, flush=True)
                 os._exit(2)  # a misconfigured bot must not look alive
@@ -141,8 +153,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         # Requests whose answer went out, with when (engine clock); acknowledged in batches.
         self._answered: list[tuple[int, datetime]] = []
         self._delivering = threading.Lock()
-        if hasattr(self._bot, "on_rate_limited"):  # our Slack and Telegram backends
-            self._bot.on_rate_limited = self._rate_limited
+        self.chat.rate_limit_listener = self._rate_limited
         super().activate()
         self.start_poller(poll_seconds, self.tick)
 
@@ -170,19 +181,17 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
 
     @property
     def platform(self) -> str:
-        return cast(str, self._bot.mode)
+        return self.chat.platform
 
     def person_of(self, frm: object) -> Person:
-        local = str(getattr(frm, "person", frm))
-        if self.platform == "text" and not local.startswith("@"):
-            local = "@" + local
-        name = getattr(frm, "fullname", None) or getattr(frm, "nick", None) or local.lstrip("@")
+        local = self.chat.person_id(frm)
+        name = self.chat.display_name(frm) or local.lstrip("@")
         # A display name is the platform's, and may hold anything: only visible characters.
         shown = visible(str(name))[:100] or visible(local)[:100] or "someone"
-        return Person(f"{self.platform}:{local}", shown, getattr(frm, "timezone", None))
+        return Person(f"{self.platform}:{local}", shown, self.chat.timezone_of(frm))
 
     def room_of(self, msg: Message) -> str | None:
-        return str(msg.frm.room) if isinstance(msg.frm, RoomOccupant) else None
+        return self.chat.room_id(msg)
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -190,7 +199,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
     def iwant(self, msg: Message, args: str) -> str | None:
         """Ask for company: !iwant coffee 10:00 by 9:30 (see !iwant help)"""
         person = self.person_of(msg.frm)
-        event = msg.extras.get("event_id")
+        event = self.chat.event_id(msg)
         room = self.room_of(msg)
         return self._run(
             msg,
@@ -255,11 +264,10 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
 
     def _export(self, msg: Message, person: Person) -> str:
         document = self._engine().export(person)
-        send_file = getattr(self._bot, "send_file", None)
-        if send_file is not None:  # a platform that takes files: a JSON file in a DM
+        if self.chat.capabilities.files:  # a platform that takes files: a JSON file in a DM
             try:
-                send_file(
-                    self._identifier(person.id),
+                self.chat.send_file(
+                    local_id(person.id),
                     EXPORT_FILE,
                     document.encode(),
                     "Everything iwant keeps about you (JSON).",
@@ -271,7 +279,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         text = f"Everything iwant keeps about you (JSON):\n```\n{document}\n```"
         if self.room_of(msg) is None:
             return text
-        self.send(self._identifier(person.id), text)  # never in a room
+        self.chat.send_text(local_id(person.id), text)  # never in a room
         return "I sent you everything iwant keeps about you in a direct message."
 
     @botcmd
@@ -284,7 +292,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         note = self._engine().link(person, args)
         if args.strip() or self.room_of(msg) is None:
             return note
-        self.send(self._identifier(person.id), self._localize(note.body))  # a code is private
+        self.chat.send_text(local_id(person.id), self._localize(note.body))  # a code is private
         return "I sent you a link code in a direct message."
 
     @botcmd
@@ -332,12 +340,10 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         return "You ignore: " + ", ".join(names) + ". Undo with !iwant unignore @someone."
 
     def _localize(self, text: str) -> str:
-        """Every ``!iwant`` in a text as it works where it is read: ``/iwant`` on Slack and
-        Telegram, errbot's prefix (``!`` unless configured) elsewhere."""
-        if self.platform in SLASH_PLATFORMS:
-            return text.replace("!iwant", "/iwant")
-        prefix = getattr(self.bot_config, "BOT_PREFIX", "!")
-        return text if prefix == "!" else text.replace("!iwant", f"{prefix}iwant")
+        """Every ``!iwant`` in a text as it is typed where it is read: the platform's own
+        command (``ChatPlatform.command``, ``/iwant``), else errbot's prefix + ``iwant``."""
+        typed = format_command(self.chat, str(self.bot_config.BOT_PREFIX))
+        return text if typed == "!iwant" else text.replace("!iwant", typed)
 
     @botcmd(admin_only=True)
     def iwant_plugins(self, msg: Message, args: str) -> str | None:
@@ -346,10 +352,9 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         return self._run(msg, person, lambda: self._engine().plugins_report())
 
     def _someone(self, args: str) -> Person:
-        """The person named in ``args`` (``@bob``, a Slack ``<@U123>`` mention, an id)."""
+        """The person named in ``args`` (``@bob``, a mention as the platform writes it, an
+        id): whatever the backend's ``build_identifier`` reads."""
         word = args.strip().split(" ")[0] if args.strip() else ""
-        if word.startswith("<@") and word.endswith(">"):
-            word = word[2:-1].split("|", 1)[0]
         if not word or len(word) > 100:
             raise UserError("Say who, like !iwant ignore @bob.")
         try:
@@ -377,7 +382,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
     @botcmd(admin_only=True)
     def iwant_as(self, msg: Message, args: str) -> str | None:
         """Act as another person on the local console: !iwant as @bob coffee 10:00"""
-        if self.platform not in LOCAL_MODES:
+        if not self.chat.capabilities.shared_screen:
             return "!iwant as works only on the local Text backend."
         who, _, rest = args.strip().partition(" ")
         if not who.startswith("@") or len(who) < 2 or len(who) > 40:
@@ -439,11 +444,8 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         # Reply first, then deliver what the command made due (a match is announced at once).
         note = result if isinstance(result, Note) else Note("", result)
         body = note.body if note.body.startswith(prefix) else prefix + note.body
-        reply = self._bot.build_reply(msg, self._localize(body))
-        if note.buttons:
-            reply.extras["buttons"] = note.buttons
         try:
-            self._bot.send_message(reply)
+            self.chat.reply(msg, self._localize(body), buttons_of(note.buttons))
         except Exception:  # the platform failed the reply; what was stored still goes out
             log.exception("reply to %s could not be sent", person.id)
         else:
@@ -509,11 +511,8 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         if self.engine is None or not self._delivering.acquire(blocking=False):
             return  # another thread of this process is delivering right now
         try:
-            scopes = self.engine.scopes_of(
-                self.platform, self._bot_key(), getattr(self._bot, "group_dm_max", None)
-            )
             while True:
-                report = self.engine.deliver(self.platform, self._send, _is_permanent, 50, scopes)
+                report = self.engine.deliver(self.platform, self._send, 50, self._scopes)
                 for item in report.undeliverable or []:
                     self._tell_origin(item)
                 handled = report.delivered + report.retried + len(report.undeliverable or [])
@@ -526,37 +525,45 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         finally:
             self._delivering.release()
 
-    def _bot_key(self) -> str:
-        """The bot's own id: the budgets of its token are shared by its processes."""
-        return str(self._bot.bot_identifier)
+    def _scope(self, budget: str, part: str = "", sends: int = 1) -> Scope:
+        """A budget of this bot (``slack:B1:channel:C2``): its processes share the scope."""
+        key = f"{self.platform}:{self.chat.bot_key()}:{budget}" + (f":{part}" if part else "")
+        return Scope(key, self._limits[budget], sends)
+
+    def _scopes(self, item: OutboxItem) -> list[Scope]:
+        """The budgets one notification spends, as its platform says (``spends``)."""
+        members = item.group_members
+        out = Outgoing(
+            local_id(item.recipient),
+            tuple(local_id(m) for m in members) if members is not None else None,
+            local_id(item.origin) if item.origin else None,
+        )
+        spent = self.chat.spends(out)
+        return [self._scope(s.budget, s.part, s.sends) for s in spent if s.budget in self._limits]
 
     def _rate_limited(self, wait: float) -> None:
         """The platform answered 429: every process of this bot waits ``wait`` seconds."""
+        budget = self.chat.paused_by_rate_limit
+        if budget not in self._limits:
+            return
         try:
-            self._engine().rate_limited(self.platform, self._bot_key(), wait)
+            self._engine().pause_sending([self._scope(budget)], wait)
         except Unavailable:
             log.warning("a 429 could not be shared: database unavailable")
 
-    def _identifier(self, person_id: str) -> object:
-        return self.build_identifier(person_id.split(":", 1)[1])
-
     def _send(self, item: OutboxItem) -> None:
-        if item.group_members is not None:
-            opener = getattr(self._bot, "open_group_dm", None)
-            if opener is not None:  # backends without group conversations skip these
-                members = [pid.split(":", 1)[1] for pid in item.group_members]
-                room = item.origin.split(":", 1)[1] if item.origin else None
-                opener(members, self._localize(item.body), room)
-            return
-        body = self._localize(item.body)
-        if self.platform == "text":  # one console shows everyone's messages
-            body = f"[to {item.recipient.split(':', 1)[1]}] {body}"
-        message = Message(
-            body=body, frm=self._bot.bot_identifier, to=self._identifier(item.recipient)
-        )
-        if item.buttons:
-            message.extras["buttons"] = item.buttons
-        self._bot.send_message(message)
+        """Hand one notification to the platform; its failures as the engine reads them."""
+        try:
+            if item.group_members is None:
+                body = self._localize(item.body)
+                self.chat.send_text(local_id(item.recipient), body, buttons_of(item.buttons))
+            elif self.chat.capabilities.group_conversations:  # elsewhere: nothing to send
+                members = [local_id(m) for m in item.group_members]
+                room = local_id(item.origin) if item.origin else None
+                self.chat.open_group(members, self._localize(item.body), room)
+        except SendError as err:
+            text = redaction.redact(f"{type(err).__name__}: {err}")
+            raise SendFailed(text, err.undeliverable, err.retry_after) from err
 
     def _tell_origin(self, item: OutboxItem) -> None:
         log.warning("notification %s to %s is undeliverable", item.id, item.recipient)
@@ -565,10 +572,9 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         if not item.origin or item.origin.split(":", 1)[0] != self.platform:
             return
         try:
-            room = self._identifier(item.origin)
             who = self._engine().display_names([item.recipient])[0] if self.engine else "Someone"
-            self.send(
-                room,
+            self.chat.send_text(
+                local_id(item.origin),
                 f"{who}: I can't send you direct messages, so you may miss who "
                 "you meet. Please open a direct chat with me and say hi.",
             )
@@ -576,5 +582,36 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             log.exception("telling the origin room about undeliverable %s failed", item.id)
 
 
-def _is_permanent(err: Exception) -> bool:
-    return bool(getattr(err, "undeliverable", False))
+def local_id(person_or_room: str) -> LocalId:
+    """``slack:U123`` -> ``U123``: the id the platform's adapter deals in."""
+    return person_or_room.split(":", 1)[1]
+
+
+def buttons_of(raw: list[dict[str, str]]) -> list[Button]:
+    """The engine's buttons (``{"label", "command"}``) as the contract's."""
+    return [Button(b["label"], b["command"]) for b in raw]
+
+
+def budget_limits(chat: ChatPlatform, overrides: dict[str, Limit]) -> dict[str, Limit]:
+    """The limit of each budget ``chat`` declares: its default (a budget without one is not
+    kept unless configured), or ``[pacing]
+    <platform>.<budget>`` of plugins.cfg. An override of a budget the platform does not have,
+    or with a burst below what one notification spends in it, is a ``SettingsError``."""
+    declared = {b.name: b for b in chat.budgets}
+    limits = {b.name: Limit.parse(b.limit) for b in chat.budgets if b.limit}
+    for key, limit in overrides.items():
+        platform, _, name = key.partition(".")
+        if platform != chat.platform:
+            continue  # another platform's bot reads it
+        budget = declared.get(name)
+        if budget is None:
+            known = ", ".join(f"{platform}.{b}" for b in sorted(declared)) or "none"
+            raise SettingsError(f"plugins.cfg [pacing] {key}: unknown; {platform} has {known}")
+        if limit.burst < budget.most_sends:
+            raise SettingsError(
+                f"plugins.cfg [pacing] {key} = {limit}: needs a burst of at least "
+                f"{budget.most_sends} (one notification posts {budget.most_sends} times back "
+                f"to back there), e.g. {limit.rate:g}/s burst {budget.most_sends}"
+            )
+        limits[name] = limit
+    return limits

@@ -12,7 +12,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-sys.path[:0] = [p for p in (str(HERE), str(ROOT / "adapters" / "slack")) if p not in sys.path]
+sys.path[:0] = [p for p in (str(HERE),) if p not in sys.path]
 
 from slack_standin import Posted, SlackStandIn  # noqa: E402
 

@@ -29,7 +29,6 @@ from slack_harness import (
 from slack_standin import BOT_USER_ID, Posted, SlackStandIn
 
 PLUGIN = ROOT / "iwant_plugins" / "iwant" / "iwant.py"
-pytestmark = pytest.mark.skipif(not PLUGIN.exists(), reason="the iwant plugin is not there yet")
 
 A_DM, B_DM, C_DM = (SlackStandIn.dm_of(u) for u in (ALICE, BOB, CAROL))
 ZONES = {ALICE: "Europe/Prague", BOB: "America/New_York", CAROL: "Asia/Tokyo"}
@@ -211,8 +210,6 @@ def test_undeliverable_notification_is_given_up_and_reported_in_the_room(
 
 
 def test_group_dm_when_a_group_forms(iwant: BotProcess) -> None:
-    if "open_group_dm" not in PLUGIN.read_text():
-        pytest.skip("the iwant plugin does not open group DMs yet (backend method exists)")
     s = iwant.standin
     say(s, ALICE, A_DM, "!iwant coffee in 40 min", "coffee")
     say(s, BOB, B_DM, "!iwant coffee for 2h", "Alice Novak")

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 import pickle
 import string
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from iwant_slack import _RecentKeys
-from iwant_slack_ids import (
+from iwant_platform.contract import Button
+from iwant_platform.shutdown import RecentKeys as _RecentKeys
+from iwant_slack.ids import (
     SlackPerson,
     SlackRoom,
     SlackRoomOccupant,
     parse_identifier,
     set_current_directory,
 )
-from iwant_slack_text import (
-    RedactTokens,
+from iwant_slack.text import (
     button_blocks,
     clicked_blocks,
     escape,
@@ -28,7 +27,7 @@ from iwant_slack_text import (
     slash_text,
     unescape,
 )
-from iwant_slack_web import (
+from iwant_slack.web import (
     SlackDeliveryError,
     SlackRateLimited,
     SlackUndeliverable,
@@ -98,7 +97,7 @@ def test_errbot_markdown_bold_becomes_slack_bold() -> None:
 def test_button_blocks_carry_commands_and_owner() -> None:
     blocks = button_blocks(
         "Waiting &amp; hoping",
-        [{"label": "Cancel", "command": "iwant cancel #12"}, {"label": "x" * 100, "command": "c"}],
+        [Button("Cancel", "iwant cancel #12"), Button("x" * 100, "c")],
         "U0ALICE",
     )
     section, actions = blocks
@@ -111,16 +110,16 @@ def test_button_blocks_carry_commands_and_owner() -> None:
 
 
 def test_long_text_is_split_into_sections_and_nobody_owns_a_room_message() -> None:
-    blocks = button_blocks("a" * 7000, [{"label": "OK", "command": "ok"}], None)
+    blocks = button_blocks("a" * 7000, [Button("OK", "ok")], None)
     assert [b["type"] for b in blocks] == ["section", "section", "section", "actions"]
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks[:3])
     assert owner_of_block(blocks[-1]["block_id"]) is None
     with pytest.raises(ValueError):
-        button_blocks("t", [{"label": "L", "command": "c" * 2001}], None)
+        button_blocks("t", [Button("L", "c" * 2001)], None)
 
 
 def test_clicked_blocks_drop_buttons_and_say_who_chose_what() -> None:
-    blocks = button_blocks("text", [{"label": "<Cancel>", "command": "c"}], "U0A")
+    blocks = button_blocks("text", [Button("<Cancel>", "c")], "U0A")
     after = clicked_blocks(blocks, "U0A", "<Cancel>")
     assert [b["type"] for b in after] == ["section", "context"]
     note = after[-1]["elements"][0]["text"]
@@ -243,14 +242,6 @@ def test_recent_keys_answer_first_time_only_and_stay_bounded() -> None:
     assert keys.first("a")  # forgotten: the set holds the 3 newest
 
 
-def test_tokens_are_redacted_from_log_records() -> None:
-    record = logging.LogRecord(
-        "x", logging.INFO, __file__, 1, "token %s and %s", ("xoxb-123-abc", "xapp-1-A-2"), None
-    )
-    RedactTokens().filter(record)
-    assert record.getMessage() == "token xoxb-(redacted) and xapp-(redacted)"
-
-
 @pytest.mark.parametrize(
     ("method", "shared"),
     [("chat.postMessage", True), ("users.info", False), ("conversations.open", False)],
@@ -258,7 +249,7 @@ def test_tokens_are_redacted_from_log_records() -> None:
 def test_only_a_429_of_chat_post_message_pauses_every_process(method: str, shared: bool) -> None:
     """A 429 of chat.postMessage is the workspace's message budget, which every process of
     the bot shares; other methods have limits of their own and must not stall the messages."""
-    from iwant_slack_web import BoundedRateLimitRetryHandler
+    from iwant_slack.web import BoundedRateLimitRetryHandler
     from slack_sdk.http_retry.request import HttpRequest
     from slack_sdk.http_retry.response import HttpResponse
     from slack_sdk.http_retry.state import RetryState

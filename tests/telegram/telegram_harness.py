@@ -18,9 +18,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-ADAPTER_DIR = ROOT / "adapters" / "telegram"
-# errbot loads the backend with its folder on sys.path; do the same here.
-for _p in (str(ADAPTER_DIR), str(HERE)):
+for _p in (str(HERE),):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
@@ -71,7 +69,7 @@ class InProcessBot:
     errbot and can call ``send_message`` directly."""
 
     def __init__(self, data_dir: Path, api: BotApiStandin) -> None:
-        from iwant_telegram import IWantTelegramBackend
+        from iwant_telegram.backend import IWantTelegramBackend
 
         received: list[Any] = []
         connected = threading.Event()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from errbot.backends.base import Person, Room, RoomOccupant
-from iwant_telegram_util import TelegramPermanentError, TelegramSendError, TelegramUndeliverable
+from iwant_telegram.util import TelegramPermanentError, TelegramSendError, TelegramUndeliverable
 from telegram_harness import TOKEN, InProcessBot
 from telegram_standin import BotApiStandin, wait_until
 
@@ -378,7 +378,7 @@ def test_token_never_logged(people, tmp_path: Path, caplog: pytest.LogCaptureFix
     finally:
         bot.stop()
     secret = TOKEN.split(":", 1)[1]
-    assert any("<telegram-token>" in r.getMessage() for r in caplog.records)
+    assert any("[secret]" in r.getMessage() for r in caplog.records)
     assert all(secret not in r.getMessage() for r in caplog.records)
     assert secret not in caplog.text
 
@@ -389,7 +389,7 @@ def test_token_never_logged(people, tmp_path: Path, caplog: pytest.LogCaptureFix
 def test_send_file_delivers_a_document(people, inproc):
     content = '{"person": "Zoë", "requests": []}\n'.encode()
     to = inproc.backend.build_identifier("4242")
-    inproc.backend.send_file(to, "iwant-export.json", content, "Everything iwant keeps (JSON).")
+    inproc.backend.upload(to, "iwant-export.json", content, "Everything iwant keeps (JSON).")
     (doc,) = people.documents(ALICE)
     assert doc["content"] == content and doc["file_name"] == "iwant-export.json"
     assert doc["caption"] == "Everything iwant keeps (JSON)."
@@ -406,17 +406,17 @@ def test_send_file_delivers_a_document(people, inproc):
 def test_send_file_to_someone_in_a_group_goes_to_their_private_chat(people, inproc):
     people.user_says(BOB, "hi", chat_id=GROUP)
     (msg,) = inproc.wait_received(1)
-    inproc.backend.send_file(msg.frm, "bob.json", b"{}", "yours")
+    inproc.backend.upload(msg.frm, "bob.json", b"{}", "yours")
     assert [d["file_name"] for d in people.documents(BOB)] == ["bob.json"]
     assert people.documents(GROUP) == []
     with pytest.raises(ValueError):  # private data never goes to a group
-        inproc.backend.send_file(msg.to, "bob.json", b"{}", "yours")
+        inproc.backend.upload(msg.to, "bob.json", b"{}", "yours")
     assert len(people.calls_to("sendDocument")) == 1
 
 
 def test_send_file_cuts_a_long_caption(people, inproc):
     caption = "🙂" * 600 + "x" * 200  # 1,400 UTF-16 units
-    inproc.backend.send_file(inproc.backend.build_identifier("4242"), "a.txt", b"a", caption)
+    inproc.backend.upload(inproc.backend.build_identifier("4242"), "a.txt", b"a", caption)
     (doc,) = people.documents(ALICE)
     sent_caption = doc["caption"]
     assert len(sent_caption.encode("utf-16-le")) // 2 <= 1024
@@ -429,22 +429,22 @@ def test_send_file_failures_raise_like_send_message(people, inproc):
     people.block(BOB)
     for who in (CAROL, BOB, 999):  # never started, blocked, unknown chat
         with pytest.raises(TelegramUndeliverable) as err:
-            backend.send_file(backend.build_identifier(str(who)), "x.json", b"{}", "x")
+            backend.upload(backend.build_identifier(str(who)), "x.json", b"{}", "x")
         assert err.value.undeliverable is True and err.value.chat_id == who
     assert [c.status for c in people.calls_to("sendDocument")] == [403, 403, 400]
     people.fail("sendDocument", 502)
     with pytest.raises(TelegramSendError) as transient:
-        backend.send_file(backend.build_identifier("4242"), "x.json", b"{}", "x")
+        backend.upload(backend.build_identifier("4242"), "x.json", b"{}", "x")
     assert not transient.value.undeliverable
     with pytest.raises(TelegramPermanentError):  # Telegram refuses empty files
-        backend.send_file(backend.build_identifier("4242"), "x.json", b"", "x")
+        backend.upload(backend.build_identifier("4242"), "x.json", b"", "x")
     assert people.documents() == []
 
 
 def test_send_file_waits_out_flood_control(people, inproc):
     people.fail("sendDocument", 429, retry_after=1)
     started = time.monotonic()
-    inproc.backend.send_file(inproc.backend.build_identifier("4242"), "x.json", b"{}", "x")
+    inproc.backend.upload(inproc.backend.build_identifier("4242"), "x.json", b"{}", "x")
     assert time.monotonic() - started >= 1.0
     assert [c.status for c in people.calls_to("sendDocument")] == [429, 200]
     assert len(people.documents(ALICE)) == 1
@@ -456,7 +456,7 @@ def test_send_file_from_many_threads_and_when_not_connected(people, inproc, tmp_
 
     def worker(n: int) -> None:
         try:
-            backend.send_file(backend.build_identifier("4242"), f"{n}.json", b"[%d]" % n, "")
+            backend.upload(backend.build_identifier("4242"), f"{n}.json", b"[%d]" % n, "")
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -471,4 +471,4 @@ def test_send_file_from_many_threads_and_when_not_connected(people, inproc, tmp_
     assert all(d["caption"] is None for d in docs)  # an empty caption is left out
     idle = InProcessBot(tmp_path / "idle", people)  # never started
     with pytest.raises(TelegramSendError):
-        idle.backend.send_file(idle.backend.build_identifier("4242"), "x.json", b"{}", "x")
+        idle.backend.upload(idle.backend.build_identifier("4242"), "x.json", b"{}", "x")

@@ -71,7 +71,7 @@ class SlackProbe(BotPlugin):
         target, name, size, *caption = args.split()
         content = bytes(i % 256 for i in range(int(size)))
         try:
-            self._bot.send_file(self.build_identifier(target), name, content, " ".join(caption))
+            self._bot.upload(self.build_identifier(target), name, content, " ".join(caption))
         except Exception as exc:
             kind = "undeliverable" if getattr(exc, "undeliverable", False) else "transient"
             return f"file failed: {kind} {type(exc).__name__}"
