@@ -111,7 +111,7 @@ def _engine(cfg_path: str | None) -> Engine | None:
 
 def forget(cfg_path: str | None, person_id: str) -> int:
     """Delete ``person_id`` and everything that is theirs; print the rows per table."""
-    from .engine import valid_person_id
+    from .identity import valid_person_id
 
     if not valid_person_id(person_id):
         print(f"iwant: {person_id!r} is not a person id (platform:id, like slack:U0123)",

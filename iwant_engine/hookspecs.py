@@ -1,4 +1,6 @@
-"""Every hook of the iwant engine. Plugins implement them with ``@iwant_engine.hookimpl``.
+"""Every hook of the iwant engine. Plugins implement them with ``@iwant_engine.hookimpl``
+(the marker is defined here, beside the hooks, so a storage or a strategy needs nothing else
+of the engine's wiring).
 
 Built-in storages and strategies are registered through these same hooks, exactly as a
 third-party package would (see ``plugins.py``). A package is found through the Python entry
@@ -15,15 +17,15 @@ import pluggy
 from .model import Candidate, Decision, MatchContext, Nearby, OpenGroup, Suggestion, Wish
 
 hookspec = pluggy.HookspecMarker("iwant")
+hookimpl = pluggy.HookimplMarker("iwant")
 
+#: A strategy's decide function (see ``iwant_strategies``).
+Decide = Callable[[Wish, Sequence[Candidate], Sequence[OpenGroup], MatchContext], Decision]
 #: What ``iwant_strategies`` maps a name to: called once at start with the strategy's
 #: settings from ``plugins.cfg`` (section ``[strategy:<name>]``); returns the decide function.
 #: It raises ``ValueError`` with a one-line reason for a bad setting, which stops the bot at
 #: start.
-StrategyFactory = Callable[
-    [Mapping[str, str]],
-    Callable[[Wish, Sequence[Candidate], Sequence[OpenGroup], MatchContext], Decision],
-]
+StrategyFactory = Callable[[Mapping[str, str]], Decide]
 
 
 @hookspec

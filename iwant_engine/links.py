@@ -16,15 +16,14 @@ import hmac
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from . import matching
 from . import messages as msg
+from .clock import Clock
 from .errors import UserError
+from .identity import Identity, check_person
 from .model import Person, PersonInfo
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .storage.protocol import Storage
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed safely
 CODE_LENGTH = 8
@@ -92,54 +91,58 @@ def unlinked(accounts: Sequence[str]) -> str:
     return f"Unlinked: {', '.join(accounts)} are each a person of their own again."
 
 
-# -- the commands (``Engine.link``, ``Engine.unlink``) ---------------------------------------
+class Links:
+    """Linking accounts into one person, and unlinking them."""
 
+    def __init__(self, storage: Storage, clock: Clock, identity: Identity) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.identity = identity
 
-def link(engine: Engine, person: Person, code: str = "") -> msg.Note:
-    """``!iwant link``: a one-time code for the person's other account; ``!iwant link
-    CODE`` there makes the two accounts one person."""
-    engine._check_person(person)
-    now = engine.clock.now()
-    given = code.strip()
-    if not given:
-        fresh = new_code()
-        with engine.storage.transaction() as uow:
+    def link(self, person: Person, code: str = "") -> msg.Note:
+        """``!iwant link``: a one-time code for the person's other account; ``!iwant link
+        CODE`` there makes the two accounts one person."""
+        check_person(person)
+        now = self.clock.now()
+        given = code.strip()
+        if not given:
+            fresh = new_code()
+            with self.storage.transaction() as uow:
+                uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
+                uow.add_link_code(digest(fresh), person.id, now + CODE_LIFETIME)
+            return msg.Note(person.id, code_given(fresh))
+        with self.storage.transaction() as uow:
             uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
-            uow.add_link_code(digest(fresh), person.id, now + CODE_LIFETIME)
-        return msg.Note(person.id, code_given(fresh))
-    with engine.storage.transaction() as uow:
-        uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
-        if uow.link_failures(person.id, now, FAILURE_WINDOW, add=False) >= (MAX_FAILURES):
-            raise UserError(TOO_MANY)
-        found = match(given, uow.link_codes(now))
-        if found is None:
-            uow.link_failures(person.id, now, FAILURE_WINDOW, add=True)
-    if found is None:  # the failure is counted (its unit of work committed)
-        raise UserError(WRONG_CODE)
-    code_hash, issuer = found
-    if issuer == person.id:
-        raise UserError(OWN_CODE)
-    theirs = engine.storage.person(issuer)
-    target = theirs.canonical if theirs and theirs.canonical else issuer
-    if target == person.id:
-        raise UserError(OWN_CODE)
-    with engine.storage.transaction() as uow:
-        # Both people's locks, in one order: two accounts entering each other's codes at once
-        # cannot both link (one would point to the other and back).
-        for key in sorted({person.id, issuer, target}):
-            uow.lock("person", key)
-        if not uow.link(person.id, target):
-            raise UserError(ALREADY_LINKED)
-        uow.drop_link_code(code_hash)
-    engine.forget_caches()
-    name = theirs.name if theirs else issuer.split(":", 1)[-1]
-    return msg.Note(person.id, linked(name, issuer.split(":", 1)[0]))
+            if uow.link_failures(person.id, now, FAILURE_WINDOW, add=False) >= (MAX_FAILURES):
+                raise UserError(TOO_MANY)
+            found = match(given, uow.link_codes(now))
+            if found is None:
+                uow.link_failures(person.id, now, FAILURE_WINDOW, add=True)
+        if found is None:  # the failure is counted (its unit of work committed)
+            raise UserError(WRONG_CODE)
+        code_hash, issuer = found
+        if issuer == person.id:
+            raise UserError(OWN_CODE)
+        theirs = self.storage.person(issuer)
+        target = theirs.canonical if theirs and theirs.canonical else issuer
+        if target == person.id:
+            raise UserError(OWN_CODE)
+        with self.storage.transaction() as uow:
+            # Both people's locks, in one order: two accounts entering each other's codes at once
+            # cannot both link (one would point to the other and back).
+            for key in sorted({person.id, issuer, target}):
+                uow.lock("person", key)
+            if not uow.link(person.id, target):
+                raise UserError(ALREADY_LINKED)
+            uow.drop_link_code(code_hash)
+        self.identity.forget_caches()
+        name = theirs.name if theirs else issuer.split(":", 1)[-1]
+        return msg.Note(person.id, linked(name, issuer.split(":", 1)[0]))
 
-
-def unlink(engine: Engine, person: Person) -> str:
-    """``!iwant unlink``, from either account: they are two people again."""
-    engine._check_person(person)
-    with engine.storage.transaction() as uow:
-        done = uow.unlink(person.id)
-    engine.forget_caches()
-    return unlinked(done)
+    def unlink(self, person: Person) -> str:
+        """``!iwant unlink``, from either account: they are two people again."""
+        check_person(person)
+        with self.storage.transaction() as uow:
+            done = uow.unlink(person.id)
+        self.identity.forget_caches()
+        return unlinked(done)

@@ -10,6 +10,8 @@ from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from .model import OpenRequest, Status
+
 if TYPE_CHECKING:
     from .model import Suggestion
 
@@ -215,6 +217,27 @@ def cancelled(activity: str, earliest: datetime, latest: datetime, zone: ZoneInf
 
 def left_group(activity: str, start: datetime, end: datetime, zone: ZoneInfo) -> str:
     return f"Cancelled: you left {activity} at {slot(start, end, zone)}; the others have been told."
+
+
+_ENDED = {Status.CANCELLED: "cancelled", Status.EXPIRED: "ended: nobody joined"}
+
+
+def request_line(item: OpenRequest, zone: ZoneInfo) -> str:
+    """One request as its person reads it (``!iwant list``, a repeated answer): its window
+    and state, or the meeting and who comes."""
+    if item.status in _ENDED or item.status == Status.DONE:
+        window = f"{clock(item.earliest, zone)}–{clock(item.latest, zone)}"
+        state = _ENDED.get(item.status, "over")
+        return f"{item.activity} {window} ({day(item.earliest, zone)}), {state}"
+    if item.status == Status.MATCHED and item.start and item.end:
+        return (
+            f"{item.activity} at {slot(item.start, item.end, zone)} with {', '.join(item.others)}"
+        )
+    window = f"{clock(item.earliest, zone)}–{clock(item.latest, zone)}"
+    return (
+        f"{item.activity} {window} ({day(item.earliest, zone)}), waiting; "
+        f"you'll hear by {clock(item.deadline, zone)}"
+    )
 
 
 def answered_already(what: str) -> str:

@@ -10,14 +10,17 @@ import importlib
 import importlib.metadata
 import logging
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import pluggy
 
 from . import hookspecs
-from .settings import Settings
+from .hookspecs import Decide
+from .hookspecs import hookimpl as hookimpl  # where plugins have always found it
+from .settings import Settings, SettingsError
+from .storage.protocol import Storage
 
-hookimpl = pluggy.HookimplMarker("iwant")
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "iwant"
@@ -69,6 +72,35 @@ def named(pm: pluggy.PluginManager, hook: str) -> dict[str, tuple[Any, str]]:
                     )
                 merged[name] = (thing, impl.plugin_name)
     return merged
+
+
+def chosen_storage(pm: pluggy.PluginManager, settings: Settings) -> Callable[..., Storage]:
+    """The factory of the storage ``settings`` name (``[engine] storage``)."""
+    storages = named(pm, "iwant_storages")
+    if settings.storage not in storages:
+        raise SettingsError(
+            f"plugins.cfg: unknown storage {settings.storage!r}; installed: "
+            f"{', '.join(sorted(storages))}"
+        )
+    return cast(Callable[..., Storage], storages[settings.storage][0])
+
+
+def chosen_strategies(pm: pluggy.PluginManager, settings: Settings) -> dict[str, Decide]:
+    """Every strategy ``settings`` use (the default one and those of ``[strategies]``), made
+    with its ``[strategy:<name>]`` settings: name -> decide function."""
+    strategies = named(pm, "iwant_strategies")
+    chosen: dict[str, Decide] = {}
+    for name in sorted({settings.strategy, *settings.strategy_rules.values()}):
+        if name not in strategies:
+            raise SettingsError(
+                f"plugins.cfg: unknown strategy {name!r}; installed: "
+                f"{', '.join(sorted(strategies))}"
+            )
+        try:
+            chosen[name] = strategies[name][0](settings.strategy_settings.get(name, {}))
+        except ValueError as err:
+            raise SettingsError(f"plugins.cfg [strategy:{name}]: {err}") from None
+    return chosen
 
 
 def version_of(pm: pluggy.PluginManager, plugin: object) -> str:

@@ -1,8 +1,10 @@
-"""A person's data in their hands: the export document and the texts of forgetting.
+"""A person's data in their hands, and retention: what iwant keeps ends.
 
 ``!iwant export`` gives a person everything iwant keeps about them as one JSON document
 (``SCHEMA``); other people appear in it only by display name, in the groups the person was
-in. ``!iwant forget me`` deletes it all after a confirmation (``Engine.forget_me``).
+in. ``!iwant forget me`` deletes it all after a confirmation (``Privacy.forget_me``).
+Retention (``Privacy.purge``) deletes what is finished and older than ``[limits]
+retention_days``.
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import matching
 from . import messages as msg
+from .clock import Clock
+from .delivery import Delivery
 from .errors import UserError
 from .grammar import day_names
+from .identity import Identity, check_person
 from .model import Person, PersonData, PersonInfo
-from .pacing import KEEP_SECONDS
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .requests import Requests
+from .settings import Settings
+from .storage.protocol import Storage
 
 #: Retention (``purge``) runs at most this often in one process.
 PURGE_EVERY = timedelta(minutes=10)
@@ -116,84 +120,101 @@ def forgotten(counts: Mapping[str, int]) -> str:
     )
 
 
-# -- the commands (``Engine.export``, ``forget_me``, ``forget``, ``purge``) --------------------
+class Privacy:
+    """Export and forgetting, on a person's command or an admin's; and retention."""
 
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        settings: Settings,
+        identity: Identity,
+        requests: Requests,
+        delivery: Delivery,
+    ) -> None:
+        """``requests``: cancels a forgotten person's open requests (the others are told);
+        ``delivery``: its idle budgets go at retention time."""
+        self.storage = storage
+        self.clock = clock
+        self.settings = settings
+        self.identity = identity
+        self.requests = requests
+        self.delivery = delivery
+        self._next_purge = 0.0  # time.monotonic() of this process's next retention round
 
-def export(engine: Engine, person: Person) -> str:
-    """``!iwant export``: everything iwant keeps about the person, as a JSON document."""
-    engine._check_person(person)
-    who = engine.as_person(person).id
-    data = engine.storage.person_data(who)
-    linked = engine.storage.accounts(who)
-    for account in linked:  # what is kept per account: standing wishes, notifications
-        more = engine.storage.person_data(account)
-        data = dataclasses.replace(
-            data,
-            standing=data.standing + more.standing,
-            undelivered=data.undelivered + more.undelivered,
-        )
-    accounts = [a for a in [who, *linked] if a != person.id]
-    return as_json(document(data, person.id, engine.clock.now(), accounts))
+    def export(self, person: Person) -> str:
+        """``!iwant export``: everything iwant keeps about the person, as a JSON document."""
+        check_person(person)
+        who = self.identity.as_person(person).id
+        data = self.storage.person_data(who)
+        linked = self.storage.accounts(who)
+        for account in linked:  # what is kept per account: standing wishes, notifications
+            more = self.storage.person_data(account)
+            data = dataclasses.replace(
+                data,
+                standing=data.standing + more.standing,
+                undelivered=data.undelivered + more.undelivered,
+            )
+        accounts = [a for a in [who, *linked] if a != person.id]
+        return as_json(document(data, person.id, self.clock.now(), accounts))
 
+    def forget_me(self, person: Person, args: str = "") -> msg.Note:
+        """``!iwant forget me``, then ``!iwant forget me confirm`` within five minutes."""
+        check_person(person)
+        words = args.lower().split()
+        now = self.clock.now()
+        if words == ["me"]:
+            with self.storage.transaction() as uow:
+                uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
+                uow.ask_to_forget(person.id, now)
+            button = {"label": "Forget me", "command": "iwant forget me confirm"}
+            return msg.Note(person.id, asked(), [button])
+        if words != ["me", "confirm"]:
+            raise UserError("To delete everything iwant keeps about you: !iwant forget me")
+        with self.storage.transaction() as uow:
+            asked_at = uow.ask_to_forget(person.id, None)
+        window = timedelta(minutes=FORGET_WINDOW_MINUTES)
+        if asked_at is None or asked_at < now - window:
+            raise UserError(
+                f"Say !iwant forget me first, then confirm within {FORGET_WINDOW_MINUTES} minutes."
+            )
+        return msg.Note(person.id, forgotten(self.forget(person.id, person.name)))
 
-def forget_me(engine: Engine, person: Person, args: str = "") -> msg.Note:
-    """``!iwant forget me``, then ``!iwant forget me confirm`` within five minutes."""
-    engine._check_person(person)
-    words = args.lower().split()
-    now = engine.clock.now()
-    if words == ["me"]:
-        with engine.storage.transaction() as uow:
-            uow.add_person(PersonInfo(person.id, person.name[: matching.NAME_MAX]))
-            uow.ask_to_forget(person.id, now)
-        button = {"label": "Forget me", "command": "iwant forget me confirm"}
-        return msg.Note(person.id, asked(), [button])
-    if words != ["me", "confirm"]:
-        raise UserError("To delete everything iwant keeps about you: !iwant forget me")
-    with engine.storage.transaction() as uow:
-        asked_at = uow.ask_to_forget(person.id, None)
-    window = timedelta(minutes=FORGET_WINDOW_MINUTES)
-    if asked_at is None or asked_at < now - window:
-        raise UserError(
-            f"Say !iwant forget me first, then confirm within {FORGET_WINDOW_MINUTES} minutes."
-        )
-    return msg.Note(person.id, forgotten(engine.forget(person.id, person.name)))
+    def forget(self, person_id: str, name: str | None = None) -> dict[str, int]:
+        """Delete the person and everything that is theirs, all their linked accounts too
+        (their open requests cancelled first, so the others in them are told); rows deleted
+        per table. For ``!iwant forget me`` and for an admin (``iwant forget PERSON_ID``)."""
+        stored = self.storage.person(person_id)
+        main = stored.canonical if stored and stored.canonical else person_id
+        ids = [main, *self.storage.accounts(main)]
+        known = self.storage.people(ids)
+        who = Person(main, known[main].name if main in known else (name or main))
+        for item in self.storage.open_requests(main, self.clock.now()):
+            try:
+                self.requests.cancel(who, f"#{item.request_id}")
+            except UserError:
+                continue  # it ended meanwhile
+        counts: Counter[str] = Counter()
+        with self.storage.transaction() as uow:
+            for each in ids:
+                shown = known[each].name if each in known else (name or each.split(":")[-1])
+                counts.update(uow.forget(each, shown, partial(msg.unnamed, name=shown)))
+        self.identity.forget_caches()
+        return dict(counts)
 
-
-def forget(engine: Engine, person_id: str, name: str | None = None) -> dict[str, int]:
-    """Delete the person and everything that is theirs, all their linked accounts too
-    (their open requests cancelled first, so the others in them are told); rows deleted
-    per table. For ``!iwant forget me`` and for an admin (``iwant forget PERSON_ID``)."""
-    stored = engine.storage.person(person_id)
-    main = stored.canonical if stored and stored.canonical else person_id
-    ids = [main, *engine.storage.accounts(main)]
-    known = engine.storage.people(ids)
-    who = Person(main, known[main].name if main in known else (name or main))
-    for item in engine.storage.open_requests(main, engine.clock.now()):
-        try:
-            engine.cancel(who, f"#{item.request_id}")
-        except UserError:
-            continue  # it ended meanwhile
-    counts: Counter[str] = Counter()
-    with engine.storage.transaction() as uow:
-        for each in ids:
-            shown = known[each].name if each in known else (name or each.split(":")[-1])
-            counts.update(uow.forget(each, shown, partial(msg.unnamed, name=shown)))
-    engine.forget_caches()
-    return dict(counts)
-
-
-def purge(engine: Engine, limit: int = PURGE_BATCH) -> int:
-    """Delete finished requests, unused results and sent notifications older than
-    ``[limits] retention_days`` (a sweep's job, at most every ``PURGE_EVERY``)."""
-    if time.monotonic() < engine._next_purge:
-        return 0
-    engine._next_purge = time.monotonic() + PURGE_EVERY.total_seconds()
-    before, total = engine.clock.now() - engine.settings.retention, 0
-    for _ in range(20):  # bounded: the rest waits for the next round
-        with engine.storage.transaction() as uow:
-            deleted = uow.purge(before, limit)
-        total += deleted
-        if deleted < limit:
-            break
-    # Delivery budgets not touched for an hour have refilled: as good as never stored.
-    return total + engine.storage.forget_paces(engine.pacer.clock() - KEEP_SECONDS)
+    def purge(self, limit: int = PURGE_BATCH, force: bool = False) -> int:
+        """Delete finished requests, unused results and sent notifications older than
+        ``[limits] retention_days``; how many rows. A sweep's job, done at most every
+        ``PURGE_EVERY`` in one process (``force``: now, whenever the last round was)."""
+        if not force and time.monotonic() < self._next_purge:
+            return 0
+        self._next_purge = time.monotonic() + PURGE_EVERY.total_seconds()
+        before, total = self.clock.now() - self.settings.retention, 0
+        for _ in range(20):  # bounded: the rest waits for the next round
+            with self.storage.transaction() as uow:
+                deleted = uow.purge(before, limit)
+            total += deleted
+            if deleted < limit:
+                break
+        # Delivery budgets not touched for an hour have refilled: as good as never stored.
+        return total + self.delivery.forget_idle_budgets()

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from .hookspecs import hookimpl
 from .model import Candidate, MatchContext, Nearby, Suggestion, Wish
-from .plugins import hookimpl
 
 ZERO = timedelta(0)
 

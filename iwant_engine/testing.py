@@ -302,7 +302,7 @@ def _counting(engine: Engine, coverage: Coverage, state: dict[str, str]) -> None
             coverage.waits += 1
         return decision
 
-    engine.decide = counted  # type: ignore[method-assign]  # matching reads it at each call
+    engine.decide = counted  # the matchmaker reads it at each call
 
 
 def transcript_line(step: Step, now: datetime) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 
 from ..errors import DuplicateEvent
+from ..hookspecs import hookimpl
 from ..model import (
     LIVE,
     SUPERSEDED,
@@ -33,7 +34,6 @@ from ..model import (
     Wish,
 )
 from ..pacing import PaceBook, Step
-from ..plugins import hookimpl
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ..errors import DuplicateEvent, Unavailable
+from ..hookspecs import hookimpl
 from ..model import (
     LIVE,
     SUPERSEDED,
@@ -78,7 +79,6 @@ from ..model import (
     Wish,
 )
 from ..pacing import PaceBook
-from ..plugins import hookimpl
 from .compiled import Prepared, RowWrites, Runner
 from .schema import NAME_MAX, UTCDateTime
 from .sql_links import LinkReads, LinkWork

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from ..hookspecs import StrategyFactory
+from ..hookspecs import StrategyFactory, hookimpl
 from ..model import Candidate, Decision, MatchContext, OpenGroup, Wish
-from ..plugins import hookimpl
 from .overlap import greedy
 
 NEVER = datetime.min.replace(tzinfo=UTC)

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..hookspecs import StrategyFactory
+from ..hookspecs import StrategyFactory, hookimpl
 from ..model import Candidate, Decision, Form, Join, MatchContext, OpenGroup, Wait, Wish
-from ..plugins import hookimpl
 
 
 def greedy(

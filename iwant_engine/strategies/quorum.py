@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
-from ..hookspecs import StrategyFactory
+from ..hookspecs import StrategyFactory, hookimpl
 from ..model import Candidate, Decision, MatchContext, OpenGroup, Wish
-from ..plugins import hookimpl
 from .overlap import greedy
 
 
