@@ -26,7 +26,10 @@ def test_a_near_miss_turns_into_a_match_and_the_board_shows_it(chat):
         chat.say("alice", "!iwant tz Europe/Prague")  # Bob and Carol read UTC
         chat.say_in("office", "bob", "!iwant coffee 10:30")
         reply, notes = chat.say_in("office", "carol", "!iwant coffee 10:30")
-        assert reply == "Matched! You meet bob for coffee at 10:30–10:45 (Tue 1 Dec)."
+        assert reply == (
+            "Matched! You meet bob for coffee at 10:30–10:45 (Tue 1 Dec).\n"
+            "I can't make it: !iwant cancel #2"
+        )
 
         # Alice asks half an hour too early (11:00 in Prague is 10:00 UTC).
         reply, notes = chat.say_in("office", "alice", "!iwant coffee 11:00")
@@ -34,6 +37,7 @@ def test_a_near_miss_turns_into_a_match_and_the_board_shows_it(chat):
             "Waiting for coffee company at 11:00–11:15 (Tue 1 Dec); you'll hear by 11:00.",
             "Nearest: a group of 2 meets for coffee at 11:30–11:45 (Tue 1 Dec); "
             "!iwant coffee 11:30 instead of #3 joins it.",
+            "Cancel: !iwant cancel #3",
         ]
         assert notes == {}
 
@@ -56,13 +60,14 @@ def test_a_near_miss_turns_into_a_match_and_the_board_shows_it(chat):
         reply, notes = chat.say_in("office", "alice", "!iwant coffee 11:30 instead of #3")
         assert reply == (
             "You join bob and carol for coffee at 11:30–11:45 (Tue 1 Dec). "
-            "Your coffee wish 11:00–11:15 (Tue 1 Dec) is cancelled."
+            "Your coffee wish 11:00–11:15 (Tue 1 Dec) is cancelled.\n"
+            "I can't make it: !iwant cancel #4"
         )
         assert notes == {
             "bob": "alice joins you for coffee at 10:30–10:45 (Tue 1 Dec). "
-            "The group: bob, carol and alice.",
+            "The group: bob, carol and alice.\nI can't make it: !iwant cancel #1",
             "carol": "alice joins you for coffee at 10:30–10:45 (Tue 1 Dec). "
-            "The group: bob, carol and alice.",
+            "The group: bob, carol and alice.\nI can't make it: !iwant cancel #2",
         }
         reply, _ = chat.say("alice", "!iwant list")
         assert reply.splitlines()[1] == "1. coffee at 11:30–11:45 (Tue 1 Dec) with bob, carol"
@@ -106,9 +111,9 @@ def test_each_kind_of_near_miss_and_taking_it(chat, others, mine, nearest):
         command = nearest.split("; ", 1)[1].rsplit(" ", 2)[0]
         reply, notes = chat.say("alice", command)
         assert reply.startswith(("Matched! You meet", "You join")), reply
-        assert reply.endswith("is cancelled.") and set(notes) == {
-            f"p{n}" for n in range(len(others))
-        }
+        assert reply.endswith(
+            f"is cancelled.\nI can't make it: !iwant cancel #{len(others) + 2}"
+        ) and set(notes) == {f"p{n}" for n in range(len(others))}
 
 
 def test_a_near_miss_gone_meanwhile_and_one_hidden_by_an_ignore(chat):
@@ -125,6 +130,7 @@ def test_a_near_miss_gone_meanwhile_and_one_hidden_by_an_ignore(chat):
             "10:00–10:15 (Tue 1 Dec) stays as it was.",
             "Nearest: someone wants coffee at 11:00–11:15 (Tue 1 Dec); "
             "!iwant coffee 11:00 instead of #3 meets them.",
+            "Cancel: !iwant cancel #3",
         ]
         assert notes == {}
         chat.say("erin", "!iwant ignore alice")  # Erin ignores Alice: never counted for her

@@ -35,19 +35,29 @@ def chat(testbot) -> Chat:
 def test_worked_example_between_several_people(chat):
     with time_machine.travel(at(9, 0), tick=False) as traveller:
         reply, notes = chat.say("alice", "!iwant coffee 10:00 by 9:30")
-        assert (
-            reply == "Waiting for coffee company at 10:00–10:15 (Tue 1 Dec); you'll hear by 09:30."
+        assert reply == (
+            "Waiting for coffee company at 10:00–10:15 (Tue 1 Dec); you'll hear by 09:30.\n"
+            "Cancel: !iwant cancel #1"
         )
         assert notes == {}
 
         traveller.move_to(at(9, 20))
         reply, notes = chat.say("bob", "!iwant coffee for 1h")
-        assert reply == "Matched! You meet alice for coffee at 10:00–10:15 (Tue 1 Dec)."
-        assert notes == {"alice": "bob joins you for coffee at 10:00–10:15 (Tue 1 Dec)."}
+        assert reply == (
+            "Matched! You meet alice for coffee at 10:00–10:15 (Tue 1 Dec).\n"
+            "I can't make it: !iwant cancel #2"
+        )
+        assert notes == {
+            "alice": "bob joins you for coffee at 10:00–10:15 (Tue 1 Dec).\n"
+            "I can't make it: !iwant cancel #1"
+        }
 
         traveller.move_to(at(9, 45))
         reply, notes = chat.say("carol", "!iwant coffee 9:50-10:30")
-        assert reply == "You join alice and bob for coffee at 10:00–10:15 (Tue 1 Dec)."
+        assert reply == (
+            "You join alice and bob for coffee at 10:00–10:15 (Tue 1 Dec).\n"
+            "I can't make it: !iwant cancel #3"
+        )
         assert set(notes) == {"alice", "bob"}
         assert notes["alice"].startswith("carol joins you for coffee at 10:00–10:15")
 
@@ -141,8 +151,14 @@ def test_times_in_each_recipients_zone(chat):
         chat.say("alice", "!iwant tz Europe/Prague")
         chat.say("alice", "!iwant lunch 12:00")  # 11:00 UTC
         reply, notes = chat.say("bob", "!iwant lunch 10:30-13:00")
-        assert reply == "Matched! You meet alice for lunch at 11:00–11:45 (Tue 1 Dec)."
-        assert notes == {"alice": "bob joins you for lunch at 12:00–12:45 (Tue 1 Dec)."}
+        assert reply == (
+            "Matched! You meet alice for lunch at 11:00–11:45 (Tue 1 Dec).\n"
+            "I can't make it: !iwant cancel #2"
+        )
+        assert notes == {
+            "alice": "bob joins you for lunch at 12:00–12:45 (Tue 1 Dec).\n"
+            "I can't make it: !iwant cancel #1"
+        }
 
 
 def test_ignore_commands_keep_people_apart_privately(chat):
@@ -270,3 +286,35 @@ def test_every_refusal_ends_with_a_whole_command_that_works(chat, command):
         suggested = reply[reply.rindex("!iwant ") :].rstrip(".?")
         answer, _ = chat.say("bob", suggested)
     assert answer.startswith(("Waiting for", "Matched!")), (reply, suggested, answer)
+
+
+def test_the_test_backend_writes_each_buttons_command_where_the_button_would_be(chat, monkeypatch):
+    """errbot's Test backend has no buttons: the documented default writes each button's
+    command under the text, and leaves out one the text already says."""
+    adapter = chat.plugin.chat
+    pressed: list[list[tuple[str, str]]] = []
+    original = adapter.reply
+
+    def reply(message, text, buttons=()):
+        pressed.append([(b.label, b.command) for b in buttons])
+        original(message, text, buttons)
+
+    monkeypatch.setattr(adapter, "reply", reply)
+    with time_machine.travel(at(9, 0), tick=False):
+        reply_text, notes = chat.say("alice", "!iwant coffee 11:00")
+        assert reply_text == (
+            "Waiting for coffee company at 11:00–11:15 (Tue 1 Dec); you'll hear by 11:00.\n"
+            "Cancel: !iwant cancel #1"
+        )
+        assert pressed[-1] == [("Cancel", "iwant cancel #1")] and notes == {}
+
+        # A near miss: its suggestion is a button too, but the text says the command already.
+        reply_text, notes = chat.say("bob", "!iwant coffee 10:00")
+        suggested = "!iwant coffee 11:00 instead of #2"
+        assert reply_text.splitlines() == [
+            "Waiting for coffee company at 10:00–10:15 (Tue 1 Dec); you'll hear by 10:00.",
+            f"Nearest: someone wants coffee at 11:00–11:15 (Tue 1 Dec); {suggested} meets them.",
+            "Cancel: !iwant cancel #2",
+        ]
+        assert ("Coffee 11:00", suggested[1:]) in pressed[-1], pressed[-1]
+        assert reply_text.count(suggested) == 1 and notes == {}

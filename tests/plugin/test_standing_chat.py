@@ -59,11 +59,14 @@ def test_a_week_of_standing_lunches_with_skip_pause_resume_stop_and_a_cancelled_
         reply, _ = chat.say("alice", "!iwant lunch 12:00 every day")
         assert reply.startswith("Standing wish 1: lunch 12:00, every day.")
         assert reply.endswith("Mon 19 Oct: Waiting for lunch company at 12:00–12:45 (Mon 19 Oct);"
-                              " you'll hear by 12:00.")  # fmt: skip
+                              " you'll hear by 12:00.\nStop it: !iwant stop #1")  # fmt: skip
         reply, notes = chat.say("bob", "!iwant lunch 12:00 every day")
         assert reply.endswith("Mon 19 Oct: Matched! You meet alice for lunch at 12:00–12:45 "
-                              "(Mon 19 Oct).")  # fmt: skip
-        assert notes == {"alice": f"bob joins you for lunch at 12:00–12:45 (Mon 19 Oct). {MARK}"}
+                              "(Mon 19 Oct).\nStop it: !iwant stop #2")  # fmt: skip
+        assert notes == {
+            "alice": f"bob joins you for lunch at 12:00–12:45 (Mon 19 Oct). {MARK}\n"
+            "I can't make it: !iwant cancel #1"
+        }
         reply, _ = chat.say("bob", "!iwant skip wednesday")
         assert reply == "Skipping Wed 21 Oct: lunch 12:00, every day."
 
@@ -71,16 +74,20 @@ def test_a_week_of_standing_lunches_with_skip_pause_resume_stop_and_a_cancelled_
         traveller.move_to(prague(19, 12, 30))
         notes = chat.tick()
         assert notes["bob"] == (
-            f"Matched! You meet alice for lunch at 12:00–12:45 (Tue 20 Oct). {MARK}"
+            f"Matched! You meet alice for lunch at 12:00–12:45 (Tue 20 Oct). {MARK}\n"
+            "I can't make it: !iwant cancel #4"
         )
-        assert notes["alice"] == f"bob joins you for lunch at 12:00–12:45 (Tue 20 Oct). {MARK}"
+        assert notes["alice"] == (
+            f"bob joins you for lunch at 12:00–12:45 (Tue 20 Oct). {MARK}\n"
+            "I can't make it: !iwant cancel #3"
+        )
 
         # Tuesday morning alice cancels that day alone; bob waits again, and hears at noon.
         traveller.move_to(prague(20, 9))
         reply, notes = chat.say("alice", "!iwant cancel lunch")
         assert reply.startswith("Cancelled: you left lunch at 12:00–12:45 (Tue 20 Oct)")
         assert notes["bob"].startswith("alice dropped out of lunch at 12:00–12:45 (Tue 20 Oct)")
-        assert notes["bob"].endswith(MARK)
+        assert notes["bob"].endswith(f"{MARK}\nCancel: !iwant cancel #4")
         reply, _ = chat.say("alice", "!iwant standing")
         assert reply.splitlines()[1] == "1. lunch 12:00, every day"
 
@@ -121,8 +128,10 @@ def test_a_week_of_standing_lunches_with_skip_pause_resume_stop_and_a_cancelled_
         assert reply == "Resumed: the next is lunch on Sun 25 Oct; see !iwant standing."
         traveller.move_to(prague(24, 12, 30))
         assert chat.tick_all() == [
-            ("alice", f"bob joins you for lunch at 12:00–12:45 (Sun 25 Oct). {MARK}"),
-            ("bob", f"Matched! You meet alice for lunch at 12:00–12:45 (Sun 25 Oct). {MARK}"),
+            ("alice", f"bob joins you for lunch at 12:00–12:45 (Sun 25 Oct). {MARK}\n"
+                      "I can't make it: !iwant cancel #11"),
+            ("bob", f"Matched! You meet alice for lunch at 12:00–12:45 (Sun 25 Oct). {MARK}\n"
+                    "I can't make it: !iwant cancel #12"),
             ("bob", "Nobody joined you for lunch between 12:00 and 12:45 (Sat 24 Oct). Maybe "
                     f"next time! {MARK}"),
         ]  # fmt: skip

@@ -138,7 +138,7 @@ def test_a_bot_killed_before_its_answer_is_answered_by_direct_message(chat):
     assert got == [got[0]] and got[0].startswith(
         "In case my answer did not reach you: your request is coffee at "
     ), got
-    assert got[0].endswith("with telegram bob.")
+    assert got[0].endswith("with telegram bob.\nCancel: !iwant cancel #2")
     bob = chat.wait_for("bob", 2)
     assert bob[1].startswith("telegram carol joins you for coffee at"), "it was in the outbox"
     time.sleep(4)
