@@ -36,12 +36,14 @@ Factory = Callable[[Any], ChatPlatform | None]
 
 
 def with_commands(text: str, buttons: Sequence[Button], prefix: str) -> str:
-    """``text`` with each button's command written out where the button would be (unless
-    the text says it already)."""
+    """``text`` with each button's command written out where the button would be, unless the
+    text already says it, or the same command for another selector (``!iwant stop 1`` for the
+    button ``iwant stop #2``)."""
     lines = [text]
     for button in buttons:
         command = f"{prefix}{button.command}"
-        if command not in text:
+        verb = command.rsplit(" ", 1)[0] + " "  # "!iwant stop " of "!iwant stop #2"
+        if command not in text and verb not in text:
             lines.append(f"{button.label}: {command}")
     return "\n".join(lines)
 

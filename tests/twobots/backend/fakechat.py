@@ -14,6 +14,8 @@ from pathlib import Path
 
 from errbot.backends.base import Message, Person, Room, RoomOccupant
 from errbot.core import ErrBot
+from iwant_platform.contract import ChatPlatform
+from iwant_platform.errbot_backends import with_commands
 
 
 class FakePerson(Person):
@@ -79,9 +81,12 @@ class FakeOccupant(FakePerson, RoomOccupant):
     room = property(lambda self: self._room)
 
 
-class FakeChatBackend(ErrBot):
+class FakeChatBackend(ErrBot, ChatPlatform):
+    """A backend of the adapter contract, text only: the platform's event ids count."""
+
     def __init__(self, config) -> None:
         super().__init__(config)
+        self.platform = os.environ["FAKECHAT_PLATFORM"]
         self.bot_identifier = FakePerson("iwant-bot")
         self.inbox = Path(os.environ["FAKECHAT_INBOX"])
         self.outbox = Path(os.environ["FAKECHAT_OUTBOX"])
@@ -130,6 +135,31 @@ class FakeChatBackend(ErrBot):
         reply.frm = self.bot_identifier
         reply.to = msg.frm.room if isinstance(msg.frm, RoomOccupant) and not private else msg.frm
         return reply
+
+    # -- the adapter contract ---------------------------------------------------------------
+
+    def person_id(self, identifier) -> str:
+        return str(identifier.person)
+
+    def display_name(self, identifier) -> str:
+        return str(identifier.fullname)
+
+    def room_id(self, message) -> str | None:
+        return str(message.frm.room) if isinstance(message.frm, RoomOccupant) else None
+
+    def event_id(self, message) -> str | None:
+        return message.extras.get("event_id")
+
+    def bot_key(self) -> str:
+        return str(self.bot_identifier)
+
+    def send_text(self, to: str, text: str, buttons=()) -> None:
+        message = Message(with_commands(text, buttons, "!"))
+        message.frm, message.to = self.bot_identifier, self.build_identifier(to)
+        self.send_message(message)
+
+    def reply(self, message, text: str, buttons=()) -> None:
+        self.send_message(self.build_reply(message, with_commands(text, buttons, "!")))
 
     def change_presence(self, status="online", message="") -> None:
         pass
