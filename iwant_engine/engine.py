@@ -54,9 +54,9 @@ class Engine:
     ) -> None:
         """``strict`` (for the strategy kit): a strategy decision that breaks an invariant, or
         that differs when asked again, raises ``StrategyError`` instead of being logged."""
-        self.settings = settings
+        self._settings = settings
+        self._clock = clock or SystemClock()
         self.strict = strict
-        self.clock = clock or SystemClock()
         self.pm = make_plugin_manager(plugins)
         storage = chosen_storage(self.pm, settings)
         strategies = chosen_strategies(self.pm, settings)
@@ -103,6 +103,35 @@ class Engine:
 
     def close(self) -> None:
         self.storage.close()
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        """Every service reads the new settings from now on (a benchmark turns suggestions
+        off and on so)."""
+        self._settings = settings
+        for service in (
+            self.identity, self.matchmaker, self.requests, self.standing, self.privacy,
+            self.delivery,
+        ):  # fmt: skip
+            service.settings = settings
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        """Every service reads the time from ``clock`` from now on (a benchmark shares one
+        clock between its engine and a chat plugin's so)."""
+        self._clock = clock
+        for service in (
+            self.identity, self.requests, self.standing, self.links, self.privacy, self.delivery
+        ):  # fmt: skip
+            service.clock = clock
 
     @property
     def pacer(self) -> Pacer:
