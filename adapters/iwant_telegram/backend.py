@@ -42,6 +42,7 @@ from iwant_platform.contract import (
     Outgoing,
     Spend,
 )
+from iwant_platform.shutdown import RecentKeys
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -100,6 +101,16 @@ def _seconds(exc: RetryAfter) -> float:
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     return float(exc.retry_after)  # type: ignore[arg-type]
+
+
+def _event_key(update: telegram.Update) -> tuple[object, ...]:
+    """What an update carries, the same however often Telegram offers it: a message (its
+    chat and id) or a button press (its query id)."""
+    if update.message is not None:
+        return ("message", update.message.chat.id, update.message.message_id)
+    if update.callback_query is not None:
+        return ("button", update.callback_query.id)
+    return ("update", update.update_id)
 
 
 def _env_float(name: str, default: float) -> float:
@@ -170,6 +181,8 @@ class IWantTelegramBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbo
         self._stop_event: asyncio.Event | None = None
         self._stopping = threading.Event()
         self._shut_down = False
+        # Updates handled in this run: one offered again is not handed to errbot twice.
+        self._seen = RecentKeys()
         # One thread keeps incoming messages in order; errbot runs commands in its own pool.
         self._incoming = ThreadPoolExecutor(max_workers=1, thread_name_prefix="telegram-in")
 
@@ -416,11 +429,15 @@ class IWantTelegramBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbo
                 if stop.is_set():
                     break  # the rest stays unconfirmed on Telegram's side for the next run
                 # Telegram has dropped every update below `offset`, so whatever it returns is
-                # new, even a lower id (ids restart at random after a week without updates).
-                try:
-                    await self._handle_update(bot, update)
-                except Exception:
-                    log.exception("Failed to handle update %s", update.update_id)
+                # unconfirmed, even a lower id (ids restart at random after a week without
+                # updates); but one whose confirmation it missed comes again, and was handled.
+                if not self._seen.first(_event_key(update)):
+                    log.info("Update %s offered again: handled already", update.update_id)
+                else:
+                    try:
+                        await self._handle_update(bot, update)
+                    except Exception:
+                        log.exception("Failed to handle update %s", update.update_id)
                 offset = update.update_id + 1
                 try:
                     self._offsets.save(offset)

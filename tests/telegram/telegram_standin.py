@@ -350,6 +350,22 @@ class BotApiStandin:
             self.chats[chat_id] = chat
         return chat
 
+    def rename(self, user_id: int, first_name: str, last_name: str | None = None) -> JSON:
+        """The person changes their name in Telegram's settings: their next messages and
+        presses carry it (messages already sent keep the name they had)."""
+        with self._lock:
+            user = {k: v for k, v in self.users[user_id].items() if k != "last_name"}
+            user["first_name"] = first_name
+            if last_name:
+                user["last_name"] = last_name
+            self.users[user_id] = user
+            chat = {**self.chats[user_id], "first_name": first_name}
+            chat.pop("last_name", None)
+            if last_name:
+                chat["last_name"] = last_name
+            self.chats[user_id] = chat
+        return user
+
     def block(self, user_id: int) -> None:
         """The person blocks the bot (sending to them gets 403 from now on)."""
         with self._lock:
@@ -548,6 +564,11 @@ class BotApiStandin:
         """How many sends the limits answered 429 (the :meth:`fail` rules not counted)."""
         with self._lock:
             return len(self._limited)
+
+    def answered_429(self) -> int:
+        """How many calls were answered 429, by the limits or by :meth:`fail` rules."""
+        with self._lock:
+            return sum(1 for c in self.calls if c.status == 429)
 
     def rate_limited_calls(self) -> list[Call]:
         """The sends the limits answered 429, in order (``Call.limited_by``: which scopes)."""

@@ -472,3 +472,25 @@ def test_send_file_from_many_threads_and_when_not_connected(people, inproc, tmp_
     idle = InProcessBot(tmp_path / "idle", people)  # never started
     with pytest.raises(TelegramSendError):
         idle.backend.upload(idle.backend.build_identifier("4242"), "x.json", b"{}", "x")
+
+
+def test_an_update_offered_again_reaches_errbot_once(people, inproc):
+    """Telegram offers an update again when it missed the bot's confirmation: the running
+    bot has handled it already, and hands errbot nothing new."""
+    first = people.user_says(ALICE, "once")
+    second = people.user_says(BOB, "/iwant tea")
+    inproc.wait_received(2)
+    wait_until(lambda: people.confirmed_below > second, what="confirmation")
+    people.redeliver(first)
+    people.redeliver(second)
+
+    def offered(update_id: int) -> int:
+        answers = [c.response for c in people.calls_to("getUpdates") if c.status == 200]
+        return sum(any(u["update_id"] == update_id for u in a["result"]) for a in answers)
+
+    wait_until(lambda: offered(first) == offered(second) == 2, what="both offered again")
+    people.user_says(ALICE, "next")
+    msgs = inproc.wait_received(3)
+    time.sleep(0.3)
+    assert [m.body for m in inproc.received] == ["once", "!iwant tea", "next"]
+    assert [m.body for m in msgs][-1] == "next"
