@@ -193,6 +193,7 @@ class Run:
 
     def settle(self, person: LocalId, room: LocalId | None = None) -> int:
         """Wait until nothing new reaches ``person`` (or ``room``) for a second; how many."""
+
         def read() -> list[Seen]:
             return self.p.shown_in(room) if room else self.p.shown_to(person)
 
@@ -206,7 +207,9 @@ class Run:
 
 
 # -- the scenarios ---------------------------------------------------------------------------
-# Each uses its own activity and people, so that they never match each other.
+# Each uses its own activity and people, so that they never match each other. Wishes that
+# must meet are made in the same place (both in direct messages, or both in the room): a room
+# is a pool of its own unless plugins.cfg joins it with others.
 
 
 def wish_in_a_direct_message(r: Run) -> str:
@@ -237,7 +240,7 @@ def button_or_its_command(r: Run) -> str:
             raise KitFailure(f"the answer has no buttons: {reply}")
         before = len(r.p.shown_to(c))
         r.p.press(c, reply, reply.buttons[0])
-        r.new_to(c, before, "cancelled")
+        r.new_to(c, before, "Cancelled")
         return f"the button {reply.buttons[0]!r} cancels"
     written = next((ln for ln in reply.text.splitlines() if "cancel #" in ln), None)
     if written is None:
@@ -245,7 +248,7 @@ def button_or_its_command(r: Run) -> str:
     command = written.split(": ", 1)[-1].strip()
     before = len(r.p.shown_to(c))
     r.p.say(c, command)
-    r.new_to(c, before, "cancelled")
+    r.new_to(c, before, "Cancelled")
     return f"the written command {command!r} cancels"
 
 
@@ -271,7 +274,7 @@ def unreachable_person_their_room_is_told(r: Run) -> str:
     r.ask(e, "squash in 3h", "Waiting for squash company", r.p.room)
     r.p.make_unreachable(e)
     room_before = len(r.p.shown_in(r.p.room))
-    r.ask(f, "squash for 4h", "Matched!", None)
+    r.ask(f, "squash for 4h", "Matched!", r.p.room)
     r.new_in(r.p.room, room_before, "I can't send you direct messages")
     return "the room where the wish was made is told to open a direct chat"
 
@@ -310,7 +313,7 @@ def hostile_display_names(r: Run) -> str:
     d, e = r.p.people[3], r.p.people[4]
     r.p.set_name(e, HOSTILE)
     seen_d = len(r.p.shown_to(d))
-    r.ask(d, "bowling in 5h", "Waiting for bowling company", None)
+    r.ask(d, "bowling in 5h", "Waiting for bowling company", r.p.room)
     r.p.say(e, r.cmd("bowling for 6h"), r.p.room)
     told = r.new_to(d, seen_d, "joins you for bowling")
     bad = [ch for ch in told.text if unicodedata.category(ch) in ("Cc", "Cf") and ch != "\n"]
