@@ -49,4 +49,4 @@ def test_a_wrapper_of_decide_sees_every_decision(engine):
     engine.submit(ALICE, "coffee 10:00")
     engine.submit(BOB, "coffee 10:00")
     assert seen == [BOB.id], "asked once there was a candidate"
-    assert engine.open_requests(BOB)[0].others == ["Alice"]
+    assert list(engine.open_requests(BOB)[0].others) == ["Alice"]
