@@ -15,7 +15,7 @@ from pathlib import Path
 
 from iwant_platform.kit import Seen
 from iwant_telegram.backend import IWantTelegramBackend
-from telegram_harness import ROOT, ErrbotProcess
+from telegram_harness import ErrbotProcess
 from telegram_standin import JSON, BotApiStandin, wait_until
 
 #: The people: (id, first name, username).
@@ -35,20 +35,6 @@ def midday_zone() -> str:
     7h" never cross midnight, whatever time the tests run."""
     offset = 12 - datetime.now(UTC).hour
     return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # Etc/GMT-3 is UTC+3
-
-
-def one_pool_cfg(cfg: str, room: int) -> str:
-    """The project's plugins.cfg with the room and direct messages joined in one pool.
-
-    The kit matches a wish made in the room with one made in a direct message (the
-    unreachable person's and the hostile name's scenarios), and by default each room is a
-    pool of its own, apart from direct messages (``telegram:dm``)."""
-    joined = f"kit = telegram:dm, telegram:{room}"
-    lines = cfg.splitlines()
-    if "[pools]" not in lines:
-        return "\n".join([*lines, "", "[pools]", joined, ""])
-    at = lines.index("[pools]") + 1
-    return "\n".join([*lines[:at], joined, *lines[at:], ""])
 
 
 def _buttons(message: JSON) -> tuple[str, ...]:
@@ -77,8 +63,6 @@ class TelegramKitDriver:
             api.add_user(user_id, first_name, username)
         api.add_group(ROOM, "Adapter kit")
         workdir.mkdir(parents=True, exist_ok=True)
-        cfg = workdir / "plugins.cfg"
-        cfg.write_text(one_pool_cfg((ROOT / "plugins.cfg").read_text(), ROOM))
         # One working directory (its SQLite file, errbot's data) for every run of the bot.
         self.bot = ErrbotProcess(
             api,
@@ -86,7 +70,6 @@ class TelegramKitDriver:
             env={
                 "IWANT_POLL_SECONDS": "0.5",
                 "IWANT_TIMEZONE": midday_zone(),
-                "IWANT_PLUGINS_CFG": str(cfg),
             },
         )
 
