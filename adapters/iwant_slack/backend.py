@@ -14,6 +14,7 @@ plain errbot backend, and why:
   click runs the command as the clicker and, if the message was theirs, updates it.
 - ``send_message`` raises on failure (``undeliverable = True`` when it can never work).
 - ``send_file`` uploads bytes as a file into a person's DM (files_upload_v2); raises alike.
+- A ``user_change`` event (a renamed person) replaces their cached ``users.info`` at once.
 """
 
 from __future__ import annotations
@@ -382,6 +383,13 @@ class IWantSlackBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot i
         self.callback_message(msg)
 
     def _handle_event(self, event: dict[str, Any], envelope_id: str) -> None:
+        if event.get("type") == "user_change":
+            # A profile changed (a new name, a new time zone): Slack sends the whole user,
+            # so names shown from now on are the new ones, not those cached for an hour.
+            user = event.get("user") or {}
+            if user.get("id"):
+                self.directory.remember(str(user["id"]), dict(user))
+            return
         if event.get("type") not in ("message", "app_mention"):
             return
         user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")

@@ -334,6 +334,20 @@ class SlackStandIn:
                 "deleted": deleted,
             }
 
+    def rename(self, user_id: str, real_name: str, display_name: str) -> None:
+        """The person changes the names of their profile; Slack tells the app with a
+        ``user_change`` event carrying the whole user (to apps subscribed to it)."""
+        with self.lock:
+            user = self.users[user_id]
+            user["real_name"], user["display_name"] = real_name, display_name
+            event = {
+                "type": "user_change",
+                "user": self._user_json(user),
+                "cache_ts": int(time.time()),
+                "event_ts": f"{time.time():.6f}",
+            }
+        self._push_event(event)
+
     def add_channel(
         self, channel_id: str, name: str, members: list[str], bot_member: bool = True
     ) -> None:

@@ -79,6 +79,21 @@ def test_users_info_is_cached(shared_bot: BotProcess) -> None:
     assert len(lookups) == 1
 
 
+def test_a_renamed_person_is_shown_by_the_new_name_at_once(bot: BotProcess) -> None:
+    """The cache of users.info does not outlive a profile change: Slack's user_change event
+    carries the whole user, and names read after it are the new ones."""
+    s = bot.standin
+    c_dm = SlackStandIn.dm_of(CAROL)
+    assert "fullname=Carol Tanaka" in say(s, CAROL, c_dm, "!probe whoami", "id=").text
+    s.rename(CAROL, "Carol Sato", "carol")
+    s.wait_for(
+        lambda: "fullname=Carol Sato" in say(s, CAROL, c_dm, "!probe whoami", "id=").text,
+        10,
+        "the new name",
+    )
+    assert len([c for c in s.calls_of("users.info") if c.params.get("user") == CAROL]) == 1
+
+
 def test_mention_reaches_errbot_once_as_a_command(shared_bot: BotProcess) -> None:
     s = shared_bot.standin
     before = len(s.messages_in(GENERAL))
