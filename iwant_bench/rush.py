@@ -59,6 +59,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from iwant_platform.contract import ChatPlatform
 from sqlalchemy import create_engine, text
 
 from iwant_engine import Engine, Person, SystemClock
@@ -100,19 +101,19 @@ def _tests_module(folder: str, name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
+def _backend(platform: str) -> type[ChatPlatform]:
+    """The adapter (errbot backend class) of ``platform`` that the rush runs."""
+    from iwant_slack.backend import IWantSlackBackend
+    from iwant_telegram.backend import IWantTelegramBackend
+
+    return {"slack": IWantSlackBackend, "telegram": IWantTelegramBackend}[platform]
+
+
 def _adapter_budgets(platform: str) -> dict[str, pacing_mod.Limit]:
-    """The budgets the platform's adapter publishes (its backend's ``budgets``), by
-    ``platform.budget``: what a bot keeps to where plugins.cfg ``[pacing]`` says nothing."""
-    path = str(REPO / "adapters")
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    module = importlib.import_module(f"iwant_{platform}.backend")
-    for value in vars(module).values():
-        if isinstance(value, type) and getattr(value, "platform", None) == platform:
-            budgets = getattr(value, "budgets", ())
-            if budgets:
-                return {f"{platform}.{b.name}": pacing_mod.Limit.parse(b.limit) for b in budgets}
-    raise LookupError(f"the {platform} adapter (iwant_{platform}.backend) declares no budgets")
+    """The budgets the platform's adapter declares, by ``platform.budget``: what a bot keeps
+    to where plugins.cfg ``[pacing]`` says nothing."""
+    budgets = _backend(platform).budgets
+    return {f"{platform}.{b.name}": pacing_mod.Limit.parse(b.limit) for b in budgets if b.limit}
 
 
 def unavailable(pg_admin_url: str | None = None) -> str | None:
@@ -285,7 +286,7 @@ class SlackSide(Side):
     def __init__(self) -> None:
         self.harness = _tests_module("slack", "slack_harness")
         self.mod = _tests_module("slack", "slack_standin")
-        self.text_mod = _tests_module("slack", "iwant_slack_text")  # the adapter's, on the path
+        self.text_mod = importlib.import_module("iwant_slack.text")  # the adapter's
         self.rooms: list[str] = []
 
     send_method = "chat.postMessage"
@@ -357,7 +358,7 @@ class SlackSide(Side):
 
     @staticmethod
     def harness_group_dm_max() -> int:
-        return 8  # adapters/slack: MAX_GROUP_DM, a group DM holds 8 people besides the bot
+        return _backend("slack").capabilities.group_max
 
     def calls(self, method: str) -> list[Any]:
         return list(self.standin.calls_of(method))

@@ -164,7 +164,7 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
         if not PACING_KEY.fullmatch(key):
             raise SettingsError(
                 f"plugins.cfg [pacing] {key} = {value.strip()!r}: write it as platform.budget, "
-                "e.g. slack.channel = 1/s burst 2"
+                "like chat.room = 1/s burst 2"
             )
         try:
             pacing[key] = Limit.parse(value)

@@ -58,7 +58,7 @@ def test_plugins_cfg_pacing_keeps_only_the_budgets_it_sets():
 def test_a_pacing_key_is_platform_dot_budget(key):
     with pytest.raises(
         SettingsError,
-        match=rf"\[pacing\] {re.escape(key)} = '1/s': write it as platform.budget, e.g. ",
+        match=rf"\[pacing\] {re.escape(key)} = '1/s': write it as platform.budget, like ",
     ):
         settings.parse_cfg(settings.DEFAULT_CFG + f"[pacing]\n{key} = 1/s\n", {})
 
