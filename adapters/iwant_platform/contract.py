@@ -28,7 +28,9 @@ LocalId = str
 class Capabilities:
     """What a platform can show and do. Every flag off is the default: plain text."""
 
-    #: Buttons under a message that run a command as the person who presses them.
+    #: Buttons under a message that run a command as the person who presses them. Without
+    #: them the plugin writes each button's command where the button would be
+    #: (``with_commands``) and hands the backend no buttons.
     buttons: bool = False
     #: A conversation of the bot with several people at once (``open_group``).
     group_conversations: bool = False
@@ -156,8 +158,11 @@ class ChatPlatform:
         return None
 
     def event_id(self, message: Any) -> str | None:
-        """The platform's id of the event that carried ``message``: the same id again means
-        the same event delivered twice, answered once."""
+        """The platform's id of the event that carried ``message``. The engine keys the
+        request on it: the same event delivered again after a crash (its answer maybe lost)
+        stores nothing new and is answered with what the first one made. A platform's
+        redelivery to a process that did answer is the adapter's to drop
+        (``shutdown.RecentKeys``), so that a person never reads one answer twice."""
         return None
 
     def bot_key(self) -> str:
@@ -198,6 +203,19 @@ class ChatPlatform:
         listener = self.rate_limit_listener
         if listener is not None:
             listener(seconds)
+
+
+def with_commands(text: str, buttons: Sequence[Button], prefix: str) -> str:
+    """``text`` with each button's command written out where the button would be, unless the
+    text already says it, or the same command for another selector (``!iwant stop 1`` for the
+    button ``iwant stop #2``)."""
+    lines = [text]
+    for button in buttons:
+        command = f"{prefix}{button.command}"
+        verb = command.rsplit(" ", 1)[0] + " "  # "!iwant stop " of "!iwant stop #2"
+        if command not in text and verb not in text:
+            lines.append(f"{button.label}: {command}")
+    return "\n".join(lines)
 
 
 def format_command(platform: ChatPlatform, prefix: str) -> str:

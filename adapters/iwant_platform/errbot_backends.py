@@ -35,19 +35,6 @@ ENTRY_POINTS = "iwant.platforms"
 Factory = Callable[[Any], ChatPlatform | None]
 
 
-def with_commands(text: str, buttons: Sequence[Button], prefix: str) -> str:
-    """``text`` with each button's command written out where the button would be, unless the
-    text already says it, or the same command for another selector (``!iwant stop 1`` for the
-    button ``iwant stop #2``)."""
-    lines = [text]
-    for button in buttons:
-        command = f"{prefix}{button.command}"
-        verb = command.rsplit(" ", 1)[0] + " "  # "!iwant stop " of "!iwant stop #2"
-        if command not in text and verb not in text:
-            lines.append(f"{button.label}: {command}")
-    return "\n".join(lines)
-
-
 class ErrbotBackend(ChatPlatform):
     """Any errbot backend, through errbot's own API: identifiers, ``build_reply`` and
     ``send_message``. Its platform is the backend's ``mode`` (``xmpp``, ``irc``)."""
@@ -62,7 +49,6 @@ class ErrbotBackend(ChatPlatform):
     def __init__(self, backend: Any) -> None:
         self.backend = backend
         self.platform = str(backend.mode)
-        self._prefix = str(getattr(backend.bot_config, "BOT_PREFIX", "!"))
 
     def person_id(self, identifier: Any) -> LocalId:
         return str(identifier.person)
@@ -80,19 +66,15 @@ class ErrbotBackend(ChatPlatform):
     def spends(self, out: Outgoing) -> Sequence[Spend]:
         return () if out.members is not None else (Spend("bot"), Spend("chat", out.to))
 
-    def _written(self, text: str, buttons: Sequence[Button]) -> str:
-        return with_commands(text, buttons, self._prefix) if buttons else text
-
     def send_text(self, to: LocalId, text: str, buttons: Sequence[Button] = ()) -> None:
         try:
             target = self.backend.build_identifier(to)
         except Exception as err:
             raise Undeliverable(f"no such person or room: {type(err).__name__}") from None
-        body = self._written(text, buttons)
-        self.backend.send_message(Message(body=body, frm=self.backend.bot_identifier, to=target))
+        self.backend.send_message(Message(body=text, frm=self.backend.bot_identifier, to=target))
 
     def reply(self, message: Any, text: str, buttons: Sequence[Button] = ()) -> None:
-        self.backend.send_message(self.backend.build_reply(message, self._written(text, buttons)))
+        self.backend.send_message(self.backend.build_reply(message, text))
 
 
 class Console(ErrbotBackend):

@@ -22,6 +22,7 @@ from iwant_platform.contract import (
     Outgoing,
     SendError,
     format_command,
+    with_commands,
 )
 from iwant_platform.errbot_backends import adapter_for
 
@@ -345,6 +346,15 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         typed = format_command(self.chat, str(self.bot_config.BOT_PREFIX))
         return text if typed == "!iwant" else text.replace("!iwant", typed)
 
+    def _present(self, text: str, buttons: list[dict[str, str]]) -> tuple[str, list[Button]]:
+        """A text and its buttons as the platform shows them: with its buttons where it has
+        them, else each button's command written where the button would be; every command
+        in the form typed there."""
+        typed = [Button(b["label"], b["command"]) for b in buttons]
+        if typed and not self.chat.capabilities.buttons:
+            text, typed = with_commands(text, typed, "!"), []
+        return self._localize(text), typed
+
     @botcmd(admin_only=True)
     def iwant_plugins(self, msg: Message, args: str) -> str | None:
         """Installed engine plugins and the active ones (admins): !iwant plugins"""
@@ -445,7 +455,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         note = result if isinstance(result, Note) else Note("", result)
         body = note.body if note.body.startswith(prefix) else prefix + note.body
         try:
-            self.chat.reply(msg, self._localize(body), buttons_of(note.buttons))
+            self.chat.reply(msg, *self._present(body, note.buttons))
         except Exception:  # the platform failed the reply; what was stored still goes out
             log.exception("reply to %s could not be sent", person.id)
         else:
@@ -555,8 +565,9 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         """Hand one notification to the platform; its failures as the engine reads them."""
         try:
             if item.group_members is None:
-                body = self._localize(item.body)
-                self.chat.send_text(local_id(item.recipient), body, buttons_of(item.buttons))
+                self.chat.send_text(
+                    local_id(item.recipient), *self._present(item.body, item.buttons)
+                )
             elif self.chat.capabilities.group_conversations:  # elsewhere: nothing to send
                 members = [local_id(m) for m in item.group_members]
                 room = local_id(item.origin) if item.origin else None
@@ -585,11 +596,6 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
 def local_id(person_or_room: str) -> LocalId:
     """``slack:U123`` -> ``U123``: the id the platform's adapter deals in."""
     return person_or_room.split(":", 1)[1]
-
-
-def buttons_of(raw: list[dict[str, str]]) -> list[Button]:
-    """The engine's buttons (``{"label", "command"}``) as the contract's."""
-    return [Button(b["label"], b["command"]) for b in raw]
 
 
 def budget_limits(chat: ChatPlatform, overrides: dict[str, Limit]) -> dict[str, Limit]:

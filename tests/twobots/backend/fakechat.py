@@ -15,7 +15,6 @@ from pathlib import Path
 from errbot.backends.base import Message, Person, Room, RoomOccupant
 from errbot.core import ErrBot
 from iwant_platform.contract import ChatPlatform
-from iwant_platform.errbot_backends import with_commands
 
 
 class FakePerson(Person):
@@ -154,12 +153,12 @@ class FakeChatBackend(ErrBot, ChatPlatform):
         return str(self.bot_identifier)
 
     def send_text(self, to: str, text: str, buttons=()) -> None:
-        message = Message(with_commands(text, buttons, "!"))
+        message = Message(text)
         message.frm, message.to = self.bot_identifier, self.build_identifier(to)
         self.send_message(message)
 
     def reply(self, message, text: str, buttons=()) -> None:
-        self.send_message(self.build_reply(message, with_commands(text, buttons, "!")))
+        self.send_message(self.build_reply(message, text))
 
     def change_presence(self, status="online", message="") -> None:
         pass
