@@ -54,16 +54,31 @@ class NotSupported(Exception):
 class Platform(Protocol):
     """A driver: the platform as its people see it. LocalIds are the platform's own ids."""
 
-    #: The backend's platform name and capabilities (its ``ChatPlatform`` declarations).
-    name: str
-    capabilities: Capabilities
-    #: How people type a command there: ``/iwant`` or ``!iwant``.
-    command: str
-    #: At least six people who can talk to the bot, and a room where the bot and they are.
-    people: Sequence[LocalId]
-    room: LocalId
-    #: Seconds to wait for something the bot should do (generous: busy machines are slow).
-    patience: float
+    # Read-only: a driver may declare each as a plain class attribute.
+
+    @property
+    def name(self) -> str:
+        """The backend's platform name (its ``ChatPlatform.platform``)."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The backend's capabilities (its ``ChatPlatform.capabilities``)."""
+
+    @property
+    def command(self) -> str:
+        """How people type a command there: ``/iwant`` or ``!iwant``."""
+
+    @property
+    def people(self) -> Sequence[LocalId]:
+        """At least six people who can talk to the bot."""
+
+    @property
+    def room(self) -> LocalId:
+        """A room where the bot and those people are."""
+
+    @property
+    def patience(self) -> float:
+        """Seconds to wait for something the bot should do (generous: machines are busy)."""
 
     def start_bot(self) -> None:
         """Start a bot process on the backend, connected, with a fresh database the first
