@@ -128,7 +128,9 @@ class ChatPlatform:
     capabilities: Capabilities = Capabilities()
     #: The budgets delivery keeps to, with the platform's published defaults.
     budgets: tuple[Budget, ...] = ()
-    #: The budget that a 429 pauses for every process of the bot (``rate_limited``).
+    #: The budget that a 429 pauses for every process of the bot (``rate_limited``): a
+    #: bot-wide one (spent with ``part=""`` by every send), declared with a limit (or set in
+    #: ``[pacing]``): a budget without a limit is not kept, so there is nothing to pause.
     paused_by_rate_limit: str | None = None
     #: Secrets as they look in text (a token's shape), kept out of every log line.
     secret_patterns: tuple[re.Pattern[str], ...] = ()

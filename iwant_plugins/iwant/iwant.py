@@ -604,6 +604,11 @@ def budget_limits(chat: ChatPlatform, overrides: dict[str, Limit]) -> dict[str, 
     <platform>.<budget>`` of plugins.cfg. An override of a budget the platform does not have,
     or with a burst below what one notification spends in it, is a ``SettingsError``."""
     declared = {b.name: b for b in chat.budgets}
+    paused = chat.paused_by_rate_limit
+    if paused is not None and paused not in declared:
+        raise SettingsError(
+            f"the {chat.platform} adapter pauses {paused!r} on a 429 but declares no such budget"
+        )
     limits = {b.name: Limit.parse(b.limit) for b in chat.budgets if b.limit}
     for key, limit in overrides.items():
         platform, _, name = key.partition(".")

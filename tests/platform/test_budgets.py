@@ -93,3 +93,11 @@ def test_overrides_are_checked_against_what_the_platform_declares() -> None:
     assert plugin.budget_limits(IWantTelegramBackend, {"telegram.chat": Limit(1.0)})["chat"] == (
         Limit(1.0, 1)
     ), "a budget where one notification posts once takes a burst of 1"
+
+
+def test_an_adapter_that_pauses_a_budget_it_does_not_declare_is_refused_at_start() -> None:
+    class Broken(ErrbotBackend):
+        paused_by_rate_limit = "bot-wide"
+
+    with pytest.raises(SettingsError, match="pauses 'bot-wide' on a 429 but declares no such"):
+        plugin.budget_limits(Broken(_Mode("xmpp")), {})
