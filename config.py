@@ -42,7 +42,15 @@ _IDENTITIES = {
         "app_token": _env("SLACK_APP_TOKEN"),
         "base_url": _env("SLACK_API_URL") or None,
     },
+    # XMPP_SERVER is host:port (empty: the JID's domain, through DNS SRV); XMPP_TLS,
+    # XMPP_ROOMS and XMPP_NICK are read by the backend (docs/xmpp.md).
+    "IWantXMPP": {
+        "username": _env("XMPP_JID"),
+        "password": _env("XMPP_PASSWORD"),
+        "server": _env("XMPP_SERVER") or None,
+    },
 }
+_IDENTITIES["XMPP"] = _IDENTITIES["IWantXMPP"]  # errbot's own backend reads the same
 BOT_IDENTITY = _IDENTITIES.get(BACKEND, {})
 
 _default_admin = {"Text": "@localuser"}.get(BACKEND, "")
