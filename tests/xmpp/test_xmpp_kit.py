@@ -1,0 +1,44 @@
+"""The adapter kit on XMPP: every scripted conversation of ``iwant_platform.kit`` with a
+real errbot process (the iwant plugin on the IWantXMPP backend) and people talking to it
+through a real Prosody."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from iwant_platform.kit import REQUIRED, SCENARIOS, run_kit
+from xmpp_harness import People, Prosody
+
+
+def _load_driver() -> ModuleType:
+    # By path, under a name of its own: tests/slack and tests/telegram have a kit_driver too.
+    path = Path(__file__).resolve().parent / "kit_driver.py"
+    spec = importlib.util.spec_from_file_location("xmpp_kit_driver", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+#: What Prosody cannot be made to do (the kit reports these as not covered, with why).
+CANNOT = {"rate_limit_pauses_and_loses_nothing", "hostile_display_names"}
+
+
+def test_the_adapter_kit_passes_on_xmpp(
+    prosody: Prosody, people: People, tmp_path: Path
+) -> None:
+    driver = _load_driver().XMPPKitDriver(prosody, people, tmp_path / "kit")
+    try:
+        report = run_kit(driver)
+    finally:
+        driver.close()
+    print(report.text())
+    log = f"\n--- errbot's log, its end ---\n{driver.log_tail()}"
+    assert report.ok, report.text() + log
+    assert REQUIRED <= set(report.covered()), report.text() + log
+    missing = {s.__name__ for s in SCENARIOS} - set(report.covered())
+    assert missing == CANNOT, f"not covered: {sorted(missing)}\n{report.text()}{log}"
