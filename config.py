@@ -42,6 +42,14 @@ _IDENTITIES = {
         "app_token": _env("SLACK_APP_TOKEN"),
         "base_url": _env("SLACK_API_URL") or None,
     },
+    # MATRIX_ACCESS_TOKEN, or MATRIX_PASSWORD (the bot then keeps its session in
+    # IWANT_DATA_DIR); docs/matrix.md.
+    "IWantMatrix": {
+        "homeserver": _env("MATRIX_HOMESERVER"),
+        "user_id": _env("MATRIX_USER_ID"),
+        "access_token": _env("MATRIX_ACCESS_TOKEN"),
+        "password": _env("MATRIX_PASSWORD"),
+    },
     # XMPP_SERVER is host:port (empty: the JID's domain, through DNS SRV); XMPP_TLS,
     # XMPP_ROOMS and XMPP_NICK are read by the backend (docs/xmpp.md).
     "IWantXMPP": {
