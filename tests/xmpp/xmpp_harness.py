@@ -340,9 +340,7 @@ class People:
     def from_bot(self, jid: str, bot: str) -> list[Received]:
         """What ``bot`` wrote to ``jid`` in their direct chat, oldest first."""
         return [
-            r
-            for r in self.received(jid)
-            if r.kind in ("chat", "normal") and JID(r.frm).bare == bot
+            r for r in self.received(jid) if r.kind in ("chat", "normal") and JID(r.frm).bare == bot
         ]
 
     def in_room(self, jid: str, room: str, nick: str) -> list[Received]:
