@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from iwant_platform.kit import SCENARIOS, run_kit
-from kit_driver import DAVE, SlackKitDriver
+from slack_kit_driver import DAVE, SlackKitDriver
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from iwant_platform.kit import SCENARIOS, run_kit
-from kit_driver import TelegramKitDriver
+from telegram_kit_driver import TelegramKitDriver
 from telegram_standin import BotApiStandin
 
 
