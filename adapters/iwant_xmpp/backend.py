@@ -13,7 +13,8 @@ subclass changes only what does not work or is not enough, each for a reason:
 - TLS and authentication: ``XMPP_TLS`` is ``starttls`` (the default: the stream must be
   encrypted before the password is sent), ``direct`` (TLS from the first byte, XEP-0368)
   or ``off`` (a local server without certificates: plain connection, SASL PLAIN or SCRAM
-  allowed in clear, which slixmpp refuses by default). A wrong password stops the bot.
+  allowed in clear, which slixmpp refuses by default). A login that fails (a wrong password,
+  or no TLS where it is required) stops the bot with one line, instead of retrying forever.
 - Threads: slixmpp is asyncio and not thread-safe, while errbot sends from its command
   threads and pollers. Sends are handed to the loop (``run_coroutine_threadsafe``), and
   incoming messages go to errbot's blocking ``callback_message`` on one thread of their own
@@ -27,8 +28,9 @@ subclass changes only what does not work or is not enough, each for a reason:
   carry one too). Here only a room's history is dropped (a restart would answer old
   commands again); rooms are joined asking for no history at all, and the bot's own
   messages reflected by a room are not read as commands.
-- Event ids: the stanza's id, per sender (``ann@example.org#<id>``): the engine stores a
-  wish once per id, and ``RecentKeys`` drops a stanza delivered twice to this process.
+- Event ids: the stanza's id, per sender's session (``ann@example.org/phone#<id>``, as some
+  clients count ids from 1 in each session): the engine stores a wish once per id, and
+  ``RecentKeys`` drops a stanza delivered twice to this process.
 - Person ids: a bare JID (``ann@example.org``), the same in direct messages and rooms. errbot
   names a room's occupant by room and nick, which changes with the nick and differs from
   the direct chat; here it is the occupant's real bare JID where the room shows it (a
@@ -169,7 +171,7 @@ class IWantXMPPBackend(XMPPBackend, ChatPlatform):  # type: ignore[misc]
         client.enable_starttls = self._tls == "starttls"
         client.enable_plaintext = self._tls == "off"
         client.add_event_handler("message_error", self._bounced)
-        client.add_event_handler("failed_auth", self._failed_auth)
+        client.add_event_handler("failed_all_auth", self._failed_auth)
         client.register_plugin("xep_0191")  # blocking: a person who blocked the bot
 
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -260,7 +262,8 @@ class IWantXMPPBackend(XMPPBackend, ChatPlatform):  # type: ignore[misc]
         msg.nick = xmppmsg["mucnick"]
         msg.delayed = False  # a direct message kept while the bot was offline is answered
         if xmppmsg["id"]:
-            event = f"{self.person_id(frm)}#{xmppmsg['id']}"
+            # Per sender's session (full JID): some clients count ids from 1 in each session.
+            event = f"{sender.full}#{xmppmsg['id']}"
             if not self._seen.first(event):
                 log.debug("dropped a message delivered twice: %s", event)
                 return
@@ -451,7 +454,11 @@ class IWantXMPPBackend(XMPPBackend, ChatPlatform):  # type: ignore[misc]
             self._connect()
 
     def _failed_auth(self, data: Any) -> None:
-        log.critical("the XMPP server refused the bot's password (XMPP_JID, XMPP_PASSWORD)")
+        log.critical(
+            "could not log in to the XMPP server: check XMPP_JID and XMPP_PASSWORD, and "
+            "XMPP_TLS=%s (no password is sent where TLS is required and missing)",
+            self._tls,
+        )
         self._fatal = True
         self.stop()
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -223,7 +224,6 @@ class People:
         #: (room, nick) -> how many times that nick came online in the room, and went.
         self.joins: dict[tuple[str, str], int] = {}
         self.leaves: dict[tuple[str, str], int] = {}
-        self._ids = itertools.count(1)
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -308,7 +308,7 @@ class People:
         self._call(join())
 
     def say(self, jid: str, to: str, body: str, kind: str = "chat") -> Said:
-        said = Said(jid, to, kind, body, f"kit-{next(self._ids)}")
+        said = Said(jid, to, kind, body, f"kit-{uuid.uuid4().hex[:12]}")  # as clients do
         self.resend(said)
         return said
 
