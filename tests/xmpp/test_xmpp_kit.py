@@ -4,32 +4,18 @@ through a real Prosody."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 from iwant_platform.kit import REQUIRED, SCENARIOS, run_kit
 from xmpp_harness import People, Prosody
-
-
-def _load_driver() -> ModuleType:
-    # By path, under a name of its own: tests/slack and tests/telegram have a kit_driver too.
-    path = Path(__file__).resolve().parent / "kit_driver.py"
-    spec = importlib.util.spec_from_file_location("xmpp_kit_driver", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
+from xmpp_kit_driver import XMPPKitDriver
 
 #: What Prosody cannot be made to do (the kit reports these as not covered, with why).
 CANNOT = {"rate_limit_pauses_and_loses_nothing", "hostile_display_names"}
 
 
 def test_the_adapter_kit_passes_on_xmpp(prosody: Prosody, people: People, tmp_path: Path) -> None:
-    driver = _load_driver().XMPPKitDriver(prosody, people, tmp_path / "kit")
+    driver = XMPPKitDriver(prosody, people, tmp_path / "kit")
     try:
         report = run_kit(driver)
     finally:
