@@ -4,15 +4,18 @@ gives people and rooms, and how it reads a bounce."""
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from iwant_platform.contract import RetryLater, SendError, Undeliverable
+from iwant_platform.contract import Outgoing, RetryLater, SendError, Spend, Undeliverable
 from iwant_xmpp.backend import IWantXMPPBackend, XMPPOccupant, _send_error, parse_server
 from slixmpp import JID
+
+from iwant_engine.pacing import Limit
 
 ROOM = "lobby@conference.example.org"
 
@@ -153,3 +156,22 @@ def test_the_server_setting() -> None:
     assert parse_server("") is None and parse_server(None) is None
     with pytest.raises(ValueError):
         parse_server("xmpp.example.org")
+
+
+def test_no_budgets_unless_plugins_cfg_sets_them() -> None:
+
+    path = Path(__file__).resolve().parents[2] / "iwant_plugins" / "iwant" / "iwant.py"
+    spec = importlib.util.spec_from_file_location("iwant_plugin_for_xmpp_budgets", path)
+    assert spec is not None and spec.loader is not None
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+
+    assert plugin.budget_limits(IWantXMPPBackend, {}) == {}
+    paced = plugin.budget_limits(IWantXMPPBackend, {"xmpp.chat": Limit(1.0, 2)})
+    assert paced == {"chat": Limit(1.0, 2)}
+    bare = object.__new__(IWantXMPPBackend)
+    assert list(IWantXMPPBackend.spends(bare, Outgoing("ann@example.org"))) == [
+        Spend("bot"),
+        Spend("chat", "ann@example.org"),
+    ]
+    assert list(IWantXMPPBackend.spends(bare, Outgoing("g", ("a", "b")))) == []
