@@ -172,7 +172,6 @@ class IWantXMPPBackend(XMPPBackend, ChatPlatform):  # type: ignore[misc]
         client.enable_plaintext = self._tls == "off"
         client.add_event_handler("message_error", self._bounced)
         client.add_event_handler("failed_all_auth", self._failed_auth)
-        client.register_plugin("xep_0191")  # blocking: a person who blocked the bot
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -238,8 +237,9 @@ class IWantXMPPBackend(XMPPBackend, ChatPlatform):  # type: ignore[misc]
         if kind == "groupchat":
             room_jid = sender.bare
             nick = sender.resource
-            ours = self.conn.client.plugin["xep_0045"].our_nicks[None].get(JID(room_jid))
-            if not nick or nick in (ours, self._nick):
+            muc = self.conn.client.plugin["xep_0045"]
+            ours = muc.our_nicks[None].get(JID(room_jid)) or self._nick
+            if not nick or nick == ours:
                 return  # the room's own notice, or the bot's message reflected
             if xmppmsg["delay"]["stamp"] is not None:
                 log.debug("not answering a room's history: %s", room_jid)
