@@ -8,7 +8,16 @@ import ast
 from pathlib import Path
 
 PLUGIN = Path(__file__).resolve().parents[2] / "iwant_plugins" / "iwant" / "iwant.py"
-FORBIDDEN = ("iwant_slack", "iwant_telegram", "slack_sdk", "telegram", "nio", "slixmpp")
+FORBIDDEN = (
+    "iwant_slack",
+    "iwant_telegram",
+    "iwant_xmpp",
+    "iwant_matrix",
+    "slack_sdk",
+    "telegram",
+    "nio",
+    "slixmpp",
+)
 
 
 def imported(path: Path) -> set[str]:
