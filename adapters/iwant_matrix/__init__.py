@@ -1,0 +1,1 @@
+"""iwant on Matrix: the IWantMatrix errbot backend (matrix-nio, end-to-end encryption)."""
