@@ -38,7 +38,7 @@ def postgres_available() -> str | None:
 
 
 # Folders and modules whose tests start real processes (bots, engines, the benchmark).
-SLOW = ("multiprocess", "twobots", "slack", "telegram", "xmpp", "bench")
+SLOW = ("multiprocess", "twobots", "slack", "telegram", "xmpp", "matrix", "bench")
 SLOW_MODULES = (
     "test_console.py",
     "test_restart.py",
