@@ -53,7 +53,8 @@ class Engine:
         strict: bool = False,
     ) -> None:
         """``strict`` (for the strategy kit): a strategy decision that breaks an invariant, or
-        that differs when asked again, raises ``StrategyError`` instead of being logged."""
+        that differs when asked again (or with alike candidates in another order), raises
+        ``StrategyError`` instead of being logged."""
         self._settings = settings
         self._clock = clock or SystemClock()
         self.strict = strict

@@ -74,7 +74,9 @@ def iwant_strategies() -> Mapping[str, StrategyFactory]:
     them grow by joins), which the strategy kit's liveness check respects.
 
     The function must be pure: no I/O, no clock, no randomness that is not seeded from its
-    inputs; the same inputs give the same decision. The engine checks every decision (each
+    inputs; the same inputs give the same decision, whatever the order among candidates of
+    the same window end (or groups of the same start): break ties on what it is handed (the
+    request id, say), not on where it stands. The engine checks every decision (each
     member's window covers the meeting, nobody's deadline has passed, no group above the
     smallest ``max_size`` of its members, a formed group never moves) and refuses a decision
     that breaks one, leaving the request waiting and logging an error.

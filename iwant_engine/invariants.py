@@ -62,3 +62,11 @@ def refusal(
             return "two members of the group ignore one another"
         return None
     return f"unknown decision type {type(decision).__name__}"
+
+
+def same_decision(a: Decision, b: Decision) -> bool:
+    """Whether ``a`` and ``b`` decide the same: the same group at the same time (members in
+    any order: the engine stores them by request), the same group joined, or both wait."""
+    if isinstance(a, Form) and isinstance(b, Form):
+        return sorted(a.request_ids) == sorted(b.request_ids) and a.start == b.start
+    return a == b

@@ -13,15 +13,19 @@ or, as a pytest plugin (``pytest_plugins = ["iwant_engine.testing"]``), use the
 
 Checked after every step of every stream, through a real engine (on the ``memory`` storage
 by default, ``storage="sql"`` for a SQLite file), reading its data through the storage
-protocol (``Storage.snapshot``):
-no request in two live groups, no group above its max (or below its min), every member's
-window covers the meeting, nobody matched after their deadline, nobody grouped with someone
-they ignore (or who ignores them), and the same inputs give the same decision (each decision
-is asked for five times). The engine also refuses any decision that breaks an invariant; in the
-kit such a refusal is a failure (``StrategyError``) instead of a logged error.
-Liveness is checked too, unless ``liveness=False``: no set of waiting requests that could
-form a valid group on their own (a common slot, within every member's ``min`` and ``max``,
-nobody ignored) is left waiting after any step. Streams mix in ``min 3`` and ``max N``.
+protocol (``Storage.snapshot``): no request in two live groups, no group above its max (or
+below its min), every member's window covers the meeting, nobody matched after their
+deadline, nobody grouped with someone they ignore (or who ignores them), and the same inputs
+give the same decision (each decision is asked for five times: once more as it was, then
+with alike candidates and groups handed in other orders, which must give the same group at
+the same time). The engine also refuses any decision that breaks an invariant; in the kit
+such a refusal is a failure (``StrategyError``) instead of a logged error. Liveness is
+checked too, unless ``liveness=False``: no set of waiting requests that could form a valid
+group on their own (a common slot, within every member's ``min`` and ``max``, nobody
+ignored) is left waiting after any step. Streams mix in ``min 3`` and ``max N``, and crowded
+``max 2`` streams make ties: several alike candidates (the same window, deadline, ``min``
+and ``max``) of whom the group can take only some, so that a strategy must choose among
+equals, and a choice at random or by the order handed shows.
 
 For hand-written tests: ``wish``, ``candidate``, ``open_group``, ``match_context`` and ``at``
 build what decide is handed (``testing_builders``); ``replay`` plays chat lines (a failure's
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import random
 import re
 import tempfile
@@ -252,6 +257,7 @@ class Coverage:
     groups_offered: int = 0  # decisions with an open group to join
     rematches: int = 0  # decisions for people left alone after a drop-out
     min_wishes: int = 0  # decisions for a wish of min 3 or more
+    ties: int = 0  # decisions among alike candidates the group cannot all take (``tie``)
     forms: Counter[int] = dataclasses.field(default_factory=Counter)  # by group size
     joins: int = 0
     waits: int = 0
@@ -264,6 +270,7 @@ class Coverage:
         "groups_offered": 4,
         "rematches": 2,
         "min_wishes": 5,
+        "ties": 10,
     }
 
     def missing(self) -> list[str]:
@@ -276,7 +283,8 @@ class Coverage:
         return (
             f"{self.decisions} decisions ({self.crowded} with 2+ candidates, "
             f"{self.groups_offered} with an open group, {self.rematches} after a drop-out, "
-            f"{self.min_wishes} for min 3+); groups formed: {forms}; joins {self.joins}; "
+            f"{self.min_wishes} for min 3+, {self.ties} ties among alike candidates); "
+            f"groups formed: {forms}; joins {self.joins}; "
             f"waits {self.waits}; refused wishes {self.refusals}"
         )
 
@@ -284,6 +292,7 @@ class Coverage:
 def _counting(engine: Engine, coverage: Coverage, state: dict[str, str]) -> None:
     """Count every decision the engine asks for (once, though a strict engine asks again)."""
     decide = engine.decide
+    largest = largest_group(engine)
 
     def counted(
         wish: Wish, candidates: Sequence[Candidate], groups: Sequence[OpenGroup], ctx: MatchContext
@@ -294,6 +303,7 @@ def _counting(engine: Engine, coverage: Coverage, state: dict[str, str]) -> None
         coverage.groups_offered += bool(groups)
         coverage.rematches += state["step"] == "cancel"
         coverage.min_wishes += wish.min_size >= 3
+        coverage.ties += tie(wish, candidates, ctx, largest)
         if isinstance(decision, Form):
             coverage.forms[len(decision.request_ids) + 1] += 1
         elif isinstance(decision, Join):
@@ -303,6 +313,36 @@ def _counting(engine: Engine, coverage: Coverage, state: dict[str, str]) -> None
         return decision
 
     engine.decide = counted  # the matchmaker reads it at each call
+
+
+def tie(
+    wish: Wish, candidates: Sequence[Candidate], ctx: MatchContext, largest: int | None = None
+) -> bool:
+    """Whether deciding for ``wish`` means choosing among equals: two or more alike
+    candidates (other people's, with the same window, deadline, ``min`` and ``max``) who
+    share a slot with the wish and may meet its person, but whom one group with the wish
+    cannot all take (the smallest ``max``, the strategy's ``largest`` group, or two of them
+    ignoring each other). ``ctx.length`` must be the activity's (the kit's engine sets it)."""
+    minute = ctx.now.replace(second=0, microsecond=0)
+    alike: dict[tuple[Any, ...], list[Candidate]] = {}
+    for c in candidates:
+        lo, hi = max(wish.earliest, c.earliest, minute), min(wish.latest, c.latest)
+        if (
+            c.person != wish.person
+            and ctx.may_meet(wish.person, c.person)
+            and hi - lo >= ctx.length
+        ):
+            key = (c.earliest, c.latest, c.deadline, c.min_size, c.max_size)
+            alike.setdefault(key, []).append(c)
+    for (*_, max_size), same in alike.items():
+        people = {c.person for c in same}
+        if len(people) < 2:
+            continue
+        room = min(wish.max_size, max_size, largest or max_size) - 1
+        apart = any(not ctx.may_meet(a, b) for a in people for b in people if a < b)
+        if len(people) > room or apart:
+            return True
+    return False
 
 
 def transcript_line(step: Step, now: datetime) -> str:
@@ -483,6 +523,29 @@ def crowded_steps(seed: int, length: int = 45) -> list[Step]:
     return steps
 
 
+def crowded_pair_steps(seed: int, length: int = 45) -> list[Step]:
+    """One crowded pool of pairs and ties: three people who ignore one another wish for
+    the same slot alike (09:00-09:45 or 10:00-10:45, all ``max 2`` or none), so they wait
+    side by side; then others ask for that slot, mostly ``max 2``, and each of them can take
+    only one of the three. A choice among them at random or by the order handed shows.
+    Drop-outs send people back to wait and ask again."""
+    rng = random.Random(2000 + seed)
+    order = rng.sample(range(len(PEOPLE)), len(PEOPLE))
+    apart, others = order[:3], order[3:]
+    steps: list[Step] = [("ignore", a, b) for a, b in itertools.combinations(apart, 2)]
+    while len(steps) < length:
+        start_q, max_size = rng.choice([0, 4]), rng.choice([2, None])
+        for a in rng.sample(apart, len(apart)):
+            steps.append(("submit", a, "coffee", start_q, 2, max_size, False, "r1", None))
+        for o in rng.sample(others, rng.randint(1, 3)):
+            max_o = rng.choice([2, 2, None])
+            steps.append(("submit", o, "coffee", start_q, 2, max_o, False, "r1", None))
+        steps.extend(("cancel", o) for o in rng.sample(others, rng.randint(1, 2)))
+        if rng.random() < 0.3:
+            steps.append(("cancel", rng.choice(apart)))
+    return steps[:length]
+
+
 def steps_strategy() -> Any:
     """The hypothesis strategy of request streams."""
     from hypothesis import strategies as st
@@ -549,7 +612,8 @@ def kit_engine(
     ``FixedClock`` at ``START`` (09:00, Tue 1 Dec 2026, UTC) that moves only when told.
 
     The engine is strict, as the kit's are: a decision that breaks an invariant, or that
-    differs when asked again, raises ``StrategyError``. Options as ``check_strategy``'s:
+    differs when asked again (or with alike candidates in another order), raises
+    ``StrategyError``. Options as ``check_strategy``'s:
     ``plugins`` (registered besides the installed ones), ``settings`` (the strategy's),
     ``storage`` (``memory``, or ``sql``: a SQLite file). Closed on leaving the block."""
     clock = FixedClock(START)
@@ -591,6 +655,7 @@ def check_strategy(
     coverage = Coverage()
     streams = [seeded_steps(seed) for seed in range(seeds)]
     streams += [crowded_steps(seed) for seed in range(seeds)]
+    streams += [crowded_pair_steps(seed) for seed in range(seeds)]
     for steps in streams:
         with kit_engine(strategy, **options) as (engine, clock):
             try:

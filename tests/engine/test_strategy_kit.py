@@ -9,9 +9,19 @@ from datetime import timedelta
 import pytest
 
 from iwant_engine import hookimpl
+from iwant_engine.errors import StrategyError
 from iwant_engine.model import Form, Join, Wait
 from iwant_engine.strategies.overlap import decide as overlap_decide
-from iwant_engine.testing import check_strategy
+from iwant_engine.strategies.overlap import greedy
+from iwant_engine.testing import (
+    Coverage,
+    candidate,
+    check_strategy,
+    match_context,
+    replay,
+    tie,
+    wish,
+)
 
 
 @pytest.mark.parametrize(
@@ -90,16 +100,17 @@ class GreedyWithoutRetry:
     def iwant_strategies(self):
         def decide(wish, candidates, groups, ctx):
             earliest, latest = max(wish.earliest, ctx.now), wish.latest
-            chosen, need, people = [], wish.min_size, {wish.person}
+            chosen, need, people, cap = [], wish.min_size, {wish.person}, wish.max_size
             for c in sorted(candidates, key=lambda c: (c.deadline, c.request_id)):
                 lo, hi = max(earliest, c.earliest), min(latest, c.latest)
                 if c.person in people or hi - lo < ctx.length:
                     continue
                 if not all(ctx.may_meet(c.person, p) for p in people):
                     continue
-                if len(chosen) + 2 > min([wish.max_size, c.max_size]):
+                if len(chosen) + 2 > min(cap, c.max_size):
                     continue
                 earliest, latest, need = lo, hi, max(need, c.min_size)
+                cap = min(cap, c.max_size)
                 chosen.append(c.request_id)
                 people.add(c.person)
             if not chosen or len(chosen) + 1 < need:
@@ -223,3 +234,109 @@ def test_the_kit_catches_each_broken_strategy_with_its_defaults(decide):
     with pytest.raises(AssertionError) as caught:
         check_strategy("broken", plugins=[Broken(decide)], shrink=False)
     print(f"{decide.__name__}: {str(caught.value).splitlines()[0][:160]}")
+
+
+# -- ties: a choice among alike candidates -------------------------------------------------
+
+
+def _alike(c):
+    """What a person asked, all of it: candidates equal in this are alike."""
+    return (c.deadline, c.earliest, c.latest, c.max_size, c.min_size)
+
+
+def random_among_equals(wish, candidates, groups, ctx):
+    """overlap, but among alike candidates (the same window, deadline, min and max) a random
+    one comes first: with ``max 2`` a pair forms with any of them, at random."""
+    return greedy(wish, candidates, groups, ctx, lambda c: (*_alike(c), random.random()))
+
+
+def first_handed_among_equals(wish, candidates, groups, ctx):
+    """overlap without its request-id tie-break: among alike candidates, the first handed."""
+    return greedy(wish, candidates, groups, ctx, _alike)
+
+
+def _pairs(wish, candidates, ctx):
+    """(start, candidate) of each candidate the wish can pair with, earliest start first."""
+    minute = ctx.now.replace(second=0, microsecond=0)
+    fit = []
+    for c in candidates:
+        if c.person == wish.person or not ctx.may_meet(wish.person, c.person):
+            continue
+        if max(wish.min_size, c.min_size) > 2:
+            continue
+        start = max(wish.earliest, c.earliest, minute)
+        if start + ctx.length <= min(wish.latest, c.latest):
+            fit.append((start, c))
+    return sorted(fit, key=lambda f: (f[0], *_alike(f[1])))  # stable: ties as handed
+
+
+def pair_at_random_among_equals(wish, candidates, groups, ctx):
+    """Pairs with the earliest alike partner, chosen at random among the alike ones."""
+    fit = _pairs(wish, candidates, ctx)
+    if not fit:
+        return Wait()
+    best = [f for f in fit if (f[0], *_alike(f[1])) == (fit[0][0], *_alike(fit[0][1]))]
+    start, chosen = random.choice(best)
+    return Form((chosen.request_id,), start)
+
+
+pair_at_random_among_equals.max_group_size = 2
+
+
+def pair_first_handed(wish, candidates, groups, ctx):
+    """Pairs with the earliest partner; among alike ones the first as handed."""
+    fit = _pairs(wish, candidates, ctx)
+    return Form((fit[0][1].request_id,), fit[0][0]) if fit else Wait()
+
+
+pair_first_handed.max_group_size = 2
+
+AT_RANDOM = "different decision when asked again|handed in another order"
+BY_ORDER = "the same candidates handed in another order .alike ones swapped. gave a different"
+
+
+@pytest.mark.parametrize(
+    ("decide", "says"),
+    [
+        (random_among_equals, AT_RANDOM),
+        (first_handed_among_equals, BY_ORDER),
+        (pair_at_random_among_equals, AT_RANDOM),
+        (pair_first_handed, BY_ORDER),
+    ],
+)
+def test_the_kit_catches_a_choice_among_equals_at_random_or_by_the_order_handed(decide, says):
+    with pytest.raises(AssertionError, match=says) as caught:
+        check_strategy("broken", plugins=[Broken(decide)], shrink=False)
+    print(f"{decide.__name__}: {str(caught.value).splitlines()[0][:200]}")
+
+
+def test_a_choice_by_the_order_handed_fails_at_the_first_tie():
+    """Bob and carol keep apart and wait for the same slot; dave can take one of them."""
+    script = """
+        09:00 bob: ignore carol
+        09:00 bob in r1: coffee 10:00-11:00
+        09:01 carol in r1: coffee 10:00-11:00
+        09:02 dave in r1: coffee 10:00-11:00 max 2
+    """
+    with pytest.raises(StrategyError, match=BY_ORDER):
+        replay("broken", script, plugins=[Broken(pair_first_handed)])
+    # A strategy that breaks the tie on what it is handed (overlap: the request id) passes.
+    assert replay("overlap", script).groups == ["10:00 coffee: bob, dave"]
+
+
+def test_a_tie_is_a_choice_among_alike_candidates_the_group_cannot_all_take():
+    bob, carol = candidate("bob", id=1), candidate("carol", id=2)
+    ctx = match_context(now="09:00")
+    assert tie(wish("alice", max=2), [bob, carol], ctx)
+    assert not tie(wish("alice"), [bob, carol], ctx)  # all three can meet
+    assert tie(wish("alice"), [bob, carol], match_context(apart=[("bob", "carol")]))
+    assert tie(wish("alice"), [bob, carol], ctx, largest=2)  # a strategy forming pairs
+    assert not tie(wish("alice", max=2), [bob, candidate("carol", "10:30-11:30", id=2)], ctx)
+    assert not tie(wish("alice", max=2), [bob], ctx)
+    assert not tie(wish("alice", max=2), [bob, candidate("bob", id=2)], ctx)  # one person
+
+
+def test_the_builtin_strategies_meet_ties_and_the_kit_requires_them():
+    coverage = check_strategy("overlap", max_examples=10, seeds=4)
+    assert coverage.ties >= Coverage.MINIMUM["ties"]
+    assert "ties among alike candidates" in str(coverage)
