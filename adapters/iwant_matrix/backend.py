@@ -264,6 +264,7 @@ class IWantMatrixBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot 
         self._undecrypted: list[tuple[str, Any, float]] = []
         self._joining: set[str] = set()
         self._created: set[str] = set()  # rooms this process made (never tidied away)
+        self._group_rooms: dict[frozenset[str], str] = {}  # a group's members -> its room
 
     # ------------------------------------------------------------------ errbot's side
 
@@ -732,7 +733,7 @@ class IWantMatrixBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot 
                     )
                     return
                 if _limited(resp):
-                    await self._report_limit(_wait_of(resp))
+                    self._report_limit(_wait_of(resp))
                     await self._pause(_wait_of(resp))
                     continue
                 log.warning("could not join %s: %s", room_id, resp)
@@ -900,7 +901,8 @@ class IWantMatrixBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot 
     def spends(self, out: Outgoing) -> Sequence[Spend]:
         if out.members is None:
             spent = [Spend("message")]
-            if out.to.startswith("@") and out.to not in self._dm_of:
+            known: dict[str, str] = getattr(self, "_dm_of", {})
+            if out.to.startswith("@") and out.to not in known:
                 # No direct chat yet: the bot creates one and invites the person.
                 spent += [Spend("room_creation"), Spend("invites"), Spend("invited", out.to)]
             return spent
@@ -908,6 +910,9 @@ class IWantMatrixBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot 
             return (Spend("message", sends=2),)  # a message in the room, the group in its thread
         if len(out.members) > GROUP_MAX:
             return ()  # formed in direct chats and too big for a room: nothing is sent
+        made: dict[frozenset[str], str] = getattr(self, "_group_rooms", {})
+        if frozenset(out.members) in made:
+            return (Spend("message"),)  # its room is there already (an earlier attempt)
         return (
             Spend("room_creation"),
             Spend("invites", sends=len(out.members)),
@@ -985,13 +990,17 @@ class IWantMatrixBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot 
         except concurrent.futures.CancelledError:
             raise MatrixSendError("sending cancelled (shutting down)") from None
 
-    async def _report_limit(self, seconds: float) -> None:
-        """Every process of the bot pauses (a database write: off the loop)."""
+    def _report_limit(self, seconds: float) -> None:
+        """Every process of the bot pauses. The report is a database write, made off the
+        loop and not awaited: the thread delivering may hold the database while it waits
+        for this very send."""
         if self.rate_limit_listener is None:
             return
-        loop = asyncio.get_running_loop()
+        asyncio.get_running_loop().run_in_executor(None, self._report, seconds)
+
+    def _report(self, seconds: float) -> None:
         try:
-            await loop.run_in_executor(None, self.rate_limited, seconds)
+            self.rate_limited(seconds)
         except Exception:
             log.exception("reporting a 429 failed")
 
@@ -1014,7 +1023,7 @@ class IWantMatrixBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot 
                 return resp
             wait = _wait_of(resp)
             limits += 1
-            await self._report_limit(wait)
+            self._report_limit(wait)
             if queued or limits > self.max_limit_retries or wait > self.max_limit_wait:
                 raise RetryLater(f"{what}: the homeserver said 429, retry after {wait:g} s", wait)
             log.info("%s: 429, waiting %.1f s", what, wait)
@@ -1123,7 +1132,7 @@ class IWantMatrixBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot 
         if not isinstance(resp, nio.RoomCreateResponse):
             if "Cannot invite so many" in str(getattr(resp, "message", "")):
                 # Synapse's invite limit, said as a 400 before the room is made.
-                await self._report_limit(30.0)
+                self._report_limit(30.0)
                 raise RetryLater(f"{what}: too many invites for now", 30.0)
             if _refused(resp):
                 # An invite was refused (blocked invites, no such user): the room was made
@@ -1167,7 +1176,15 @@ class IWantMatrixBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot 
         await self._post(room_id, self._content(room_id, text, people, thread=root), queued=True)
 
     async def _group_room(self, people: list[str], text: str) -> None:
-        room_id = await self._create_room(people, queued=True, direct=False, name="iwant group")
+        """The group's own room: made once for these people (a retry after a 429 posts in
+        the room the first attempt made), then the hello."""
+        key = frozenset(people)
+        room_id = self._group_rooms.get(key)
+        room = self._client.rooms.get(room_id) if room_id else None
+        if room is None or self._user_id not in room.users:
+            room_id = await self._create_room(people, queued=True, direct=False, name="iwant group")
+            self._group_rooms[key] = room_id
+        assert room_id is not None
         await self._post(room_id, self._content(room_id, text, people), queued=True)
 
     async def _send_file(self, person: str, filename: str, data: bytes, caption: str) -> None:

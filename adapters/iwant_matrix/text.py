@@ -54,27 +54,25 @@ def mentions(user_ids: Iterable[str]) -> dict[str, list[str]]:
 def reaction_command(text: str, key: str, prefix: str) -> str | None:
     """The command (``iwant cancel #12``, without the prefix) that the reaction ``key`` on a
     bot's message saying ``text`` runs, or None. Commands are read where the plugin wrote
-    them (``Cancel: !iwant cancel #12``) or anywhere in the text."""
+    them, a line each (``Cancel: !iwant cancel #12``); ❌ also finds a cancel or stop said in
+    a sentence (``… with !iwant stop 1.``)."""
     key = _VARIATION.sub("", key)
-    written = re.findall(re.escape(prefix) + r"(iwant [^\n]+)", text)
-    commands = [_command_words(c) for c in written]
-    commands = [c for c in commands if c]
-    undo = [c for c in commands if c.split(" ")[1] in ("cancel", "stop")]
-    other = [c for c in commands if c not in undo and c.split(" ")[1] != "help"]
+    p = re.escape(prefix)
+    written = [
+        " ".join(c.split())
+        for c in re.findall(rf"^[^\n]{{1,80}}?: {p}(iwant [^\n]+?)\s*$", text, re.MULTILINE)
+    ]
+    undo = [c for c in written if c.split(" ")[1:2] in (["cancel"], ["stop"])]
+    other = [c for c in written if c not in undo]
     if key == CROSS:
-        return undo[0] if undo else None
+        if undo:
+            return undo[0]
+        said = re.search(rf"{p}(iwant (?:cancel|stop) [^\s,;:!?)\]]+?)[.]?(?=[\s,;:!?)\]]|$)", text)
+        return said.group(1) if said else None
     if key == CHECK:
         unique = list(dict.fromkeys(other))
         return unique[0] if len(unique) == 1 else None  # ✅ is a button only if unambiguous
     return None
-
-
-def _command_words(found: str) -> str:
-    """``iwant cancel #12`` of ``iwant cancel #12).`` and the like: a written command ends at
-    the line, a closing bracket or sentence punctuation followed by a space or the end."""
-    found = re.split(r"[)\]]|[.;,](?:\s|$)|\s{2,}", found, maxsplit=1)[0].strip()
-    words = found.split()
-    return " ".join(words) if len(words) >= 2 else ""
 
 
 def strip_reply_fallback(body: str) -> str:

@@ -49,7 +49,9 @@ class MatrixKitDriver:
             self.by_id[account.user_id] = person.start()
         self.people = tuple(list(self.by_id)[: len(NAMES)])
         self.kit = self.by_id[list(self.by_id)[-1]]
-        self.dm = {user: person.create_direct(encrypted=True) for user, person in self.by_id.items()}
+        self.dm = {
+            user: person.create_direct(encrypted=True) for user, person in self.by_id.items()
+        }
         first = self.by_id[self.people[0]]
         self.room = first.create_room("Kit room", [self.bot_id, *self.people[1:]])
         for user in self.people[1:]:
@@ -93,7 +95,9 @@ class MatrixKitDriver:
         return (where, self.by_id[person].say(where, text))
 
     def shown_to(self, person: str) -> list[Seen]:
-        return [Seen(s.text, (), (s.room_id, s.event_id)) for s in self.by_id[person].seen_directly()]
+        return [
+            Seen(s.text, (), (s.room_id, s.event_id)) for s in self.by_id[person].seen_directly()
+        ]
 
     def shown_in(self, room: str) -> list[Seen]:
         viewer = self.by_id[self.people[0]]

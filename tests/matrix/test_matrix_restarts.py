@@ -1,0 +1,74 @@
+"""Restarts on Matrix: the bot's (its sync token and encryption keys are in its data folder)
+and the homeserver's, mid-conversation. Nothing is answered twice, nothing is lost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from people import Loop, Person, settle
+from scene import Scene
+from synapse_harness import Synapse
+
+
+@pytest.fixture
+def scene(
+    synapse: Synapse, loop: Loop, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Scene]:
+    prefix = "rs" if "synapse" in request.node.name else "rb"
+    made = Scene(synapse, loop, tmp_path, prefix)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def count(person: Person, room: str, text: str) -> int:
+    return sum(text in s.text for s in person.seen_in(room))
+
+
+def test_a_restarted_bot_answers_nothing_twice_and_misses_nothing(scene: Scene) -> None:
+    ann, ben = scene.person("Ann"), scene.person("Ben")
+    ann_dm = ann.create_direct(encrypted=True)
+    ben_dm = ben.create_direct(encrypted=True)
+    scene.bot.start()
+    scene.joined(ann_dm, ben_dm)
+    ann.say(ann_dm, "!iwant yoga in 6h")
+    ann.wait_for(ann_dm, "Waiting for yoga company")
+    settle(lambda: ann.seen_in(ann_dm))
+    assert scene.bot.stop() == 0
+    ben.say(ben_dm, "!iwant yoga for 7h")  # while the bot is down (encrypted for its device)
+    scene.bot.start()
+    ben.wait_for(ben_dm, "Matched!")
+    ann.wait_for(ann_dm, "joins you for yoga")
+    settle(lambda: ann.seen_in(ann_dm))
+    settle(lambda: ben.seen_in(ben_dm))
+    assert count(ann, ann_dm, "Waiting for yoga") == 1
+    assert count(ann, ann_dm, "joins you for yoga") == 1
+    assert count(ben, ben_dm, "Matched!") == 1
+    # The same device after the restart: no new device for people to see.
+    assert "Trusting" not in scene.bot.output().split("Matrix: the plugins are active")[-1]
+
+
+def test_a_synapse_restarted_mid_conversation_loses_nothing(scene: Scene, synapse: Synapse) -> None:
+    ann, ben = scene.person("Ann"), scene.person("Ben")
+    ann_dm = ann.create_direct(encrypted=True)
+    ben_dm = ben.create_direct(encrypted=True)
+    scene.bot.start()
+    scene.joined(ann_dm, ben_dm)
+    ann.say(ann_dm, "!iwant pilates in 6h")
+    ann.wait_for(ann_dm, "Waiting for pilates company")
+    ben.say(ben_dm, "!iwant pilates for 7h")
+    synapse.restart()  # while the bot answers Ben and tells Ann, or just before
+    ben.wait_for(ben_dm, "Matched!", timeout=90)
+    ann.wait_for(ann_dm, "joins you for pilates", timeout=90)
+    # And the conversation goes on.
+    before = len(ann.seen_in(ann_dm))
+    ann.say(ann_dm, "!iwant list")
+    ann.wait_for(ann_dm, "pilates", before)
+    settle(lambda: ann.seen_in(ann_dm))
+    settle(lambda: ben.seen_in(ben_dm))
+    assert count(ben, ben_dm, "Matched!") == 1
+    assert count(ann, ann_dm, "joins you for pilates") == 1
+    assert scene.bot.proc is not None and scene.bot.proc.poll() is None  # it rode it out
