@@ -220,7 +220,7 @@ def submit(
             and other.earliest < wish.latest
             and wish.earliest < other.latest
         ):
-            raise UserError(msg.already_want(other.activity, other.earliest, other.latest, zone))
+            raise UserError(_already(uow, other, zone))
     known = {
         **hood.people,
         wish.person: PersonInfo(wish.person, name, own_zone, me.platform_timezone),
@@ -653,6 +653,18 @@ def _rematch(
 
 
 # -- answers that did not reach their person ----------------------------------------------------
+
+
+def _already(uow: UnitOfWork, other: StoredRequest, zone: ZoneInfo) -> str:
+    """Why a wish overlapping the person's ``other`` is refused: the window still waiting,
+    or the meeting it is matched to (with whom), as ``!iwant list`` shows it."""
+    if other.status == Status.MATCHED:
+        listed = as_listed(uow, other)
+        if listed.status == Status.MATCHED and listed.start and listed.end:
+            return msg.already_meeting(
+                other.activity, listed.start, listed.end, listed.others, zone
+            )
+    return msg.already_want(other.activity, other.earliest, other.latest, zone)
 
 
 def as_listed(uow: UnitOfWork, request: StoredRequest) -> OpenRequest:

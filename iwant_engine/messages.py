@@ -204,6 +204,17 @@ def already_want(activity: str, earliest: datetime, latest: datetime, zone: Zone
     )
 
 
+def already_meeting(
+    activity: str, start: datetime, end: datetime, others: Sequence[str], zone: ZoneInfo
+) -> str:
+    """A second wish that overlaps one already matched: the meeting, not the window asked."""
+    meet = f"meet {_names(others)} for" if others else "have"
+    return (
+        f"You already {meet} {activity} at {slot(start, end, zone)}; to ask again, leave "
+        f"that first with !iwant cancel {activity}."
+    )
+
+
 NOT_YOURS = "That request is not yours, so I left it alone; see !iwant list."
 
 

@@ -1,0 +1,34 @@
+"""What a newcomer tripped on (issue 25), on every storage: a second wish while matched, the
+board and one's own wish, standing wishes across a change of zone, ``!iwant tz`` alone, typos
+of time words, the export of a match left, and the ``iwant`` command's help and check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from iwant_engine import UserError
+
+from ..support import ALICE, BOB, CAROL, at
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_second_wish_while_matched_quotes_the_meeting_not_the_window(engine, clock):
+    clock.set(at(0, 59))
+    engine.submit(ALICE, "coffee")  # free 00:59-01:59
+    engine.submit(BOB, "coffee 1:19-1:40")  # they meet 01:19-01:34
+    with pytest.raises(UserError) as refused:
+        engine.submit(ALICE, "coffee")
+    assert str(refused.value) == (
+        "You already meet Bob for coffee at 01:19–01:34 (Tue 1 Dec); to ask again, leave that "
+        "first with !iwant cancel coffee."
+    )
+    assert (
+        engine.list_text(ALICE).splitlines()[1] == "1. coffee at 01:19–01:34 (Tue 1 Dec) with Bob"
+    )
+    # A wish still waiting is quoted by its window, as before.
+    engine.submit(CAROL, "lunch 12:00-13:00")
+    with pytest.raises(UserError, match=r"^You already want lunch 12:00–13:00 \(Tue 1 Dec\);"):
+        engine.submit(CAROL, "lunch 12:30")

@@ -1,0 +1,49 @@
+"""What a newcomer tripped on (issue 25), as people meet it: through the plugin on errbot's
+Test backend, and the export as errbot's console renders it."""
+
+from __future__ import annotations
+
+import json
+from multiprocessing.pool import ThreadPool
+from pathlib import Path
+
+import pytest
+import time_machine
+
+from ..support import at
+from .chat import Chat
+
+pytest_plugins = ["errbot.backends.test"]
+extra_plugin_dir = str(Path(__file__).resolve().parents[2] / "iwant_plugins")
+extra_config = {"BOT_ASYNC": False}
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch):
+    monkeypatch.setenv("IWANT_POLL_SECONDS", "3600")  # the test ticks the pollers itself
+    monkeypatch.delenv("IWANT_DATABASE_URL", raising=False)  # SQLite in errbot's data dir
+    monkeypatch.delenv("IWANT_PLUGINS_CFG", raising=False)
+
+
+@pytest.fixture
+def chat(testbot) -> Chat:
+    testbot.bot.thread_pool = ThreadPool(1)  # TestBot.stop() closes one
+    return Chat(testbot)
+
+
+def exported(text: str) -> dict:
+    return json.loads(text.split("```\n", 1)[1].rsplit("\n```", 1)[0])
+
+
+def test_matched_then_asking_again_quotes_the_meeting_that_list_shows(chat):
+    with time_machine.travel(at(0, 59), tick=False):
+        chat.say("alice", "!iwant coffee")
+        reply, _ = chat.say("bob", "!iwant coffee 1:19-1:40")
+        assert reply.startswith("Matched! You meet alice for coffee at 01:19–01:34 (Tue 1 Dec).")
+        reply, _ = chat.say("alice", "!iwant coffee")
+        assert reply == (
+            "You already meet bob for coffee at 01:19–01:34 (Tue 1 Dec); to ask again, leave "
+            "that first with !iwant cancel coffee."
+        )
+        listed, _ = chat.say("alice", "!iwant list")
+        assert listed.splitlines()[1] == "1. coffee at 01:19–01:34 (Tue 1 Dec) with bob"
