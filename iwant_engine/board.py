@@ -1,10 +1,10 @@
 """The room's board: what is wanted today and tomorrow, at a glance (``!iwant board``).
 
 Open groups with their meeting time and free places (and the command that joins), waiting
-wishes as counts per hour. Counts and times only, never who; everyone kept apart from the
-reader by an ignore (either way) is left out, a group with such a member left out whole, so
-that no number on the board, in a near miss or in a group's free places differs by the
-hidden person.
+wishes as counts per hour, and the reader's own waiting wishes, marked as theirs. Counts and
+times only, never who; everyone kept apart from the reader by an ignore (either way) is left
+out, a group with such a member left out whole, so that no number on the board, in a near
+miss or in a group's free places differs by the hidden person.
 """
 
 from __future__ import annotations
@@ -37,10 +37,17 @@ def render(
     zone: ZoneInfo,
     now: datetime,
     where: str,
+    own: Sequence[OpenRequest] = (),
+    activity: str = "",
 ) -> tuple[str, list[dict[str, str]]]:
-    """The board's text and its join buttons."""
+    """The board's text and its join buttons. ``own``: the reader's waiting wishes to show
+    (the rows hold other people's only); ``activity``: the one the board was asked for."""
     groups, waiting = visible(rows, reader)
     by_activity: dict[str, list[tuple[datetime, str, dict[str, str] | None]]] = defaultdict(list)
+    for item in own:
+        begin = max(item.earliest, now)
+        when = f"{_day(begin, zone, now)} {msg.clock(begin, zone)}–{msg.clock(item.latest, zone)}"
+        by_activity[item.activity].append((begin, f"{when}: your wish, waiting", None))
     for g in groups:
         r = g.result
         assert r.start is not None and r.end is not None
@@ -73,10 +80,8 @@ def render(
         who = "someone waiting" if count == 1 else f"{count} people waiting"
         by_activity[activity].append((hour, f"{when}: {who}", None))
     if not by_activity:
-        return (
-            f"Nothing is wanted {where} today or tomorrow yet. Start something: !iwant coffee",
-            [],
-        )
+        start = f"!iwant {activity}" if activity else "!iwant coffee"
+        return f"Nothing is wanted {where} today or tomorrow yet. Start something: {start}", []
     lines = [f"Today and tomorrow {where} ({zone.key} time):"]
     buttons: list[dict[str, str]] = []
     shown = 0

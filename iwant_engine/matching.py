@@ -685,6 +685,7 @@ def as_listed(uow: UnitOfWork, request: StoredRequest) -> OpenRequest:
         result.start if result else None,
         result.end if result else None,
         tuple(known[p].name if p in known else p for p in others) if matched else (),
+        request.pool,
     )
 
 

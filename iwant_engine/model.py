@@ -179,6 +179,7 @@ class OpenRequest:
     start: datetime | None  # the meeting, when matched
     end: datetime | None
     others: tuple[str, ...]  # display names of the other members
+    pool: str = ""  # the pool it was made in ("" from a storage that does not say)
 
 
 #: What a superseded outbox row records as its error: never sent, a newer row said it better.

@@ -23,6 +23,7 @@ from .model import (
     OpenRequest,
     Person,
     PersonInfo,
+    Status,
     StoredRequest,
     Wish,
 )
@@ -301,7 +302,17 @@ class Requests:
             )
             where = f"{where} for {msg.quote(wanted, 24)}"
         mine = self.storage.open_requests(reader, now)
-        text, buttons = board.render(rows, reader, mine, zone, now, where)
+        own = [
+            m
+            for m in mine
+            if m.status == Status.PENDING
+            and m.pool in pools
+            and (not wanted or m.activity == wanted)
+            and m.deadline > now
+            and m.earliest < end
+            and m.latest > start
+        ]
+        text, buttons = board.render(rows, reader, mine, zone, now, where, own, wanted)
         return msg.Note(person.id, text, buttons)
 
     # -- their deadlines ---------------------------------------------------------------------

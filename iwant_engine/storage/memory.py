@@ -541,7 +541,9 @@ class MemoryStorage:
                 window = (req.earliest, req.latest, req.deadline, req.length_minutes)
                 meeting = (res.start, res.end, others)
                 rows.append(
-                    OpenRequest(req.id, req.activity, Status(res.status), *window, *meeting)
+                    OpenRequest(
+                        req.id, req.activity, Status(res.status), *window, *meeting, req.pool
+                    )
                 )
             return rows
 

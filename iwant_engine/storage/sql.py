@@ -322,6 +322,7 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
                 r.start,
                 r.end,
                 tuple(names.get(r.result_id, ())),
+                r.pool,
             )
             for r in rows
         ]

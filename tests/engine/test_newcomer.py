@@ -32,3 +32,25 @@ def test_a_second_wish_while_matched_quotes_the_meeting_not_the_window(engine, c
     engine.submit(CAROL, "lunch 12:00-13:00")
     with pytest.raises(UserError, match=r"^You already want lunch 12:00–13:00 \(Tue 1 Dec\);"):
         engine.submit(CAROL, "lunch 12:30")
+
+
+def test_the_board_shows_the_readers_own_wish_and_never_says_nothing_is_wanted(engine, clock):
+    engine.submit(ALICE, "lunch 12:00", room="r1")
+    engine.submit(BOB, "lunch 12:10-13:30", room="elsewhere")  # another pool: not here
+    board = engine.board(ALICE, "r1")
+    assert board.body.splitlines() == [
+        "Today and tomorrow here (UTC time):",
+        "lunch:",
+        "· today 12:00–12:45: your wish, waiting",
+    ]
+    assert board.buttons == []
+    assert engine.board(ALICE, "r1", "lunch").body.splitlines()[1:] == [
+        "lunch:",
+        "· today 12:00–12:45: your wish, waiting",
+    ]
+    assert engine.board(ALICE).body.splitlines()[2] == "· today 12:00–12:45: your wish, waiting"
+    # Others see it counted, never named; what nobody wants suggests the activity asked for.
+    assert engine.board(CAROL, "r1").body.splitlines()[2] == "· today 12:00–13:00: someone waiting"
+    assert engine.board(ALICE, "r1", "tennis").body == (
+        "Nothing is wanted here for tennis today or tomorrow yet. Start something: !iwant tennis"
+    )

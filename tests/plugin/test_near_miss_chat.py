@@ -46,8 +46,9 @@ def test_a_near_miss_turns_into_a_match_and_the_board_shows_it(chat):
         assert board.splitlines() == [
             "Today and tomorrow here (Europe/Prague time):",
             "coffee:",
+            "· today 11:00–11:15: your wish, waiting",
             "· today 11:30–11:45: a group of 2, 4 places free; !iwant coffee 11:30 joins",
-        ]  # her own wish is not counted for her; joining does not clash with it
+        ]  # her own wish is shown as hers, not counted; joining does not clash with it
         board, _ = chat.say("bob", "!iwant board")
         assert board.splitlines()[1:] == [
             "coffee:",
@@ -137,4 +138,4 @@ def test_a_near_miss_gone_meanwhile_and_one_hidden_by_an_ignore(chat):
         reply, _ = chat.say("alice", "!iwant coffee 10:30 instead of #3")
         assert "Nearest" not in reply
         board, _ = chat.say("alice", "!iwant board")
-        assert "waiting" not in board and "a group of 3, full" in board
+        assert "someone waiting" not in board and "a group of 3, full" in board

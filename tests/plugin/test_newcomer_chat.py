@@ -47,3 +47,18 @@ def test_matched_then_asking_again_quotes_the_meeting_that_list_shows(chat):
         )
         listed, _ = chat.say("alice", "!iwant list")
         assert listed.splitlines()[1] == "1. coffee at 01:19–01:34 (Tue 1 Dec) with bob"
+
+
+def test_the_board_shows_my_waiting_wish_as_mine(chat):
+    with time_machine.travel(at(9, 0), tick=False):
+        chat.say("carol", "!iwant lunch 12:00")
+        board, _ = chat.say("carol", "!iwant board")
+        assert board.splitlines() == [
+            "Today and tomorrow in your rooms (UTC time):",
+            "lunch:",
+            "· today 12:00–12:45: your wish, waiting",
+        ]
+        board, _ = chat.say("carol", "!iwant board lunch")
+        assert "Nothing is wanted" not in board and "your wish, waiting" in board
+        board, _ = chat.say("carol", "!iwant board tennis")
+        assert board.endswith("Start something: !iwant tennis")
