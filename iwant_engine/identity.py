@@ -12,14 +12,14 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from . import matching
+from . import matching, standing
 from . import messages as msg
 from .clock import Clock
 from .errors import UserError
-from .model import Person, PersonInfo
+from .model import LIVE, Person, PersonInfo, Standing, StoredRequest
 from .settings import Settings
 from .storage.protocol import Storage
 
@@ -106,12 +106,39 @@ class Identity:
                 f"I don't know the time zone '{msg.quote(name)}'; try !iwant tz Europe/Prague."
             )
         who = self.as_person(person)
+        zone, now = ZoneInfo(match), self.clock.now()
+        accounts = [who.id, *self.storage.accounts(who.id)]
         with self.storage.transaction() as uow:
             uow.add_person(PersonInfo(who.id, person.name[: matching.NAME_MAX]))
             uow.set_timezone(who.id, match)
+            # Standing wishes follow the person's zone: each later day is made in the new one.
+            mine = [s for account in accounts for s in uow.standing(account, claim=True)]
+            lead = self.settings.standing_lead
+            for s in mine:
+                uow.save_standing(standing.scheduled(s, s.next_day, zone, lead))
         self._zones.clear()  # every account of theirs has it now
-        now = self.clock.now().astimezone(ZoneInfo(match))
-        return f"Your time zone is now {match} (it is {now:%H:%M} there)."
+        text = f"Your time zone is now {match} (it is {msg.clock(now, zone)} there)."
+        if mine:
+            kept = [
+                (s.activity, request.earliest, request.latest)
+                for s in mine
+                for request in self._made_live(s, now.astimezone(zone).date(), now)
+            ]
+            later = [(standing.describe(s), s.next_day) for s in mine]
+            text += " " + msg.standing_follow_zone(later, kept, zone)
+        return text
+
+    def _made_live(self, wish: Standing, today: date, now: datetime) -> list[StoredRequest]:
+        """The live requests ``wish`` made already, for the days from yesterday (``today``
+        in the person's zone) to before its next day."""
+        made = []
+        day = today - timedelta(days=1)
+        while day < wish.next_day:
+            request = self.storage.request_by_event(standing.event_key(wish.id, day))
+            if request is not None and request.status in LIVE and request.latest > now:
+                made.append(request)
+            day += timedelta(days=1)
+        return made
 
     # -- linked accounts ---------------------------------------------------------------------
 

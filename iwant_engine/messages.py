@@ -275,7 +275,7 @@ def from_standing(body: str, activity: str) -> str:
     return f"{body} (From your standing {activity} wish; !iwant stop {activity} ends it.)"
 
 
-def standing_started(what: str, number: int, lead_hours: int) -> str:
+def standing_started(what: str, number: int, lead_hours: int, zone: ZoneInfo) -> str:
     if lead_hours == 0:
         when = "at midnight"
     elif lead_hours <= 24:
@@ -283,9 +283,31 @@ def standing_started(what: str, number: int, lead_hours: int) -> str:
     else:
         when = f"{lead_hours} hours before each day begins"
     return (
-        f"Standing wish {number}: {what}. I make each day's wish {when}, and you hear when "
+        f"Standing wish {number}: {what}. Each day at its time in your time zone "
+        f"({zone.key}; later days follow !iwant tz). I make each day's wish {when}, and you "
+        "hear when "
         f"someone joins; !iwant standing lists them, !iwant stop {number} ends this one."
     )
+
+
+def standing_zone(zone: ZoneInfo) -> str:
+    """Which zone a person's standing wishes use: theirs, whichever it is on each day."""
+    return f"each day at its time in your time zone ({zone.key}; later days follow !iwant tz)"
+
+
+def standing_follow_zone(
+    later: Sequence[tuple[str, date]],
+    kept: Sequence[tuple[str, datetime, datetime]],
+    zone: ZoneInfo,
+) -> str:
+    """After ``!iwant tz``: standing wishes (``later``: each described, with its next day)
+    follow the new zone; the wishes already made from them (``kept``) keep their time."""
+    days = "; ".join(f"{what} from {date_text(first)}" for what, first in later)
+    text = f"Your standing wishes follow it, at their times in {zone.key}: {days}."
+    if kept:
+        made = "; ".join(f"{activity} at {slot(start, end, zone)}" for activity, start, end in kept)
+        text += f" Made before the change, these keep their time: {made}."
+    return text
 
 
 def standing_day(day_text: str, body: str) -> str:

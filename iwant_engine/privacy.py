@@ -42,10 +42,15 @@ def _time(moment: datetime | None) -> str | None:
 
 
 def document(
-    data: PersonData, person_id: str, now: datetime, accounts: Sequence[str] = ()
+    data: PersonData,
+    person_id: str,
+    now: datetime,
+    accounts: Sequence[str] = (),
+    zone: str | None = None,
 ) -> dict[str, Any]:
     """The export of ``data`` as plain JSON values, times in UTC (ISO 8601); ``accounts``:
-    the person's other accounts (``!iwant link``)."""
+    the person's other accounts (``!iwant link``); ``zone``: the person's time zone now (their
+    own, their platform's or the default), which their standing wishes' days follow."""
     info = data.person
     return {
         "schema": SCHEMA,
@@ -79,6 +84,7 @@ def document(
             {
                 "wish": w.text,
                 "every": day_names(w.days),
+                "timezone": zone,  # each day's time is read in the person's zone then
                 "next_day": w.next_day.isoformat(),
                 "paused_until": w.paused_until.isoformat() if w.paused_until else None,
                 "skipping": sorted(d.isoformat() for d in w.skips),
@@ -156,7 +162,8 @@ class Privacy:
                 undelivered=data.undelivered + more.undelivered,
             )
         accounts = [a for a in [who, *linked] if a != person.id]
-        return as_json(document(data, person.id, self.clock.now(), accounts))
+        zone = self.identity.zone_of(person).key
+        return as_json(document(data, person.id, self.clock.now(), accounts, zone))
 
     def forget_me(self, person: Person, args: str = "") -> msg.Note:
         """``!iwant forget me``, then ``!iwant forget me confirm`` within five minutes."""

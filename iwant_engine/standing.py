@@ -195,10 +195,12 @@ def sweep_step(
 # -- the person's commands -----------------------------------------------------------------------
 
 
-def listing(standing: Sequence[Standing], today: date) -> str:
+def listing(standing: Sequence[Standing], today: date, zone: ZoneInfo) -> str:
+    """``!iwant standing``: the person's standing wishes, numbered, and the zone their days
+    follow (the person's, ``zone`` today)."""
     if not standing:
         return msg.no_standing()
-    lines = ["Your standing wishes:"]
+    lines = [f"Your standing wishes, {msg.standing_zone(zone)}:"]
     for n, s in enumerate(standing, 1):
         extra = ""
         if s.paused_until is not None and s.paused_until > today:

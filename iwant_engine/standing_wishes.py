@@ -87,7 +87,7 @@ class StandingWishes:
             )
             uow.save_standing(upcoming)
         hours = int(lead.total_seconds() // 3600)
-        lines = [msg.standing_started(standing.describe(stored), len(mine) + 1, hours)]
+        lines = [msg.standing_started(standing.describe(stored), len(mine) + 1, hours, zone)]
         for m in made:
             body = m.problem or (m.note.body if m.note else "")
             lines.append(msg.standing_day(msg.date_text(m.day), body))
@@ -99,10 +99,10 @@ class StandingWishes:
     def listing(self, person: Person) -> str:
         """``!iwant standing``: the person's standing wishes, numbered."""
         check_person(person)
-        _, _, today = self.identity.today(person)
+        _, zone, today = self.identity.today(person)
         with self.storage.transaction() as uow:
             mine = uow.standing(person.id)
-        return standing.listing(mine, today)
+        return standing.listing(mine, today, zone)
 
     def stop(self, person: Person, selector: str = "") -> str:
         """End a standing wish, by number (``2``), activity (``lunch``) or id (``#12``)."""

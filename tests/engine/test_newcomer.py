@@ -4,6 +4,8 @@ of time words, the export of a match left, and the ``iwant`` command's help and 
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,31 @@ def test_the_board_shows_the_readers_own_wish_and_never_says_nothing_is_wanted(e
     assert engine.board(ALICE, "r1", "tennis").body == (
         "Nothing is wanted here for tennis today or tomorrow yet. Start something: !iwant tennis"
     )
+
+
+def test_standing_wishes_follow_the_persons_zone_and_every_reply_says_which(engine, clock):
+    clock.set(at(0, 59))
+    made = engine.submit(ALICE, "lunch 12:30 every weekday").body
+    assert "Each day at its time in your time zone (UTC; later days follow !iwant tz)." in made
+    assert engine.list_text(ALICE).splitlines()[1].startswith("1. lunch 12:30–13:15 (Tue 1 Dec)")
+
+    reply = engine.set_timezone(ALICE, "Europe/Prague")
+    assert reply == (
+        "Your time zone is now Europe/Prague (it is 01:59 there). Your standing wishes follow "
+        "it, at their times in Europe/Prague: lunch 12:30, every weekday from Wed 2 Dec. Made "
+        "before the change, these keep their time: lunch at 13:30–14:15 (Tue 1 Dec)."
+    )
+    assert engine.standing_text(ALICE).splitlines()[:2] == [
+        "Your standing wishes, each day at its time in your time zone (Europe/Prague; later "
+        "days follow !iwant tz):",
+        "1. lunch 12:30, every weekday",
+    ]
+    standing = json.loads(engine.export(ALICE))["standing_wishes"][0]
+    assert (standing["wish"], standing["timezone"]) == ("lunch 12:30", "Europe/Prague")
+
+    # Wednesday's wish is made at noon Prague time the day before, for 12:30 Prague time.
+    clock.set(datetime(2026, 12, 1, 11, 0, tzinfo=UTC))  # 12:00 in Prague
+    engine.sweep()
+    listed = engine.list_text(ALICE).splitlines()
+    assert listed[1].startswith("1. lunch 13:30–14:15 (Tue 1 Dec)")
+    assert listed[2].startswith("2. lunch 12:30–13:15 (Wed 2 Dec)")

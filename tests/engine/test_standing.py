@@ -78,7 +78,8 @@ def test_two_standing_lunches_meet_each_day_at_noon_local_across_the_clock_chang
         engine.set_timezone(who, "Europe/Prague")
     first = engine.submit(ALICE, "lunch 12:00 every day").body
     assert first.splitlines() == [
-        "Standing wish 1: lunch 12:00, every day. I make each day's wish at 12:00 the day "
+        "Standing wish 1: lunch 12:00, every day. Each day at its time in your time zone "
+        "(Europe/Prague; later days follow !iwant tz). I make each day's wish at 12:00 the day "
         "before, and you hear when someone joins; !iwant standing lists them, !iwant stop 1 "
         "ends this one.",
         "Mon 19 Oct: Waiting for lunch company at 12:00–12:45 (Mon 19 Oct); you'll hear by 12:00.",

@@ -62,3 +62,28 @@ def test_the_board_shows_my_waiting_wish_as_mine(chat):
         assert "Nothing is wanted" not in board and "your wish, waiting" in board
         board, _ = chat.say("carol", "!iwant board tennis")
         assert board.endswith("Start something: !iwant tennis")
+
+
+def test_after_tz_standing_wishes_say_which_zone_their_days_use(chat):
+    with time_machine.travel(at(0, 59), tick=False) as traveller:
+        reply, _ = chat.say("erin", "!iwant lunch 12:30 every weekday")
+        assert "Each day at its time in your time zone (UTC; later days follow !iwant tz)." in (
+            reply
+        )
+        reply, _ = chat.say("erin", "!iwant tz Europe/Prague")
+        assert reply.endswith(
+            "Your standing wishes follow it, at their times in Europe/Prague: lunch 12:30, "
+            "every weekday from Wed 2 Dec. Made before the change, these keep their time: "
+            "lunch at 13:30–14:15 (Tue 1 Dec)."
+        )
+        reply, _ = chat.say("erin", "!iwant standing")
+        assert reply.splitlines()[0] == (
+            "Your standing wishes, each day at its time in your time zone (Europe/Prague; "
+            "later days follow !iwant tz):"
+        )
+        reply, _ = chat.say("erin", "!iwant export")
+        assert exported(reply)["standing_wishes"][0]["timezone"] == "Europe/Prague"
+        traveller.move_to(at(11, 0))  # noon in Prague: Wednesday's wish is made
+        chat.tick()
+        listed, _ = chat.say("erin", "!iwant list")
+        assert listed.splitlines()[2].startswith("2. lunch 12:30–13:15 (Wed 2 Dec)")
