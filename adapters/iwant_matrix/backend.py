@@ -121,6 +121,11 @@ def _wait_of(resp: Any) -> float:
     return retry_after(headers, getattr(resp, "retry_after_ms", None))
 
 
+def _fingerprint(key: str) -> str:
+    """A device's Ed25519 key as Element shows it for manual verification: groups of 4."""
+    return " ".join(key[i : i + 4] for i in range(0, len(key), 4))
+
+
 def _left(event: Any, me: str) -> bool:
     """Someone other than the bot left the room (or was banned or kicked)."""
     return (
@@ -397,7 +402,13 @@ class IWantMatrixBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot 
                 return False
             self._client = client
             self.reset_reconnection_count()
-            log.info("Connected to Matrix as %s (device %s)", client.user_id, client.device_id)
+            keys = client.olm.account.identity_keys if client.olm else {}
+            log.info(
+                "Connected to Matrix as %s (device %s, fingerprint %s)",
+                client.user_id,
+                client.device_id,
+                _fingerprint(str(keys.get("ed25519", "?"))),
+            )
             await self._sync_loop(client)
             return True
         finally:
@@ -594,7 +605,10 @@ class IWantMatrixBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot 
                 gap = await self._fill_gap(client, room_id, info.timeline.prev_batch, since)
                 events = gap + events
             for event in events:
-                await self._on_event(client, room, event)
+                try:
+                    await self._on_event(client, room, event)
+                except Exception:  # one odd event must not stop the bot reading the rest
+                    log.exception("handling %s in %s failed", event.event_id, room_id)
             if any(_left(event, self._user_id) for event in info.timeline.events):
                 self._leave_if_alone(client, room)
         await self._retry_undecrypted(client)
@@ -1086,8 +1100,9 @@ class IWantMatrixBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot 
     ) -> None:
         room_id = target if target.startswith("!") else await self._direct_room(target, queued)
         extra: list[str] = []
-        if mention:
-            name = self._name_in(self._client.rooms.get(room_id), mention)
+        client = self._client
+        if mention and client is not None:
+            name = self._name_in(client.rooms.get(room_id), mention)
             if name not in body and mention not in body:
                 body = f"{visible_name(name) or localpart(mention)}: {body}"
             extra.append(mention)

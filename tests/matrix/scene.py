@@ -12,14 +12,28 @@ from synapse_harness import Synapse, wait_until
 
 class Scene:
     def __init__(
-        self, synapse: Synapse, loop: Loop, folder: Path, prefix: str, lifted: bool = True
+        self,
+        synapse: Synapse,
+        loop: Loop,
+        folder: Path,
+        prefix: str,
+        lifted: bool = True,
+        password: bool = False,
     ) -> None:
         self.synapse, self.loop, self.folder, self.prefix = synapse, loop, folder, prefix
         self.account = synapse.register(f"{prefix}bot", displayname="iwant")
         self.bot_id = self.account.user_id
         if lifted:
             synapse.lift_rate_limits(self.bot_id)
-        self.bot = BotProcess(synapse, self.account, folder / "bot", LIFTED if lifted else None)
+        # With a password the bot logs in itself (a device of its own, kept in its data).
+        login = {"MATRIX_ACCESS_TOKEN": "", "MATRIX_PASSWORD": self.account.password}
+        self.bot = BotProcess(
+            synapse,
+            self.account,
+            folder / "bot",
+            LIFTED if lifted else None,
+            env=login if password else None,
+        )
         self.people: list[Person] = []
 
     def person(self, name: str) -> Person:

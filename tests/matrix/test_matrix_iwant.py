@@ -82,6 +82,17 @@ def test_two_people_matched_in_a_room_announced_in_its_thread(scene: Scene) -> N
     root = next(s for s in cleo.seen_in(room) if s.event_id == announced.thread)
     assert "A group of 2 has formed" in root.text
     assert {cleo.user_id, dan.user_id} <= set(mentioned(announced))
+    # A command written in the thread is answered in the thread.
+    dan.say(room, "!iwant list", thread=announced.thread)
+    listed: Said = wait_until(
+        lambda: next(
+            (s for s in cleo.seen_in(room) if s.thread == announced.thread and "Dan:" in s.text),
+            None,
+        ),
+        60,
+        "the answer in the thread",
+    )
+    assert "squash" in listed.text
     # Each is told privately too, in a direct chat the bot opens (encrypted, is_direct).
     told = cleo.wait_for(None, "joins you for squash")
     assert told.encrypted and told.room_id in cleo.direct
