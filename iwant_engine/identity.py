@@ -27,6 +27,8 @@ from .storage.protocol import Storage
 ZONE_CACHE_SECONDS = 60
 # platform:id, the id of printable characters only (no space, control or format character).
 PERSON_ID = re.compile(r"^[a-z0-9_-]{1,32}:[^\s\x00-\x1f\x7f]{1,160}$")
+#: Zones to show as an example of ``!iwant tz``: the first that is not the person's own.
+EXAMPLE_ZONES = ("Europe/Prague", "America/New_York")
 #: More entries than this in a cache: it is emptied (a bound on a process's memory).
 CACHE_MAX = 100_000
 
@@ -98,8 +100,9 @@ class Identity:
         """``!iwant tz Europe/Prague``: the person's own zone (``!iwant tz`` says it)."""
         name = name.strip()
         if not name:
-            zone = self.zone_of(person)
-            return f"Your time zone is {zone.key}; change it with !iwant tz Europe/Prague."
+            key = self.zone_of(person).key
+            example = next(z for z in EXAMPLE_ZONES if z != key)
+            return f"Your time zone is {key}; change it with !iwant tz {example}."
         match = _find_zone(name)
         if match is None:
             raise UserError(

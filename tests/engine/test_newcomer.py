@@ -84,3 +84,13 @@ def test_standing_wishes_follow_the_persons_zone_and_every_reply_says_which(engi
     listed = engine.list_text(ALICE).splitlines()
     assert listed[1].startswith("1. lunch 13:30–14:15 (Tue 1 Dec)")
     assert listed[2].startswith("2. lunch 12:30–13:15 (Wed 2 Dec)")
+
+
+def test_tz_alone_suggests_another_zone_than_the_one_set(engine):
+    assert engine.set_timezone(ALICE, "") == (
+        "Your time zone is UTC; change it with !iwant tz Europe/Prague."
+    )
+    engine.set_timezone(ALICE, "Europe/Prague")
+    assert engine.set_timezone(ALICE, " ") == (
+        "Your time zone is Europe/Prague; change it with !iwant tz America/New_York."
+    )

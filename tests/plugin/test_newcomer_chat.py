@@ -87,3 +87,11 @@ def test_after_tz_standing_wishes_say_which_zone_their_days_use(chat):
         chat.tick()
         listed, _ = chat.say("erin", "!iwant list")
         assert listed.splitlines()[2].startswith("2. lunch 12:30–13:15 (Wed 2 Dec)")
+
+
+def test_tz_alone_suggests_a_zone_other_than_mine(chat):
+    reply, _ = chat.say("dave", "!iwant tz")
+    assert reply == "Your time zone is UTC; change it with !iwant tz Europe/Prague."
+    chat.say("dave", "!iwant tz Europe/Prague")
+    reply, _ = chat.say("dave", "!iwant tz")
+    assert reply == "Your time zone is Europe/Prague; change it with !iwant tz America/New_York."
