@@ -205,6 +205,43 @@ class _Whole:
             raise UserError(f"{err.problem}; try !iwant {self.activity} {fixed}.") from None
 
 
+#: Time words long enough that a word close to one is a typo of it (``tomorow``), not
+#: another word (``in``, ``at``).
+_LONG_TIME_WORDS = sorted(w for w in _TIME_WORDS if len(w) >= 4)
+
+
+def _suggest_time_words(
+    activity: str, rest: str, when: str, now: datetime, zone: tzinfo, settings: Settings
+) -> None:
+    """A time phrase that did not read because of a typo of a time word (``lunch tomorow``,
+    ``coffee frday 10:00``): refused with the whole command spelled right (with a time of
+    day, when the phrase has none: ``lunch tomorrow 12:30``) if that reads, else with what
+    is still wrong once spelled right."""
+    typos: dict[str, str] = {}
+    for word in when.split(" "):
+        if len(word) >= 4 and word.isalpha() and word not in _TIME_WORDS:
+            close = difflib.get_close_matches(word, _LONG_TIME_WORDS, 1, 0.8)
+            if close:
+                typos[word] = close[0]
+    if not typos:
+        return
+    meant = " and ".join(dict.fromkeys(typos.values()))
+    spelled = " ".join(typos.get(w, w) for w in when.split(" "))
+    tail = rest[len(when) :] if rest.startswith(when) else ""  # the by, max and min clauses
+    tries = [f"{activity} {spelled}{tail}"]
+    if not any(c.isdigit() for c in when) and "noon" not in spelled and "now" not in spelled:
+        tries.append(f"{activity} {spelled} 12:30{tail}")
+    problem = ""
+    for fixed in tries:
+        try:
+            parse_wish(fixed, now, zone, settings)
+        except UserError as err:
+            problem = problem or str(err)
+            continue
+        raise UserError(f"Did you mean {meant}? Try: !iwant {visible(fixed)}") from None
+    raise UserError(f"Did you mean {meant}? {problem}") from None
+
+
 def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> ParsedWish:
     """Read ``coffee 10:00 by 9:30`` (the text after ``!iwant``) at ``now`` in ``zone``."""
     text = _clean(args)
@@ -226,6 +263,7 @@ def parse_wish(args: str, now: datetime, zone: tzinfo, settings: Settings) -> Pa
         with _Whole(activity_name, lambda: _example_for(when)):
             start, end, from_now = _window_from_when(when, minute, zone)
     except UserError:
+        _suggest_time_words(activity_name, rest, when, now, zone, settings)
         second, _, after = when.partition(" ")
         typo = difflib.get_close_matches(second, [*_TIME_WORDS, *_CLAUSE_WORDS], 1, 0.75)
         if second.isalpha() and second not in _TIME_WORDS and not typo:  # "board games 17:00"

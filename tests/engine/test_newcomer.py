@@ -94,3 +94,27 @@ def test_tz_alone_suggests_another_zone_than_the_one_set(engine):
     assert engine.set_timezone(ALICE, " ") == (
         "Your time zone is Europe/Prague; change it with !iwant tz America/New_York."
     )
+
+
+@pytest.mark.parametrize(
+    ("typed", "says"),
+    [
+        ("lunch tomorow", "Did you mean tomorrow? Try: !iwant lunch tomorrow 12:30"),
+        ("lunch tomorow 12:30", "Did you mean tomorrow? Try: !iwant lunch tomorrow 12:30"),
+        (
+            "lunch tommorow noon max 3",
+            "Did you mean tomorrow? Try: !iwant lunch tomorrow noon max 3",
+        ),
+        ("coffee frday 10:00", "Did you mean friday? Try: !iwant coffee friday 10:00"),
+        ("coffee tomorow at 10", "Did you mean tomorrow? Try: !iwant coffee tomorrow at 10"),
+        # Spelled right it still does not read: what is wrong then, with a command that works.
+        ("coffee tomorow 25:00", "Did you mean tomorrow? '25:00' is not a time of day; try "),
+    ],
+)
+def test_a_typo_of_a_time_word_gets_did_you_mean(engine, typed, says):
+    with pytest.raises(UserError) as refused:
+        engine.submit(ALICE, typed)
+    assert str(refused.value).startswith(says)
+    if says.startswith("Did you mean") and "Try: !iwant " in says:
+        fixed = says.split("Try: !iwant ", 1)[1]
+        assert engine.submit(ALICE, fixed).body.startswith("Waiting for")

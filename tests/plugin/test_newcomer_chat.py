@@ -95,3 +95,11 @@ def test_tz_alone_suggests_a_zone_other_than_mine(chat):
     chat.say("dave", "!iwant tz Europe/Prague")
     reply, _ = chat.say("dave", "!iwant tz")
     assert reply == "Your time zone is Europe/Prague; change it with !iwant tz America/New_York."
+
+
+def test_a_misspelt_time_word_gets_did_you_mean_like_a_misspelt_activity(chat):
+    with time_machine.travel(at(9, 0), tick=False):
+        reply, _ = chat.say("dave", "!iwant lunch tomorow")
+        assert reply == "Did you mean tomorrow? Try: !iwant lunch tomorrow 12:30"
+        reply, _ = chat.say("dave", "!iwant lunch tomorrow 12:30")
+        assert reply.startswith("Waiting for lunch company at 12:30–13:15 (Wed 2 Dec)")
