@@ -36,6 +36,7 @@ from .model import (
     Decision,
     Form,
     Join,
+    Left,
     MatchContext,
     Move,
     Nearby,
@@ -560,12 +561,14 @@ def cancel(
         None, request.pool, request.activity, Status.CANCELLED, None, None, request.max_size, 1,
         None,
     )  # fmt: skip
+    # The leaver's own result keeps the meeting they left, and whom it was with.
+    leaving = Move(request.id, own, Status.CANCELLED, Left(start, end, tuple(m.id for m in rest)))
     leaver = people.name(person)
     need = max([2, *(m.min_size for m in rest)])
     if len(rest) >= need:
         changes = Changes(
             results=[_change(result, size=len(rest), max_size=min(m.max_size for m in rest))],
-            moves=[Move(request.id, own, Status.CANCELLED)],
+            moves=[leaving],
         )
         for m in rest:
             remaining = [people.name(x.person) for x in rest if x.id != m.id] + ["you"]
@@ -575,7 +578,7 @@ def cancel(
             changes.outbox.append(_note(m, body))
         uow.apply(changes, now)
     else:
-        _dissolve(uow, result, rest, Move(request.id, own, Status.CANCELLED), leaver, people,
+        _dissolve(uow, result, rest, leaving, leaver, people,
                   decide, ctx)  # fmt: skip
     return msg.Note(person, msg.left_group(result.activity, start, end, zone))
 

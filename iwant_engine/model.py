@@ -361,6 +361,16 @@ class ResultChange:
 
 
 @dataclass(frozen=True)
+class Left:
+    """What a member who left a formed group left, kept on their own (CANCELLED) result for
+    their data (``!iwant export``): the meeting, and the requests of the others then."""
+
+    start: datetime
+    end: datetime
+    requests: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class NewRequest:
     """A request to insert, pointing to an existing result (an id) or to a new one.
 
@@ -379,11 +389,14 @@ class NewRequest:
 
 @dataclass(frozen=True)
 class Move:
-    """Point request ``request_id`` to ``result`` (an id, or a new result) with ``status``."""
+    """Point request ``request_id`` to ``result`` (an id, or a new result) with ``status``.
+    ``left``: a member leaving a formed group for a new result of their own, the group left
+    (kept with that result, for the person's data)."""
 
     request_id: int
     result: int | ResultChange
     status: Status
+    left: Left | None = None
 
 
 @dataclass
@@ -440,8 +453,9 @@ class Standing:
 class PersonData:
     """Everything a storage keeps about one person (``Storage.person_data``): for
     ``!iwant export``. ``groups`` maps a result id to the other members' display names (their
-    id without the platform when no name is stored); ``undelivered``: outbox rows addressed to
-    the person that have not gone out."""
+    id without the platform when no name is stored); for a result of leaving a formed group,
+    the others in it then (those still stored), and ``left`` its meeting (start, end).
+    ``undelivered``: outbox rows addressed to the person that have not gone out."""
 
     person: PersonInfo | None
     requests: tuple[tuple[StoredRequest, StoredResult], ...]
@@ -449,3 +463,4 @@ class PersonData:
     ignores: tuple[str, ...]
     standing: tuple[Standing, ...]
     undelivered: tuple[OutboxItem, ...]
+    left: Mapping[int, tuple[datetime, datetime]] = field(default_factory=dict)

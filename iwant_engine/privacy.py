@@ -41,6 +41,10 @@ def _time(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
+def _meeting(start: datetime | None, end: datetime | None) -> list[str | None] | None:
+    return [_time(start), _time(end)] if start else None
+
+
 def document(
     data: PersonData,
     person_id: str,
@@ -75,7 +79,8 @@ def document(
                 "min": r.min_size,
                 "status": str(r.status),
                 "made_at": _time(r.created_at),
-                "meeting": [_time(res.start), _time(res.end)] if res.start else None,
+                "meeting": _meeting(res.start, res.end)
+                or _meeting(*data.left.get(res.id, (None, None))),
                 "with": list(data.groups.get(r.result_id, ())),
             }
             for r, res in data.requests

@@ -19,6 +19,7 @@ from ..model import (
     LIVE,
     SUPERSEDED,
     Changes,
+    Left,
     NearbyRows,
     Neighbourhood,
     OpenRequest,
@@ -71,6 +72,7 @@ class _State:
     event_keys: dict[str, int] = field(default_factory=dict)  # event key -> request id
     unreplied: dict[int, datetime] = field(default_factory=dict)  # request id -> created
     standing: dict[int, Standing] = field(default_factory=dict)
+    left: dict[int, Left] = field(default_factory=dict)  # a leaver's result -> the group left
     forget_asked: dict[str, datetime] = field(default_factory=dict)  # person -> when
     link_codes: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # hash -> ...
     link_failures: dict[str, tuple[int, datetime]] = field(default_factory=dict)
@@ -287,6 +289,8 @@ class _MemoryUnitOfWork:
             old = s.requests[move.request_id]
             result_id = self._result_id(move.result)
             s.requests[old.id] = replace(old, result_id=result_id, status=move.status)
+            if move.left is not None and not isinstance(move.result, int):
+                s.left[result_id] = move.left
         for retired_id, status in changes.retired:
             s.results[retired_id] = replace(s.results[retired_id], status=status, due_at=None)
         for replied in changes.replied:
@@ -404,6 +408,7 @@ class _MemoryUnitOfWork:
             s.unreplied.pop(i, None)
         for r in own:
             del s.results[r]
+            s.left.pop(r, None)
         s.ignores = {pair: t for pair, t in s.ignores.items() if pair[0] != person}
         s.standing = {k: w for k, w in s.standing.items() if w.person != person}
         s.people.pop(person, None)
@@ -437,6 +442,7 @@ class _MemoryUnitOfWork:
         unused = [g for g in s.results if g not in used][: max(0, limit - len(done))]
         for g in unused:
             del s.results[g]
+            s.left.pop(g, None)
         sent = [
             row.id
             for row in s.outbox.values()
@@ -596,13 +602,15 @@ class MemoryStorage:
             groups: dict[int, tuple[str, ...]] = {}
             for r in mine:
                 others = [o for o in s.requests.values() if o.result_id == r.result_id]
-                names = [
-                    s.people[o.person].name if o.person in s.people else o.person.split(":")[-1]
-                    for o in sorted(others, key=_id)
-                    if o.person != person
-                ]
+                names = [_name(s, o.person) for o in sorted(others, key=_id) if o.person != person]
                 if names:
                     groups[r.result_id] = tuple(names)
+            left = {r.result_id: s.left[r.result_id] for r in mine if r.result_id in s.left}
+            for result_id, gone in left.items():  # groups left: the others then, still stored
+                then = sorted((s.requests[i] for i in gone.requests if i in s.requests), key=_id)
+                names = [_name(s, o.person) for o in then if o.person != person]
+                if names:
+                    groups[result_id] = tuple(names)
             undelivered = tuple(
                 OutboxItem(o.id, o.recipient, o.body, o.buttons, o.origin, o.attempts)
                 for o in sorted(s.outbox.values(), key=_id)
@@ -615,6 +623,7 @@ class MemoryStorage:
                 tuple(sorted(ignored for who, ignored in s.ignores if who == person)),
                 tuple(w for _, w in sorted(s.standing.items()) if w.person == person),
                 undelivered,
+                {result_id: (gone.start, gone.end) for result_id, gone in left.items()},
             )
 
     def has_due_standing(self, now: datetime) -> bool:
@@ -718,6 +727,11 @@ class MemoryStorage:
 
     def forget_paces(self, before: float) -> int:
         return self._pacing.forget_paces(before)
+
+
+def _name(s: _State, person: str) -> str:
+    """A person's display name in someone's data: their id without the platform, if none."""
+    return s.people[person].name if person in s.people else person.split(":")[-1]
 
 
 def _id(row: StoredRequest | _OutboxRow) -> int:

@@ -133,6 +133,9 @@ class Result(Base):
     # When the sweeper must look at it: deadline (PENDING) or meeting end (MATCHED).
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A leaver's own result (CANCELLED): the group left, {"start", "end", "requests": the
+    # others' request ids then}, for the person's export.
+    left_group: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         Index("ix_results_live_due", "status", "due_at"),

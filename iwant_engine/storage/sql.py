@@ -67,6 +67,7 @@ from ..model import (
     LIVE,
     SUPERSEDED,
     Changes,
+    Left,
     Neighbourhood,
     OpenRequest,
     OutboxItem,
@@ -707,7 +708,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
         # first, so that every move points to a stored one. Never on a submission's path.
         for move in fresh:
             assert not isinstance(move.result, int)
-            target = self._new_result(move.result, now)
+            target = self._new_result(move.result, now, move.left)
             moves.append({"b_id": move.request_id, "b_result": target, "b_status": move.status})
         if self.pg:
             return self._apply_prepared(results, request, moves, retired, outbox, now)
@@ -763,9 +764,18 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
         (request_id,) = new
         return int(request_id)
 
-    def _new_result(self, change: ResultChange, now: datetime) -> int:
+    def _new_result(self, change: ResultChange, now: datetime, left: Left | None = None) -> int:
+        """Insert a result; ``left``: the group a member leaving it left (``Move.left``)."""
         self._take_locks()
-        return int(self.runner.scalar(self.hot.insert_result, _result_values(change, now)))
+        values = _result_values(change, now)
+        if left is None:
+            return int(self.runner.scalar(self.hot.insert_result, values))
+        values["left_group"] = {  # a member leaving a formed group: rare, a plain statement
+            "start": left.start.isoformat(),
+            "end": left.end.isoformat(),
+            "requests": list(left.requests),
+        }
+        return int(self._run(_INSERT_RESULT.values(values)).scalar_one())
 
     def _apply_prepared(
         self,

@@ -111,11 +111,24 @@ class PrivacyReads:
         with self._read() as conn:
             info = conn.execute(select(PEOPLE).where(PEOPLE.c.id == person)).first()
             rows = conn.execute(
-                select(r, *result_columns("r_"))
+                select(r, *result_columns("r_"), RESULTS.c.left_group)
                 .join(RESULTS, RESULTS.c.id == r.c.result_id)
                 .where(r.c.person == person)
                 .order_by(r.c.id)
             ).all()
+            # Groups the person left: the meeting, and the others then (those still stored).
+            left = {row.result_id: row.left_group for row in rows if row.left_group}
+            others = {i: rid for rid, g in left.items() for i in g.get("requests", [])}
+            was_with = (
+                conn.execute(
+                    select(REQUESTS.c.id, REQUESTS.c.person, PEOPLE.c.display_name)
+                    .join(PEOPLE, PEOPLE.c.id == REQUESTS.c.person, isouter=True)
+                    .where(REQUESTS.c.id.in_(list(others)), REQUESTS.c.person != person)
+                    .order_by(REQUESTS.c.id)
+                ).all()
+                if others
+                else []
+            )
             names = conn.execute(
                 select(other.c.result_id, other.c.person, PEOPLE.c.display_name)
                 .join(PEOPLE, PEOPLE.c.id == other.c.person, isouter=True)
@@ -143,6 +156,8 @@ class PrivacyReads:
         groups: dict[int, list[str]] = {}
         for result_id, who, name in names:
             groups.setdefault(result_id, []).append(name or who.split(":", 1)[-1])
+        for request_id, who, name in was_with:
+            groups.setdefault(others[request_id], []).append(name or who.split(":", 1)[-1])
         pairs: list[tuple[StoredRequest, StoredResult]] = [
             (request_of(row), result_of(row, "r_")) for row in rows
         ]
@@ -158,4 +173,8 @@ class PrivacyReads:
                 OutboxItem(o.id, o.recipient, o.body, list(o.buttons or []), o.origin, o.attempts)
                 for o in undelivered
             ),
+            {
+                rid: (datetime.fromisoformat(g["start"]), datetime.fromisoformat(g["end"]))
+                for rid, g in left.items()
+            },
         )

@@ -277,7 +277,9 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
                 log.warning("sending the export as a file failed; sending it as text")
             else:
                 return "I sent you everything iwant keeps about you as a file, privately."
-        text = f"Everything iwant keeps about you (JSON):\n```\n{document}\n```"
+        # The block opens with an empty line: errbot's text renderers (console, XMPP, IRC)
+        # begin every paragraph after the first with a space, which would start the JSON.
+        text = f"Everything iwant keeps about you (JSON):\n```\n\n{document}\n```"
         if self.room_of(msg) is None:
             return text
         self.chat.send_text(local_id(person.id), text)  # never in a room

@@ -12,7 +12,7 @@ import pytest
 
 from iwant_engine import UserError
 
-from ..support import ALICE, BOB, CAROL, at
+from ..support import ALICE, BOB, CAROL, DAVE, at, drain
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -118,3 +118,34 @@ def test_a_typo_of_a_time_word_gets_did_you_mean(engine, typed, says):
     if says.startswith("Did you mean") and "Try: !iwant " in says:
         fixed = says.split("Try: !iwant ", 1)[1]
         assert engine.submit(ALICE, fixed).body.startswith("Waiting for")
+
+
+def test_the_export_keeps_the_meeting_a_cancelled_match_had_and_with_whom(engine, clock):
+    engine.submit(ALICE, "coffee 10:00")
+    engine.submit(BOB, "coffee 10:00")
+    engine.submit(CAROL, "coffee 10:00")  # Alice, Bob and Carol meet at 10:00
+    engine.cancel(BOB, "coffee")  # Bob leaves; Alice and Carol still meet
+    engine.submit(DAVE, "lunch 12:00")
+    engine.submit(ALICE, "lunch 12:00")  # Alice and Dave meet for lunch
+    engine.cancel(DAVE, "lunch")  # the pair breaks up: Alice waits again
+    engine.submit(CAROL, "lunch 12:00")  # and meets Carol instead
+    drain(engine)
+
+    def requests(who):
+        return [
+            (r["activity"], r["status"], r["meeting"], r["with"])
+            for r in json.loads(engine.export(who))["requests"]
+        ]
+
+    coffee = [at(10).isoformat(), at(10, 15).isoformat()]
+    lunch = [at(12).isoformat(), at(12, 45).isoformat()]
+    assert requests(BOB) == [("coffee", "CANCELLED", coffee, ["Alice", "Carol"])]
+    assert requests(DAVE) == [("lunch", "CANCELLED", lunch, ["Alice"])]
+    assert requests(ALICE) == [
+        ("coffee", "MATCHED", coffee, ["Carol"]),
+        ("lunch", "MATCHED", lunch, ["Carol"]),
+    ]
+    # A wish cancelled while it waited had no meeting.
+    engine.submit(BOB, "tea 15:00")
+    engine.cancel(BOB, "tea")
+    assert requests(BOB)[1] == ("tea", "CANCELLED", None, [])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from errbot.rendering import ansi
 
 from ..support import at
 from .chat import Chat
@@ -103,3 +104,20 @@ def test_a_misspelt_time_word_gets_did_you_mean_like_a_misspelt_activity(chat):
         assert reply == "Did you mean tomorrow? Try: !iwant lunch tomorrow 12:30"
         reply, _ = chat.say("dave", "!iwant lunch tomorrow 12:30")
         assert reply.startswith("Waiting for lunch company at 12:30–13:15 (Wed 2 Dec)")
+
+
+def test_the_export_starts_its_json_clean_and_keeps_a_left_meeting(chat):
+    with time_machine.travel(at(0, 59), tick=False):
+        chat.say("alice", "!iwant coffee")
+        chat.say("bob", "!iwant coffee 1:19-1:40")
+        chat.say("bob", "!iwant cancel")
+        reply, _ = chat.say("bob", "!iwant export")
+    (request,) = exported(reply)["requests"]
+    assert request["status"] == "CANCELLED"
+    assert request["meeting"] == ["2026-12-01T01:19:00+00:00", "2026-12-01T01:34:00+00:00"]
+    assert request["with"] == ["alice"]
+    # On errbot's console (and its other text renderers) the JSON starts at the line's start.
+    shown = ansi().convert(reply).splitlines()
+    assert shown[0] == "Everything iwant keeps about you (JSON):"
+    assert "{" in shown and " {" not in shown
+    assert json.loads("\n".join(shown[shown.index("{") :]).split("\x1b")[0])["requests"]
