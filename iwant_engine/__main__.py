@@ -5,6 +5,9 @@
   The Text console by default; ``IWANT_BACKEND`` and the other ``IWANT_*`` variables choose.
 - ``iwant plugins [--check]``: what is installed and what ``plugins.cfg`` makes active;
   ``--check`` also builds every active strategy with its settings and fails on a bad one.
+  The ``plugins.cfg`` read: ``--config``, else ``IWANT_PLUGINS_CFG``, else ``./plugins.cfg``,
+  else the packaged one next to ``config.py`` (the one ``iwant run`` uses), else the built-in
+  defaults.
 - ``iwant migrate``: bring the database (``IWANT_DATABASE_URL``) to the newest schema.
 - ``iwant forget PERSON_ID``: delete a person and everything that is theirs, as ``!iwant
   forget me`` does (for an admin answering a request made by e-mail); prints what it deleted.
@@ -28,6 +31,16 @@ if TYPE_CHECKING:
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 INSTALLED = Path(sysconfig.get_path("data")) / "share" / "iwant"
+#: ``iwant --help``: plain text (the module's docstring is reStructuredText).
+DESCRIPTION = (
+    "iwant puts people together who want the same thing at the same time. The iwant "
+    "command (also python -m iwant_engine) runs the bot and looks after its plugins and "
+    "database."
+)
+CONFIG_HELP = (
+    "path of plugins.cfg (default: IWANT_PLUGINS_CFG, else ./plugins.cfg, else the packaged "
+    "one next to config.py, which iwant run uses, else the built-in defaults)"
+)
 
 
 def plugins_report(cfg_path: str | None = None) -> str:
@@ -66,6 +79,26 @@ def check(cfg_path: str | None = None) -> str:
             f"{active}); a misspelling?"
         )
     return "\n".join(lines)
+
+
+def _packaged_cfg() -> Path | None:
+    """The plugins.cfg next to the config.py that ``iwant run`` uses, if there is one."""
+    try:
+        packaged = _home() / "plugins.cfg"
+    except SystemExit:
+        return None
+    return packaged if packaged.is_file() else None
+
+
+def _config(given: str | None) -> tuple[str | None, str]:
+    """The plugins.cfg to read (None: the built-in defaults), and how to name it."""
+    for path in (given, os.environ.get("IWANT_PLUGINS_CFG")):
+        if path:
+            return path, str(Path(path).resolve())
+    for place in (Path("plugins.cfg"), _packaged_cfg()):
+        if place is not None and place.is_file():
+            return str(place), str(place.resolve())
+    return None, "the built-in defaults (no plugins.cfg found)"
 
 
 def _home() -> Path:
@@ -130,7 +163,7 @@ def forget(cfg_path: str | None, person_id: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="iwant", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="iwant", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     plugins = sub.add_parser("plugins", help="list installed plugins and the active ones")
     plugins.add_argument(
@@ -140,29 +173,26 @@ def main(argv: list[str] | None = None) -> int:
     forgetting.add_argument("person", help="their id, platform:id (slack:U0123, telegram:42)")
     migrating = sub.add_parser("migrate", help="bring the database up to date")
     for cmd in (plugins, migrating, forgetting):
-        cmd.add_argument(
-            "--config",
-            help="path of plugins.cfg (default: IWANT_PLUGINS_CFG, else ./plugins.cfg)",
-        )
+        cmd.add_argument("--config", help=CONFIG_HELP)
     sub.add_parser("run", help="run the bot (the Text console unless IWANT_BACKEND says)")
     args, extra = parser.parse_known_args(argv)
     if args.command == "run":
         return run(extra)  # errbot's own options pass through
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    config = args.config or os.environ.get("IWANT_PLUGINS_CFG")
-    if config is None and Path("plugins.cfg").is_file():
-        config = "plugins.cfg"
+    config, source = _config(args.config)
     try:
         if args.command == "migrate":
             return migrate(config)
         if args.command == "forget":
             return forget(config, args.person)
+        print(f"plugins.cfg: {source}")
         print(plugins_report(config))
         if args.check:
             print(check(config))
+            print(f"Checked {source}: fine, its storage and strategies build with their settings.")
     except (settings_mod.SettingsError, RuntimeError) as err:
-        print(f"iwant: {err}", file=sys.stderr)
+        print(f"iwant: {err} (read: {source})", file=sys.stderr)
         return 2
     return 0
 

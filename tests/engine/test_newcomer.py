@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from iwant_engine import UserError
+from iwant_engine.__main__ import main
 
 from ..support import ALICE, BOB, CAROL, DAVE, at, drain
 
@@ -149,3 +150,44 @@ def test_the_export_keeps_the_meeting_a_cancelled_match_had_and_with_whom(engine
     engine.submit(BOB, "tea 15:00")
     engine.cancel(BOB, "tea")
     assert requests(BOB)[1] == ("tea", "CANCELLED", None, [])
+
+
+def test_plugins_check_names_the_file_it_read_and_says_it_is_fine(tmp_path, capsys):
+    cfg = tmp_path / "plugins.cfg"
+    cfg.write_text("[activities]\ncoffee = 15, 6\n")
+    assert main(["plugins", "--check", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"plugins.cfg: {cfg.resolve()}"
+    assert out[-1] == (
+        f"Checked {cfg.resolve()}: fine, its storage and strategies build with their settings."
+    )
+    cfg.write_text("[engine]\nstrategy = nosuch\n")
+    assert main(["plugins", "--check", "--config", str(cfg)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"(read: {cfg.resolve()})")
+
+
+def test_without_a_plugins_cfg_here_the_packaged_one_is_checked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("IWANT_PLUGINS_CFG", raising=False)
+    assert main(["plugins", "--check"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"plugins.cfg: {REPO / 'plugins.cfg'}"  # next to the checkout's config.py
+
+
+def test_the_help_is_plain_text_and_names_the_packaged_default(capsys):
+    for argv in (["--help"], ["plugins", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = capsys.readouterr().out
+        assert "``" not in text and ":class:" not in text
+    assert "iwant puts people together who want the same thing at the same time" in " ".join(
+        [line.strip() for line in _help(["--help"], capsys).splitlines()]
+    )
+    plugins_help = " ".join(line.strip() for line in _help(["plugins", "--help"], capsys).split())
+    assert "else the packaged one next to config.py, which iwant run uses" in plugins_help
+
+
+def _help(argv, capsys) -> str:
+    with pytest.raises(SystemExit):
+        main(argv)
+    return capsys.readouterr().out
