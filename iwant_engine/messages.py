@@ -207,11 +207,12 @@ def already_want(activity: str, earliest: datetime, latest: datetime, zone: Zone
 def already_meeting(
     activity: str, start: datetime, end: datetime, others: Sequence[str], zone: ZoneInfo
 ) -> str:
-    """A second wish that overlaps one already matched: the meeting, not the window asked."""
-    meet = f"meet {_names(others)} for" if others else "have"
+    """A second wish that overlaps one already matched: the meeting, not the window asked
+    (begun as ``already_want``: a refusal of either kind starts the same)."""
+    who = f"you meet {_names(others)}" if others else "your group meets"
     return (
-        f"You already {meet} {activity} at {slot(start, end, zone)}; to ask again, leave "
-        f"that first with !iwant cancel {activity}."
+        f"You already want {activity}: {who} at {slot(start, end, zone)}; to ask again, "
+        f"leave that first with !iwant cancel {activity}."
     )
 
 

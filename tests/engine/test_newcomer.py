@@ -25,8 +25,8 @@ def test_a_second_wish_while_matched_quotes_the_meeting_not_the_window(engine, c
     with pytest.raises(UserError) as refused:
         engine.submit(ALICE, "coffee")
     assert str(refused.value) == (
-        "You already meet Bob for coffee at 01:19–01:34 (Tue 1 Dec); to ask again, leave that "
-        "first with !iwant cancel coffee."
+        "You already want coffee: you meet Bob at 01:19–01:34 (Tue 1 Dec); to ask again, leave "
+        "that first with !iwant cancel coffee."
     )
     assert (
         engine.list_text(ALICE).splitlines()[1] == "1. coffee at 01:19–01:34 (Tue 1 Dec) with Bob"

@@ -43,8 +43,8 @@ def test_matched_then_asking_again_quotes_the_meeting_that_list_shows(chat):
         assert reply.startswith("Matched! You meet alice for coffee at 01:19–01:34 (Tue 1 Dec).")
         reply, _ = chat.say("alice", "!iwant coffee")
         assert reply == (
-            "You already meet bob for coffee at 01:19–01:34 (Tue 1 Dec); to ask again, leave "
-            "that first with !iwant cancel coffee."
+            "You already want coffee: you meet bob at 01:19–01:34 (Tue 1 Dec); to ask again, "
+            "leave that first with !iwant cancel coffee."
         )
         listed, _ = chat.say("alice", "!iwant list")
         assert listed.splitlines()[1] == "1. coffee at 01:19–01:34 (Tue 1 Dec) with bob"
