@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from people import Loop  # noqa: E402
+from matrix_people import Loop  # noqa: E402
 from synapse_harness import Synapse  # noqa: E402
 
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import nio  # type: ignore[import-untyped]
 import pytest
-from people import Loop, Person, Said, settle
-from scene import Scene
+from matrix_people import Loop, Person, Said, settle
+from matrix_scene import Scene
 from synapse_harness import Synapse, wait_until
 
 

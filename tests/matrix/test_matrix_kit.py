@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from iwant_platform.kit import REQUIRED, SCENARIOS, run_kit
-from kit_driver import MatrixKitDriver
-from people import Loop
+from matrix_kit_driver import MatrixKitDriver
+from matrix_people import Loop
 from synapse_harness import Synapse
 
 

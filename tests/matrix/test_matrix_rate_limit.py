@@ -11,8 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from people import Loop, settle
-from scene import Scene
+from matrix_people import Loop, settle
+from matrix_scene import Scene
 from synapse_harness import Synapse
 
 
@@ -70,7 +70,7 @@ def test_a_burst_under_synapses_default_limits_loses_nothing(
     after = [when for when, status in sends if status == 200 and when > refused[0]]
     gaps = sorted((b - a).total_seconds() for a, b in zip(after, after[1:], strict=False))
     print(f"{len(sends)} sends, {len(refused)} 429s, gaps after the first: {gaps}")
-    assert len(refused) <= 3, sends
+    assert len(refused) <= 6, sends
     assert not gaps or gaps[len(gaps) // 2] >= 3.0, gaps
     # Nothing twice.
     for person, dm in zip(people, dms, strict=True):

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from people import Loop, Person, settle
-from scene import Scene
+from matrix_people import Loop, Person, settle
+from matrix_scene import Scene
 from synapse_harness import Synapse
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot_process import LIFTED, BotProcess
-from people import Loop, Person
+from matrix_bot import LIFTED, BotProcess
+from matrix_people import Loop, Person
 from synapse_harness import Synapse, wait_until
 
 

@@ -18,10 +18,10 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
-from bot_process import LIFTED, BotProcess
 from iwant_matrix.backend import IWantMatrixBackend
 from iwant_platform.kit import NotSupported, Seen
-from people import Loop, Person
+from matrix_bot import LIFTED, BotProcess
+from matrix_people import Loop, Person
 from synapse_harness import HttpError, Synapse, wait_until
 
 NAMES = ("Ann", "Ben", "Cleo", "Dan", "Eva", "Finn")
