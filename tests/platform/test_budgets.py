@@ -101,3 +101,21 @@ def test_an_adapter_that_pauses_a_budget_it_does_not_declare_is_refused_at_start
 
     with pytest.raises(SettingsError, match="pauses 'bot-wide' on a 429 but declares no such"):
         plugin.budget_limits(Broken(_Mode("xmpp")), {})
+
+
+def test_plugins_cfg_lists_every_adapters_budgets_with_their_defaults() -> None:
+    from iwant_matrix.backend import IWantMatrixBackend
+
+    cfg = (Path(__file__).resolve().parents[2] / "plugins.cfg").read_text(encoding="utf-8")
+    pacing = cfg.split("[pacing]", 1)[1]
+    listed = dict(
+        line[2:].split("(", 1)[0].strip().split(" = ", 1)
+        for line in pacing.splitlines()
+        if line.startswith("# ") and " = " in line
+    )
+    declared = {
+        f"{backend.platform}.{budget.name}": budget.limit
+        for backend in (IWantSlackBackend, IWantTelegramBackend, IWantMatrixBackend)
+        for budget in backend.budgets
+    }
+    assert listed == declared
