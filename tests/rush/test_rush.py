@@ -158,7 +158,9 @@ def test_a_process_killed_mid_rush_loses_nothing(platform: str, pg_database: str
         assert rig.wait_delivered(100), f"{rig.pending()} rows still pending after 100 s"
         time.sleep(0.3)
 
-        after = [t for t in sent_ok(rig, survivor.index) if t > killed_at + 1]
+        # Whatever the machine's pace: rows left unclaimed go at once, rows the victim held
+        # after its lease; either way the survivor sends them.
+        after = [t for t in sent_ok(rig, survivor.index) if t > killed_at]
         assert after, "the survivor delivered the rest"
         assert [t for t in sent_ok(rig, victim.index) if t > killed_at + 0.1] == []
         rows = rig.rows()
