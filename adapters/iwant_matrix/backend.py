@@ -43,7 +43,6 @@ from iwant_platform.contract import (
     Budget,
     Button,
     Capabilities,
-    ChatPlatform,
     LocalId,
     Outgoing,
     RetryLater,
@@ -51,6 +50,7 @@ from iwant_platform.contract import (
     Spend,
     Undeliverable,
 )
+from iwant_platform.errbot_backends import ErrbotChat
 from iwant_platform.shutdown import RecentKeys
 
 from .ids import (
@@ -149,7 +149,7 @@ def _refused(resp: Any) -> bool:
     )
 
 
-class IWantMatrixBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot is untyped
+class IWantMatrixBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is untyped
     """errbot backend for Matrix (direct chats and rooms, encrypted or not), and iwant's
     ``ChatPlatform``."""
 
@@ -886,19 +886,8 @@ class IWantMatrixBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot 
 
     # ------------------------------------------------------------------ iwant's contract
 
-    def person_id(self, identifier: Any) -> LocalId:
-        return str(identifier.person)
-
     def display_name(self, identifier: Any) -> str:
         return str(getattr(identifier, "fullname", "") or localpart(str(identifier.person)))
-
-    def room_id(self, message: Any) -> LocalId | None:
-        frm = message.frm
-        return str(frm.room) if isinstance(frm, RoomOccupant) else None
-
-    def event_id(self, message: Any) -> str | None:
-        found = message.extras.get("event_id")
-        return str(found) if found else None
 
     def bot_key(self) -> str:
         return self._user_id

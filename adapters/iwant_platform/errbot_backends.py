@@ -16,6 +16,7 @@ from typing import Any
 
 from errbot.backends.base import Message, RoomOccupant
 
+from . import buttons as button_extras
 from .contract import (
     Budget,
     Button,
@@ -29,10 +30,47 @@ from .contract import (
 
 log = logging.getLogger(__name__)
 
+#: Where an adapter's incoming errbot ``Message`` carries the platform's id of its event.
+EVENT_ID = "event_id"
 #: The entry-point group where a package offers adapters for errbot backends it does not own.
 ENTRY_POINTS = "iwant.platforms"
 #: An entry point's object: given errbot's backend, an adapter for it, or None if not its own.
 Factory = Callable[[Any], ChatPlatform | None]
+
+
+class ErrbotChat(ChatPlatform):
+    """The contract over errbot's own API, for a backend that is an ``ErrBot`` subclass and
+    a ``ChatPlatform`` (IWantSlack, IWantTelegram, IWantMatrix): people and rooms by their
+    identifiers' ``person`` and ``room``, the event id its incoming messages carry in
+    ``extras["event_id"]``, sending through ``build_message``/``build_reply`` and
+    ``send_message`` with the buttons in ``iwant_platform.buttons``."""
+
+    def person_id(self, identifier: Any) -> LocalId:
+        return str(identifier.person)
+
+    def display_name(self, identifier: Any) -> str:
+        return str(identifier.fullname or identifier.nick or identifier.person)
+
+    def room_id(self, message: Any) -> LocalId | None:
+        frm = message.frm
+        return str(frm.room) if isinstance(frm, RoomOccupant) else None
+
+    def event_id(self, message: Any) -> str | None:
+        found = message.extras.get(EVENT_ID)
+        return str(found) if found else None
+
+    def bot_key(self) -> str:
+        return str(self.bot_identifier)  # type: ignore[attr-defined]  # ErrBot's
+
+    def send_text(self, to: LocalId, text: str, buttons: Sequence[Button] = ()) -> None:
+        backend: Any = self
+        message = backend.build_message(text)
+        message.frm, message.to = backend.bot_identifier, backend.build_identifier(to)
+        backend.send_message(button_extras.attach(message, buttons))
+
+    def reply(self, message: Any, text: str, buttons: Sequence[Button] = ()) -> None:
+        backend: Any = self
+        backend.send_message(button_extras.attach(backend.build_reply(message, text), buttons))
 
 
 class ErrbotBackend(ChatPlatform):

@@ -43,13 +43,12 @@ from iwant_platform import buttons as button_extras
 from iwant_platform import redaction
 from iwant_platform.contract import (
     Budget,
-    Button,
     Capabilities,
-    ChatPlatform,
     LocalId,
     Outgoing,
     Spend,
 )
+from iwant_platform.errbot_backends import ErrbotChat
 from iwant_platform.shutdown import RecentKeys, graceful_sigterm
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.builtin import SocketModeClient
@@ -101,7 +100,7 @@ class _FatalAuth(Exception):
         self.which, self.error = which, error
 
 
-class IWantSlackBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot is untyped
+class IWantSlackBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is untyped
     """errbot backend for Slack (Socket Mode + Web API), and iwant's ``ChatPlatform``."""
 
     platform = "slack"
@@ -554,33 +553,8 @@ class IWantSlackBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot i
 
     # ------------------------------------------------------------------ iwant's contract
 
-    def person_id(self, identifier: Any) -> LocalId:
-        return str(identifier.person)
-
-    def display_name(self, identifier: Any) -> str:
-        return str(identifier.fullname or identifier.nick or identifier.person)
-
-    def room_id(self, message: Any) -> LocalId | None:
-        frm = message.frm
-        return str(frm.room) if isinstance(frm, RoomOccupant) else None
-
     def timezone_of(self, identifier: Any) -> str | None:
         return identifier.timezone if isinstance(identifier, SlackPerson) else None
-
-    def event_id(self, message: Any) -> str | None:
-        found = message.extras.get("event_id")
-        return str(found) if found else None
-
-    def bot_key(self) -> str:
-        return str(self.bot_identifier)
-
-    def send_text(self, to: LocalId, text: str, buttons: Sequence[Button] = ()) -> None:
-        message = self.build_message(text)
-        message.frm, message.to = self.bot_identifier, self.build_identifier(to)
-        self.send_message(button_extras.attach(message, buttons))
-
-    def reply(self, message: Any, text: str, buttons: Sequence[Button] = ()) -> None:
-        self.send_message(button_extras.attach(self.build_reply(message, text), buttons))
 
     def send_file(self, to: LocalId, filename: str, content: bytes, caption: str) -> None:
         self.upload(self.build_identifier(to), filename, content, caption)

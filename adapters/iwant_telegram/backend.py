@@ -37,11 +37,11 @@ from iwant_platform.contract import (
     Budget,
     Button,
     Capabilities,
-    ChatPlatform,
     LocalId,
     Outgoing,
     Spend,
 )
+from iwant_platform.errbot_backends import ErrbotChat
 from iwant_platform.shutdown import RecentKeys
 from telegram.error import (
     BadRequest,
@@ -120,7 +120,7 @@ def _env_float(name: str, default: float) -> float:
         return default
 
 
-class IWantTelegramBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbot is untyped
+class IWantTelegramBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is untyped
     """errbot backend for Telegram (long polling, private chats and groups, inline buttons),
     and iwant's ``ChatPlatform``."""
 
@@ -541,31 +541,6 @@ class IWantTelegramBackend(ErrBot, ChatPlatform):  # type: ignore[misc]  # errbo
         await loop.run_in_executor(self._incoming, self.callback_message, msg)
 
     # ------------------------------------------------------------------ iwant's contract
-
-    def person_id(self, identifier: Any) -> LocalId:
-        return str(identifier.person)
-
-    def display_name(self, identifier: Any) -> str:
-        return str(identifier.fullname or identifier.nick or identifier.person)
-
-    def room_id(self, message: Any) -> LocalId | None:
-        frm = message.frm
-        return str(frm.room) if isinstance(frm, RoomOccupant) else None
-
-    def event_id(self, message: Any) -> str | None:
-        found = message.extras.get("event_id")
-        return str(found) if found else None
-
-    def bot_key(self) -> str:
-        return str(self.bot_identifier)
-
-    def send_text(self, to: LocalId, text: str, buttons: Sequence[Button] = ()) -> None:
-        message = self.build_message(text)
-        message.frm, message.to = self.bot_identifier, self.build_identifier(to)
-        self.send_message(button_extras.attach(message, buttons))
-
-    def reply(self, message: Any, text: str, buttons: Sequence[Button] = ()) -> None:
-        self.send_message(button_extras.attach(self.build_reply(message, text), buttons))
 
     def send_file(self, to: LocalId, filename: str, content: bytes, caption: str) -> None:
         self.upload(self.build_identifier(to), filename, content, caption)
