@@ -20,7 +20,7 @@ from . import measure, report
 from .progress import note
 
 STAGES = ("throughput", "suggestions", "growth", "sweep", "processes", "e2e", "rush")
-FULL = {
+FULL: dict[str, Any] = {
     "ops": 3000,
     "growth_sizes": "1000,10000,100000",
     "probes": 1000,
@@ -29,8 +29,9 @@ FULL = {
     "sweep": 10000,
     "e2e": 200,
     "rush": 600,
+    "rush_matrix": 30,
 }
-QUICK = {
+QUICK: dict[str, Any] = {
     "ops": 200,
     "growth_sizes": "1000,10000",
     "probes": 100,
@@ -39,6 +40,7 @@ QUICK = {
     "sweep": 500,
     "e2e": 20,
     "rush": 60,
+    "rush_matrix": 12,
 }
 
 
@@ -121,6 +123,14 @@ def parser() -> argparse.ArgumentParser:
         help="people in the lunch rush, split between Slack and Telegram, run once on "
         f"PostgreSQL (default {FULL['rush']}, quick {QUICK['rush']})",
     )
+    p.add_argument(
+        "--rush-matrix",
+        type=int,
+        metavar="N",
+        help="people of the lunch rush on Matrix, run twice against a real Synapse (its "
+        "default limits, then the bot's lifted); 0 leaves Matrix out "
+        f"(default {FULL['rush_matrix']}, quick {QUICK['rush_matrix']})",
+    )
     p.add_argument("--seed", type=int, default=7, help="workload seed (default 7)")
     p.add_argument(
         "--postgres-url",
@@ -154,6 +164,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "sweep": args.sweep or preset["sweep"],
         "e2e": args.e2e or preset["e2e"],
         "rush": args.rush or preset["rush"],
+        "rush_matrix": preset["rush_matrix"] if args.rush_matrix is None else args.rush_matrix,
     }
     opts["growth_sizes"] = sorted(set(opts["growth_sizes"]))
     opts["processes"] = sorted(set(opts["processes"]))
@@ -271,7 +282,7 @@ def run_database(
 
 
 def _rush(
-    args: argparse.Namespace, kinds: list[str], people: int, skip: set[str]
+    args: argparse.Namespace, kinds: list[str], people: int, skip: set[str], matrix: int = 0
 ) -> dict[str, Any]:
     """The lunch rush (issue 15): once, on a PostgreSQL database of its own; a reason when
     it does not run."""
@@ -282,16 +293,21 @@ def _rush(
         return {"skipped": f"--db {args.db}: the rush runs on PostgreSQL"}
     if people < 2:
         return {"skipped": "--rush needs at least 2 people"}
+    if matrix and matrix < 2:
+        return {"skipped": "--rush-matrix needs at least 2 people (or 0)"}
     from . import rush
 
     problem = rush.unavailable(args.postgres_url)
     if problem:
         note(f"rush skipped: {problem}", show)
         return {"skipped": problem}
-    note(f"rush: {people} people, Slack then Telegram", show)
+    matrix_note = f", then Matrix twice with {matrix} people" if matrix else ""
+    note(f"rush: {people} people, Slack then Telegram{matrix_note}", show)
     started = time.perf_counter()
     load_before = round(os.getloadavg()[0], 2)
-    out = rush.run(people, args.postgres_url, show, args.seed)
+    out = rush.run(
+        people, args.postgres_url, show, args.seed, matrix, problems=rush.platform_problems()
+    )
     out["elapsed_s"] = round(time.perf_counter() - started, 1)
     out["load_before"], out["load_after"] = load_before, round(os.getloadavg()[0], 2)
     return out
@@ -345,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["memory"]["worker_peak_rss_mb"] = workers["worker_peak_rss_mb"]
     for finish in later:  # profiling passes and clean-up, after memory was read
         finish()
-    result["rush"] = _rush(args, kinds, opts["rush"], skip)
+    result["rush"] = _rush(args, kinds, opts["rush"], skip, opts["rush_matrix"])
     result["elapsed_s"] = round(time.perf_counter() - started, 2)
     result["targets"] = report.targets(result)
     failed = [

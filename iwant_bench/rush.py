@@ -33,6 +33,10 @@ When the outbox is empty (a bounded wait) it reads:
   stand-in's messages against the outbox rows (none missing, none extra);
 - the busiest second and minute of every scope kind against what its limit allows.
 
+On Matrix (issue 24, ``rush_matrix``) the platform is a real Synapse, run twice: under its
+default limits and with the bot's lifted; its access log stands for the stand-in's counts and
+the people's clients for what it shows.
+
 ``RushRig`` is the set-up without the measurement, for the tests in ``tests/rush``.
 """
 
@@ -41,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import importlib
 import math
 import os
@@ -103,6 +108,10 @@ def _tests_module(folder: str, name: str) -> ModuleType:
 
 def _backend(platform: str) -> type[ChatPlatform]:
     """The adapter (errbot backend class) of ``platform`` that the rush runs."""
+    if platform == "matrix":
+        from iwant_matrix.backend import IWantMatrixBackend
+
+        return IWantMatrixBackend
     from iwant_slack.backend import IWantSlackBackend
     from iwant_telegram.backend import IWantTelegramBackend
 
@@ -117,22 +126,34 @@ def _adapter_budgets(platform: str) -> dict[str, pacing_mod.Limit]:
 
 
 def unavailable(pg_admin_url: str | None = None) -> str | None:
-    """Why the rush cannot run here, or None."""
-    for folder, name in (("slack", "slack_harness.py"), ("telegram", "telegram_harness.py")):
-        if not (TESTS / folder / name).is_file():
-            return f"no {folder} stand-in at {TESTS / folder} (run from a checkout)"
+    """Why no rush can run here (no platform), or None."""
     if not (REPO / "iwant_plugins" / "iwant").is_dir():
         return f"no iwant plugin at {REPO / 'iwant_plugins'} (run from a checkout)"
-    try:
-        import aiohttp  # noqa: F401
-    except ImportError:
-        return "aiohttp is not installed (pip install -e '.[bench]')"
     if not Path(sys.executable).with_name("errbot").exists():
         return f"no errbot next to {sys.executable}"
     problem = dbs.postgres_problem(dbs.postgres_admin_url(pg_admin_url))
     if problem:
         return f"PostgreSQL not reachable: {problem}"
     return None
+
+
+def platform_problems() -> dict[str, str]:
+    """Platforms that cannot run here, with the reason: ``stand-ins`` (Slack and Telegram),
+    ``matrix`` (a real Synapse)."""
+    out: dict[str, str] = {}
+    for folder, name in (("slack", "slack_harness.py"), ("telegram", "telegram_harness.py")):
+        if not (TESTS / folder / name).is_file():
+            out["stand-ins"] = f"no {folder} stand-in at {TESTS / folder} (run from a checkout)"
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        out.setdefault("stand-ins", "aiohttp is not installed (pip install -e '.[bench]')")
+    from .rush_matrix import unavailable as matrix_unavailable
+
+    matrix = matrix_unavailable()
+    if matrix:
+        out["matrix"] = matrix
+    return out
 
 
 def texts_for(count: int, seed: int) -> list[str]:
@@ -185,7 +206,7 @@ def _tagged(base: type, handler: str) -> type:
     process) and records, for every HTTP call its ``handler`` answers, the port it came in
     on: which process made it (``by_port``: port, method, monotonic time, status)."""
 
-    class Tagged(base):  # type: ignore[misc, valid-type]
+    class Tagged(base):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.by_port: list[tuple[int | None, str, float, int]] = []
@@ -197,7 +218,8 @@ def _tagged(base: type, handler: str) -> type:
             async def add() -> int:
                 site = web.TCPSite(self._runner, "127.0.0.1", 0)
                 await site.start()
-                return int(site._server.sockets[0].getsockname()[1])
+                server: Any = site._server
+                return int(server.sockets[0].getsockname()[1])
 
             return asyncio.run_coroutine_threadsafe(add(), self._loop).result(10)
 
@@ -221,13 +243,18 @@ class Side:
     kinds: tuple[str, ...] = ()
     all_kind = ""  # the scope kind every message counts against
 
-    standin: Any
+    standin: Any = None
+    #: A folder of the rig's for whatever the side keeps on disk (set before ``start``).
+    workdir: Path | None = None
+    #: What the run is, when a platform runs more than one way (Matrix: lifted or not).
+    variant = ""
 
     def start(self) -> None:
         raise NotImplementedError
 
     def stop(self) -> None:
-        self.standin.stop()
+        if self.standin is not None:
+            self.standin.stop()
 
     def add_people(self, count: int, rooms: int = ROOMS) -> list[tuple[Person, str]]:
         """``count`` people and ``rooms`` rooms; each person with the room they ask in
@@ -244,8 +271,9 @@ class Side:
         """The port bot ``index`` talks to (the first one the stand-in's own)."""
         return int(self.standin.port) if index == 0 else int(self.standin.listen())
 
-    def sends_by_bot(self, ports: Sequence[int]) -> dict[int, list[tuple[float, int]]]:
-        """Per bot process (by index): (monotonic time, HTTP status) of its message calls."""
+    def sends_by_bot(self, ports: Sequence[int]) -> dict[int, list[tuple[float, int]]] | None:
+        """Per bot process (by index): (monotonic time, HTTP status) of its message calls;
+        None where the platform cannot tell the processes apart."""
         index = {port: i for i, port in enumerate(ports)}
         out: dict[int, list[tuple[float, int]]] = {i: [] for i in range(len(ports))}
         for port, method, at, status in list(self.standin.by_port):
@@ -255,6 +283,31 @@ class Side:
 
     def start_bot(self, bot: Bot) -> None:
         bot.process.start()
+
+    def start_bots(self, bots: Sequence[Bot]) -> None:
+        for bot in bots:
+            self.start_bot(bot)
+
+    def pacing_overrides(self) -> dict[str, pacing_mod.Limit]:
+        """Budgets the rig gives its bots beyond plugins.cfg (``platform.budget``: limit)."""
+        return {}
+
+    def peak(self, kind: str, window: float) -> int:
+        """The most messages of scope kind ``kind`` let through within ``window`` seconds."""
+        return int(self.standin.peak(kind, window))
+
+    def settle(self, wanted: collections.Counter[tuple[str, str]], timeout: float) -> float:
+        """Wait (at most ``timeout`` s) until what was sent shows where it was sent; the
+        stand-ins show it at once."""
+        time.sleep(0.5)  # a last message in flight when the last ack was read
+        return 0.5
+
+    def figures(self) -> dict[str, Any]:
+        """What only this platform reports."""
+        return {}
+
+    def mark(self, moment: str) -> None:
+        """The rush reached ``moment`` (``submitting``, ``delivered``)."""
 
     def limits(self) -> dict[str, pacing_mod.Limit]:
         """The stand-in's limit of every scope kind, as a ``pacing.Limit``."""
@@ -422,7 +475,17 @@ class TelegramSide(Side):
         return list(self.standin.calls_to(method))
 
 
-SIDES: dict[str, Callable[[], Side]] = {"slack": SlackSide, "telegram": TelegramSide}
+def _matrix_side(lifted: bool = False) -> Side:
+    from .rush_matrix import MatrixSide
+
+    return MatrixSide(lifted)
+
+
+SIDES: dict[str, Callable[[], Side]] = {
+    "slack": SlackSide,
+    "telegram": TelegramSide,
+    "matrix": _matrix_side,
+}
 
 
 # -- the rig -------------------------------------------------------------------------------
@@ -452,6 +515,7 @@ class OutboxRow:
     failed_at: datetime | None
     attempts: int
     error: str | None
+    buttons: list[dict[str, str]] | None = None
 
     @property
     def sent(self) -> bool:
@@ -475,6 +539,7 @@ class RushRig:
         db_url: str | None = None,
         env: dict[str, str] | None = None,
         rooms: int = ROOMS,
+        side: Side | None = None,
     ) -> None:
         if platform not in SIDES:
             raise ValueError(f"unknown platform {platform!r}; known: {', '.join(SIDES)}")
@@ -483,7 +548,7 @@ class RushRig:
         self.rooms = rooms
         self.processes = processes
         self.pg_admin_url = pg_admin_url
-        self.side = SIDES[platform]()
+        self.side = side if side is not None else SIDES[platform]()
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"iwant-rush-{platform}-"))
         self._db_url = db_url
@@ -510,6 +575,7 @@ class RushRig:
             # The engine first: it migrates the fresh database before any bot starts.
             self.engine = Engine(replace(load_settings(self.url)), SystemClock())
             self._reader = create_engine(self.url, pool_size=1, max_overflow=1)
+            self.side.workdir = self.workdir
             self.side.start()
             self.people = self.side.add_people(self.count, self.rooms)
             env = {
@@ -522,8 +588,7 @@ class RushRig:
                 workdir = self.workdir / f"bot{index}"
                 workdir.mkdir(parents=True, exist_ok=True)
                 self.bots.append(self.side.make_bot(workdir, env, index))
-            for bot in self.bots:
-                self.side.start_bot(bot)
+            self.side.start_bots(self.bots)
             self.wait_up()
         except BaseException:
             self.stop()
@@ -551,8 +616,7 @@ class RushRig:
             with contextlib.suppress(Exception):
                 bot.stop()
         with contextlib.suppress(Exception):
-            if getattr(self.side, "standin", None) is not None:
-                self.side.stop()
+            self.side.stop()
         if self.engine is not None:
             with contextlib.suppress(Exception):
                 self.engine.close()
@@ -602,11 +666,15 @@ class RushRig:
             found = conn.execute(
                 text(
                     "SELECT id, recipient, body, origin, group_members, created_at, delivered_at,"
-                    " failed_at, attempts, error FROM outbox WHERE platform = :p ORDER BY id"
+                    " failed_at, attempts, error, buttons FROM outbox WHERE platform = :p"
+                    " ORDER BY id"
                 ),
                 {"p": self.platform},
             ).all()
-        return [OutboxRow(*(r[:4]), r[4], *map(_utc, r[5:8]), r[8], r[9]) for r in found]
+        return [
+            OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], _utc(r[6]), _utc(r[7]), *r[8:])
+            for r in map(_row_utc, found)
+        ]
 
     def pending(self) -> int:
         """Rows of this platform neither delivered nor given up."""
@@ -641,8 +709,9 @@ class RushRig:
                     return False
                 time.sleep(0.2)
 
-    def sends_by_bot(self) -> dict[int, list[tuple[float, int]]]:
-        """Per bot process: (monotonic time, HTTP status) of each message call it made."""
+    def sends_by_bot(self) -> dict[int, list[tuple[float, int]]] | None:
+        """Per bot process: (monotonic time, HTTP status) of each message call it made (None:
+        the platform cannot tell)."""
         return self.side.sends_by_bot([bot.process.port for bot in self.bots])
 
     def bot_logs(self) -> list[str]:
@@ -650,13 +719,24 @@ class RushRig:
 
     # the figures
 
-    def check_messages(self, rows: Sequence[OutboxRow] | None = None) -> dict[str, Any]:
-        """The stand-in's messages against the outbox rows: duplicates, missing, extra."""
+    def wanted(
+        self, rows: Sequence[OutboxRow] | None = None
+    ) -> collections.Counter[tuple[str, str]]:
+        """What the outbox rows sent make the platform show: (where, text), how often."""
         rows = self.rows() if rows is None else rows
         wanted: collections.Counter[tuple[str, str]] = collections.Counter()
         for row in rows:
             if row.sent:
                 wanted.update(self.side.expected(row))
+        return wanted
+
+    def settle(self, timeout: float = 30.0) -> float:
+        """Until the platform shows what the outbox sent (people's clients read it)."""
+        return self.side.settle(self.wanted(), timeout)
+
+    def check_messages(self, rows: Sequence[OutboxRow] | None = None) -> dict[str, Any]:
+        """The stand-in's messages against the outbox rows: duplicates, missing, extra."""
+        wanted = self.wanted(rows)
         got = collections.Counter(self.side.delivered())
         # The same text in one place more often than the outbox asked (a person told twice).
         duplicates = {k: n - max(wanted[k], 1) for k, n in got.items() if n > max(wanted[k], 1)}
@@ -676,34 +756,45 @@ class RushRig:
         }
 
     def scope_counts(self) -> tuple[dict[str, int], dict[str, pacing_mod.Limit]]:
-        """Per scope (``kind:key``) the messages the stand-in let through, and its limit."""
+        """Per scope (``kind:key``) the messages the platform let through, and its limit
+        (none where the platform has none: Matrix with the bot's limits lifted)."""
         limits = self.side.limits()
         sends: dict[str, int] = {}
         scope_limits: dict[str, pacing_mod.Limit] = {}
         for kind in self.side.kinds:
             for key, times in self.side.accepted_times(kind).items():
                 sends[f"{kind}:{key}"] = len(times)
-                scope_limits[f"{kind}:{key}"] = limits[kind]
+                if kind in limits:
+                    scope_limits[f"{kind}:{key}"] = limits[kind]
         return sends, scope_limits
 
-    def peaks(self) -> dict[str, dict[str, int]]:
+    def peaks(self) -> dict[str, dict[str, int | None]]:
         """The busiest second and minute of each scope kind, and what its limit allows
         there (burst + window x rate)."""
         limits = self.side.limits()
-        out: dict[str, dict[str, int]] = {}
+        out: dict[str, dict[str, int | None]] = {}
         for kind in self.side.kinds:
-            lim = limits[kind]
+            lim = limits.get(kind)
             out[kind] = {
-                "per_second": int(self.side.standin.peak(kind, 1.0)),
-                "allowed_per_second": lim.burst + math.floor(1.0 * lim.rate + 1e-9),
-                "per_minute": int(self.side.standin.peak(kind, 60.0)),
-                "allowed_per_minute": lim.burst + math.floor(60.0 * lim.rate + 1e-9),
+                "per_second": self.side.peak(kind, 1.0),
+                "allowed_per_second": lim.burst + math.floor(1.0 * lim.rate + 1e-9)
+                if lim
+                else None,
+                "per_minute": self.side.peak(kind, 60.0),
+                "allowed_per_minute": lim.burst + math.floor(60.0 * lim.rate + 1e-9)
+                if lim
+                else None,
             }
         return out
 
     def last_accepted(self) -> float | None:
         times = [t for ts in self.side.accepted_times(self.side.all_kind).values() for t in ts]
         return max(times) if times else None
+
+
+def _row_utc(row: Any) -> tuple[Any, ...]:
+    """An outbox row with its creation time in UTC (the others may be NULL)."""
+    return (*row[:5], _utc(row[5]), *row[6:])
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -720,16 +811,21 @@ def measure(rig: RushRig, submitted: Submitted, finished: bool, waited: float) -
     rows = rig.rows()
     messages = rig.check_messages(rows)
     sends, scope_limits = rig.scope_counts()
-    minimum = pacing_mod.minimum_seconds(sends, scope_limits)
+    limited = {k: n for k, n in sends.items() if k in scope_limits}
+    minimum = pacing_mod.minimum_seconds(limited, scope_limits)
     # The same sends under the bots' own budgets (plugins.cfg [pacing]: the platforms' rates,
     # smaller bursts): what the pacing could do at best.
     assert rig.engine is not None
-    own = {**_adapter_budgets(rig.platform), **rig.engine.settings.pacing}
+    own = {
+        **_adapter_budgets(rig.platform),
+        **rig.engine.settings.pacing,
+        **rig.side.pacing_overrides(),
+    }
     own_limits = {k: own[f"{rig.platform}.{_kind_of(k)}"] for k in sends}
     own_minimum = pacing_mod.minimum_seconds(sends, own_limits)
     last = rig.last_accepted()
     elapsed = (last - submitted.first_commit) if last is not None else None
-    bound = max(sends, key=lambda k: _scope_minimum(sends, scope_limits, k), default=None)
+    bound = max(limited, key=lambda k: _scope_minimum(sends, scope_limits, k), default=None)
     cutoff = submitted.first_commit_wall + timedelta(seconds=FIRST_MINUTE)
     early = [r for r in rows if r.created_at <= cutoff and r.sent]
     lateness = sorted((r.delivered_at - r.created_at).total_seconds() for r in early)  # type: ignore[operator]
@@ -741,8 +837,10 @@ def measure(rig: RushRig, submitted: Submitted, finished: bool, waited: float) -
         (r.recipient, r.body) for r in rows if r.group_members is None and r.sent
     )
     logs = rig.bot_logs()
+    by_bot = rig.sends_by_bot()
     return {
         "platform": rig.platform,
+        **({"variant": rig.side.variant} if rig.side.variant else {}),
         "people": submitted.count,
         "processes": rig.processes,
         "submissions": {
@@ -783,6 +881,7 @@ def measure(rig: RushRig, submitted: Submitted, finished: bool, waited: float) -
         "pacing_limits": {k: str(own[f"{rig.platform}.{k}"]) for k in rig.side.kinds},
         "scope_sends": _by_kind(sends),
         "limits": {k: str(v) for k, v in rig.side.limits().items()},
+        **rig.side.figures(),
         "peaks": rig.peaks(),
         "lateness_first_minute_s": {
             "rows": len(lateness),
@@ -792,11 +891,14 @@ def measure(rig: RushRig, submitted: Submitted, finished: bool, waited: float) -
         # Messages beyond what the outbox asked for: sent twice, or never asked for.
         "duplicates": messages["extra"],
         "bots": {
-            "sent": [sum(st == 200 for _, st in v) for v in rig.sends_by_bot().values()],
+            "sent": [sum(st == 200 for _, st in v) for v in by_bot.values()]
+            if by_bot is not None
+            else None,
             "alive_at_end": sum(bot.alive() for bot in rig.bots),
             "failed_sends_logged": sum(log.count("failed (will retry)") for log in logs),
             "rate_limits_logged": sum(
-                log.count("Flood control") + log.count("ratelimited") for log in logs
+                log.count("Flood control") + log.count("ratelimited") + log.count(": 429")
+                for log in logs
             ),
             "getupdates_conflicts_logged": sum(log.count("getUpdates conflict") for log in logs),
         },
@@ -824,30 +926,42 @@ def _by_kind(sends: dict[str, int]) -> dict[str, dict[str, int]]:
 
 
 def delivery_timeout(rows: int, platform: str) -> float:
-    """A generous bound on the wait for ``rows`` outbox rows at the platform's overall rate."""
-    overall = {"slack": 10.0, "telegram": 30.0}[platform]
+    """A generous bound on the wait for ``rows`` outbox rows at the platform's overall rate
+    (Matrix: Synapse's default rc_message, 0.2 a second)."""
+    overall = {"slack": 10.0, "telegram": 30.0, "matrix": 0.2}[platform]
     return 90.0 + 3.0 * rows / overall
 
 
 def rush_platform(
-    platform: str, people: int, pg_admin_url: str | None, show: bool, seed: int
+    platform: str,
+    people: int,
+    pg_admin_url: str | None,
+    show: bool,
+    seed: int,
+    side: Side | None = None,
 ) -> dict[str, Any]:
     """One platform's rush, start to end, on a database of its own."""
     started = time.monotonic()
-    with RushRig(platform, people, pg_admin_url) as rig:
-        note(f"rush {platform}: {people} people, {rig.processes} bots up", show)
+    with RushRig(platform, people, pg_admin_url, side=side) as rig:
+        name = f"{platform} ({rig.side.variant})" if rig.side.variant else platform
+        set_up = time.monotonic() - started
+        note(f"rush {name}: {people} people, {rig.processes} bots up in {set_up:.0f} s", show)
+        rig.side.mark("submitting")
         submitted = rig.submit(seed=seed)
         rows = len(rig.rows())
         note(
-            f"rush {platform}: {submitted.count} wishes in "
+            f"rush {name}: {submitted.count} wishes in "
             f"{submitted.last_commit - submitted.first_commit:.1f} s, {rows} outbox rows",
             show,
         )
         begin = time.monotonic()
         finished = rig.wait_delivered(delivery_timeout(rows, platform), show)
         waited = time.monotonic() - begin
-        time.sleep(0.5)  # a last message in flight when the last ack was read
+        rig.side.mark("delivered")
+        settled = rig.settle()
         result = measure(rig, submitted, finished, waited)
+        result["set_up_s"] = round(set_up, 1)
+        result["settled_s"] = round(settled, 2)
     result["elapsed_s"] = round(time.monotonic() - started, 1)
     return result
 
@@ -858,15 +972,41 @@ def split(total: int) -> dict[str, int]:
     return {"slack": total - half, "telegram": half}
 
 
-def run(total: int, pg_admin_url: str | None, show: bool, seed: int) -> dict[str, Any]:
-    """The rush stage: each platform in turn (never both at once: two cores)."""
+#: The Matrix runs: result key, and whether the bot's limits are lifted.
+MATRIX_RUNS = (("matrix", False), ("matrix_lifted", True))
+
+
+def run(
+    total: int,
+    pg_admin_url: str | None,
+    show: bool,
+    seed: int,
+    matrix_people: int = 0,
+    problems: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The rush stage: each platform in turn (never two at once: two cores); on Matrix twice,
+    under Synapse's default limits and with the bot's lifted. ``problems``: platforms that
+    cannot run here (``"matrix"``, ``"stand-ins"``), with the reason, recorded as skipped."""
+    problems = problems or {}
     out: dict[str, Any] = {"people": total, "platforms": {}}
+    if matrix_people:
+        out["matrix_people"] = matrix_people
+    plan: list[tuple[str, str, int, Callable[[], Side] | None]] = []
     for platform, people in split(total).items():
-        if people < 1:
+        if people >= 1:
+            plan.append((platform, platform, people, None))
+    for key, lifted in MATRIX_RUNS if matrix_people else ():
+        plan.append((key, "matrix", matrix_people, functools.partial(_matrix_side, lifted)))
+    for key, platform, people, make_side in plan:
+        problem = problems.get("matrix" if platform == "matrix" else "stand-ins")
+        if problem:
+            out["platforms"][key] = {"skipped": problem}
+            note(f"rush {key} skipped: {problem}", show)
             continue
         try:
-            out["platforms"][platform] = rush_platform(platform, people, pg_admin_url, show, seed)
+            side = make_side() if make_side is not None else None
+            out["platforms"][key] = rush_platform(platform, people, pg_admin_url, show, seed, side)
         except Exception as err:
-            out["platforms"][platform] = {"error": f"{type(err).__name__}: {err}"}
-            note(f"rush {platform} failed:\n{traceback.format_exc()}", True)
+            out["platforms"][key] = {"error": f"{type(err).__name__}: {err}"}
+            note(f"rush {key} failed:\n{traceback.format_exc()}", True)
     return out
