@@ -34,6 +34,8 @@ def run_quick(db: str) -> tuple[dict, str]:
             "-m",
             "iwant_bench",
             "--quick",
+            "--rush-matrix",  # the Matrix rush has a test of its own (tests/rush)
+            "0",
             "--db",
             db,
             "--postgres-url",
