@@ -248,6 +248,8 @@ class IWantMatrixBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is
         self._stop_event: asyncio.Event | None = None
         self._synced: asyncio.Condition | None = None
         self._keys_lock: asyncio.Lock | None = None
+        # m.direct is saved whole: one save at a time, each of the newest content.
+        self._m_direct_lock: asyncio.Lock | None = None
         self._stopping = threading.Event()
         self._shut_down = False
         # Events handled in this run: one seen again (a re-read sync, a gap filled twice) is
@@ -378,6 +380,7 @@ class IWantMatrixBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is
         self._stop_event = asyncio.Event()
         self._synced = asyncio.Condition()
         self._keys_lock = asyncio.Lock()
+        self._m_direct_lock = asyncio.Lock()
         if self._stopping.is_set():
             return True
         signals = self._install_signal_handlers(loop)
@@ -650,7 +653,10 @@ class IWantMatrixBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is
     # -- direct chats
 
     def _read_m_direct(self, content: Any) -> None:
-        """The bot's ``m.direct`` account data: which rooms are its direct chats, with whom."""
+        """The bot's ``m.direct`` account data: which rooms are its direct chats, with whom.
+        A direct chat known here but missing there (an echo of an older save, or a save
+        that failed) is kept, and saved again: a restarted bot knows its direct chats from
+        ``m.direct`` alone."""
         if not isinstance(content, dict):
             return
         with self._lock:
@@ -663,6 +669,14 @@ class IWantMatrixBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is
                 for room_id in rooms:
                     self._dm_rooms.setdefault(room_id, user)
                     self._dm_of.setdefault(user, room_id)
+            missing = False
+            for room_id, user in self._dm_rooms.items():
+                rooms = self._m_direct.setdefault(user, [])
+                if room_id not in rooms:
+                    rooms.append(room_id)
+                    missing = True
+        if missing:
+            asyncio.ensure_future(self._put_m_direct())
 
     def _mark_direct(self, room_id: str, user_id: str) -> None:
         with self._lock:
@@ -672,31 +686,36 @@ class IWantMatrixBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is
             if room_id in rooms:
                 return
             rooms.append(room_id)
-            content = {u: list(r) for u, r in self._m_direct.items() if r}
-        asyncio.ensure_future(self._put_m_direct(content))
+        asyncio.ensure_future(self._put_m_direct())
 
-    async def _put_m_direct(self, content: dict[str, list[str]]) -> None:
+    async def _put_m_direct(self) -> None:
         """Save ``m.direct`` (clients show these rooms as direct chats; a restarted bot reads
-        it back)."""
+        it back). The whole of it is written each time, so saves go one at a time, each
+        taking the newest content as it starts: two saves in flight at once (two direct
+        chats joined together) could land out of order, the older content last, and the
+        restarted bot would take a direct chat for a room."""
         client = self._client
-        if client is None:
+        if client is None or self._m_direct_lock is None:
             return
         user = urllib.parse.quote(self._user_id, safe="")
-        try:
-            resp = await client.send(
-                "PUT",
-                f"/_matrix/client/v3/user/{user}/account_data/m.direct",
-                json.dumps(content),
-                {
-                    "Authorization": f"Bearer {client.access_token}",
-                    "Content-Type": "application/json",
-                },
-            )
-            if resp.status >= 300:
-                log.warning("saving m.direct failed: HTTP %s", resp.status)
-            resp.release()
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            log.warning("saving m.direct failed: %s", exc)
+        async with self._m_direct_lock:
+            with self._lock:
+                content = {u: list(r) for u, r in self._m_direct.items() if r}
+            try:
+                resp = await client.send(
+                    "PUT",
+                    f"/_matrix/client/v3/user/{user}/account_data/m.direct",
+                    json.dumps(content),
+                    {
+                        "Authorization": f"Bearer {client.access_token}",
+                        "Content-Type": "application/json",
+                    },
+                )
+                if resp.status >= 300:
+                    log.warning("saving m.direct failed: HTTP %s", resp.status)
+                resp.release()
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                log.warning("saving m.direct failed: %s", exc)
 
     def _forget_room(self, room_id: str) -> None:
         with self._lock:
@@ -712,8 +731,7 @@ class IWantMatrixBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is
             if room_id not in rooms:
                 return
             rooms.remove(room_id)
-            content = {u: list(r) for u, r in self._m_direct.items() if r}
-        asyncio.ensure_future(self._put_m_direct(content))
+        asyncio.ensure_future(self._put_m_direct())
 
     def _on_invite(self, client: Any, room_id: str, info: Any) -> None:
         """Accept every invite; one that says ``is_direct`` becomes a direct chat."""

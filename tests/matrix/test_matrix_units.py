@@ -5,6 +5,7 @@ event objects."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import types
 from pathlib import Path
@@ -287,3 +288,57 @@ def test_a_cross_on_the_bots_message_cancels_as_the_reacting_person(
     assert [m.body for m in handed] == ["!iwant cancel #7"]
     assert backend.person_id(handed[0].frm) == ANN
     assert re.fullmatch(rf"{re.escape(DM)}/\$8", backend.event_id(handed[0]) or "")
+
+
+# -- m.direct -----------------------------------------------------------------------------------
+
+BEN = "@ben:localhost"
+
+
+class _AccountData:
+    """A homeserver's account data: each PUT of m.direct replaces it whole, and the first
+    PUT takes longer than the next (two requests in flight finish out of order)."""
+
+    def __init__(self) -> None:
+        self.access_token = "t"
+        self.stored: dict[str, list[str]] = {}
+        self.delays = [0.05, 0.0]
+
+    async def send(self, method: str, path: str, data: str, headers: Any) -> Any:
+        content = json.loads(data)
+        await asyncio.sleep(self.delays.pop(0) if self.delays else 0.0)
+        self.stored = content
+        return types.SimpleNamespace(status=200, release=lambda: None)
+
+
+def test_m_direct_saved_for_two_chats_at_once_keeps_both(backend: IWantMatrixBackend) -> None:
+    """Ann's and Ben's direct chats joined together: a restarted bot must find both in
+    m.direct (a direct chat taken for a room puts the person's wishes in another pool)."""
+    server = _AccountData()
+
+    async def join_both() -> None:
+        backend._client = server
+        backend._m_direct_lock = asyncio.Lock()
+        backend._mark_direct("!ann:localhost", ANN)
+        backend._mark_direct("!ben:localhost", BEN)
+        while len(asyncio.all_tasks()) > 1:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(join_both())
+    assert server.stored == {ANN: ["!ann:localhost"], BEN: ["!ben:localhost"]}
+
+
+def test_an_older_m_direct_read_back_loses_no_direct_chat(backend: IWantMatrixBackend) -> None:
+    server = _AccountData()
+    server.delays = []
+
+    async def stale_echo() -> None:
+        backend._client = server
+        backend._m_direct_lock = asyncio.Lock()
+        backend._mark_direct("!ben:localhost", BEN)
+        backend._read_m_direct({ANN: [DM]})  # the sync shows an m.direct saved before
+        while len(asyncio.all_tasks()) > 1:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(stale_echo())
+    assert server.stored == {ANN: [DM], BEN: ["!ben:localhost"]}
