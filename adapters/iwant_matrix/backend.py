@@ -51,7 +51,7 @@ from iwant_platform.contract import (
     Undeliverable,
 )
 from iwant_platform.errbot_backends import ErrbotChat
-from iwant_platform.shutdown import RecentKeys
+from iwant_platform.shutdown import RecentKeys, close_loop
 
 from .ids import (
     MatrixPerson,
@@ -367,13 +367,7 @@ class IWantMatrixBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is
             return True
         finally:
             self._loop = None
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+            close_loop(loop)
 
     async def _serve(self) -> bool:
         loop = asyncio.get_running_loop()

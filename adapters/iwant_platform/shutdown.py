@@ -1,7 +1,9 @@
-"""What every adapter needs once: a clean stop on SIGTERM, and 'seen this event already?'."""
+"""What every adapter needs once: a clean stop on SIGTERM, its own event loop ended cleanly,
+and 'seen this event already?'."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 from collections import OrderedDict
@@ -35,3 +37,15 @@ class RecentKeys:
             if len(self._keys) > self._size:
                 self._keys.popitem(last=False)
             return True
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """End an adapter's own event loop: cancel what still runs on it, let it finish, close
+    its async generators, close it (after ``serve_once`` ran the platform's client there)."""
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()

@@ -42,7 +42,7 @@ from iwant_platform.contract import (
     Spend,
 )
 from iwant_platform.errbot_backends import ErrbotChat
-from iwant_platform.shutdown import RecentKeys
+from iwant_platform.shutdown import RecentKeys, close_loop
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -295,13 +295,7 @@ class IWantTelegramBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot 
         finally:
             self._loop = None
             self._tg = None
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+            close_loop(loop)
 
     async def _serve(self) -> bool:
         loop = asyncio.get_running_loop()
