@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -51,7 +50,7 @@ from iwant_platform.contract import (
     Undeliverable,
 )
 from iwant_platform.errbot_backends import ErrbotChat
-from iwant_platform.shutdown import RecentKeys, close_loop
+from iwant_platform.shutdown import RecentKeys, close_loop, stop_on_signals
 
 from .ids import (
     MatrixPerson,
@@ -377,7 +376,7 @@ class IWantMatrixBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is
         self._m_direct_lock = asyncio.Lock()
         if self._stopping.is_set():
             return True
-        signals = self._install_signal_handlers(loop)
+        signals = stop_on_signals(loop, self.stop)
         client = nio.AsyncClient(
             self._homeserver,
             self._user_id,
@@ -414,20 +413,6 @@ class IWantMatrixBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is
             self._client = None
             with contextlib.suppress(Exception):
                 await client.close()
-
-    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
-        # SIGTERM (systemd, docker) and SIGINT stop syncing cleanly: the plugins are
-        # deactivated and the sync token of the last handed-over events is on disk.
-        if threading.current_thread() is not threading.main_thread():
-            return []
-        installed: list[int] = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self.stop)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
-        return installed
 
     async def _log_in(self, client: Any) -> bool:
         """An access token (whoami names its device) or a password (a saved session's device

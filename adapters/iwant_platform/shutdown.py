@@ -7,7 +7,7 @@ import asyncio
 import signal
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 
 def graceful_sigterm() -> None:
@@ -49,3 +49,19 @@ def close_loop(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     loop.run_until_complete(loop.shutdown_asyncgens())
     loop.close()
+
+
+def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> list[int]:
+    """SIGTERM (systemd, docker) and SIGINT call ``stop`` on an adapter's own event loop, so
+    it finishes cleanly (plugins deactivated, its position on disk); the signals it took,
+    to give back with ``loop.remove_signal_handler``. Only possible on the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    installed: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    return installed

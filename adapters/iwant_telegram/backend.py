@@ -20,7 +20,6 @@ import datetime as dt
 import logging
 import os
 import re
-import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -42,7 +41,7 @@ from iwant_platform.contract import (
     Spend,
 )
 from iwant_platform.errbot_backends import ErrbotChat
-from iwant_platform.shutdown import RecentKeys, close_loop
+from iwant_platform.shutdown import RecentKeys, close_loop, stop_on_signals
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -302,7 +301,7 @@ class IWantTelegramBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot 
         self._stop_event = asyncio.Event()
         if self._stopping.is_set():
             return True
-        signals = self._install_signal_handlers(loop)
+        signals = stop_on_signals(loop, self.stop)
         bot = telegram.Bot(
             self._token,
             base_url=self._base_url,
@@ -342,20 +341,6 @@ class IWantTelegramBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot 
                 loop.remove_signal_handler(sig)
             with contextlib.suppress(Exception):
                 await bot.shutdown()
-
-    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
-        # SIGTERM (systemd, docker) and SIGINT stop polling cleanly: plugins are deactivated
-        # and the offset is already on disk.  Only possible on the main thread.
-        if threading.current_thread() is not threading.main_thread():
-            return []
-        installed: list[int] = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self.stop)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
-        return installed
 
     async def _announce(self, bot: telegram.Bot) -> None:
         """Start-up calls whose failure must not stop the bot."""
