@@ -193,9 +193,21 @@ class Bot:
 
     def stop(self) -> None:
         """SIGINT (errbot shuts down), then SIGKILL for whatever is left."""
+        self.resume()
         with contextlib.suppress(Exception):
             self.process.stop()
         self.kill()
+
+    def suspend(self) -> None:
+        """SIGSTOP: the process holds still (its claims, its connections) until ``resume``."""
+        if self.alive():
+            os.killpg(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: a suspended process goes on where it stopped."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGCONT)
 
 
 # -- the platforms -------------------------------------------------------------------------
@@ -639,16 +651,23 @@ class RushRig:
 
     # the rush
 
-    def submit(self, texts: Sequence[str] | None = None, seed: int = 15) -> Submitted:
-        """Every person asks once (``texts[i]`` for person ``i``, else the seeded mix), one
-        after another as fast as the engine takes them."""
+    def submit(
+        self,
+        texts: Sequence[str] | None = None,
+        seed: int = 15,
+        people: slice = slice(None),
+    ) -> Submitted:
+        """Every person of ``people`` (all of them by default) asks once (``texts[i]`` for
+        its ``i``-th person, else the seeded mix), one after another as fast as the engine
+        takes them."""
         assert self.engine is not None
-        wishes = list(texts) if texts is not None else texts_for(len(self.people), seed)
+        asking = self.people[people]
+        wishes = list(texts) if texts is not None else texts_for(len(asking), seed)
         outcomes: collections.Counter[str] = collections.Counter()
         refused: list[str] = []
         first = last = 0.0
         first_wall = datetime.now(UTC)
-        for n, ((person, room), wish) in enumerate(zip(self.people, wishes, strict=True)):
+        for n, ((person, room), wish) in enumerate(zip(asking, wishes, strict=True)):
             try:
                 note_ = self.engine.submit(person, wish, room)
                 outcomes[outcome(note_.body)] += 1
@@ -688,6 +707,27 @@ class RushRig:
                     {"p": self.platform},
                 ).scalar_one()
             )
+
+    def put_off(self, after_id: int) -> list[int]:
+        """Rows after ``after_id`` that a delivery round claimed and gave back for later (a
+        busy or paused budget): their next attempt is set past when they were made."""
+        with self._reader.connect() as conn:
+            found = conn.execute(
+                text(
+                    "SELECT id FROM outbox WHERE platform = :p AND id > :after"
+                    " AND delivered_at IS NULL"
+                    " AND next_attempt_at > created_at + interval '1 second' ORDER BY id"
+                ),
+                {"p": self.platform, "after": after_id},
+            ).scalars()
+            return list(found)
+
+    def paused_until(self) -> float:
+        """The latest slot of the bot's shared budgets (wall-clock seconds; 0: none yet): a
+        429's pause, once a process has written it."""
+        with self._reader.connect() as conn:
+            latest = conn.execute(text("SELECT max(at) FROM pacing")).scalar_one()
+        return float(latest or 0.0)
 
     def wait_delivered(
         self, timeout: float, show: bool = False, on_tick: Callable[[], None] | None = None

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 PLATFORMS = ("slack", "telegram")
 PEOPLE = 40
-PAUSE = 3  # seconds of the injected 429's retry_after
+PAUSE = 6  # seconds of the injected 429's retry_after
 
 
 def wait_until(condition: Any, timeout: float, what: str) -> Any:
@@ -91,7 +91,8 @@ def test_every_notification_arrives_exactly_once(rushed: RushRig) -> None:
 
 
 def inject_429(rig: RushRig) -> Any:
-    """The next message call, whichever process makes it, is answered 429, retry after 3 s."""
+    """The next message call, whichever process makes it, is answered 429, retry after
+    ``PAUSE`` seconds."""
     standin = rig.side.standin
     if rig.platform == "slack":
         return standin.rate_limit("chat.postMessage", 1, retry_after=PAUSE)
@@ -100,36 +101,48 @@ def inject_429(rig: RushRig) -> Any:
 
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_a_429_to_one_process_pauses_both(platform: str, pg_database: str) -> None:
+    """The first message call of a rush is answered 429. Whichever process got it writes the
+    pause to the database; it is then suspended (SIGSTOP) for the pause, and ten more wishes
+    arrive: only the other process can claim their notes, and it must hold them until the
+    pause ends, though it never saw a 429. No timing of the machine decides who does what:
+    the test waits for each step, within the pause."""
     with RushRig(platform, PEOPLE, pg_database) as rig:
-        rig.submit()
-        wait_until(
-            lambda: all(len(sent_ok(rig, bot)) >= 3 for bot in range(2)),
-            20,
-            "both processes delivering",
-        )
         rule = inject_429(rig)
-        wait_until(lambda: rule.times == 0, 20, "the 429 answered")
-        assert rig.wait_delivered(60), f"{rig.pending()} rows still pending after 60 s"
-        time.sleep(0.3)
-
+        rig.submit(people=slice(0, PEOPLE - 10))
+        wait_until(lambda: rule.times == 0, 30, "the 429 answered")
         by_bot = rig.sends_by_bot()
         refused = [(bot, at) for bot, calls in by_bot.items() for at, st in calls if st == 429]
         assert len(refused) == 1, refused
         (hit, at429), other = refused[0], 1 - refused[0][0]
+        ends = time.time() - (time.monotonic() - at429) + PAUSE  # the pause's end, wall clock
+        wait_until(lambda: rig.paused_until() >= ends - 0.5, PAUSE / 2, "the pause shared")
+        rig.bots[hit].suspend()
+        try:
+            last_row = max(r.id for r in rig.rows())
+            rig.submit(["lunch tomorrow 14:00 max 2"] * 10, people=slice(PEOPLE - 10, None))
+            put_off = wait_until(
+                lambda: rig.put_off(last_row),
+                max(ends - time.time() - 0.2, 0.1),
+                "the other process putting off the new wishes' notes until the pause ends",
+            )
+            time.sleep(max(ends - time.time(), 0.0))
+        finally:
+            rig.bots[hit].resume()
+        assert rig.wait_delivered(60), f"{rig.pending()} rows still pending after 60 s"
+        time.sleep(0.3)
+
         # The other process may have reserved its next slot (at most pacing.PROMPT, 0.25 s,
         # ahead) before the 429 reached the database: that one send still goes (measured:
         # 0.1 s after the 429 on Slack, its next workspace slot; 10-20 ms on Telegram).
         in_flight = [t for t in sent_ok(rig, other) if at429 < t <= at429 + 0.3]
         assert len(in_flight) <= 1, in_flight
         start, end = at429 + 0.3, at429 + PAUSE - 0.05
-        mine = [t for t in sent_ok(rig, hit) if start < t < end]
         theirs = [t for t in sent_ok(rig, other) if start < t < end]
-        assert mine == [], "the process that got the 429 waits"
         assert theirs == [], f"the other process sent {len(theirs)} during the pause"
         assert [t for t in accepted(rig) if start < t < end] == []
-        # The other process was delivering before, and goes on after the pause.
-        assert any(t < at429 for t in sent_ok(rig, other))
-        assert any(t >= at429 + PAUSE - 0.05 for t in sent_ok(rig, other) + sent_ok(rig, hit))
+        assert put_off, "the other process had notes to send during the pause"
+        # After the pause, delivery goes on, the new wishes' notes included.
+        assert any(t >= end for t in sent_ok(rig, other) + sent_ok(rig, hit))
         assert_every_notification_once(rig)
 
 
@@ -138,19 +151,22 @@ def test_a_429_to_one_process_pauses_both(platform: str, pg_database: str) -> No
 
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_a_process_killed_mid_rush_loses_nothing(platform: str, pg_database: str) -> None:
-    """SIGKILL one process while both deliver: the rows it had claimed come back when their
+    """SIGKILL the busier process mid-rush: the rows it had claimed come back when their
     lease ends (60 s) and the other process sends them. Nothing is lost. A message the
     victim handed to the platform and had not yet acknowledged at the kill would be sent
     again (at least once: the platforms take no idempotency key); only that one may repeat."""
     with RushRig(platform, PEOPLE, pg_database) as rig:
         rig.submit()
         total = len(rig.rows())
-        wait_until(
-            lambda: all(len(sent_ok(rig, bot)) >= 5 for bot in range(2)),
-            20,
-            "both processes delivering",
-        )
-        victim, survivor = rig.bots
+
+        # The process that has sent more is killed, whichever it is: on a busy machine one
+        # process may take most of the rush.
+        def busy() -> list[int] | None:
+            sent = [len(sent_ok(rig, bot)) for bot in range(2)]
+            return sent if max(sent) >= 5 else None
+
+        sent = wait_until(busy, 30, "a process delivering")
+        victim, survivor = rig.bots if sent[0] >= sent[1] else rig.bots[::-1]
         killed_at = time.monotonic()
         victim.kill()
         assert not victim.alive()
