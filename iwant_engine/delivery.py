@@ -20,8 +20,6 @@ from .storage.protocol import Storage
 log = logging.getLogger(__name__)
 #: A notification is given up after this many failed sends; retries back off exponentially.
 MAX_ATTEMPTS = 8
-#: How long a delivery round holds the rows it claimed.
-LEASE = timedelta(seconds=60)
 
 
 class Delivery:
@@ -64,10 +62,11 @@ class Delivery:
         delivered = retried = deferred = 0
         given_up: list[OutboxItem] = []
         claimed_at = self.clock.now()
-        claimed = self.storage.claim_outbox(platform, claimed_at, limit, LEASE)
-        lease = claimed_at + LEASE  # a row given back or failed only while still ours
+        held_for = self.settings.delivery_lease
+        claimed = self.storage.claim_outbox(platform, claimed_at, limit, held_for)
+        lease = claimed_at + held_for  # a row given back or failed only while still ours
         # Past half the lease another process may claim these rows again: give back the rest.
-        hold_until = self.pacer.clock() + LEASE.total_seconds() / 2
+        hold_until = self.pacer.clock() + held_for.total_seconds() / 2
         rows = [(item, scopes(item) if scopes is not None else ()) for item in claimed]
         for last in (False, True):
             busy: list[tuple[OutboxItem, Sequence[Scope]]] = []

@@ -55,6 +55,9 @@ class Settings:
     # How long a bot process has to hand an answer to its platform before any process
     # sends it as a direct message instead.
     reply_grace: timedelta = timedelta(seconds=30)
+    # How long a delivery round holds the notifications it claimed: a process that dies
+    # holding them leaves them to the others after this.
+    delivery_lease: timedelta = timedelta(seconds=60)
     suggestions: bool = True  # near misses in the answer to a wish that waits
     # Finished requests, their results and delivered notifications are deleted after this.
     retention: timedelta = timedelta(days=90)
@@ -210,6 +213,15 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
         reply_grace=timedelta(
             seconds=_int(
                 "limits", "reply_grace_seconds", limits.get("reply_grace_seconds", "30"), 2, 3600
+            )
+        ),
+        delivery_lease=timedelta(
+            seconds=_int(
+                "limits",
+                "delivery_lease_seconds",
+                limits.get("delivery_lease_seconds", "60"),
+                10,
+                3600,
             )
         ),
         default_window=timedelta(

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from iwant_engine import Person
+import pytest
+
+from iwant_engine import Person, settings
 from iwant_engine.pacing import Limit, Pacer, Scope
 
-from ..support import ALICE, BOB, CAROL, FakeTime
+from ..support import ALICE, BOB, CAROL, FakeTime, drain, make_engine
 
 LEASE = timedelta(seconds=60)
 
@@ -116,3 +118,32 @@ def test_release_after_a_slow_send_duplicates(engine, clock):
     assert b_holds, "process B holds the rest of A's batch now"
     c = [i.id for i in engine.storage.claim_outbox("text", clock.now(), 50, timedelta(seconds=60))]
     assert not set(c) & set(b_holds), f"rows {set(c) & set(b_holds)} handed to B and C at once"
+
+
+class ProcessDied(BaseException):
+    """A process killed in the middle of a delivery round: nothing of the round runs on."""
+
+
+def test_rows_of_a_round_that_died_go_out_when_the_configured_lease_ends(database_url, clock):
+    lease = settings.parse_cfg(settings.DEFAULT_CFG + "[limits]\ndelivery_lease_seconds = 15\n", {})
+    engine = make_engine(database_url, clock, delivery_lease=lease.delivery_lease)
+    try:
+        engine.submit(ALICE, "coffee 10:00")
+        engine.submit(BOB, "coffee 10:00")  # Alice's note: "Bob joins you"
+
+        def die(item: object) -> None:
+            raise ProcessDied
+
+        with pytest.raises(ProcessDied):
+            engine.deliver("text", die)
+        clock.advance(seconds=14)
+        assert drain(engine) == [], "a claimed row went out while its lease ran"
+        clock.advance(seconds=2)
+        assert [who for who, _ in drain(engine)] == [ALICE.id]
+    finally:
+        engine.close()
+
+
+def test_a_lease_setting_out_of_range_is_refused_by_name():
+    with pytest.raises(settings.SettingsError, match=r"delivery_lease_seconds = 5: must be 10"):
+        settings.parse_cfg(settings.DEFAULT_CFG + "[limits]\ndelivery_lease_seconds = 5\n", {})

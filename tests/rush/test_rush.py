@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from iwant_bench.measure import REPO
 from iwant_bench.rush import RushRig
 
 pytestmark = pytest.mark.slow
@@ -150,12 +152,19 @@ def test_a_429_to_one_process_pauses_both(platform: str, pg_database: str) -> No
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
-def test_a_process_killed_mid_rush_loses_nothing(platform: str, pg_database: str) -> None:
+def test_a_process_killed_mid_rush_loses_nothing(
+    platform: str, pg_database: str, tmp_path: Path
+) -> None:
     """SIGKILL the busier process mid-rush: the rows it had claimed come back when their
-    lease ends (60 s) and the other process sends them. Nothing is lost. A message the
-    victim handed to the platform and had not yet acknowledged at the kill would be sent
-    again (at least once: the platforms take no idempotency key); only that one may repeat."""
-    with RushRig(platform, PEOPLE, pg_database) as rig:
+    lease ends (``delivery_lease_seconds``, 10 s here) and the other process sends them.
+    Nothing is lost. A message the victim handed to the platform and had not yet
+    acknowledged at the kill would be sent again (at least once: the platforms take no
+    idempotency key); only that one may repeat."""
+    cfg = tmp_path / "plugins.cfg"
+    packaged = (REPO / "plugins.cfg").read_text(encoding="utf-8")
+    cfg.write_text(packaged.replace("delivery_lease_seconds = 60", "delivery_lease_seconds = 10"))
+    assert cfg.read_text() != packaged
+    with RushRig(platform, PEOPLE, pg_database, env={"IWANT_PLUGINS_CFG": str(cfg)}) as rig:
         rig.submit()
         total = len(rig.rows())
 
