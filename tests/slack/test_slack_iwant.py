@@ -55,10 +55,21 @@ def meeting_start(text: str) -> str:
     return match.group(1)
 
 
-def local_clocks(moment: datetime, user: str, slack: timedelta = timedelta(minutes=1)) -> set[str]:
-    """HH:MM of ``moment`` (give or take a minute) in the user's profile time zone."""
+FORTY = timedelta(minutes=40)
+MINUTE = timedelta(minutes=1)
+
+
+def local_clocks(meets: tuple[datetime, datetime], user: str) -> set[str]:
+    """HH:MM, in the user's profile time zone, of each minute "in 40 min" can mean: the bot
+    counts from the next whole minute after it reads the wish, which it did between the
+    two moments of ``meets`` (when the wish was sent and when its answer came, plus 40)."""
     zone = ZoneInfo(ZONES[user])
-    return {(moment + d).astimezone(zone).strftime("%H:%M") for d in (-slack, 0 * slack, slack)}
+    minute, last = meets[0].replace(second=0, microsecond=0), meets[1] + MINUTE
+    clocks = set()
+    while minute <= last:
+        clocks.add(minute.astimezone(zone).strftime("%H:%M"))
+        minute += MINUTE
+    return clocks
 
 
 def next_in(s: SlackStandIn, channel: str, after: int, contains: str = "") -> Posted:
@@ -68,10 +79,10 @@ def next_in(s: SlackStandIn, channel: str, after: int, contains: str = "") -> Po
 def test_worked_example_by_direct_message(iwant: BotProcess) -> None:
     s = iwant.standin
     t0 = datetime.now(UTC)
-    meets_at = t0 + timedelta(minutes=40)
 
     # Alice waits for coffee in 40 minutes; her reply can cancel it.
     alice_reply = say(s, ALICE, A_DM, "!iwant coffee in 40 min", "coffee")
+    meets_at = (t0 + FORTY, datetime.now(UTC) + FORTY)
     assert meeting_start(alice_reply.text) in local_clocks(meets_at, ALICE)
     (cancel,) = alice_reply.buttons()
     assert cancel["text"]["text"] == "Cancel" and cancel["value"].startswith("iwant cancel #")
@@ -112,10 +123,11 @@ def test_worked_example_by_direct_message(iwant: BotProcess) -> None:
 
 def test_worked_example_by_slash_command(iwant: BotProcess) -> None:
     s = iwant.standin
-    meets_at = datetime.now(UTC) + timedelta(minutes=40)
+    t0 = datetime.now(UTC)
     before = len(s.messages_in(A_DM))
     s.slash_command(ALICE, A_DM, "coffee in 40 min")
     alice_reply = next_in(s, A_DM, before, "coffee")
+    meets_at = (t0 + FORTY, datetime.now(UTC) + FORTY)
     assert meeting_start(alice_reply.text) in local_clocks(meets_at, ALICE)
 
     a_seen, b_seen = len(s.messages_in(A_DM)), len(s.messages_in(B_DM))
@@ -134,8 +146,9 @@ def test_worked_example_by_slash_command(iwant: BotProcess) -> None:
 
 def test_worked_example_in_a_channel_with_a_mention(iwant: BotProcess) -> None:
     s = iwant.standin
-    meets_at = datetime.now(UTC) + timedelta(minutes=40)
+    t0 = datetime.now(UTC)
     alice_reply = say(s, ALICE, GENERAL, "!iwant coffee in 40 min", "coffee")
+    meets_at = (t0 + FORTY, datetime.now(UTC) + FORTY)
     assert alice_reply.channel == GENERAL
     assert meeting_start(alice_reply.text) in local_clocks(meets_at, ALICE)
 
