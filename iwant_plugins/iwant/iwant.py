@@ -170,7 +170,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         self._last_429: tuple[datetime, float] | None = None
         self._process = f"{socket.gethostname()}:{os.getpid()}"
         self._started_at = datetime.now(UTC)
-        self._beaten = 0.0  # time.monotonic() of the latest heartbeat
+        self._beaten: float | None = None  # time.monotonic() of the latest heartbeat
         self._ticked = time.monotonic()  # the latest poller round (activation counts as one)
         if getattr(self, "metrics", None) is None:  # kept across reactivations
             self.metrics = Metrics(self._outbox_reading)
@@ -257,7 +257,10 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
 
     def _beat(self) -> None:
         """Record this process's heartbeat, every ``HEARTBEAT_SECONDS``."""
-        if self.engine is None or time.monotonic() - self._beaten < HEARTBEAT_SECONDS:
+        beaten = self._beaten
+        if self.engine is None or (
+            beaten is not None and time.monotonic() - beaten < HEARTBEAT_SECONDS
+        ):
             return
         self.engine.beat(self._process, self.platform, self._started_at, self._last_429)
         self._beaten = time.monotonic()
@@ -719,7 +722,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         self.metrics.rate_limited.labels(self.platform).inc()
         self.metrics.rate_limit_pause.labels(self.platform).inc(max(wait, 0.0))
         self._last_429 = (datetime.now(UTC), wait)
-        self._beaten = 0.0  # the next poller round tells the other processes' status
+        self._beaten = None  # the next poller round tells the other processes' status
         budget = self.chat.paused_by_rate_limit
         if budget not in self._limits:
             return
