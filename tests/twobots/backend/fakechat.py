@@ -116,6 +116,8 @@ class FakeChatBackend(ErrBot, ChatPlatform):
                     self.callback_message(msg)
                 offset = len(lines)
                 time.sleep(0.05)
+        except KeyboardInterrupt:  # SIGTERM, through iwant_platform.shutdown.graceful_sigterm
+            pass
         finally:
             self.disconnect_callback()
             self.shutdown()
