@@ -25,6 +25,12 @@ BOT_DATA_DIR = _env("IWANT_DATA_DIR", str((HERE if _CHECKOUT else Path.cwd()) / 
 Path(BOT_DATA_DIR).mkdir(parents=True, exist_ok=True)
 BOT_LOG_FILE = _env("IWANT_LOG_FILE") or None
 BOT_LOG_LEVEL = getattr(logging, _env("IWANT_LOG_LEVEL", "INFO").upper(), logging.INFO)
+if _env("IWANT_LOG_FORMAT").lower() == "json":  # one JSON object a line, from the first
+    from iwant_platform.redaction import redact
+
+    from iwant_ops.jsonlog import JsonFormatter
+
+    BOT_LOG_FORMATTER = JsonFormatter(redact)
 
 BOT_PREFIX = _env("IWANT_BOT_PREFIX", "!")
 BOT_PREFIX_OPTIONAL_ON_CHAT = False

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import sysconfig
 from pathlib import Path
@@ -114,7 +113,9 @@ def run(extra: list[str]) -> int:
     command = [sys.executable, "-m", "errbot.cli", "-c", str(_home() / "config.py")]
     if os.environ.get("IWANT_BACKEND", "Text") == "Text":
         command.append("-T")
-    return subprocess.call([*command, *extra])
+    # errbot replaces this process rather than running under it: SIGTERM (docker stop,
+    # systemctl stop) then reaches the bot itself, which stops cleanly.
+    os.execv(sys.executable, [*command, *extra])
 
 
 def migrate(cfg_path: str | None) -> int:

@@ -5,6 +5,7 @@ message when its process died first."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
@@ -36,6 +37,8 @@ class Delivery:
         self.zones = zones
         #: Reserves send slots in the storage's shared budgets (a test may swap it).
         self.pacer = Pacer(storage.pace)
+        #: Set when the process stops: a delivery round gives back what it has not sent.
+        self.stopping = threading.Event()
 
     def deliver(
         self,
@@ -62,6 +65,8 @@ class Delivery:
         delivered = retried = deferred = 0
         given_up: list[OutboxItem] = []
         claimed_at = self.clock.now()
+        if self.stopping.is_set():
+            return DeliveryReport()
         held_for = self.settings.delivery_lease
         claimed = self.storage.claim_outbox(platform, claimed_at, limit, held_for)
         lease = claimed_at + held_for  # a row given back or failed only while still ours
@@ -74,6 +79,10 @@ class Delivery:
             # person reads their notes in the order they were written.
             held: set[str] = set()
             for item, paced in rows:
+                if self.stopping.is_set():  # the process stops: the row is due again at once
+                    self.storage.release(item.id, self.clock.now(), lease)
+                    deferred += 1
+                    continue
                 late = self.pacer.clock() > hold_until
                 if late or item.recipient in held:
                     if last or late:

@@ -10,7 +10,8 @@ strategies plugins.cfg chooses, a clock) and answers each call through one of th
 - ``standing`` (``StandingWishes``): wishes that repeat on some days of the week;
 - ``links`` (``Links``): several accounts as one person;
 - ``privacy`` (``Privacy``): export, forgetting, retention;
-- ``delivery`` (``Delivery``): the outbox at the platforms' pace, answers sent again.
+- ``delivery`` (``Delivery``): the outbox at the platforms' pace, answers sent again;
+- ``operations`` (``Operations``): health, heartbeats of bot processes, ``!iwant status``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from .hookspecs import Decide
 from .identity import Identity, check_person
 from .links import Links
 from .matchmaker import Matchmaker
-from .model import DeliveryReport, OpenRequest, OutboxItem, Person
+from .model import DeliveryReport, OpenRequest, OutboxDepth, OutboxItem, Person
+from .operations import Operations
 from .pacing import Pacer, Scope
 from .plugins import chosen_storage, chosen_strategies, make_plugin_manager, report
 from .privacy import PURGE_BATCH, Privacy
@@ -78,7 +80,9 @@ class Engine:
         self.standing = StandingWishes(
             self.storage, self.clock, settings, self.identity, self.requests
         )
+        self.requests.observe = self._observe
         self.links = Links(self.storage, self.clock, self.identity)
+        self.operations = Operations(self.storage, self.clock, settings)
         self.privacy = Privacy(
             self.storage, self.clock, settings, self.identity, self.requests, self.delivery
         )
@@ -96,6 +100,9 @@ class Engine:
             url = f"sqlite:///{Path(data_dir).resolve() / 'iwant.db'}"
             settings = replace(settings, database_url=url)
         return cls(settings, clock)
+
+    def _observe(self, event: str) -> None:
+        self.pm.hook.iwant_observe(event=event)
 
     def plugins_report(self) -> str:
         """This engine's plugins (with versions and hooks) and the active storage and
@@ -116,7 +123,7 @@ class Engine:
         self._settings = settings
         for service in (
             self.identity, self.matchmaker, self.requests, self.standing, self.privacy,
-            self.delivery,
+            self.delivery, self.operations,
         ):  # fmt: skip
             service.settings = settings
 
@@ -130,7 +137,8 @@ class Engine:
         clock between its engine and a chat plugin's so)."""
         self._clock = clock
         for service in (
-            self.identity, self.requests, self.standing, self.links, self.privacy, self.delivery
+            self.identity, self.requests, self.standing, self.links, self.privacy, self.delivery,
+            self.operations,
         ):  # fmt: skip
             service.clock = clock
 
@@ -285,6 +293,34 @@ class Engine:
 
     def answer_again(self, platform: str) -> int:
         return self.delivery.answer_again(platform)
+
+    def stop_delivering(self) -> None:
+        """The process stops: a delivery round in flight ends its send and gives back the
+        rest; no new round claims anything."""
+        self.delivery.stopping.set()
+
+    # -- operations (Operations) -------------------------------------------------------------
+
+    def problem(self) -> str | None:
+        return self.operations.problem()
+
+    def outbox_depths(self) -> list[OutboxDepth]:
+        return self.operations.outbox_depths()
+
+    def beat(
+        self,
+        process: str,
+        platform: str,
+        started_at: datetime,
+        last_429: tuple[datetime, float] | None = None,
+    ) -> None:
+        self.operations.beat(process, platform, started_at, last_429)
+
+    def stopped(self, process: str) -> None:
+        self.operations.stopped(process)
+
+    def status_text(self) -> str:
+        return self.operations.status_text()
 
 
 __all__ = ["DeliveryReport", "Engine", "OpenRequest", "OutboxItem", "Person"]

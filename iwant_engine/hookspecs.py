@@ -108,3 +108,25 @@ def iwant_suggestions(wish: Wish, nearby: Nearby, ctx: MatchContext) -> Sequence
     Built in: ``nearest-miss`` (``iwant_engine/suggestions.py``).
     """
     raise NotImplementedError
+
+
+#: The events ``iwant_observe`` reports.
+OBSERVED = ("matched", "standing_made")
+
+
+@hookspec
+def iwant_observe(event: str) -> None:
+    """Count something that happened, for an operator's metrics (a chat plugin registers an
+    implementation on its engine's plugin manager to count them).
+
+    Called by the engine once per occurrence, when the unit of work that did it is done
+    (a standing wish's day: inside it); every implementation is called. ``event`` is one of
+    ``OBSERVED``:
+
+    - ``matched``: a new wish met someone at once (formed a group or joined one), whether
+      typed or made from a standing wish;
+    - ``standing_made``: a standing wish's day became a wish (``iwant_engine.standing``).
+
+    Returns nothing (a return value is ignored). An implementation must be fast and never
+    raise: it runs on the path of a command.
+    """

@@ -10,7 +10,7 @@ from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from .model import OpenRequest, Status
+from .model import Beat, OpenRequest, OutboxDepth, Status
 
 if TYPE_CHECKING:
     from .model import Suggestion
@@ -402,3 +402,53 @@ def unnamed(body: str, name: str) -> str:
     """``body`` with a forgotten person's ``name``, as a whole word, replaced by "someone"."""
     body = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", "someone", body)
     return "Someone" + body[len("someone") :] if body.startswith("someone") else body
+
+
+# -- operations (``!iwant status``, admins) ---------------------------------------------------
+
+
+def ago(seconds: float) -> str:
+    """``42 s``, ``5 min``, ``3 h``, ``2 days``: a rough length of time."""
+    if seconds < 120:
+        return f"{max(seconds, 0):.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def status_report(
+    version: str,
+    storage: str,
+    problem: str | None,
+    depths: Sequence[OutboxDepth],
+    beats: Sequence[Beat],
+    now: datetime,
+) -> str:
+    """``!iwant status``: what an admin checks first, in a few lines."""
+    reachable = "reachable" if problem is None else f"UNREACHABLE ({problem})"
+    lines = [f"iwant {version}, storage {storage}, database {reachable}."]
+    if problem is None:
+        waiting = ", ".join(
+            f"{d.platform} {d.depth} (oldest {ago((now - d.oldest).total_seconds())})"
+            for d in depths
+        )
+        lines.append(f"Outbox: {waiting or 'empty'}.")
+    limited = [b for b in beats if b.last_429_at is not None]
+    if limited:
+        last = max(limited, key=lambda b: b.last_429_at or now)
+        assert last.last_429_at is not None
+        lines.append(
+            f"Last 429: {ago((now - last.last_429_at).total_seconds())} ago on "
+            f"{last.platform} ({last.process}), paused {last.last_429_seconds or 0:g} s."
+        )
+    else:
+        lines.append("Last 429: none seen by a live process.")
+    lines.append(f"Processes seen in the last minute: {len(beats)}.")
+    lines.extend(
+        f"- {b.process} {b.platform} {b.version}, up {ago((now - b.started_at).total_seconds())}, "
+        f"seen {ago((now - b.seen_at).total_seconds())} ago"
+        for b in beats
+    )
+    return "\n".join(lines)

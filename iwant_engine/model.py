@@ -207,6 +207,32 @@ class DeliveryReport:
     deferred: int = 0  # given back unsent until their chat's pace allows (``Engine.deliver``)
 
 
+@dataclass(frozen=True)
+class Beat:
+    """One bot process as it last said it was alive (``Storage.beat``): ``process`` names it
+    (``host:pid``), ``seen_at`` is its latest heartbeat; ``last_429_at`` and
+    ``last_429_seconds``: the latest rate limit its platform answered, and the pause it
+    asked for."""
+
+    process: str
+    platform: str
+    version: str
+    started_at: datetime
+    seen_at: datetime
+    last_429_at: datetime | None = None
+    last_429_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class OutboxDepth:
+    """A platform's undelivered notifications (not given up): how many, and when the oldest
+    was written."""
+
+    platform: str
+    depth: int
+    oldest: datetime
+
+
 # -- what a storage keeps and hands back (see ``storage/protocol.py``) ----------------------------
 
 

@@ -54,6 +54,8 @@ class Requests:
         self.settings = settings
         self.identity = identity
         self.matchmaker = matchmaker
+        #: Counts an event of ``hookspecs.OBSERVED`` (the engine's ``iwant_observe``).
+        self.observe: Callable[[str], None] = lambda event: None
 
     def pool_for(self, person: Person, room: str | None) -> str:
         """The pool of a wish made in ``room`` (None: in a direct message)."""
@@ -154,6 +156,9 @@ class Requests:
                 uow, wish, me, origin, self.matchmaker.decide, ctx, limit, self.identity.zones,
                 event_key=key,
             )  # fmt: skip
+            self.observe("standing_made")
+            if done.matched:
+                self.observe("matched")
             return done.reply, done.matched
 
         return submit
@@ -205,6 +210,8 @@ class Requests:
                 )
         except matching.NoLongerPossible as gone:
             return self._not_possible(person, wish, gone.replaced, zone)
+        if done.matched:
+            self.observe("matched")
         self.identity.remember_zone(person, done.own_zone)
         return done.reply
 

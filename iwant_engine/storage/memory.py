@@ -18,11 +18,13 @@ from ..hookspecs import hookimpl
 from ..model import (
     LIVE,
     SUPERSEDED,
+    Beat,
     Changes,
     Left,
     NearbyRows,
     Neighbourhood,
     OpenRequest,
+    OutboxDepth,
     OutboxItem,
     PersonData,
     PersonInfo,
@@ -491,6 +493,7 @@ class MemoryStorage:
         self._state = _State()
         self._in_unit = False  # only the thread holding the lock can see it True
         self._pacing = PaceBook()
+        self._beats: dict[str, Beat] = {}
 
     def migrate(self) -> None:
         pass
@@ -721,6 +724,35 @@ class MemoryStorage:
                 s.outbox[outbox_id] = replace(
                     row, claimed_until=None, next_attempt_at=retry_at, attempts=attempts
                 )
+
+    def ping(self) -> None:
+        pass
+
+    def outbox_depths(self) -> list[OutboxDepth]:
+        with self._lock:
+            pending = [row for row in self._state.outbox.values() if row.pending]
+        found: dict[str, OutboxDepth] = {}
+        for row in pending:
+            seen = found.get(row.platform)
+            depth, oldest = (
+                (seen.depth, min(seen.oldest, row.created_at)) if seen else (0, row.created_at)
+            )
+            found[row.platform] = OutboxDepth(row.platform, depth + 1, oldest)
+        return [found[p] for p in sorted(found)]
+
+    def beat(self, beat: Beat, forget_before: datetime) -> None:
+        with self._lock:
+            self._beats[beat.process] = beat
+            for name in [n for n, b in self._beats.items() if b.seen_at < forget_before]:
+                del self._beats[name]
+
+    def beats(self, since: datetime) -> list[Beat]:
+        with self._lock:
+            return [b for _, b in sorted(self._beats.items()) if b.seen_at >= since]
+
+    def drop_beat(self, process: str) -> None:
+        with self._lock:
+            self._beats.pop(process, None)
 
     def pace(self, keys: Sequence[str], step: Step) -> None:
         self._pacing.pace(keys, step)

@@ -32,10 +32,12 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from ..model import (
+    Beat,
     Changes,
     NearbyRows,
     Neighbourhood,
     OpenRequest,
+    OutboxDepth,
     OutboxItem,
     PersonData,
     PersonInfo,
@@ -258,6 +260,25 @@ class Storage(Protocol):
 
     def counts(self) -> Mapping[str, int]:
         """Requests per status, and ``outbox_pending``: undelivered, not given-up rows."""
+
+    # -- operations: health, heartbeats --------------------------------------------------------
+
+    def ping(self) -> None:
+        """Raise ``errors.Unavailable`` unless the database answers now; one trivial query."""
+
+    def outbox_depths(self) -> list[OutboxDepth]:
+        """Per platform with any: undelivered, not given-up outbox rows and the oldest one's
+        ``created_at``, by platform; one indexed query (a health check runs it)."""
+
+    def beat(self, beat: Beat, forget_before: datetime) -> None:
+        """Store a process's heartbeat (insert, or replace the row of ``beat.process``), and
+        drop the rows of processes last seen before ``forget_before``."""
+
+    def beats(self, since: datetime) -> list[Beat]:
+        """The processes seen at or after ``since``, by process name."""
+
+    def drop_beat(self, process: str) -> None:
+        """Forget a process (it stopped cleanly)."""
 
     # -- the outbox ----------------------------------------------------------------------------
 

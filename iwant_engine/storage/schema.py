@@ -292,3 +292,17 @@ class PaceSlot(Base):
 
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     at: Mapped[float] = mapped_column(Double)
+
+
+class ProcessBeat(Base):
+    """A bot process's latest heartbeat (``!iwant status``), and the latest 429 it got."""
+
+    __tablename__ = "processes"
+
+    process: Mapped[str] = mapped_column(String(200), primary_key=True)  # "host:pid"
+    platform: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_429_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_429_seconds: Mapped[float | None] = mapped_column(Double)

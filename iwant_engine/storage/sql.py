@@ -84,6 +84,7 @@ from .compiled import Prepared, RowWrites, Runner
 from .schema import NAME_MAX, UTCDateTime
 from .sql_links import LinkReads, LinkWork
 from .sql_nearby import BoardReads, NearbyWork
+from .sql_operations import OperationsStore
 from .sql_pacing import PacingStore
 from .sql_privacy import PrivacyReads, PrivacyWork
 from .sql_rows import (
@@ -123,7 +124,7 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore):
+class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore, OperationsStore):
     """Requests, results, people, ignore lists and the outbox in one SQL database."""
 
     def __init__(self, url: str, pool_size: int = 5, default_timezone: str = "UTC") -> None:

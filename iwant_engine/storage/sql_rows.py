@@ -10,7 +10,17 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Row
 
 from ..model import Status, StoredRequest, StoredResult
-from .schema import Ignore, LinkCode, Outbox, PaceSlot, Person, Request, Result, StandingWish
+from .schema import (
+    Ignore,
+    LinkCode,
+    Outbox,
+    PaceSlot,
+    Person,
+    ProcessBeat,
+    Request,
+    Result,
+    StandingWish,
+)
 
 REQUESTS = cast(Table, Request.__table__)
 RESULTS = cast(Table, Result.__table__)
@@ -20,6 +30,7 @@ IGNORES = cast(Table, Ignore.__table__)
 STANDING = cast(Table, StandingWish.__table__)
 CODES = cast(Table, LinkCode.__table__)
 PACING = cast(Table, PaceSlot.__table__)
+PROCESSES = cast(Table, ProcessBeat.__table__)
 # The grammar refuses windows longer than a day, so a request that can start by some time
 # ends by then + MAX_WINDOW: a two-sided range on the candidate index, which keeps a read's
 # cost flat however many requests wait further ahead.

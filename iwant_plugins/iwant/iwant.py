@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast, overload
 
@@ -25,8 +26,10 @@ from iwant_platform.contract import (
     with_commands,
 )
 from iwant_platform.errbot_backends import adapter_for
+from iwant_platform.shutdown import graceful_sigterm
 
 from iwant_engine import (
+    DeliveryReport,
     Engine,
     Note,
     OutboxItem,
@@ -35,10 +38,14 @@ from iwant_engine import (
     SettingsError,
     Unavailable,
     UserError,
+    hookimpl,
     settings,
 )
 from iwant_engine.messages import quote, visible
 from iwant_engine.pacing import Limit, Scope
+from iwant_ops import jsonlog
+from iwant_ops.http import OpsServer, address_from_environment
+from iwant_ops.metrics import Metrics
 
 if TYPE_CHECKING:  # errbot is untyped: how ``botcmd`` is used here, for mypy only
     _F = TypeVar("_F", bound=Callable[..., Any])
@@ -57,6 +64,10 @@ RATE_LIMIT = 20  # commands per person per minute
 ACK_AFTER = timedelta(seconds=1)  # see IWant._acknowledge
 MAX_MESSAGE = 1000
 EXPORT_FILE = "iwant-export.json"
+#: How often a process records its heartbeat in the database (``!iwant status``).
+HEARTBEAT_SECONDS = 10.0
+#: On SIGTERM, how long a delivery in flight may take to end before the process goes on.
+STOP_WAIT_SECONDS = 8.0
 
 
 class Form(NamedTuple):
@@ -112,11 +123,27 @@ COMMANDS = (
     Form("unignore @someone", "undo it", "unignore"),
     Form("ignored", "whom I ignore", "ignored"),
     Form("plugins", "(admins) installed and active engine plugins", "plugins", admin=True),
+    Form(
+        "status",
+        "(admins) version, database, outbox, last 429, live processes",
+        "status",
+        admin=True,
+    ),
     Form("help", "usage with these examples", "help"),
     Form("as @bob coffee 10:00", "(admins, local console) act as @bob", "as", admin=True),
 )
 #: Words that name a command, so never an activity.
 RESERVED = frozenset(f.command for f in COMMANDS if f.command)
+
+
+def command_kind(body: str) -> str:
+    """The command word of a message (``cancel`` of ``!iwant cancel 2``), or ``wish``: a
+    metric's label, from the command table only."""
+    words = body.lower().split()
+    for i, word in enumerate(words[:-1]):
+        if word.endswith("iwant"):
+            return words[i + 1] if words[i + 1] in RESERVED else "wish"
+    return "wish"
 
 
 def command_list(prefix: str = "!") -> str:
@@ -134,13 +161,27 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         # The one place that reaches errbot's backend: from here on, only the contract.
         self.chat: ChatPlatform = adapter_for(self._bot)
         redaction.install(self.chat.secret_patterns, self.chat.secret_variables)
+        if jsonlog.wanted():
+            jsonlog.install(self.chat.platform, redaction.redact)
+        graceful_sigterm()  # every backend, errbot's own too: SIGTERM stops cleanly
         self._cfg = os.environ.get("IWANT_PLUGINS_CFG") or str(REPO / "plugins.cfg")
+        self._stopping = False
+        self._active = False
+        self._last_429: tuple[datetime, float] | None = None
+        self._process = f"{socket.gethostname()}:{os.getpid()}"
+        self._started_at = datetime.now(UTC)
+        self._beaten: float | None = None  # time.monotonic() of the latest heartbeat
+        self._ticked = time.monotonic()  # the latest poller round (activation counts as one)
+        if getattr(self, "metrics", None) is None:  # kept across reactivations
+            self.metrics = Metrics(self._outbox_reading)
         try:
             loaded = settings.load(self._cfg)
             poll_seconds = loaded.poll_seconds
+            self._poll_seconds = poll_seconds
             self._limits = budget_limits(self.chat, loaded.pacing)
+            self._serve_http()
             started = self._start_engine()
-        except (SettingsError, RuntimeError) as err:
+        except (SettingsError, RuntimeError, ValueError, OSError) as err:
             log.critical("iwant cannot start: %s", err)
             if self.mode != "test":  # errbot's test backend runs inside pytest
                 # On the console too: once the Text backend owns it, a log line is lost.
@@ -156,15 +197,73 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         self._delivering = threading.Lock()
         self.chat.rate_limit_listener = self._rate_limited
         super().activate()
+        self._active = True
         self.start_poller(poll_seconds, self.tick)
 
     def _start_engine(self) -> bool:
         """Build the engine; False while the database cannot be reached (the poller retries)."""
         try:
-            self.engine = Engine.from_environment(self._cfg, data_dir=self.bot_config.BOT_DATA_DIR)
+            engine = Engine.from_environment(self._cfg, data_dir=self.bot_config.BOT_DATA_DIR)
         except Unavailable:
+            self.metrics.database_unavailable.labels("start").inc()
             return False
+        engine.pm.register(_Observer(self.metrics))
+        pacer = engine.pacer
+        pacer.sleep = _timed(pacer.sleep, self.metrics.pacing_waits.observe)
+        self.engine = engine
         return True
+
+    # -- operations: /healthz, /metrics, heartbeats ------------------------------------------
+
+    def _serve_http(self) -> None:
+        """Start the process's /healthz and /metrics server (``IWANT_HTTP_PORT``), once: it
+        outlives a reconnection of the backend."""
+        address = address_from_environment()
+        if address is None or getattr(self, "http", None) is not None:
+            return
+        self.http = OpsServer(address, self.health, self.metrics.render)
+        self.http.start()
+
+    def health(self) -> list[str]:
+        """What keeps this process from working, in a few words each; empty: healthy."""
+        problems = []
+        if self._stopping:
+            problems.append("the process is stopping")
+        elif not self._active:
+            problems.append("the chat backend is not connected")
+        engine = self.engine
+        problem = "the database is unreachable" if engine is None else engine.problem()
+        if problem is not None:
+            problems.append(problem)
+        idle = time.monotonic() - self._ticked
+        if idle > max(30.0, 10 * self._poll_seconds):
+            problems.append(f"the poller last ran {idle:.0f} s ago")
+        return problems
+
+    def _outbox_reading(self) -> list[tuple[str, int, float]] | None:
+        """The outbox per platform for /metrics (this one's always listed); None without
+        the database."""
+        engine = self.engine
+        if engine is None:
+            return None
+        try:
+            depths = engine.outbox_depths()
+        except Exception:  # a scrape reports the database down, never fails
+            return None
+        now = engine.clock.now()
+        found = {d.platform: (d.depth, (now - d.oldest).total_seconds()) for d in depths}
+        found.setdefault(self.platform, (0, 0.0))
+        return [(platform, n, max(age, 0.0)) for platform, (n, age) in sorted(found.items())]
+
+    def _beat(self) -> None:
+        """Record this process's heartbeat, every ``HEARTBEAT_SECONDS``."""
+        beaten = self._beaten
+        if self.engine is None or (
+            beaten is not None and time.monotonic() - beaten < HEARTBEAT_SECONDS
+        ):
+            return
+        self.engine.beat(self._process, self.platform, self._started_at, self._last_429)
+        self._beaten = time.monotonic()
 
     def _engine(self) -> Engine:
         """The running engine; ``Unavailable`` while the database has not been reached."""
@@ -173,10 +272,26 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         return self.engine
 
     def deactivate(self) -> None:
-        super().deactivate()
-        if self.engine is not None:
-            self.engine.close()
+        """Stop cleanly (SIGTERM, a disconnect, a reload): the delivery in flight finishes
+        and gives back the rows it had claimed, answers sent are acknowledged, and the
+        process leaves the list of live ones."""
+        self._stopping = True
+        engine = self.engine
+        if engine is not None:
+            engine.stop_delivering()
+        super().deactivate()  # the pollers
+        if self._delivering.acquire(timeout=STOP_WAIT_SECONDS):
+            self._delivering.release()
+        else:
+            log.warning("a delivery still runs after %ss; its rows return after their lease",
+                        STOP_WAIT_SECONDS)  # fmt: skip
+        self._active = False
+        if engine is not None:
+            self._acknowledge(everything=True)
+            engine.stopped(self._process)
             self.engine = None
+            engine.close()
+        self._stopping = False
 
     # -- who is talking ----------------------------------------------------------------------
 
@@ -363,6 +478,12 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         person = self.person_of(msg.frm)
         return self._run(msg, person, lambda: self._engine().plugins_report())
 
+    @botcmd(admin_only=True)
+    def iwant_status(self, msg: Message, args: str) -> str | None:
+        """Version, database, outbox, last 429 and live processes (admins): !iwant status"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self._engine().status_text())
+
     def _someone(self, args: str) -> Person:
         """The person named in ``args`` (``@bob``, a mention as the platform writes it, an
         id): whatever the backend's ``build_identifier`` reads."""
@@ -430,29 +551,56 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
     def _run(
         self, msg: Message, person: Person, action: Callable[[], Note | str], prefix: str = ""
     ) -> str | None:
+        kind = command_kind(msg.body)
+        event = self.chat.event_id(msg)
+        with jsonlog.request(f"{self.platform}:{event}" if event else f"{self._process}:{id(msg)}"):
+            return self._run_counted(msg, person, action, prefix, kind)
+
+    def _run_counted(
+        self,
+        msg: Message,
+        person: Person,
+        action: Callable[[], Note | str],
+        prefix: str,
+        kind: str,
+    ) -> str | None:
+        commands = self.metrics.commands
         if self.engine is None:
+            commands.labels(kind, "unavailable").inc()
+            self.metrics.database_unavailable.labels("command").inc()
             return str(Unavailable())
         if len(msg.body) > MAX_MESSAGE:
+            commands.labels(kind, "too_long").inc()
             return (
                 f"That message is too long ({len(msg.body)} characters); try !iwant coffee 10:00."
             )
         if not self._allow(person.id):
+            commands.labels(kind, "rate_limited").inc()
             return (
                 f"You're sending commands faster than I take them ({RATE_LIMIT} a "
                 "minute); wait a minute and try again."
             )
+        began = time.perf_counter()
         try:
             result = action()
+            outcome = "ok"
         except UserError as err:
             result = visible(str(err))  # one line, never a control character
+            outcome = "refused"
         except Unavailable as err:
             result = str(err)
+            outcome = "unavailable"
+            self.metrics.database_unavailable.labels("command").inc()
         except Exception:
             log.exception("iwant command failed: %r", msg.body[:200])
             result = (
                 "Something went wrong on my side; please try again. "
                 "If it keeps happening, tell the bot's admin."
             )
+            outcome = "error"
+        commands.labels(kind, outcome).inc()
+        if kind == "wish" and outcome in ("ok", "refused"):
+            self.metrics.submission.observe(time.perf_counter() - began)
         # Reply first, then deliver what the command made due (a match is announced at once).
         note = result if isinstance(result, Note) else Note("", result)
         body = note.body if note.body.startswith(prefix) else prefix + note.body
@@ -491,13 +639,16 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         assert self.engine is not None  # set by _start_engine() above
         self._acknowledge(everything=True)
         try:
+            self._beat()
             self.engine.sweep()
             self.engine.answer_again(self.platform)
         except Unavailable:
             log.warning("sweep skipped: database unavailable")
+            self.metrics.database_unavailable.labels("poller").inc()
         except Exception:
             log.exception("sweep failed")
         self.deliver()
+        self._ticked = time.monotonic()
 
     def _acknowledge(self, everything: bool) -> None:
         """Tell the engine which answers went out: every one (a poller round), or, after a
@@ -523,8 +674,9 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         if self.engine is None or not self._delivering.acquire(blocking=False):
             return  # another thread of this process is delivering right now
         try:
-            while True:
+            while not self._stopping:
                 report = self.engine.deliver(self.platform, self._send, 50, self._scopes)
+                self._count(report)
                 for item in report.undeliverable or []:
                     self._tell_origin(item)
                 handled = report.delivered + report.retried + len(report.undeliverable or [])
@@ -532,10 +684,22 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
                     break  # nothing more is due now; deferred rows are, later, for a round
         except Unavailable:
             log.warning("delivery skipped: database unavailable")
+            self.metrics.database_unavailable.labels("delivery").inc()
         except Exception:
             log.exception("delivery failed")
         finally:
             self._delivering.release()
+
+    def _count(self, report: DeliveryReport) -> None:
+        counted = self.metrics.deliveries
+        for result, n in (
+            ("delivered", report.delivered),
+            ("retry", report.retried),
+            ("undeliverable", len(report.undeliverable or [])),
+            ("deferred", report.deferred),
+        ):
+            if n:
+                counted.labels(self.platform, result).inc(n)
 
     def _scope(self, budget: str, part: str = "", sends: int = 1) -> Scope:
         """A budget of this bot (``slack:B1:channel:C2``): its processes share the scope."""
@@ -555,6 +719,10 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
 
     def _rate_limited(self, wait: float) -> None:
         """The platform answered 429: every process of this bot waits ``wait`` seconds."""
+        self.metrics.rate_limited.labels(self.platform).inc()
+        self.metrics.rate_limit_pause.labels(self.platform).inc(max(wait, 0.0))
+        self._last_429 = (datetime.now(UTC), wait)
+        self._beaten = None  # the next poller round tells the other processes' status
         budget = self.chat.paused_by_rate_limit
         if budget not in self._limits:
             return
@@ -628,3 +796,30 @@ def budget_limits(chat: ChatPlatform, overrides: dict[str, Limit]) -> dict[str, 
             )
         limits[name] = limit
     return limits
+
+
+class _Observer:
+    """Counts what the engine reports through ``iwant_observe`` (registered on its plugin
+    manager like any plugin)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    @hookimpl
+    def iwant_observe(self, event: str) -> None:
+        if event == "matched":
+            self.metrics.matches.inc()
+        elif event == "standing_made":
+            self.metrics.standing_made.inc()
+
+
+def _timed(
+    sleep: Callable[[float], None], observe: Callable[[float], None]
+) -> Callable[[float], None]:
+    """``sleep`` that reports each wait (a pacer's waits for a send slot)."""
+
+    def timed(seconds: float) -> None:
+        observe(seconds)
+        sleep(seconds)
+
+    return timed

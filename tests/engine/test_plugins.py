@@ -17,7 +17,7 @@ HOOKS = sorted(name for name, _ in inspect.getmembers(hookspecs) if name.startsw
 
 
 def test_there_are_hooks_to_check():
-    assert HOOKS == ["iwant_storages", "iwant_strategies", "iwant_suggestions"]
+    assert HOOKS == ["iwant_observe", "iwant_storages", "iwant_strategies", "iwant_suggestions"]
 
 
 @pytest.mark.parametrize("name", HOOKS)
@@ -52,6 +52,7 @@ def test_trace_hooks_logs_each_hook_call(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="iwant_engine.plugins"):
         engine = make_engine(MEMORY, FixedClock(START))
         engine.submit(ALICE, "coffee 10:00")  # waits: near misses are looked for
+        engine.submit(BOB, "coffee for 2h")  # matched: observed
         engine.close()
     traced = [r.getMessage() for r in caplog.records if r.getMessage().startswith("hook: ")]
     for name in HOOKS:

@@ -4,7 +4,9 @@ messages from FAKECHAT_INBOX and appends what the bot sends to FAKECHAT_OUTBOX (
 Like a platform that re-delivers what a crashed bot never confirmed, a new process reads the
 inbox from its start: an event's ``event_id`` is what tells the bot it saw it before. With
 FAKECHAT_DIE_ON_REPLY set, the process dies (exit status 9) when it is about to send a reply
-whose text starts with it: after the command's commit, before its answer reaches anyone.
+whose text starts with it: after the command's commit, before its answer reaches anyone. With
+FAKECHAT_SEND_SECONDS, each notification (``send_text``) takes that long to send, and its
+line names the process (``pid``): a slow platform, to stop a process in mid-delivery.
 """
 
 import json
@@ -114,6 +116,8 @@ class FakeChatBackend(ErrBot, ChatPlatform):
                     self.callback_message(msg)
                 offset = len(lines)
                 time.sleep(0.05)
+        except KeyboardInterrupt:  # SIGTERM, through iwant_platform.shutdown.graceful_sigterm
+            pass
         finally:
             self.disconnect_callback()
             self.shutdown()
@@ -153,6 +157,12 @@ class FakeChatBackend(ErrBot, ChatPlatform):
         return str(self.bot_identifier)
 
     def send_text(self, to: str, text: str, buttons=()) -> None:
+        slow = float(os.environ.get("FAKECHAT_SEND_SECONDS", "0"))
+        if slow:
+            time.sleep(slow)
+            with self.outbox.open("a") as out:
+                out.write(json.dumps({"to": to, "text": text, "pid": os.getpid()}) + "\n")
+            return
         message = Message(text)
         message.frm, message.to = self.bot_identifier, self.build_identifier(to)
         self.send_message(message)
