@@ -16,6 +16,7 @@ import pytest
 from ..conftest import PG_URL, postgres_available
 
 REPO = Path(__file__).resolve().parents[2]
+GROWTH = (200, 2000)  # waiting requests of the growth stage
 
 STAGE_KEYS = {
     "throughput": {"engine", "baseline", "ratio", "settings"},
@@ -36,6 +37,9 @@ def run_quick(db: str) -> tuple[dict, str]:
             "--quick",
             "--rush-matrix",  # the Matrix rush has a test of its own (tests/rush)
             "0",
+            # Smaller than --quick: each figure is made and reported, none is judged here.
+            *("--growth-sizes", ",".join(map(str, GROWTH)), "--probes", "30", "--ops", "60"),
+            *("--process-ops", "10", "--sweep", "100", "--e2e", "5", "--rush", "8"),
             "--db",
             db,
             "--postgres-url",
@@ -82,7 +86,7 @@ def test_quick_run_prints_every_figure(db: str) -> None:
         assert keys <= figures[stage].keys(), (stage, figures[stage])
     assert figures["throughput"]["settings"]["identical"] is True
     assert figures["throughput"]["engine"]["outcomes"].get("refused", 0) == 0
-    assert [s["waiting"] for s in figures["growth"]["sizes"]] == [1000, 10000]
+    assert [s["waiting"] for s in figures["growth"]["sizes"]] == list(GROWTH)
     sweep = figures["sweep"]
     assert sweep["expired"] == sweep["due"] == sweep["delivered"]
     assert sweep["standing"]["made"] == sweep["standing"]["standing"] == sweep["due"]
