@@ -40,6 +40,8 @@ def postgres_available() -> str | None:
 # Folders and modules whose tests start real processes (bots, engines, the benchmark).
 SLOW = ("multiprocess", "twobots", "slack", "telegram", "xmpp", "matrix", "bench")
 SLOW_MODULES = (
+    "test_strategy_kit.py",  # the kit's hypothesis runs: 5-25 s a test
+    "test_strategy_builders.py",
     "test_console.py",
     "test_restart.py",
     "test_wheel.py",
@@ -48,11 +50,14 @@ SLOW_MODULES = (
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the slow tests, so that ``pytest -m "not slow"`` is a quick edit loop."""
+    """Mark the slow tests, so that ``pytest -m "not slow"`` is a quick edit loop, and run
+    them first: with ``-n``, the workers then end together on short tests instead of one
+    waiting for another's long last test."""
     for item in items:
         parts = item.path.parts
         if any(folder in parts for folder in SLOW) or item.path.name in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
 
 
 @pytest.fixture(scope="session")
