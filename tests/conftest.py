@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -58,6 +60,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if any(folder in parts for folder in SLOW) or item.path.name in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+
+
+@pytest.fixture
+def testbot(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """errbot's ``testbot`` (set up by the test module's ``extra_plugin_dir``,
+    ``extra_config`` and ``loglevel``), waiting up to a minute for the started bot's first
+    answer where errbot's waits 2 s: on a busy machine, activating the iwant plugin (an
+    engine, its migrations) can take longer than that."""
+    # Imported here: errbot registers this module as a pytest plugin, which must come first.
+    from errbot.backends.test import TestBot
+
+    bot = TestBot(
+        extra_plugin_dir=getattr(request.module, "extra_plugin_dir", None),
+        extra_config=getattr(request.module, "extra_config", None),
+        loglevel=getattr(request.module, "loglevel", logging.DEBUG),
+    )
+    bot.start(timeout=60)
+    yield bot
+    bot.stop()
 
 
 @pytest.fixture(scope="session")
