@@ -103,7 +103,7 @@ class BotProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def wait_log(self, text: str, timeout: float = 15) -> None:
+    def wait_log(self, text: str, timeout: float = 30) -> None:
         self.standin.wait_for(lambda: text in self.log(), timeout, f"{text!r} in the bot's log")
 
 

@@ -546,16 +546,16 @@ class SlackStandIn:
 
         return self.wait_for(find, timeout, f"a message in {channel} matching {contains!r}")
 
-    def wait_all_acked(self, timeout: float = 15) -> None:
+    def wait_all_acked(self, timeout: float = 30) -> None:
         """Every envelope sent so far gets acknowledged (the last ones may be in flight)."""
         self.wait_for(lambda: not self.unacked(), timeout, f"acks of {self.unacked()}")
 
-    def wait_ack(self, envelope_id: str, timeout: float = 15) -> dict[str, Any]:
+    def wait_ack(self, envelope_id: str, timeout: float = 30) -> dict[str, Any]:
         return self.wait_for(
             lambda: self.acks.get(envelope_id), timeout, f"ack of envelope {envelope_id}"
         )
 
-    def wait_connected(self, count: int = 1, timeout: float = 20) -> None:
+    def wait_connected(self, count: int = 1, timeout: float = 30) -> None:
         self.wait_for(
             lambda: self.connections_opened >= count and self._ws is not None,
             timeout,

@@ -113,7 +113,7 @@ class InProcessBot:
             self._thread.join(10)
             assert not self._thread.is_alive(), "backend did not stop"
 
-    def wait_received(self, count: int, timeout: float = 10.0) -> list[Any]:
+    def wait_received(self, count: int, timeout: float = 30.0) -> list[Any]:
         return wait_until(
             lambda: len(self.received) >= count and list(self.received),
             timeout,

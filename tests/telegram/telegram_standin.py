@@ -76,7 +76,7 @@ def utf16_len(text: str) -> int:
 
 def wait_until(
     condition: Callable[[], T],
-    timeout: float = 10.0,
+    timeout: float = 30.0,
     what: str = "condition",
     interval: float = 0.05,
 ) -> T:
@@ -538,7 +538,7 @@ class BotApiStandin:
             return json.loads(json.dumps(self.messages[(chat_id, message_id)]))
 
     def wait_for_text(
-        self, chat_id: int, needle: str, timeout: float = 10.0, after: int = 0
+        self, chat_id: int, needle: str, timeout: float = 30.0, after: int = 0
     ) -> JSON:
         """The first message the bot sent to ``chat_id`` (from the ``after``-th on) whose
         text contains ``needle`` (case-insensitive)."""
@@ -551,7 +551,7 @@ class BotApiStandin:
 
         return wait_until(find, timeout, f"a message to {chat_id} containing {needle!r}")
 
-    def wait_for_calls(self, method: str, count: int = 1, timeout: float = 10.0) -> list[Call]:
+    def wait_for_calls(self, method: str, count: int = 1, timeout: float = 30.0) -> list[Call]:
         return wait_until(
             lambda: len(self.calls_to(method)) >= count and self.calls_to(method),
             timeout,
