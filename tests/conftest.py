@@ -51,6 +51,11 @@ SLOW_MODULES = (
 )
 
 
+# Folders whose tests share one server a session (tests/matrix: Synapse, tests/xmpp:
+# Prosody): with ``--dist loadgroup`` each folder runs on one worker, which starts it once.
+SERVER_GROUPS = {"matrix": "synapse", "xmpp": "prosody"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the slow tests, so that ``pytest -m "not slow"`` is a quick edit loop, and run
     them first: with ``-n``, the workers then end together on short tests instead of one
@@ -59,6 +64,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = item.path.parts
         if any(folder in parts for folder in SLOW) or item.path.name in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+        for folder, group in SERVER_GROUPS.items():
+            if folder in parts[-2:-1]:
+                item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
 
 
