@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
 
 from iwant_engine.storage.schema import Outbox, Person, Request, Result
-from iwant_engine.storage.sql import sqlite_on_connect
+from iwant_engine.storage.sql import pg_alive, sqlite_on_connect
 
 from .workload import WaitingRow
 
@@ -154,8 +154,9 @@ def baseline_engine(url: str, pool_size: int) -> SAEngine:
     """A SQLAlchemy engine made exactly the way ``SQLStorage`` makes its own.
 
     SQLite: the storage's connect listener (``sqlite_on_connect``: journal mode, synchronous
-    level, busy timeout) and ``BEGIN IMMEDIATE``; PostgreSQL: the same pool arguments. The
-    run reads the settings back from both and reports whether they match.
+    level, busy timeout) and ``BEGIN IMMEDIATE``; PostgreSQL: the same pool arguments and the
+    same check of a pooled connection (``pg_alive``, no pre-ping). The run reads the settings
+    back from both and reports whether they match.
     """
     if url.startswith("sqlite"):
         eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -166,10 +167,11 @@ def baseline_engine(url: str, pool_size: int) -> SAEngine:
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
             pool_recycle=1800,
             connect_args={"connect_timeout": 5},
         )
+        dialect = eng.dialect
+        event.listen(eng, "checkout", lambda dbapi, _record, _proxy: pg_alive(dialect, dbapi))
     BASELINE.create(eng, checkfirst=True)
     return eng
 

@@ -210,7 +210,7 @@ class Driver:
             # Each statement sent through a cursor (the storage's own cursor fires SQLAlchemy's
             # before_cursor_execute too), plus each COMMIT. psycopg's BEGIN, which it sends by
             # itself before a transaction's first statement, is counted apart (one per
-            # transaction begun); the pool's pre-ping is not counted.
+            # transaction begun); a check of a pooled connection (``pg_alive``) is not counted.
             self._listeners.append(("before_cursor_execute", on_execute))
             self._listeners.append(("commit", on_execute))
             self._listeners.append(("begin", on_begin))

@@ -26,6 +26,7 @@ import functools
 import hashlib
 import json
 import logging
+import select as sockets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -59,7 +60,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidatePoolError, OperationalError
 
 from ..errors import DuplicateEvent, Unavailable
 from ..hookspecs import hookimpl
@@ -141,7 +142,6 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
                 url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
                 pool_recycle=1800,
                 # A process that hangs mid-transaction must not stall its pool for longer
                 # than this: waiters give up on a lock after 5 s ("temporarily unavailable"),
@@ -159,6 +159,10 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
                     "-c idle_in_transaction_session_timeout="
                     "15000 -c statement_timeout=30000",
                 },
+            )
+            dialect = self.engine.dialect
+            event.listen(
+                self.engine, "checkout", lambda dbapi, _record, _proxy: pg_alive(dialect, dbapi)
             )
         self._insert = sqlite_insert if self.is_sqlite else pg_insert
         # Reads that never write: on SQLite no BEGIN, so they take no write lock.
@@ -237,8 +241,8 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
         """A unit of work on SQLite, on a connection kept from an earlier one when there is
         one: checking a connection out of the pool and back in costs more than the work of
         a typical submission's statements. Only SQLite: a kept connection skips the pool's
-        pre-ping, which PostgreSQL needs after an outage. A connection whose unit of work
-        failed is closed, not kept.
+        checkout check (``pg_alive``), which PostgreSQL needs after an outage. A connection
+        whose unit of work failed is closed, not kept.
 
         The transaction is SQLite's own, begun and ended on the work's cursor (no
         SQLAlchemy transaction around it, which costs as much again). A statement the work
@@ -1319,6 +1323,23 @@ def sqlite_on_connect(dbapi_connection: Any, _record: object) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def pg_alive(dialect: Any, dbapi_connection: Any) -> None:
+    """PostgreSQL's check of a pooled connection, instead of the pool's pre-ping (a round trip
+    per unit of work). A connection the server closed or wrote to while it sat in the pool
+    (a restart, a terminated session: its FATAL message, then the close) has something to
+    read; only such a one is asked (``SELECT 1``). One that does not answer is replaced, and
+    every connection pooled before it with it. A server that vanished without closing
+    anything is noticed by the first statement, as it would be by the ping (keepalives,
+    ``tcp_user_timeout``): the unit of work fails as unavailable and stores nothing."""
+    try:
+        pgconn = dbapi_connection.pgconn
+        if pgconn.status == 0 and not sockets.select([pgconn.socket], [], [], 0)[0]:
+            return  # CONNECTION_OK, nothing arrived since its last use
+        dialect.do_ping(dbapi_connection)
+    except Exception as err:
+        raise InvalidatePoolError(f"connection lost while pooled: {err}") from err
 
 
 @hookimpl
