@@ -1335,11 +1335,19 @@ def pg_alive(dialect: Any, dbapi_connection: Any) -> None:
     ``tcp_user_timeout``): the unit of work fails as unavailable and stores nothing."""
     try:
         pgconn = dbapi_connection.pgconn
-        if pgconn.status == 0 and not sockets.select([pgconn.socket], [], [], 0)[0]:
+        if pgconn.status == 0 and not _readable(pgconn.socket):
             return  # CONNECTION_OK, nothing arrived since its last use
         dialect.do_ping(dbapi_connection)
     except Exception as err:
         raise InvalidatePoolError(f"connection lost while pooled: {err}") from err
+
+
+def _readable(fd: int) -> bool:
+    """Whether the socket has something to read (or was closed), without waiting. ``poll``,
+    not ``select``: a busy process's descriptors may number past select's 1024."""
+    poller = sockets.poll()
+    poller.register(fd, sockets.POLLIN)
+    return bool(poller.poll(0))
 
 
 @hookimpl
