@@ -165,8 +165,8 @@ class Feedback:
                 ]
                 return msg.Note(
                     person.id,
-                    f"Who didn't come? Say !iwant met #{group_id} without NAME (several: "
-                    "NAME, NAME).",
+                    "Who didn't come? Choose one (several: their names after \"without\", "
+                    "separated by commas).",
                     buttons,
                     queued=False,
                 )
