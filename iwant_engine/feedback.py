@@ -165,7 +165,7 @@ class Feedback:
                 ]
                 return msg.Note(
                     person.id,
-                    "Who didn't come? Choose one (several: their names after \"without\", "
+                    'Who didn\'t come? Choose one (several: their names after "without", '
                     "separated by commas).",
                     buttons,
                     queued=False,

@@ -1,4 +1,4 @@
-""""Did you meet?" as people see it on a platform without buttons: errbot's Test backend, with
+""" "Did you meet?" as people see it on a platform without buttons: errbot's Test backend, with
 time moving (issue 26)."""
 
 from __future__ import annotations
