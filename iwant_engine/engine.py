@@ -10,6 +10,7 @@ strategies plugins.cfg chooses, a clock) and answers each call through one of th
 - ``standing`` (``StandingWishes``): wishes that repeat on some days of the week;
 - ``links`` (``Links``): several accounts as one person;
 - ``privacy`` (``Privacy``): export, forgetting, retention;
+- ``feedback`` (``Feedback``): "Did you meet?" after a group's meeting, and the answers;
 - ``delivery`` (``Delivery``): the outbox at the platforms' pace, answers sent again;
 - ``operations`` (``Operations``): health, heartbeats of bot processes, ``!iwant status``.
 """
@@ -27,6 +28,7 @@ from . import messages as msg
 from . import settings as settings_mod
 from .clock import Clock, SystemClock
 from .delivery import Delivery
+from .feedback import Feedback
 from .grammar import split_every
 from .hookspecs import Decide
 from .identity import Identity, check_person
@@ -86,6 +88,7 @@ class Engine:
         self.privacy = Privacy(
             self.storage, self.clock, settings, self.identity, self.requests, self.delivery
         )
+        self.feedback = Feedback(self.storage, self.clock, settings, self.identity)
 
     @classmethod
     def from_environment(
@@ -123,7 +126,7 @@ class Engine:
         self._settings = settings
         for service in (
             self.identity, self.matchmaker, self.requests, self.standing, self.privacy,
-            self.delivery, self.operations,
+            self.delivery, self.operations, self.feedback,
         ):  # fmt: skip
             service.settings = settings
 
@@ -138,7 +141,7 @@ class Engine:
         self._clock = clock
         for service in (
             self.identity, self.requests, self.standing, self.links, self.privacy, self.delivery,
-            self.operations,
+            self.operations, self.feedback,
         ):  # fmt: skip
             service.clock = clock
 
@@ -265,16 +268,26 @@ class Engine:
     def purge(self, limit: int = PURGE_BATCH) -> int:
         return self.privacy.purge(limit)
 
+    # -- "Did you meet?" (Feedback) ----------------------------------------------------------
+
+    def met(self, person: Person, args: str) -> msg.Note:
+        return self.feedback.answer(person, args)
+
+    def feedback_setting(self, person: Person, args: str = "") -> str:
+        return self.feedback.set_asking(person, args)
+
     # -- background work (Delivery, and the sweep of every service) ---------------------------
 
     def sweep(self, batch: int = SWEEP_BATCH) -> tuple[int, int]:
         """A poller's round: make the standing wishes' due days, purge what retention ends
-        (at most every ten minutes), expire due requests and mark past meetings DONE;
-        (expired, done)."""
+        (at most every ten minutes), expire due requests and mark past meetings DONE, ask
+        "Did you meet?" about meetings over for a while; (expired, done)."""
         now = self.clock.now()
         self.standing.sweep(now)
         self.privacy.purge()
-        return self.requests.expire(now, batch)
+        swept = self.requests.expire(now, batch)
+        self.feedback.ask(now)
+        return swept
 
     def deliver(
         self,

@@ -65,7 +65,21 @@ def iwant_strategies() -> Mapping[str, StrategyFactory]:
       passed, ordered by window end, at most 200.
     - ``groups``: formed groups of that pool and activity whose fixed meeting lies inside the
       wish's window, has not started, and has room, ordered by start.
-    - ``ctx``: ``now``, the activity ``length`` and this strategy's settings.
+    - ``ctx``: ``now``, the activity ``length``, this strategy's settings, ``apart`` (ignore
+      pairs) and the match history with the people in ``candidates`` and ``groups``, read
+      from the storage only when the strategy looks at it:
+
+      - ``ctx.history``: person id -> the formed groups the wish's person shared with them,
+        newest first, each a ``model.PastMeeting(start, outcome)``. ``outcome`` comes from the
+        answers to "Did you meet?" (``iwant_engine/outcomes.py``): ``Outcome.NOT_MET`` when
+        one of the two said nobody met or anyone said one of them did not come,
+        ``Outcome.MET`` when an answer says the group met, ``Outcome.UNKNOWN`` when nobody
+        answered. People never grouped with the wish's person are absent.
+      - ``ctx.last_met``: person id -> the start of the latest of those groups whose outcome
+        is not ``NOT_MET`` (a no-show is not a meeting); what ``fresh-faces`` reads.
+
+      The strategy kit builds both: ``match_context(history={"bob": [("2026-11-24 10:00",
+      "not met")]})`` (``iwant_engine.testing_builders``).
 
     A decide function may carry an attribute ``min_group_size`` (an int, default 2): the
     smallest group it ever forms (the engine stores it on each request it serves, so the

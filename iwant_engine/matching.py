@@ -24,9 +24,11 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from . import messages as msg
+from . import outcomes
 from .errors import DuplicateEvent, UserError
 from .invariants import refusal
 from .model import (
@@ -68,6 +70,7 @@ ZERO = timedelta(0)
 NEARBY_LIMIT = 50
 SUGGESTIONS = 2
 NAME_MAX = 100
+V = TypeVar("V")
 
 Strategy = Callable[[Wish, Sequence[Candidate], Sequence[OpenGroup], MatchContext], Decision]
 #: The engine's merge of every ``iwant_suggestions`` implementation.
@@ -368,7 +371,8 @@ def _match(
     cands = [c.as_candidate() for c in offered]
     views = [_open_group(g) for g in open_groups]
     others = {c.person for c in offered} | {m.person for g in open_groups for m in g.members}
-    ctx = replace(ctx, last_met=_Lazy(lambda: uow.last_met(wish.person, others)), apart=apart)
+    past = _Lazy(lambda: outcomes.history(wish.person, uow.shared_groups(wish.person, others)))
+    ctx = replace(ctx, history=past, last_met=_Lazy(lambda: outcomes.last_met(past)), apart=apart)
     decision = decide(wish, cands, views, ctx)
     problem = refusal(decision, wish, cands, views, ctx)
     if problem:
@@ -728,20 +732,20 @@ def sweep_step(
     return len(waiting), len(due) - len(waiting)
 
 
-class _Lazy(Mapping[str, datetime]):
+class _Lazy(Mapping[str, V]):
     """A mapping read from the storage on first use: most strategies never look at the match
     history, so most submissions never pay for the query."""
 
-    def __init__(self, load: Callable[[], dict[str, datetime]]) -> None:
+    def __init__(self, load: Callable[[], Mapping[str, V]]) -> None:
         self._load = load
-        self._data: dict[str, datetime] | None = None
+        self._data: Mapping[str, V] | None = None
 
-    def _get(self) -> dict[str, datetime]:
+    def _get(self) -> Mapping[str, V]:
         if self._data is None:
             self._data = self._load()
         return self._data
 
-    def __getitem__(self, key: str) -> datetime:
+    def __getitem__(self, key: str) -> V:
         return self._get()[key]
 
     def __iter__(self) -> Iterator[str]:

@@ -66,6 +66,11 @@ def _names(names: Sequence[str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def and_list(names: Sequence[str]) -> str:
+    """``Bob``, ``Bob and Carol``, ``Bob, Carol and Dan``."""
+    return _names(names)
+
+
 # English names whatever the process's locale (``%a`` and ``%b`` follow LC_TIME), and
 # formatted without strftime, which costs several times more on every reply.
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

@@ -90,12 +90,31 @@ class Wait:
 Decision = Join | Form | Wait
 
 
+class Outcome(enum.StrEnum):
+    """Whether two people of a past group met, from what its members answered to "Did you
+    meet?" (``iwant_engine.outcomes``)."""
+
+    MET = "met"  # someone answered that they met, and nobody that these two did not
+    NOT_MET = "not met"  # one of the two said nobody met, or someone said one did not come
+    UNKNOWN = "unknown"  # nobody answered
+
+
+@dataclass(frozen=True)
+class PastMeeting:
+    """A formed group two people were both in: its meeting's start and what came of it."""
+
+    start: datetime
+    outcome: Outcome
+
+
 @dataclass(frozen=True)
 class MatchContext:
     """Everything a strategy may look at besides the request and its candidates.
 
-    ``last_met`` maps a candidate's (or open group member's) person id to the start of the
-    last meeting the new request's person had with them; people never met are absent.
+    ``history`` maps a candidate's (or open group member's) person id to the formed groups
+    the new request's person shared with them, newest first, each with its ``Outcome``;
+    people never grouped with them are absent. ``last_met`` maps the same ids to the start of
+    the latest of those groups that did not end ``NOT_MET`` (a no-show is not a meeting).
     """
 
     now: datetime
@@ -103,6 +122,7 @@ class MatchContext:
     settings: Mapping[str, str] = field(default_factory=dict)
     last_met: Mapping[str, datetime] = field(default_factory=dict)
     apart: frozenset[frozenset[str]] = frozenset()
+    history: Mapping[str, tuple[PastMeeting, ...]] = field(default_factory=dict)
 
     def may_meet(self, a: str, b: str) -> bool:
         return frozenset((a, b)) not in self.apart
@@ -163,6 +183,7 @@ class PersonInfo:
     timezone: str | None = None  # set with ``!iwant tz``
     platform_timezone: str | None = None  # the platform's (a Slack profile), when known
     canonical: str | None = None  # a linked account: the person id it belongs to
+    feedback_off: bool = False  # "!iwant feedback off": never asked "Did you meet?"
 
 
 @dataclass(frozen=True)
@@ -490,3 +511,37 @@ class PersonData:
     standing: tuple[Standing, ...]
     undelivered: tuple[OutboxItem, ...]
     left: Mapping[int, tuple[datetime, datetime]] = field(default_factory=dict)
+    questions: tuple[Question, ...] = ()  # "Did you meet?" asked of the person, answered or not
+
+
+class Answer(enum.StrEnum):
+    """An answer to "Did you meet?"."""
+
+    ALL = "all"  # we all met
+    SOME = "some"  # some of us met: ``Question.absent`` did not come
+    NONE = "none"  # we didn't meet
+
+
+@dataclass(frozen=True)
+class Question:
+    """ "Did you meet?" asked of ``person`` about the group ``result_id`` (once per person
+    and group); ``answer`` None while unanswered. ``absent``: whom they said did not come."""
+
+    result_id: int
+    person: str
+    asked_at: datetime
+    expires_at: datetime
+    answer: Answer | None = None
+    absent: tuple[str, ...] = ()
+    answered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SharedGroup:
+    """A past formed group (MATCHED or DONE) that a person shared with ``other``
+    (``UnitOfWork.shared_groups``), with every answer given about it."""
+
+    other: str
+    result_id: int
+    start: datetime
+    answers: tuple[Question, ...]

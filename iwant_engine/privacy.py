@@ -51,11 +51,14 @@ def document(
     now: datetime,
     accounts: Sequence[str] = (),
     zone: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The export of ``data`` as plain JSON values, times in UTC (ISO 8601); ``accounts``:
     the person's other accounts (``!iwant link``); ``zone``: the person's time zone now (their
-    own, their platform's or the default), which their standing wishes' days follow."""
+    own, their platform's or the default), which their standing wishes' days follow;
+    ``names``: display names of the people their answers say did not come."""
     info = data.person
+    names = names or {}
     return {
         "schema": SCHEMA,
         "exported_at": _time(now),
@@ -97,6 +100,18 @@ def document(
             }
             for w in data.standing
         ],
+        "did_you_meet_questions": "off" if info and info.feedback_off else "on",
+        "did_you_meet": [
+            {
+                "group": q.result_id,
+                "asked_at": _time(q.asked_at),
+                "expires_at": _time(q.expires_at),
+                "answer": None if q.answer is None else str(q.answer),
+                "did_not_come": [names.get(p, p.split(":", 1)[-1]) for p in q.absent],
+                "answered_at": _time(q.answered_at),
+            }
+            for q in data.questions
+        ],
         "ignores": list(data.ignores),
         "undelivered_notifications": [o.body for o in data.undelivered],
     }
@@ -113,7 +128,8 @@ def asked() -> str:
     return (
         "This deletes everything iwant keeps about you: your requests (open ones are cancelled "
         "and the others in them told), your groups, standing wishes, whom you ignore, your time "
-        "zone and your name. Other people's ignore lists are theirs and stay. To go ahead: "
+        'zone, your name and your answers to "Did you meet?". Other people\'s ignore lists '
+        "are theirs and stay. To go ahead: "
         f"!iwant forget me confirm within {FORGET_WINDOW_MINUTES} minutes."
     )
 
@@ -124,6 +140,7 @@ def forgotten(counts: Mapping[str, int]) -> str:
         f"{counts.get('standing', 0)} standing wishes",
         f"{counts.get('ignores', 0)} ignore entries",
         f"{counts.get('outbox', 0)} notifications",
+        f"{counts.get('questions', 0)} questions whether you met",
     ]
     return (
         f"Done: I deleted {', '.join(parts)}, and your name and time zone. If someone ignores "
@@ -168,7 +185,9 @@ class Privacy:
             )
         accounts = [a for a in [who, *linked] if a != person.id]
         zone = self.identity.zone_of(person).key
-        return as_json(document(data, person.id, self.clock.now(), accounts, zone))
+        absent = sorted({p for q in data.questions for p in q.absent})
+        names = dict(zip(absent, self.identity.display_names(absent), strict=True))
+        return as_json(document(data, person.id, self.clock.now(), accounts, zone, names))
 
     def forget_me(self, person: Person, args: str = "") -> msg.Note:
         """``!iwant forget me``, then ``!iwant forget me confirm`` within five minutes."""

@@ -67,6 +67,9 @@ class Settings:
     # Delivery budgets plugins.cfg [pacing] sets, by "platform.budget" ("slack.channel"):
     # only those the file sets; a platform's adapter has the defaults of the others.
     pacing: dict[str, Limit] = field(default_factory=dict)
+    # "Did you meet?" is asked this long after a group's meeting ends, and expires after.
+    feedback_after: timedelta = timedelta(minutes=30)
+    feedback_expiry: timedelta = timedelta(days=7)
 
     def activity(self, name: str) -> Activity | None:
         return self.activities.get(name) or (
@@ -149,6 +152,7 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
                 pools[room] = f"pool:{pool}"
 
     limits = cfg["limits"] if cfg.has_section("limits") else {}
+    feedback = cfg["feedback"] if cfg.has_section("feedback") else {}
     strategy = engine.get("strategy", "overlap").strip()
     suggestions = engine.get("suggestions", "on").strip().lower()
     if suggestions not in ("on", "off"):
@@ -239,6 +243,16 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
         max_standing=_int("limits", "max_standing", limits.get("max_standing", "5"), 1, 50),
         retention=timedelta(
             days=_int("limits", "retention_days", limits.get("retention_days", "90"), 1, 3650)
+        ),
+        feedback_after=timedelta(
+            minutes=_int(
+                "feedback", "ask_after_minutes", feedback.get("ask_after_minutes", "30"), 0, 10080
+            )
+        ),
+        feedback_expiry=timedelta(
+            days=_int(
+                "feedback", "expire_after_days", feedback.get("expire_after_days", "7"), 1, 90
+            )
         ),
         standing_lead=timedelta(
             hours=_int(

@@ -18,7 +18,8 @@ is taken as the id itself.
 The defaults are the engine's: an activity's length and ``max`` from the default
 ``plugins.cfg`` (coffee: 15 minutes, max 6; lunch: 45 minutes, max 8; any other word: 30
 minutes, max 6), ``min`` 2, the deadline at the last possible start, the pool ``kit:dm``
-(said outside a room), now 09:00, no settings, no match history, nobody ignoring anyone.
+(said outside a room), now 09:00, no settings, no match history (``history``, ``last_met``),
+nobody ignoring anyone.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
+from . import outcomes
 from . import settings as settings_mod
-from .model import Candidate, MatchContext, OpenGroup, Person, Wish
+from .model import Candidate, MatchContext, OpenGroup, Outcome, PastMeeting, Person, Wish
 
 #: Where the kit's clock starts, and the day of every ``"HH:MM"``.
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -145,19 +147,40 @@ def match_context(
     settings: Mapping[str, str] | None = None,
     last_met: Mapping[str, Time] | None = None,
     apart: Iterable[tuple[str, str]] = (),
+    history: Mapping[str, Sequence[tuple[Time, Outcome | str]]] | None = None,
 ) -> MatchContext:
     """The context of a decision: ``match_context(now="09:40", settings={"min_size": "3"},
     last_met={"bob": datetime(2026, 11, 24, 10, 0)}, apart=[("bob", "carol")])``.
     ``last_met``: a name to the start of the requester's last meeting with them;
     ``apart``: pairs of names of whom one ignores the other. The engine never offers someone
-    the requester ignores (or is ignored by), so ``apart`` matters between candidates."""
+    the requester ignores (or is ignored by), so ``apart`` matters between candidates.
+    ``history``: a name to the groups the requester shared with them, each (start, outcome:
+    an ``Outcome`` or ``"met"``, ``"not met"``, ``"unknown"``), in any order:
+    ``history={"bob": [(datetime(2026, 11, 24, 10, 0), "not met")]}``; without ``last_met``,
+    it is derived from it as the engine does (a group not met does not count)."""
     length, _ = _activity(activity)
+    past = {
+        _id(name): tuple(
+            sorted(
+                (PastMeeting(at(start), Outcome(outcome)) for start, outcome in meetings),
+                key=lambda m: m.start,
+                reverse=True,
+            )
+        )
+        for name, meetings in (history or {}).items()
+    }
+    met = (
+        {_id(name): at(moment) for name, moment in last_met.items()}
+        if last_met is not None
+        else outcomes.last_met(past)
+    )
     return MatchContext(
         at(now),
         length,
         dict(settings or {}),
-        {_id(name): at(moment) for name, moment in (last_met or {}).items()},
+        met,
         frozenset(frozenset((_id(a), _id(b))) for a, b in apart),
+        past,
     )
 
 

@@ -28,7 +28,9 @@ from ..model import (
     OutboxItem,
     PersonData,
     PersonInfo,
+    Question,
     ResultChange,
+    SharedGroup,
     Standing,
     Status,
     StoredGroup,
@@ -78,6 +80,8 @@ class _State:
     forget_asked: dict[str, datetime] = field(default_factory=dict)  # person -> when
     link_codes: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # hash -> ...
     link_failures: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    asked: dict[int, datetime] = field(default_factory=dict)  # result id -> members asked
+    questions: dict[tuple[int, str], Question] = field(default_factory=dict)
     last_ids: dict[str, int] = field(
         default_factory=lambda: {"request": 0, "result": 0, "outbox": 0, "standing": 0}
     )
@@ -237,19 +241,49 @@ class _MemoryUnitOfWork:
     def people(self, ids: Iterable[str]) -> dict[str, PersonInfo]:
         return self.state.known(ids)
 
-    def last_met(self, person: str, others: Iterable[str]) -> dict[str, datetime]:
+    def shared_groups(self, person: str, others: Iterable[str]) -> list[SharedGroup]:
         s = self.state
         wanted = set(others) - {person}
-        mine = {r.result_id for r in s.requests.values() if r.person == person}
-        met: dict[str, datetime] = {}
+        met = (Status.MATCHED, Status.DONE)
+        mine = {r.result_id for r in s.requests.values() if r.person == person and r.status in met}
+        found: list[SharedGroup] = []
         for r in s.requests.values():
-            if r.person not in wanted or r.result_id not in mine:
-                continue
-            result = s.results[r.result_id]
-            start = result.start
-            if result.status in (Status.MATCHED, Status.DONE) and start is not None:
-                met[r.person] = max(start, met.get(r.person, start))
-        return met
+            start = s.results[r.result_id].start
+            if r.person in wanted and r.result_id in mine and r.status in met and start:
+                answers = tuple(q for k, q in s.questions.items() if k[0] == r.result_id)
+                found.append(SharedGroup(r.person, r.result_id, start, answers))
+        return found
+
+    def to_ask(self, ended: datetime, since: datetime, limit: int) -> list[StoredGroup]:
+        s = self.state
+        due = [
+            g
+            for g in s.results.values()
+            if g.status is Status.DONE and g.id not in s.asked and g.end and since <= g.end <= ended
+        ]
+        due.sort(key=lambda g: (g.end, g.id))
+        return s.groups(due[:limit])
+
+    def question(self, result_id: int, person: str) -> Question | None:
+        return self.state.questions.get((result_id, person))
+
+    def mark_asked(self, result_ids: Iterable[int], now: datetime) -> None:
+        for i in result_ids:
+            self.state.asked[i] = now
+
+    def add_questions(self, questions: Iterable[Question]) -> None:
+        for q in questions:
+            self.state.questions.setdefault((q.result_id, q.person), q)
+
+    def save_answer(self, question: Question) -> None:
+        key = (question.result_id, question.person)
+        if key in self.state.questions:
+            self.state.questions[key] = question
+
+    def set_feedback(self, person: str, off: bool) -> None:
+        old = self.state.people.get(person)
+        if old is not None:
+            self.state.people[person] = replace(old, feedback_off=off)
 
     def unreplied(self, platform: str, before: datetime, limit: int) -> list[StoredRequest]:
         s = self.state
@@ -320,7 +354,9 @@ class _MemoryUnitOfWork:
         old = self.state.people.get(person.id)
         if old is not None:
             zone = old.timezone if keep_timezone else person.timezone
-            person = replace(person, timezone=zone, canonical=old.canonical)
+            person = replace(
+                person, timezone=zone, canonical=old.canonical, feedback_off=old.feedback_off
+            )
         self.state.people[person.id] = person
 
     def add_person(self, person: PersonInfo) -> None:
@@ -397,7 +433,15 @@ class _MemoryUnitOfWork:
         theirs = {i for i, r in s.requests.items() if r.person == person}
         kept = {r.result_id for i, r in s.requests.items() if i not in theirs}
         own = {s.requests[i].result_id for i in theirs} - kept
+        groups = {s.requests[i].result_id for i in theirs}
+        for pair, q in list(s.questions.items()):
+            if pair[0] in groups and person in q.absent:
+                s.questions[pair] = replace(q, absent=tuple(p for p in q.absent if p != person))
+        asked = [pair for pair in s.questions if pair[1] == person]
+        for pair in asked:
+            del s.questions[pair]
         counts = Counter(
+            questions=len(asked),
             requests=len(theirs),
             results=len(own),
             ignores=sum(1 for pair in s.ignores if pair[0] == person),
@@ -445,6 +489,10 @@ class _MemoryUnitOfWork:
         for g in unused:
             del s.results[g]
             s.left.pop(g, None)
+            s.asked.pop(g, None)
+        old = [pair for pair, q in s.questions.items() if q.asked_at < before][:limit]
+        for pair in old:
+            del s.questions[pair]
         sent = [
             row.id
             for row in s.outbox.values()
@@ -458,7 +506,7 @@ class _MemoryUnitOfWork:
         codes = [h for h, (_, until) in s.link_codes.items() if until < before]
         for h in codes:
             del s.link_codes[h]
-        return len(done) + len(unused) + len(sent) + len(ended) + len(codes)
+        return len(done) + len(unused) + len(old) + len(sent) + len(ended) + len(codes)
 
     def ask_to_forget(self, person: str, at: datetime | None) -> datetime | None:
         before = self.state.forget_asked.pop(person, None)
@@ -627,7 +675,17 @@ class MemoryStorage:
                 tuple(w for _, w in sorted(s.standing.items()) if w.person == person),
                 undelivered,
                 {result_id: (gone.start, gone.end) for result_id, gone in left.items()},
+                tuple(
+                    sorted(
+                        (q for k, q in s.questions.items() if k[1] == person),
+                        key=lambda q: (q.asked_at, q.result_id),
+                    )
+                ),
             )
+
+    def has_to_ask(self, ended: datetime, since: datetime) -> bool:
+        with self._lock:
+            return bool(_MemoryUnitOfWork(self._state).to_ask(ended, since, 1))
 
     def has_due_standing(self, now: datetime) -> bool:
         with self._lock:

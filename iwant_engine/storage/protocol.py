@@ -41,6 +41,8 @@ from ..model import (
     OutboxItem,
     PersonData,
     PersonInfo,
+    Question,
+    SharedGroup,
     Standing,
     StoredGroup,
     StoredRequest,
@@ -81,10 +83,10 @@ class UnitOfWork(Protocol):
     def people(self, ids: Iterable[str]) -> dict[str, PersonInfo]:
         """What is stored about these people; an unknown id is absent."""
 
-    def last_met(self, person: str, others: Iterable[str]) -> dict[str, datetime]:
-        """For each of ``others``: the start of the latest group (a result whose requests
-        are MATCHED or DONE) that holds a request of ``person`` and one of theirs; people
-        never met are absent."""
+    def shared_groups(self, person: str, others: Iterable[str]) -> list[SharedGroup]:
+        """Every group (a result whose requests are MATCHED or DONE) that holds a request of
+        ``person`` and one of ``others``', once per other person in it, with every
+        ``Question`` stored about the group (answered or not); in any order."""
 
     def due(self, now: datetime, limit: int) -> list[StoredGroup]:
         """Live results (PENDING, MATCHED) with ``due_at <= now``, oldest first, at most
@@ -93,7 +95,30 @@ class UnitOfWork(Protocol):
         for. Each returned result is claimed: another unit of work's ``due`` skips it. (A
         storage of one process, which runs one unit of work at a time, just returns them.)"""
 
+    def to_ask(self, ended: datetime, since: datetime, limit: int) -> list[StoredGroup]:
+        """DONE results whose meeting ended in ``[since, ended]`` and that were not yet marked
+        asked (``mark_asked``), earliest end first, at most ``limit``, each with its members;
+        each is claimed (another unit of work's ``to_ask`` skips it) until this one ends."""
+
+    def question(self, result_id: int, person: str) -> Question | None:
+        """The question asked of ``person`` about group ``result_id``, or None; held until
+        the unit of work ends (another answer to it waits)."""
+
     # -- writes --------------------------------------------------------------------------------
+
+    def mark_asked(self, result_ids: Iterable[int], now: datetime) -> None:
+        """Record that these results' members were asked "Did you meet?" (or need not be)."""
+
+    def add_questions(self, questions: Iterable[Question]) -> None:
+        """Store new questions; one already stored for the same group and person is kept as
+        it is."""
+
+    def save_answer(self, question: Question) -> None:
+        """Write a stored question's ``answer``, ``absent`` and ``answered_at``."""
+
+    def set_feedback(self, person: str, off: bool) -> None:
+        """Set a stored person's ``feedback_off``; the engine stores the person first
+        (``add_person``)."""
 
     def unreplied(self, platform: str, before: datetime, limit: int) -> list[StoredRequest]:
         """Requests of ``platform``'s people (id ``platform:…``) made before ``before`` whose
@@ -156,16 +181,18 @@ class UnitOfWork(Protocol):
     def forget(self, person: str, name: str, rename: Callable[[str], str]) -> dict[str, int]:
         """Delete the person and everything that is theirs: their requests (the engine has
         cancelled the live ones), their own results that no other request points to, whom they
-        ignore, their standing wishes, outbox rows addressed to them, their link codes, and
-        their place in group conversation rows; every other outbox row whose body holds
+        ignore, their standing wishes, outbox rows addressed to them, their link codes, the
+        questions asked of them, their place in group conversation rows and in other people's
+        answers (``Question.absent``); every other outbox row whose body holds
         ``name`` gets the body ``rename(body)``. Other people's ignore entries naming them
         stay. Rows deleted (or changed) per table."""
 
     def purge(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` finished requests (not PENDING or MATCHED) whose window ended
         before ``before``, results no request points to any more that were last changed before
-        it, and outbox rows delivered or given up before it; and standing wishes that ended,
-        and link codes that expired, before it. How many rows."""
+        it, up to ``limit`` questions asked before it, and outbox rows delivered or given up
+        before it; and standing wishes that ended, and link codes that expired, before it. How
+        many rows."""
 
     def ask_to_forget(self, person: str, at: datetime | None) -> datetime | None:
         """Record (or with None, clear) when the person asked to be forgotten; the earlier
@@ -250,6 +277,9 @@ class Storage(Protocol):
 
     def person_data(self, person: str) -> PersonData:
         """Everything stored about the person (see ``model.PersonData``), for an export."""
+
+    def has_to_ask(self, ended: datetime, since: datetime) -> bool:
+        """Whether ``UnitOfWork.to_ask`` would find anything; cheap, takes no write lock."""
 
     def has_due_standing(self, now: datetime) -> bool:
         """Whether ``UnitOfWork.due_standing`` would find anything; cheap, takes no write

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     Double,
@@ -17,6 +18,8 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -117,6 +120,8 @@ class Person(Base):
     # Wrong link codes given by this account since ``link_failures_since`` (rate limit).
     link_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     link_failures_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "!iwant feedback off": never asked "Did you meet?".
+    feedback_off: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class Result(Base):
@@ -136,9 +141,18 @@ class Result(Base):
     # A leaver's own result (CANCELLED): the group left, {"start", "end", "requests": the
     # others' request ids then}, for the person's export.
     left_group: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # When its members were asked "Did you meet?" (DONE groups only; NULL: not yet).
+    asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         Index("ix_results_live_due", "status", "due_at"),
+        # Groups whose members are still to be asked, by meeting end: asked ones leave it.
+        Index(
+            "ix_results_to_ask",
+            "end",
+            postgresql_where=text("status = 'DONE' AND asked_at IS NULL"),
+            sqlite_where=text("status = 'DONE' AND asked_at IS NULL"),
+        ),
         # Open groups of a pool and activity by meeting time. Only formed groups are in it:
         # a waiting request's result (most results) costs no index entry and no page.
         Index(
@@ -292,6 +306,28 @@ class PaceSlot(Base):
 
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     at: Mapped[float] = mapped_column(Double)
+
+
+class Question(Base):
+    """ "Did you meet?" asked of ``person`` about the group ``result_id``: once per pair (the
+    unique key), answered (``answer``: all, some, none) or not."""
+
+    __tablename__ = "questions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    result_id: Mapped[int] = mapped_column(Integer)
+    person: Mapped[str] = mapped_column(String(PERSON_MAX))
+    asked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answer: Mapped[str | None] = mapped_column(String(8))
+    absent: Mapped[list[str] | None] = mapped_column(JSON)  # who did not come (person ids)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("result_id", "person", name="uq_questions_result_person"),
+        Index("ix_questions_person", "person"),
+        Index("ix_questions_asked_at", "asked_at"),
+    )
 
 
 class ProcessBeat(Base):

@@ -88,6 +88,7 @@ from .sql_nearby import BoardReads, NearbyWork
 from .sql_operations import OperationsStore
 from .sql_pacing import PacingStore
 from .sql_privacy import PrivacyReads, PrivacyWork
+from .sql_questions import QuestionReads, QuestionWork
 from .sql_rows import (
     IGNORES,
     MAX_WINDOW,
@@ -125,7 +126,9 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore, OperationsStore):
+class SQLStorage(
+    StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore, OperationsStore, QuestionReads
+):
     """Requests, results, people, ignore lists and the outbox in one SQL database."""
 
     def __init__(self, url: str, pool_size: int = 5, default_timezone: str = "UTC") -> None:
@@ -478,7 +481,7 @@ class SQLStorage(StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore
             conn.execute(update(OUTBOX).where(still_leased(outbox_id, lease)).values(**values))
 
 
-class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
+class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork):
     """A unit of work: one transaction on one connection."""
 
     def __init__(self, storage: SQLStorage, conn: Connection, runner: Runner | None = None) -> None:
@@ -586,21 +589,6 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork):
 
     def people(self, ids: Iterable[str]) -> dict[str, PersonInfo]:
         return _people(self._run, ids)
-
-    def last_met(self, person: str, others: Iterable[str]) -> dict[str, datetime]:
-        others = set(others)
-        if not others:
-            return {}
-        mine = select(REQUESTS.c.result_id).where(
-            REQUESTS.c.person == person, REQUESTS.c.status.in_((Status.MATCHED, Status.DONE))
-        )
-        rows = self._run(
-            select(REQUESTS.c.person, func.max(RESULTS.c.start))
-            .join(RESULTS, RESULTS.c.id == REQUESTS.c.result_id)
-            .where(REQUESTS.c.result_id.in_(mine), REQUESTS.c.person.in_(others))
-            .group_by(REQUESTS.c.person)
-        ).all()
-        return {who: when for who, when in rows if when is not None}
 
     def unreplied(self, platform: str, before: datetime, limit: int) -> list[StoredRequest]:
         stmt = _unreplied(platform, before).limit(limit)
@@ -1298,7 +1286,9 @@ def _people(execute: Callable[[Executable], Any], ids: Iterable[str]) -> dict[st
         return {}
     rows = execute(select(PEOPLE).where(PEOPLE.c.id.in_(wanted)))
     return {
-        r.id: PersonInfo(r.id, r.display_name, r.timezone, r.platform_timezone, r.canonical)
+        r.id: PersonInfo(
+            r.id, r.display_name, r.timezone, r.platform_timezone, r.canonical, r.feedback_off
+        )
         for r in rows
     }
 

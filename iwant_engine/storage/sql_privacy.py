@@ -15,11 +15,13 @@ from sqlalchemy import delete, exists, false, not_, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ..model import LIVE, OutboxItem, PersonData, PersonInfo, StoredRequest, StoredResult
+from .sql_questions import question_of
 from .sql_rows import (
     CODES,
     IGNORES,
     OUTBOX,
     PEOPLE,
+    QUESTIONS,
     REQUESTS,
     RESULTS,
     STANDING,
@@ -42,7 +44,18 @@ class PrivacyWork:
         own = [
             i for (i,) in self._run(select(RESULTS.c.id).where(RESULTS.c.id.in_(theirs), ~shared))
         ]
+        # Other people's answers that name them as absent: the groups they were in.
+        answers = self._run(
+            select(QUESTIONS.c.id, QUESTIONS.c.absent).where(
+                QUESTIONS.c.result_id.in_(theirs), QUESTIONS.c.absent.is_not(None)
+            )
+        ).all()
+        for row_id, absent in answers:
+            if absent and person in absent:
+                kept = [p for p in absent if p != person] or None
+                self._run(update(QUESTIONS).where(QUESTIONS.c.id == row_id).values(absent=kept))
         counts = {
+            "questions": self._run(delete(QUESTIONS).where(QUESTIONS.c.person == person)).rowcount,
             "requests": self._run(delete(r).where(r.c.person == person)).rowcount,
             "results": self._run(delete(RESULTS).where(RESULTS.c.id.in_(own))).rowcount
             if own
@@ -83,6 +96,10 @@ class PrivacyWork:
         results = [i for (i,) in self._run(unused)]
         if results:
             deleted += self._run(delete(RESULTS).where(RESULTS.c.id.in_(results))).rowcount
+        asked = select(QUESTIONS.c.id).where(QUESTIONS.c.asked_at < before).limit(limit)
+        questions = [i for (i,) in self._run(asked)]
+        if questions:
+            deleted += self._run(delete(QUESTIONS).where(QUESTIONS.c.id.in_(questions))).rowcount
         done = or_(OUTBOX.c.delivered_at < before, OUTBOX.c.failed_at < before)
         sent = [i for (i,) in self._run(select(OUTBOX.c.id).where(done).limit(limit))]
         if sent:
@@ -153,6 +170,11 @@ class PrivacyReads:
                 )
                 .order_by(OUTBOX.c.id)
             ).all()
+            questions = conn.execute(
+                select(QUESTIONS)
+                .where(QUESTIONS.c.person == person)
+                .order_by(QUESTIONS.c.asked_at, QUESTIONS.c.id)
+            ).all()
         groups: dict[int, list[str]] = {}
         for result_id, who, name in names:
             groups.setdefault(result_id, []).append(name or who.split(":", 1)[-1])
@@ -164,7 +186,13 @@ class PrivacyReads:
         return PersonData(
             None
             if info is None
-            else PersonInfo(info.id, info.display_name, info.timezone, info.platform_timezone),
+            else PersonInfo(
+                info.id,
+                info.display_name,
+                info.timezone,
+                info.platform_timezone,
+                feedback_off=info.feedback_off,
+            ),
             tuple(pairs),
             {k: tuple(v) for k, v in groups.items()},
             tuple(ignores),
@@ -177,4 +205,5 @@ class PrivacyReads:
                 rid: (datetime.fromisoformat(g["start"]), datetime.fromisoformat(g["end"]))
                 for rid, g in left.items()
             },
+            tuple(question_of(q) for q in questions),
         )

@@ -17,6 +17,7 @@ from .schema import (
     PaceSlot,
     Person,
     ProcessBeat,
+    Question,
     Request,
     Result,
     StandingWish,
@@ -31,6 +32,7 @@ STANDING = cast(Table, StandingWish.__table__)
 CODES = cast(Table, LinkCode.__table__)
 PACING = cast(Table, PaceSlot.__table__)
 PROCESSES = cast(Table, ProcessBeat.__table__)
+QUESTIONS = cast(Table, Question.__table__)
 # The grammar refuses windows longer than a day, so a request that can start by some time
 # ends by then + MAX_WINDOW: a two-sided range on the candidate index, which keeps a read's
 # cost flat however many requests wait further ahead.

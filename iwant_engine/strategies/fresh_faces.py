@@ -1,7 +1,8 @@
 """``fresh-faces``: like ``overlap``, but people you have met least recently come first.
 
-From the match history (``ctx.last_met``): people never met before are preferred, then
-those met longest ago; among equals the most urgent deadline wins. An open group is ranked
+From the match history (``ctx.last_met``, which leaves out groups reported as not met): people
+never met before are preferred, then those met longest ago; among equals the most urgent
+deadline wins. An open group is ranked
 by the most recent meeting with any of its members.
 """
 

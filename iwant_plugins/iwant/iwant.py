@@ -114,6 +114,12 @@ COMMANDS = (
     ),
     Form("pause until 2026-12-14", "pause my standing wishes (or: !iwant pause 2 weeks)", "pause"),
     Form("resume", "end the pause", "resume"),
+    Form(
+        "met #12 all",
+        "after a meeting: did we meet? all, none, some, or: !iwant met #12 without Bob",
+        "met",
+    ),
+    Form("feedback off", 'no more "Did you meet?" questions (!iwant feedback on)', "feedback"),
     Form("tz Europe/Prague", "set my time zone (!iwant tz shows it)", "tz"),
     Form("link", "a code to join my account on another platform (!iwant link CODE there)", "link"),
     Form("unlink", "make my linked accounts separate people again", "unlink"),
@@ -424,6 +430,18 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         """Delete everything iwant keeps about you: !iwant forget me"""
         person = self.person_of(msg.frm)
         return self._run(msg, person, lambda: self._engine().forget_me(person, args))
+
+    @botcmd
+    def iwant_met(self, msg: Message, args: str) -> str | None:
+        """Answer "Did you meet?": !iwant met #12 all, none, some, without Bob"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self._engine().met(person, args))
+
+    @botcmd
+    def iwant_feedback(self, msg: Message, args: str) -> str | None:
+        """Switch "Did you meet?" questions off or on: !iwant feedback off"""
+        person = self.person_of(msg.frm)
+        return self._run(msg, person, lambda: self._engine().feedback_setting(person, args))
 
     @botcmd
     def iwant_tz(self, msg: Message, args: str) -> str | None:

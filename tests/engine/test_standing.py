@@ -76,6 +76,7 @@ def test_two_standing_lunches_meet_each_day_at_noon_local_across_the_clock_chang
     clock.set(prague(19, 8))  # Monday
     for who in (ALICE, BOB):
         engine.set_timezone(who, "Europe/Prague")
+        engine.feedback_setting(who, "off")  # "Did you meet?" is tested on its own
     first = engine.submit(ALICE, "lunch 12:00 every day").body
     assert first.splitlines() == [
         "Standing wish 1: lunch 12:00, every day. Each day at its time in your time zone "

@@ -56,6 +56,7 @@ def test_a_week_of_standing_lunches_with_skip_pause_resume_stop_and_a_cancelled_
     with time_machine.travel(prague(19, 9), tick=False) as traveller:  # Monday
         for who in ("alice", "bob"):
             chat.say(who, "!iwant tz Europe/Prague")
+            chat.say(who, "!iwant feedback off")  # "Did you meet?" is tested on its own
         reply, _ = chat.say("alice", "!iwant lunch 12:00 every day")
         assert reply.startswith("Standing wish 1: lunch 12:00, every day.")
         assert reply.endswith("Mon 19 Oct: Waiting for lunch company at 12:00–12:45 (Mon 19 Oct);"
