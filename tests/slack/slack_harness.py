@@ -91,7 +91,9 @@ class BotProcess:
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGINT)
-                self.proc.wait(10)
+                # errbot deactivates the plugin, which lets a delivery in flight end (up to
+                # 8 s): on a busy machine a clean stop takes longer than that.
+                self.proc.wait(30)
             except (subprocess.TimeoutExpired, ProcessLookupError):
                 pass
             if self.proc.poll() is None:

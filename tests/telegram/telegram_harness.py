@@ -218,7 +218,7 @@ class ErrbotProcess:
             texts.append(self.log_file.read_text(errors="replace"))
         return "\n".join(texts)[-20000:]
 
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int | None:
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int | None:
         """Stop the process with ``sig`` (SIGKILL for a crash) and wait for it."""
         proc = self.proc
         if proc is None or proc.poll() is not None:
