@@ -13,7 +13,7 @@ from iwant_engine.model import Outcome, PastMeeting
 from iwant_engine.strategies import fresh_faces
 from iwant_engine.testing import candidate, match_context, wish
 
-from ..support import ALICE, BOB, CAROL, DAVE, at, make_engine
+from ..support import ALICE, BOB, CAROL, DAVE, at, make_engine, truncate_postgres
 
 
 def questions(engine, platform: str = "text") -> dict[str, tuple[str, list[str]]]:
@@ -244,11 +244,11 @@ def test_two_processes_ask_about_a_group_once(sql_database_url, clock):
         second.close()
 
 
-def test_a_claimed_group_is_skipped_by_another_process(sql_database_url, clock):
-    if not sql_database_url.startswith("postgresql"):
-        pytest.skip("SQLite serialises writers: there is no second claim to skip")
-    first = make_engine(sql_database_url, clock)
-    second = make_engine(sql_database_url, clock)
+def test_a_claimed_group_is_skipped_by_another_process(pg_database, clock):
+    """PostgreSQL only: SQLite serialises writers, so there is no second claim to skip."""
+    truncate_postgres(pg_database)
+    first = make_engine(pg_database, clock)
+    second = make_engine(pg_database, clock)
     try:
         first.submit(ALICE, "coffee 10:00")
         first.submit(BOB, "coffee 9:30-11:00")
