@@ -68,10 +68,7 @@ class Chat:
 
 def on_sqlite(monkeypatch, testbot) -> Chat:
     """A chat with the plugin on SQLite in errbot's data folder and the repository's
-    plugins.cfg; the test ticks the pollers itself."""
-    monkeypatch.setenv("IWANT_POLL_SECONDS", "3600")
-    monkeypatch.delenv("IWANT_DATABASE_URL", raising=False)
-    monkeypatch.delenv("IWANT_PLUGINS_CFG", raising=False)
+    plugins.cfg (``conftest._environment``); the test ticks the pollers itself."""
     # With BOT_ASYNC off errbot makes no thread pool, but TestBot.stop() closes one.
     testbot.bot.thread_pool = ThreadPool(1)
     return Chat(testbot)

@@ -18,13 +18,6 @@ extra_plugin_dir = str(Path(__file__).resolve().parents[2] / "iwant_plugins")
 extra_config = {"BOT_ASYNC": False}
 
 
-@pytest.fixture(autouse=True)
-def _environment(monkeypatch):
-    monkeypatch.setenv("IWANT_POLL_SECONDS", "3600")  # the test ticks the pollers itself
-    monkeypatch.delenv("IWANT_DATABASE_URL", raising=False)  # SQLite in errbot's data dir
-    monkeypatch.delenv("IWANT_PLUGINS_CFG", raising=False)
-
-
 @pytest.fixture
 def chat(testbot) -> Chat:
     # With BOT_ASYNC off errbot makes no thread pool, but TestBot.stop() closes one.

@@ -28,8 +28,6 @@ def prague(day: int, hour: int, minute: int = 0) -> datetime:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def chat(request, monkeypatch, testbot) -> Chat:
-    monkeypatch.setenv("IWANT_POLL_SECONDS", "3600")  # the test ticks the pollers itself
-    monkeypatch.delenv("IWANT_PLUGINS_CFG", raising=False)
     testbot.bot.thread_pool = ThreadPool(1)
     chat = Chat(testbot)
     if request.param == "postgresql":
