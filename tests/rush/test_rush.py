@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 PLATFORMS = ("slack", "telegram")
 PEOPLE = 40
-PAUSE = 6  # seconds of the injected 429's retry_after
+PAUSE = 10  # seconds of the injected 429's retry_after: room for every step inside it
 
 
 def wait_until(condition: Any, timeout: float, what: str) -> Any:
