@@ -12,10 +12,14 @@ from collections.abc import Callable, Hashable
 
 def graceful_sigterm() -> None:
     """errbot shuts down cleanly on Ctrl-C only; make SIGTERM (docker stop, systemd) the
-    same, unless someone already handles it."""
+    same, unless someone already handles it. SIGINT too where the process inherited it
+    ignored (a script's background job: ``errbot … &``), so that a supervisor's SIGINT
+    still stops the bot cleanly instead of going unheard until a SIGKILL."""
     try:
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, signal.default_int_handler)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     except ValueError:  # not the main thread: leave signals alone
         pass
 
