@@ -87,8 +87,6 @@ log = logging.getLogger(__name__)
 # Message subtypes that are people writing; everything else (edits, joins, bot posts) is not.
 HUMAN_SUBTYPES = {None, "thread_broadcast", "file_share"}
 HELLO_TIMEOUT = 15.0
-#: How long closing a Socket Mode client may take before the bot goes on without it.
-CLOSE_SECONDS = 5.0
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 60.0
 # Slack's limit for conversations.open with several users.
 MAX_GROUP_DM = 8
@@ -621,26 +619,15 @@ class IWantSlackBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is 
 
 def _close(client: SocketModeClient) -> None:
     """Close a Socket Mode client now. Shutting the socket down first wakes its reader,
-    which otherwise holds the socket for up to its 3 s receive timeout. slack-sdk's
-    ``close()`` joins its threads without a timeout, and on a busy machine one of them was
-    seen never to end (a bot that did not stop on SIGINT): it gets ``CLOSE_SECONDS``, on a
-    thread of its own, and the bot goes on without it after that."""
+    which otherwise holds the socket for up to its 3 s receive timeout."""
     sock = getattr(client.current_session, "sock", None)
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-
-    def close() -> None:
-        try:
-            client.close()
-        except Exception:
-            log.debug("closing the Socket Mode client failed", exc_info=True)
-
-    closer = threading.Thread(target=close, name="slack-socket-close", daemon=True)
-    closer.start()
-    closer.join(CLOSE_SECONDS)
-    if closer.is_alive():
-        log.warning("the Socket Mode client did not close in %.0f s; going on", CLOSE_SECONDS)
+    try:
+        client.close()
+    except Exception:
+        log.debug("closing the Socket Mode client failed", exc_info=True)
 
 
 def _alive(client: SocketModeClient) -> bool:
