@@ -71,17 +71,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
+def errbot_setup() -> tuple[str | None, dict[str, Any] | None]:
+    """(extra_plugin_dir, extra_config) of ``testbot`` where a test module names neither."""
+    return None, None
+
+
+@pytest.fixture
 def testbot(request: pytest.FixtureRequest) -> Iterator[Any]:
     """errbot's ``testbot`` (set up by the test module's ``extra_plugin_dir``,
-    ``extra_config`` and ``loglevel``), waiting up to a minute for the started bot's first
-    answer where errbot's waits 2 s: on a busy machine, activating the iwant plugin (an
-    engine, its migrations) can take longer than that."""
+    ``extra_config`` and ``loglevel``, else by the folder's ``errbot_setup``), waiting up
+    to a minute for the started bot's first answer where errbot's waits 2 s: on a busy
+    machine, activating the iwant plugin (an engine, its migrations) can take longer."""
     # Imported here: errbot registers this module as a pytest plugin, which must come first.
     from errbot.backends.test import TestBot
 
+    plugin_dir, config = request.getfixturevalue("errbot_setup")
     bot = TestBot(
-        extra_plugin_dir=getattr(request.module, "extra_plugin_dir", None),
-        extra_config=getattr(request.module, "extra_config", None),
+        extra_plugin_dir=getattr(request.module, "extra_plugin_dir", plugin_dir),
+        extra_config=getattr(request.module, "extra_config", config),
         loglevel=getattr(request.module, "loglevel", logging.DEBUG),
     )
     bot.start(timeout=60)

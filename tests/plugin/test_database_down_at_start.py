@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from multiprocessing.pool import ThreadPool
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
 from ..multiprocess.harness import CuttableProxy
 from ..support import truncate_postgres
-from .test_plugin_chat import Chat
+from .chat import Chat
 
 pytest_plugins = ["errbot.backends.test"]
-extra_plugin_dir = str(Path(__file__).resolve().parents[2] / "iwant_plugins")
-extra_config = {"BOT_ASYNC": False}
 
 
 @pytest.fixture(autouse=True)

@@ -4,22 +4,12 @@ time moving (issue 26)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import pytest
 import time_machine
 
 from ..support import at
-from .chat import Chat, on_sqlite
 
 pytest_plugins = ["errbot.backends.test"]
-extra_plugin_dir = str(Path(__file__).resolve().parents[2] / "iwant_plugins")
-extra_config = {"BOT_ASYNC": False}
-
-
-@pytest.fixture
-def chat(monkeypatch, testbot) -> Chat:
-    return on_sqlite(monkeypatch, testbot)
 
 
 def test_asked_once_after_the_meeting_with_every_answer_written_out(chat):

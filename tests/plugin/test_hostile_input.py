@@ -14,8 +14,6 @@ from ..support import at, truncate_postgres
 from .chat import Chat
 
 pytest_plugins = ["errbot.backends.test"]
-extra_plugin_dir = str(Path(__file__).resolve().parents[2] / "iwant_plugins")
-extra_config = {"BOT_ASYNC": False}
 REPO = Path(__file__).resolve().parents[2]
 INTERNAL = "Something went wrong on my side"
 

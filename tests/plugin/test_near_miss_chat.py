@@ -3,22 +3,12 @@ Test backend, in a room and in direct messages, each reader in their own zone.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import time_machine
 
 from ..support import at
-from .chat import Chat, on_sqlite
 
 pytest_plugins = ["errbot.backends.test"]
-extra_plugin_dir = str(Path(__file__).resolve().parents[2] / "iwant_plugins")
-extra_config = {"BOT_ASYNC": False}
-
-
-@pytest.fixture
-def chat(monkeypatch, testbot) -> Chat:
-    return on_sqlite(monkeypatch, testbot)
 
 
 def test_a_near_miss_turns_into_a_match_and_the_board_shows_it(chat):

@@ -4,25 +4,13 @@ Test backend, and the export as errbot's console renders it."""
 from __future__ import annotations
 
 import json
-from multiprocessing.pool import ThreadPool
-from pathlib import Path
 
-import pytest
 import time_machine
 from errbot.rendering import ansi
 
 from ..support import at
-from .chat import Chat
 
 pytest_plugins = ["errbot.backends.test"]
-extra_plugin_dir = str(Path(__file__).resolve().parents[2] / "iwant_plugins")
-extra_config = {"BOT_ASYNC": False}
-
-
-@pytest.fixture
-def chat(testbot) -> Chat:
-    testbot.bot.thread_pool = ThreadPool(1)  # TestBot.stop() closes one
-    return Chat(testbot)
 
 
 def exported(text: str) -> dict:

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 import time_machine
 
 from ..support import at
-from .chat import Chat, on_sqlite
 
 pytest_plugins = ["errbot.backends.test"]
-extra_plugin_dir = str(Path(__file__).resolve().parents[2] / "iwant_plugins")
-extra_config = {"BOT_ASYNC": False}
-
-
-@pytest.fixture
-def chat(monkeypatch, testbot) -> Chat:
-    return on_sqlite(monkeypatch, testbot)
 
 
 def exported(text: str) -> dict:

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
 import pytest
 import time_machine
 
 from ..support import at
-from .chat import Chat
 
 pytest_plugins = ["errbot.backends.test"]
-extra_plugin_dir = str(Path(__file__).resolve().parents[2] / "iwant_plugins")
-# Commands run in the caller's thread, so a test sees a command's reply and notifications
-# as soon as callback_message returns.
-extra_config = {"BOT_ASYNC": False}
-
-
-@pytest.fixture
-def chat(testbot) -> Chat:
-    # With BOT_ASYNC off errbot makes no thread pool, but TestBot.stop() closes one.
-    testbot.bot.thread_pool = ThreadPool(1)
-    return Chat(testbot)
 
 
 def test_worked_example_between_several_people(chat):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from multiprocessing.pool import ThreadPool
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,8 +15,6 @@ from ..support import truncate_postgres
 from .chat import Chat
 
 pytest_plugins = ["errbot.backends.test"]
-extra_plugin_dir = str(Path(__file__).resolve().parents[2] / "iwant_plugins")
-extra_config = {"BOT_ASYNC": False}
 PRAGUE = ZoneInfo("Europe/Prague")
 MARK = "(From your standing lunch wish; !iwant stop lunch ends it.)"
 
