@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ..support import truncate_postgres
-from .fakebot import FakeBot
+from ..twobots.fakebot import FakeBot
 
 pytestmark = pytest.mark.slow
 PEOPLE = ["p1", "p2", "p3", "p4", "p5"]  # each joiner is announced to everyone before

@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from ..multiprocess.harness import CuttableProxy
 from ..support import truncate_postgres
-from .fakebot import FakeBot
+from ..twobots.fakebot import FakeBot
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,6 @@ its own person."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,66 +12,10 @@ from pathlib import Path
 import pytest
 
 from ..support import truncate_postgres
+from .fakebot import FakeBot
 
 REPO = Path(__file__).resolve().parents[2]
 ERRBOT = Path(sys.executable).with_name("errbot")
-
-
-class Bot:
-    def __init__(self, platform: str, tmp: Path, database_url: str, cfg: Path) -> None:
-        self.dir = tmp / platform
-        self.dir.mkdir()
-        self.inbox, self.outbox = self.dir / "in.jsonl", self.dir / "out.jsonl"
-        self.inbox.touch()
-        self.outbox.touch()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IWANT_")}
-        env.update(
-            IWANT_BACKEND="FakeChat",
-            IWANT_BACKEND_DIR=str(Path(__file__).parent / "backend"),
-            IWANT_DATA_DIR=str(self.dir / "data"),
-            IWANT_DATABASE_URL=database_url,
-            IWANT_PLUGINS_CFG=str(cfg),
-            IWANT_POLL_SECONDS="0.5",
-            IWANT_BOT_ADMINS="admin",
-            FAKECHAT_PLATFORM=platform,
-            FAKECHAT_INBOX=str(self.inbox),
-            FAKECHAT_OUTBOX=str(self.outbox),
-        )
-        self.log = (self.dir / "errbot.log").open("w")
-        self.proc = subprocess.Popen(
-            [str(ERRBOT), "-c", str(REPO / "config.py")],
-            env=env,
-            cwd=REPO,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def say(self, person: str, text: str, room: str | None = None) -> None:
-        with self.inbox.open("a") as f:
-            f.write(json.dumps({"from": person, "room": room, "text": text}) + "\n")
-
-    def sent(self) -> list[dict[str, str]]:
-        return [json.loads(line) for line in self.outbox.read_text().splitlines()]
-
-    def wait_for(self, predicate, timeout: float = 60) -> list[dict[str, str]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            sent = self.sent()
-            if predicate(sent):
-                return sent
-            assert self.proc.poll() is None, (self.dir / "errbot.log").read_text()[-3000:]
-            time.sleep(0.1)
-        raise AssertionError(f"timed out; sent so far: {self.sent()}")
-
-    def stop(self) -> None:
-        with self.inbox.open("a") as f:
-            f.write(json.dumps({"quit": True}) + "\n")
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture
@@ -84,7 +26,10 @@ def bots(pg_database, tmp_path):
         "[engine]\nstrategy = overlap\n[activities]\ncoffee = 15, 6\n"
         "[pools]\noffice = slack:C1, telegram:-5\n"
     )
-    started = [Bot(p, tmp_path, pg_database, cfg) for p in ("slack", "telegram")]
+    started = [
+        FakeBot(tmp_path / p, pg_database, cfg, platform=p, IWANT_POLL_SECONDS="0.5")
+        for p in ("slack", "telegram")
+    ]
     yield started
     for bot in started:
         bot.stop()
@@ -117,7 +62,7 @@ def test_one_person_linked_across_two_processes(bots, pg_database):
 
     slack, telegram = bots
 
-    def reply(bot: Bot, person: str, text: str, expect: str, room: str | None = None) -> str:
+    def reply(bot: FakeBot, person: str, text: str, expect: str, room: str | None = None) -> str:
         seen = len(bot.sent())
         bot.say(person, text, room=room)
         sent = bot.wait_for(lambda s: any(expect in m["text"] for m in s[seen:]))

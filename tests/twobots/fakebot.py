@@ -1,5 +1,5 @@
 """A real errbot process on the FakeChat backend (tests/twobots/backend) with its /healthz
-and /metrics on a port of its own: what the operations tests drive over real HTTP."""
+and /metrics on a port of its own: what the two-platform and operations tests drive."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]
 ERRBOT = Path(sys.executable).with_name("errbot")
-BACKEND = REPO / "tests" / "twobots" / "backend"
+BACKEND = Path(__file__).resolve().parent / "backend"
 T = TypeVar("T")
 
 
@@ -31,10 +31,17 @@ def free_port() -> int:
 
 
 class FakeBot:
-    """One bot process of the platform ``telegram`` (any name would do); ``admin`` is its
+    """One bot process of ``platform`` (the name its adapter reports); ``admin`` is its
     admin. Its inbox and outbox are JSON-lines files in ``directory``."""
 
-    def __init__(self, directory: Path, database_url: str, cfg: Path, **env: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        database_url: str,
+        cfg: Path,
+        platform: str = "telegram",
+        **env: str,
+    ) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.inbox, self.outbox = self.dir / "in.jsonl", self.dir / "out.jsonl"
@@ -51,7 +58,7 @@ class FakeBot:
             IWANT_POLL_SECONDS="0.3",
             IWANT_BOT_ADMINS="admin",
             IWANT_HTTP_PORT=str(self.port),
-            FAKECHAT_PLATFORM="telegram",
+            FAKECHAT_PLATFORM=platform,
             FAKECHAT_INBOX=str(self.inbox),
             FAKECHAT_OUTBOX=str(self.outbox),
         )
