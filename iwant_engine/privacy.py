@@ -219,14 +219,20 @@ class Privacy:
         main = stored.canonical if stored and stored.canonical else person_id
         ids = [main, *self.storage.accounts(main)]
         known = self.storage.people(ids)
-        who = Person(main, known[main].name if main in known else (name or main))
-        for item in self.storage.open_requests(main, self.clock.now()):
-            try:
-                self.requests.cancel(who, f"#{item.request_id}")
-            except UserError:
-                continue  # it ended meanwhile
+        now = self.clock.now()
+        # Ordered by lock, so that two such transactions never wait on each other in a ring.
+        open_requests = sorted(
+            self.storage.open_requests(main, now), key=lambda item: (item.pool, item.activity)
+        )
         counts: Counter[str] = Counter()
+        # One transaction: the notes telling the others that their group lost someone are
+        # made nameless below before any process can deliver them.
         with self.storage.transaction() as uow:
+            for item in open_requests:
+                try:
+                    self.requests.cancel_within(uow, main, item.request_id, now)
+                except UserError:
+                    continue  # it ended meanwhile; nothing was written
             for each in ids:
                 shown = known[each].name if each in known else (name or each.split(":")[-1])
                 counts.update(uow.forget(each, shown, partial(msg.unnamed, name=shown)))

@@ -273,11 +273,17 @@ class Requests:
                 raise UserError(msg.NOT_YOURS)
         else:
             request_id = _select(self.storage.open_requests(who, now), selector)
-        ctx = MatchContext(now, self.settings.default_window)
         with self.storage.transaction() as uow:
-            return matching.cancel(
-                uow, who, request_id, self.matchmaker.decide, ctx, self.identity.zones
-            )
+            return self.cancel_within(uow, who, request_id, now)
+
+    def cancel_within(self, uow: UnitOfWork, who: str, request_id: int, now: datetime) -> msg.Note:
+        """Cancel ``who``'s request inside the caller's unit of work (``forget`` does all of a
+        person's at once); ``UserError`` before anything is written when it is not theirs
+        or has ended."""
+        ctx = MatchContext(now, self.settings.default_window)
+        return matching.cancel(
+            uow, who, request_id, self.matchmaker.decide, ctx, self.identity.zones
+        )
 
     def board(self, person: Person, room: str | None = None, activity: str = "") -> msg.Note:
         """``!iwant board``: what is wanted today and tomorrow in the room (in a direct

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from datetime import timedelta
@@ -91,6 +92,40 @@ def test_forget_me_asks_then_deletes_everything_and_tells_her_groups(engine, clo
     assert json.loads(engine.export(ALICE))["requests"] == []
     # Bob and Carol still meet.
     assert "with Carol" in engine.list_text(BOB)
+
+
+def test_a_delivery_between_forgets_steps_never_sends_her_name(engine, clock, monkeypatch):
+    """Another process delivers after every transaction the forgetting commits: what it
+    sends to her group is already nameless (the cancellations and the forgetting are one
+    transaction; once they were two, and "Alice dropped out" could go out between them)."""
+    engine.submit(ALICE, "coffee 10:00")
+    engine.submit(BOB, "coffee 9:30-11:00")
+    engine.submit(CAROL, "tea 11:00")
+    engine.submit(ALICE, "tea 11:00")  # a second group, in another activity's lock
+    drain(engine, "text")
+    engine.forget_me(ALICE, "me")
+    original = engine.storage.transaction
+    sent: list[tuple[str, str]] = []
+    inside = False
+
+    @contextlib.contextmanager
+    def then_deliver():
+        nonlocal inside
+        with original() as uow:
+            yield uow
+        if not inside:
+            inside = True
+            try:
+                sent.extend(drain(engine, "text"))
+            finally:
+                inside = False
+
+    monkeypatch.setattr(engine.storage, "transaction", then_deliver)
+    engine.forget_me(ALICE, "me confirm")
+    told = dict(sent)
+    assert told[BOB.id].startswith("Someone dropped out of coffee at 10:00–10:15")
+    assert told[CAROL.id].startswith("Someone dropped out of tea at 11:00–11:30")
+    assert not [body for _, body in sent if "Alice" in body]
 
 
 def test_a_late_confirmation_deletes_nothing(engine, clock):
