@@ -134,4 +134,3 @@ def _calendar_zone(cal: icalendar.Calendar) -> tzinfo | None:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return None
-
