@@ -49,12 +49,17 @@ def resolve(host: str, port: int, limits: FetchLimits) -> str:
         found = [literal]
     else:
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError):
+            found = lookup(host, port)
+        except (OSError, UnicodeError):
             raise CalendarError("the calendar server's name cannot be found") from None
-        found = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not found:
         raise CalendarError("the calendar server's name cannot be found")
     if not limits.allow_private_addresses and any(refused(ip) for ip in found):
         raise CalendarError(REFUSED)
     return str(found[0])
+
+
+def lookup(host: str, port: int) -> list[IPAddress]:
+    """Every address the system resolver gives for ``host`` (IPv6 zone ids dropped)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]

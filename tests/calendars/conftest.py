@@ -52,10 +52,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, (FEEDS / "login.html").read_bytes(), "text/html")
         if kind == "status":
             return self._send(int(arg), b"nope")
-        if kind == "redirect":  # redirect/N/PATH: N more hops, then PATH
+        if kind == "redirect":  # redirect/N/PATH: N redirects, the last one to PATH
             hops, _, target = arg.partition("/")
             left = int(hops)
-            to = f"/{SECRET}/redirect/{left - 1}/{target}" if left else f"/{SECRET}/{target}"
+            to = f"/{SECRET}/redirect/{left - 1}/{target}" if left > 1 else f"/{SECRET}/{target}"
             self.send_response(302)
             self.send_header("Location", to)
             self.end_headers()
