@@ -24,7 +24,7 @@ from caldav.lib import error as caldav_error
 from ..hookspecs import hookimpl
 from .addresses import resolve
 from .busy import busy_times, parse_calendar
-from .provider import Busy, CalendarError, FetchLimits
+from .provider import Busy, CalendarError, CalendarProvider, FetchLimits
 
 SCHEMES = ("caldav+https", "caldav+http")
 
@@ -154,4 +154,5 @@ def iwant_calendars() -> Mapping[str, Any]:
     return {provider.name: provider}
 
 
-provider = CalDavProvider()
+#: Annotated so that mypy checks the class against the protocol.
+provider: CalendarProvider = CalDavProvider()

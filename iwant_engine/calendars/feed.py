@@ -13,7 +13,7 @@ from typing import Any
 from ..hookspecs import hookimpl
 from .busy import busy_times
 from .fetch import SCHEMES, fetch
-from .provider import Busy, FetchLimits
+from .provider import Busy, CalendarProvider, FetchLimits
 
 
 class FeedProvider:
@@ -29,7 +29,8 @@ class FeedProvider:
         return busy_times(fetch(address, limits), start, end)
 
 
-provider = FeedProvider()
+#: Annotated so that mypy checks the class against the protocol.
+provider: CalendarProvider = FeedProvider()
 
 
 @hookimpl

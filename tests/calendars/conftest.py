@@ -6,7 +6,11 @@ token, so tests can check that no message ever repeats it.
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,6 +98,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return self._send(404, b"no such calendar")
 
+    # A CalDAV client's first requests reach the same paths (the timeout tests use them).
+    do_PROPFIND = do_REPORT = do_GET  # noqa: N815
+
     def _send(self, status: int, body: bytes, kind: str = "text/plain") -> None:
         self.send_response(status)
         self.send_header("Content-Type", kind)
@@ -122,3 +129,67 @@ def feed_server() -> Iterator[FeedServer]:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+@dataclass
+class Radicale:
+    """A real CalDAV server with one user, ``RADICALE_USER`` (``RADICALE_PASSWORD``)."""
+
+    port: int
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+
+RADICALE_USER = "alice"
+RADICALE_PASSWORD = "w0nder/land:" + SECRET  # '/' and ':' must survive the address form
+
+
+@pytest.fixture(scope="session")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Radicale]:
+    """Radicale on 127.0.0.1 with plain htpasswd auth and storage in a temporary folder,
+    started once per run (its tests share the ``radicale`` xdist group)."""
+    folder = tmp_path_factory.mktemp("radicale")
+    users = folder / "users"
+    users.write_text(f"{RADICALE_USER}:{RADICALE_PASSWORD}\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (folder / "radicale.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "radicale",
+            "--config", "",  # no /etc/radicale or ~/.config/radicale
+            "--server-hosts", f"127.0.0.1:{port}",
+            "--storage-filesystem-folder", str(folder / "collections"),
+            "--auth-type", "htpasswd",
+            "--auth-htpasswd-filename", str(users),
+            "--auth-htpasswd-encryption", "plain",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        _wait_for_port(port, process, timeout=30)
+        yield Radicale(port)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        log.close()
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"Radicale exited with {process.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)  # the process gives no signal of readiness but its port
+    raise RuntimeError(f"Radicale did not listen on {port} within {timeout} s")
