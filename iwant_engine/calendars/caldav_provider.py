@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import icalendar
 import niquests
@@ -99,7 +99,7 @@ def _client(
     """A client whose session connects only to ``ip`` for ``host`` (the in-memory resolver
     knows no other name, so a redirect elsewhere fails to resolve), ignores proxies and
     ``.netrc`` from the environment, makes no OCSP requests of its own, and refuses
-    oversized answers that declare their length."""
+    oversized answers that declare their length and redirects to another server."""
     client = DAVClient(
         url=url,
         username=user,
@@ -115,12 +115,19 @@ def _client(
     session.trust_env = False
     session.max_redirects = limits.max_redirects
 
-    def cap(response: niquests.PreparedRequest | niquests.Response) -> None:
-        declared = response.headers.get("Content-Length", "") if response.headers else ""
+    def check(response: niquests.PreparedRequest | niquests.Response) -> None:
+        headers: Mapping[Any, Any] = response.headers or {}
+        declared = headers.get("Content-Length", "")
         if isinstance(declared, str) and declared.isdigit() and int(declared) > limits.max_bytes:
             raise CalendarError(f"the calendar is larger than {limits.max_bytes:,} bytes")
+        location = headers.get("Location")
+        if isinstance(response, niquests.Response) and response.is_redirect and location:
+            # Only to the checked server: an IP literal elsewhere would need no resolver.
+            target = urlsplit(urljoin(url, str(location)))
+            if (target.hostname or "").lower() != host.lower():
+                raise CalendarError("the CalDAV server redirected to another server")
 
-    session.hooks["response"].append(cap)
+    session.hooks["response"].append(check)
     client.session = session
     return client
 

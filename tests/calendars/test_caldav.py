@@ -195,6 +195,12 @@ def test_a_silent_server_times_out(feed_server: FeedServer):
     assert message == "the CalDAV server did not answer within 1 s"
 
 
+def test_a_redirect_to_another_server_is_refused(feed_server: FeedServer):
+    target = quote("http://10.20.30.40/dav/", safe="")
+    address = f"caldav+http://alice:{SECRET}@127.0.0.1:{feed_server.port}/{SECRET}/to/{target}"
+    assert failure(address) == "the CalDAV server redirected to another server"
+
+
 @pytest.mark.parametrize(
     ("address", "accepted"),
     [
