@@ -63,11 +63,16 @@ def busy_times(
 
     ``floating`` is the zone of times and all-day dates that name none, when the calendar
     gives no ``X-WR-TIMEZONE`` either (RFC 5545 means "the viewer's zone"; the caller knows
-    the person's)."""
+    the person's). A ``Calendar`` given is changed (broken events dropped)."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("busy_times needs aware datetimes")
     cal = parse_calendar(data) if isinstance(data, bytes) else data
-    zone = _calendar_zone(cal) or floating
+    named = _calendar_zone(cal)
+    zone = named or floating
+    # One broken event must not hide the rest: an event without a start cannot be placed.
+    cal.subcomponents = [c for c in cal.subcomponents if c.name != "VEVENT" or "DTSTART" in c]
+    if named is None and "X-WR-TIMEZONE" in cal:
+        del cal["X-WR-TIMEZONE"]  # unknown: the repair below would fail on it
     try:
         cal = x_wr_timezone.to_standard(cal)
         occurrences = recurring_ical_events.of(cal, skip_bad_series=True).between(

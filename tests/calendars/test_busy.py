@@ -102,6 +102,32 @@ def test_floating_times_without_x_wr_timezone_take_the_given_zone():
     assert busy_times(feed, *span, floating=PRAGUE) == blocks(("01-15 11:00", "01-15 12:00"))
 
 
+def test_an_unknown_x_wr_timezone_and_an_event_without_start_spoil_nothing_else():
+    feed = b"\r\n".join(
+        [
+            b"BEGIN:VCALENDAR",
+            b"VERSION:2.0",
+            b"PRODID:-//test//EN",
+            b"X-WR-TIMEZONE:Mars/Olympus_Mons",
+            b"BEGIN:VEVENT",
+            b"UID:no-start",
+            b"DTSTAMP:20260101T000000Z",
+            b"SUMMARY:broken",
+            b"END:VEVENT",
+            b"BEGIN:VEVENT",
+            b"UID:fine",
+            b"DTSTAMP:20260101T000000Z",
+            b"DTSTART:20260115T120000",
+            b"DTEND:20260115T130000",
+            b"END:VEVENT",
+            b"END:VCALENDAR",
+            b"",
+        ]
+    )
+    got = busy_times(feed, utc("01-15 00:00"), utc("01-16 00:00"), floating=PRAGUE)
+    assert got == blocks(("01-15 11:00", "01-15 12:00"))
+
+
 def test_merge_joins_touching_and_nested_blocks_and_drops_empty_ones():
     span = (utc("01-01 00:00"), utc("01-02 00:00"))
     got = merged(
