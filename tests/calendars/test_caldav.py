@@ -1,4 +1,5 @@
-"""The ``caldav`` provider against a real Radicale server (started once per run)."""
+"""The ``caldav`` provider against a real Radicale server (started once per run; the tests
+that use it are marked slow)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ from iwant_engine.calendars.caldav_provider import provider
 from iwant_engine.calendars.provider import Busy, CalendarError, FetchLimits
 
 from .conftest import LOCAL, RADICALE_PASSWORD, RADICALE_USER, SECRET, FeedServer, Radicale
-
-pytestmark = pytest.mark.slow
 
 PRAGUE_TZ = """BEGIN:VTIMEZONE
 TZID:Europe/Prague
@@ -136,6 +135,7 @@ def failure(address: str, limits: FetchLimits = LOCAL) -> str:
     return message
 
 
+@pytest.mark.slow  # starts Radicale
 def test_busy_times_from_radicale(calendar_address: str):
     got = provider.busy(calendar_address, START, END, LOCAL)
     assert got == [
@@ -150,11 +150,13 @@ def test_busy_times_from_radicale(calendar_address: str):
     ]
 
 
+@pytest.mark.slow  # starts Radicale
 def test_a_short_span_is_clipped(calendar_address: str):
     got = provider.busy(calendar_address, at("03-24 15:30"), at("03-24 18:00"), LOCAL)
     assert got == [Busy(at("03-24 15:30"), at("03-24 16:00"))]
 
 
+@pytest.mark.slow  # starts Radicale
 def test_the_name_resolves_once_and_the_session_connects_to_that_address(
     calendar_address: str, monkeypatch: pytest.MonkeyPatch
 ):
@@ -174,17 +176,20 @@ def test_the_name_resolves_once_and_the_session_connects_to_that_address(
     assert lookups == ["calendar.invalid"]
 
 
+@pytest.mark.slow  # starts Radicale
 def test_a_wrong_password_is_refused(calendar_address: str):
     address = calendar_address.replace(quote(RADICALE_PASSWORD, safe=""), "w0nder-nope")
     assert failure(address) == "the CalDAV server refused the user name or password in the address"
 
 
+@pytest.mark.slow  # starts Radicale
 def test_a_missing_calendar_is_not_found(calendar_address: str):
     assert failure(calendar_address.replace("/work/", "/nosuch/")) == (
         "the CalDAV calendar was not found at that address"
     )
 
 
+@pytest.mark.slow  # starts Radicale
 def test_the_default_limits_refuse_a_local_server(calendar_address: str):
     assert failure(calendar_address, FetchLimits()) == addresses.REFUSED
 

@@ -203,7 +203,11 @@ def test_a_closed_port_cannot_be_reached():
     assert message == "the calendar server cannot be reached"
 
 
-def test_an_unknown_name_cannot_be_found():
+def test_an_unknown_name_cannot_be_found(monkeypatch: pytest.MonkeyPatch):
+    def nxdomain(host: str, port: int) -> list[addresses.IPAddress]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(addresses, "lookup", nxdomain)  # no DNS query leaves the machine
     assert failure(f"https://nosuchhost.invalid/{SECRET}.ics") == (
         "the calendar server's name cannot be found"
     )
