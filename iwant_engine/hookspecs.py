@@ -124,6 +124,28 @@ def iwant_suggestions(wish: Wish, nearby: Nearby, ctx: MatchContext) -> Sequence
     raise NotImplementedError
 
 
+@hookspec
+def iwant_calendars() -> Mapping[str, Any]:
+    """Name the calendar providers this plugin provides.
+
+    Called once when an engine is built; every implementation is called and the mappings are
+    merged (two plugins giving the same name is an error at start). Returns a mapping from a
+    provider's name (``ics``, ``caldav``; shown to the person and stored beside the address)
+    to a ``calendars.provider.CalendarProvider``: ``accepts(address)`` says from the address
+    alone, without I/O, whether it reads it, and ``busy(address, start, end, limits)``
+    returns the merged, sorted busy intervals of ``[start, end)`` in UTC, honouring
+    ``FetchLimits`` (time, size, redirects, private addresses refused unless allowed).
+
+    A provider may be called from several threads at once (feeds are refreshed in the
+    background), so it must be thread-safe (the built-ins hold no state between calls).
+    Anything that goes wrong is raised as ``calendars.provider.CalendarError`` with one line
+    a person may read, which never contains the address: the address is a password.
+    Built in: ``ics`` (``iwant_engine/calendars/feed.py``) and ``caldav``
+    (``iwant_engine/calendars/caldav_provider.py``).
+    """
+    raise NotImplementedError
+
+
 #: The events ``iwant_observe`` reports.
 OBSERVED = ("matched", "standing_made")
 

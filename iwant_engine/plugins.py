@@ -33,6 +33,8 @@ BUILTINS = (
     "iwant_engine.strategies.fresh_faces",
     "iwant_engine.strategies.quorum",
     "iwant_engine.suggestions",
+    "iwant_engine.calendars.feed",
+    "iwant_engine.calendars.caldav_provider",
 )
 
 

@@ -52,8 +52,9 @@ SLOW_MODULES = (
 
 
 # Folders whose tests share one server a session (tests/matrix: Synapse, tests/xmpp:
-# Prosody): with ``--dist loadgroup`` each folder runs on one worker, which starts it once.
-SERVER_GROUPS = {"matrix": "synapse", "xmpp": "prosody"}
+# Prosody, tests/calendars: Radicale and the feed server): with ``--dist loadgroup`` each
+# folder runs on one worker, which starts it once.
+SERVER_GROUPS = {"matrix": "synapse", "xmpp": "prosody", "calendars": "radicale"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -14,10 +14,19 @@ from iwant_engine.plugins import BUILTINS, make_plugin_manager
 from ..support import ALICE, BOB, MEMORY, START, make_engine
 
 HOOKS = sorted(name for name, _ in inspect.getmembers(hookspecs) if name.startswith("iwant_"))
+#: Hooks the engine does not call yet: ``iwant_calendars`` is called by issue 27's engine
+#: integration (built beside the providers); remove it here when that is merged.
+NOT_CALLED_YET = {"iwant_calendars"}
 
 
 def test_there_are_hooks_to_check():
-    assert HOOKS == ["iwant_observe", "iwant_storages", "iwant_strategies", "iwant_suggestions"]
+    assert HOOKS == [
+        "iwant_calendars",
+        "iwant_observe",
+        "iwant_storages",
+        "iwant_strategies",
+        "iwant_suggestions",
+    ]
 
 
 @pytest.mark.parametrize("name", HOOKS)
@@ -44,7 +53,7 @@ def test_every_hookspec_is_called_when_an_engine_starts_and_works(monkeypatch):
         assert engine.submit(BOB, "coffee for 2h").body.startswith("Matched!")
     finally:
         engine.close()
-    assert sorted(set(called)) == HOOKS
+    assert sorted(set(called)) == sorted(set(HOOKS) - NOT_CALLED_YET)
 
 
 def test_trace_hooks_logs_each_hook_call(monkeypatch, caplog):
@@ -55,7 +64,7 @@ def test_trace_hooks_logs_each_hook_call(monkeypatch, caplog):
         engine.submit(BOB, "coffee for 2h")  # matched: observed
         engine.close()
     traced = [r.getMessage() for r in caplog.records if r.getMessage().startswith("hook: ")]
-    for name in HOOKS:
+    for name in set(HOOKS) - NOT_CALLED_YET:
         assert any(name in line for line in traced), f"{name} was not traced: {traced}"
 
 
