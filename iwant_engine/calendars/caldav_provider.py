@@ -10,7 +10,7 @@ same rules as a feed (``busy.py``), so a CalDAV calendar and its exported feed a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -36,7 +36,14 @@ class CalDavProvider:
             return False
         return parts.scheme.lower() in SCHEMES and bool(parts.hostname)
 
-    def busy(self, address: str, start: datetime, end: datetime, limits: FetchLimits) -> list[Busy]:
+    def busy(
+        self,
+        address: str,
+        start: datetime,
+        end: datetime,
+        limits: FetchLimits,
+        floating: tzinfo = UTC,
+    ) -> list[Busy]:
         url, host, port, user, password = _split(address)
         ip = resolve(host, port, limits)
         # Imported on first use: the caldav library and its HTTP stack take a third of a
@@ -46,7 +53,7 @@ class CalDavProvider:
         texts = read(url, host, ip, user, password, start, end, limits)
         if sum(len(text) for text in texts) > limits.max_bytes:
             raise CalendarError(f"the calendar is larger than {limits.max_bytes:,} bytes")
-        return busy_times(joined(texts), start, end)
+        return busy_times(joined(texts), start, end, floating=floating)
 
 
 def _split(address: str) -> tuple[str, str, int, str | None, str | None]:

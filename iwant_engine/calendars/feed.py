@@ -7,7 +7,7 @@ calendar link, Nextcloud's and Fastmail's subscription links are all such feeds.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from ..hookspecs import hookimpl
@@ -25,8 +25,15 @@ class FeedProvider:
         scheme, sep, rest = address.partition("://")
         return bool(sep) and scheme.lower() in SCHEMES and bool(rest.strip("/"))
 
-    def busy(self, address: str, start: datetime, end: datetime, limits: FetchLimits) -> list[Busy]:
-        return busy_times(fetch(address, limits), start, end)
+    def busy(
+        self,
+        address: str,
+        start: datetime,
+        end: datetime,
+        limits: FetchLimits,
+        floating: tzinfo = UTC,
+    ) -> list[Busy]:
+        return busy_times(fetch(address, limits), start, end, floating=floating)
 
 
 #: Annotated so that mypy checks the class against the protocol.

@@ -8,7 +8,7 @@ address secret and decides what the busy parts mean.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Protocol
 
 
@@ -47,7 +47,16 @@ class CalendarProvider(Protocol):
         """Whether this provider reads ``address``: its scheme and shape only, no I/O."""
         ...
 
-    def busy(self, address: str, start: datetime, end: datetime, limits: FetchLimits) -> list[Busy]:
+    def busy(
+        self,
+        address: str,
+        start: datetime,
+        end: datetime,
+        limits: FetchLimits,
+        floating: tzinfo = UTC,
+    ) -> list[Busy]:
         """The busy intervals overlapping ``[start, end)`` (aware UTC), merged and sorted,
-        clipped to the span. Raises ``CalendarError`` for anything that goes wrong."""
+        clipped to the span. ``floating`` is the person's zone: the zone of times and
+        all-day dates the calendar names none for. Raises ``CalendarError`` for anything
+        that goes wrong."""
         ...

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from iwant_engine.calendars import caldav_provider, feed
 from iwant_engine.calendars.busy import busy_times
-from iwant_engine.calendars.provider import CalendarError
+from iwant_engine.calendars.provider import Busy, CalendarError
 from iwant_engine.plugins import make_plugin_manager, named
 
 from .conftest import FEEDS, LOCAL, SECRET, FeedServer
@@ -33,6 +34,18 @@ def test_the_feed_provider_reads_a_served_feed(feed_server: FeedServer):
     got = feed.provider.busy(feed_server.url("feed/google.ics"), START, END, LOCAL)
     assert got == busy_times((FEEDS / "google.ics").read_bytes(), START, END)
     assert len(got) == 7
+
+
+def test_an_all_day_busy_day_counts_from_midnight_in_the_persons_zone(feed_server: FeedServer):
+    """Apple's feed names no zone for its all-day "Conference" (3 April 2026, opaque): the
+    person's zone, passed by the engine, places it."""
+    prague = ZoneInfo("Europe/Prague")
+    day = (datetime(2026, 4, 3, tzinfo=prague), datetime(2026, 4, 4, tzinfo=prague))
+    address = feed_server.url("feed/apple.ics")
+    got = feed.provider.busy(address, *day, LOCAL, floating=prague)
+    assert got == [Busy(datetime(2026, 4, 2, 22, tzinfo=UTC), datetime(2026, 4, 3, 22, tzinfo=UTC))]
+    in_utc = feed.provider.busy(address, *day, LOCAL)
+    assert in_utc == [Busy(datetime(2026, 4, 3, tzinfo=UTC), datetime(2026, 4, 3, 22, tzinfo=UTC))]
 
 
 def test_a_login_page_is_not_an_icalendar_feed(feed_server: FeedServer):
