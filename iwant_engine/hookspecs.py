@@ -124,8 +124,26 @@ def iwant_suggestions(wish: Wish, nearby: Nearby, ctx: MatchContext) -> Sequence
     raise NotImplementedError
 
 
+@hookspec
+def iwant_calendars() -> Mapping[str, Any]:
+    """Name the calendar providers this plugin provides (name -> CalendarProvider).
+
+    Called when an engine is built (a duplicate name is an error at start) and again
+    whenever a calendar is linked or refreshed, so a provider registered on a running
+    engine's plugin manager counts at once; every implementation is called and the mappings
+    are merged. Returns a mapping from a provider name (stored beside each address, shown to
+    its person) to a ``calendars.provider.CalendarProvider``. The engine gives an address to
+    the first provider, by name, whose ``accepts`` takes it; the provider only reads busy
+    times, outside any unit of work and never on a command's path except the check when a
+    calendar is linked. The engine then cuts the busy parts out of a wish's window and keeps
+    the earliest free piece that can still hold the activity's length: strategies see only
+    that trimmed window, and nobody sees another person's calendar, only its effect.
+    """
+    raise NotImplementedError
+
+
 #: The events ``iwant_observe`` reports.
-OBSERVED = ("matched", "standing_made")
+OBSERVED = ("matched", "standing_made", "calendar_ok", "calendar_failed")
 
 
 @hookspec
@@ -134,12 +152,15 @@ def iwant_observe(event: str) -> None:
     implementation on its engine's plugin manager to count them).
 
     Called by the engine once per occurrence, when the unit of work that did it is done
-    (a standing wish's day: inside it); every implementation is called. ``event`` is one of
+    (a standing wish's day: inside it; a calendar refresh: after it, off any command's
+    path); every implementation is called. ``event`` is one of
     ``OBSERVED``:
 
     - ``matched``: a new wish met someone at once (formed a group or joined one), whether
       typed or made from a standing wish;
-    - ``standing_made``: a standing wish's day became a wish (``iwant_engine.standing``).
+    - ``standing_made``: a standing wish's day became a wish (``iwant_engine.standing``);
+    - ``calendar_ok`` / ``calendar_failed``: a background refresh of one linked calendar
+      read it, or failed to (``iwant_engine.calendar_service``).
 
     Returns nothing (a return value is ignored). An implementation must be fast and never
     raise: it runs on the path of a command.

@@ -829,6 +829,8 @@ class _Observer:
             self.metrics.matches.inc()
         elif event == "standing_made":
             self.metrics.standing_made.inc()
+        elif event in ("calendar_ok", "calendar_failed"):
+            self.metrics.calendar_refreshes.labels(event.removeprefix("calendar_")).inc()
 
 
 def _timed(

@@ -17,7 +17,10 @@ HOOKS = sorted(name for name, _ in inspect.getmembers(hookspecs) if name.startsw
 
 
 def test_there_are_hooks_to_check():
-    assert HOOKS == ["iwant_observe", "iwant_storages", "iwant_strategies", "iwant_suggestions"]
+    assert HOOKS == [
+        "iwant_calendars", "iwant_observe", "iwant_storages", "iwant_strategies",
+        "iwant_suggestions",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", HOOKS)
