@@ -9,11 +9,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from . import board, matching, standing
+from . import board, busy_times, matching, standing
 from . import messages as msg
 from .clock import Clock
 from .errors import DuplicateEvent, Unavailable, UserError
-from .grammar import is_number, parse_wish
+from .grammar import is_number, names_no_time, parse_wish
 from .identity import Identity, check_person
 from .matchmaker import Matchmaker
 from .model import (
@@ -89,6 +89,35 @@ class Requests:
             wish = replace(wish, min_size=floor)
         return wish, parsed.replaces
 
+    def fit_calendar(
+        self, wish: Wish, now: datetime, zone: ZoneInfo, any_time: bool = False
+    ) -> tuple[Wish, str | None]:
+        """``wish`` without its person's stored busy time: the earliest free piece of its
+        window that can still hold the activity's length (its deadline no later than that
+        piece's last start), and the line saying so; the wish as it is, and None, when the
+        window is free. A window wholly busy is refused with the next free time as a whole
+        command, unless the wish named no time (``any_time``): it then takes the next free
+        slot (up to the default window long). Reads the stored busy blocks only."""
+        busy = self.storage.busy(wish.person, wish.earliest, wish.latest)
+        if not busy:
+            return wish, None
+        parts = busy_times.clipped(busy, wish.earliest, wish.latest)
+        fit = busy_times.first_fit(wish.earliest, wish.latest, wish.length, parts)
+        deadline = wish.deadline
+        if fit is None:
+            far = now + self.settings.horizon
+            ahead = self.storage.busy(wish.person, wish.earliest, far + wish.length)
+            free = busy_times.next_free(wish.earliest, far, wish.length, ahead)
+            if not any_time or free is None:
+                start = free[0] if free else None
+                raise UserError(msg.calendar_busy(wish.activity, parts, start, now, zone))
+            fit = (free[0], min(free[1], free[0] + self.settings.default_window))
+            deadline = fit[1] - wish.length
+        trimmed = replace(
+            wish, earliest=fit[0], latest=fit[1], deadline=min(deadline, fit[1] - wish.length)
+        )
+        return trimmed, msg.calendar_trimmed(fit, parts, zone)
+
     # -- submitting --------------------------------------------------------------------------
 
     def submit(
@@ -150,6 +179,8 @@ class Requests:
         def submit(
             uow: UnitOfWork, wish: Wish, me: PersonInfo, origin: str | None, key: str
         ) -> tuple[msg.Note, bool]:
+            # A day whose time is busy is not made (UserError: the person is told why).
+            wish, _ = self.fit_calendar(wish, now, self.identity.zones.of(me))
             ctx = MatchContext(now, wish.length)
             limit = self.settings.max_open_requests
             done = matching.submit(
@@ -188,6 +219,7 @@ class Requests:
     ) -> msg.Note:
         now = self.clock.now()
         wish, replacing = self.read_wish(who, self.pool_for(person, room), text, now, zone)
+        wish, trimmed = self.fit_calendar(wish, now, zone, names_no_time(text))
         ctx = MatchContext(now, wish.length)
         origin = f"{person.platform}:{room}" if room else None
         me = PersonInfo(person.id, person.name, None, person.timezone)
@@ -213,6 +245,8 @@ class Requests:
         if done.matched:
             self.observe("matched")
         self.identity.remember_zone(person, done.own_zone)
+        if trimmed is not None:
+            return replace(done.reply, body=f"{trimmed}\n{done.reply.body}")
         return done.reply
 
     def _not_possible(
