@@ -137,8 +137,8 @@ def asked() -> str:
     return (
         "This deletes everything iwant keeps about you: your requests (open ones are cancelled "
         "and the others in them told), your groups, standing wishes, whom you ignore, your time "
-        'zone, your name, your linked calendar and your answers to "Did you meet?". Other people\'s ignore lists '
-        "are theirs and stay. To go ahead: "
+        'zone, your name, your linked calendar and your answers to "Did you meet?". Other '
+        "people's ignore lists are theirs and stay. To go ahead: "
         f"!iwant forget me confirm within {FORGET_WINDOW_MINUTES} minutes."
     )
 
