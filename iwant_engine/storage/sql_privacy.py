@@ -119,7 +119,7 @@ class PrivacyWork:
         dead = select(CALENDARS.c.person).where(CALENDARS.c.failing_since < before).limit(limit)
         people = [p for (p,) in self._run(dead)]
         if people:
-            self._run(delete(BUSY).where(BUSY.c.person.in_(people)))
+            deleted += self._run(delete(BUSY).where(BUSY.c.person.in_(people))).rowcount
             gone = delete(CALENDARS).where(CALENDARS.c.person.in_(people))
             deleted += self._run(gone).rowcount
         return int(deleted)
