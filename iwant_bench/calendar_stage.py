@@ -52,6 +52,7 @@ def link_calendars(run: Run, people: list[str], seed: int) -> int:
             )  # fmt: skip
             uow.save_calendar(calendar, blocks)
             stored += len(blocks)
+    run.engine.requests.calendar_changed()  # stored behind the engine's back: read them now
     return stored
 
 

@@ -97,14 +97,17 @@ class Calendars:
         settings: Settings,
         identity: Identity,
         providers: Providers,
+        changed: Callable[[], None] = lambda: None,
     ) -> None:
         """``providers``: the providers the ``iwant_calendars`` hook names now (called at
-        each use, so one registered on a running engine counts at once)."""
+        each use, so one registered on a running engine counts at once); ``changed``: called
+        when a calendar is linked or removed here (``Requests.calendar_changed``)."""
         self.storage = storage
         self.clock = clock
         self.settings = settings
         self.identity = identity
         self.providers = providers
+        self.changed = changed
         #: Counts an event of ``hookspecs.OBSERVED`` (the engine's ``iwant_observe``).
         self.observe: Callable[[str], None] = lambda event: None
 
@@ -136,6 +139,7 @@ class Calendars:
     def _off(self, me: str) -> str:
         with self.storage.transaction() as uow:
             dropped = uow.drop_calendar(me)
+        self.changed()
         if not dropped:
             return "You have no calendar linked; nothing to remove."
         return "Calendar removed: its address and busy times are deleted."
@@ -167,6 +171,7 @@ class Calendars:
         with self.storage.transaction() as uow:
             uow.add_person(PersonInfo(me, person.name[:100]))
             uow.save_calendar(calendar, spans)
+        self.changed()
         week = sum(1 for s, _ in spans if s < now + WEEK)
         return linked(provider.name, week)
 

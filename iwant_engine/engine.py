@@ -94,8 +94,9 @@ class Engine:
         self.feedback = Feedback(self.storage, self.clock, settings, self.identity)
         self.providers()  # two providers of one name stop the engine at start
         self.calendars = Calendars(
-            self.storage, self.clock, settings, self.identity, self.providers
-        )
+            self.storage, self.clock, settings, self.identity, self.providers,
+            self.requests.calendar_changed,
+        )  # fmt: skip
         self.calendars.observe = self._observe
 
     @classmethod

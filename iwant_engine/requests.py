@@ -4,6 +4,7 @@ deadline passed."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -34,6 +35,9 @@ from .storage.protocol import Storage, UnitOfWork
 MAX_ID = 2**31 - 1
 #: Results expired or marked done per unit of work.
 SWEEP_BATCH = 500
+#: Who has a linked calendar is re-read this often; linked in another process, a calendar
+#: counts for wishes after at most this long (as a zone set there does, ``identity``).
+CALENDAR_CACHE_SECONDS = 60
 #: The board in a direct message shows the rooms of a person's requests this far back.
 BOARD_HISTORY = timedelta(days=30)
 
@@ -56,6 +60,19 @@ class Requests:
         self.matchmaker = matchmaker
         #: Counts an event of ``hookspecs.OBSERVED`` (the engine's ``iwant_observe``).
         self.observe: Callable[[str], None] = lambda event: None
+        # (until, people with a linked calendar): a wish of anyone else reads no busy blocks.
+        self._calendared: tuple[float, frozenset[str]] = (0.0, frozenset())
+
+    def calendar_changed(self) -> None:
+        """A calendar was linked or removed in this process: who has one is read again."""
+        self._calendared = (0.0, frozenset())
+
+    def _has_calendar(self, person: str) -> bool:
+        until, people = self._calendared
+        if time.monotonic() >= until:
+            people = frozenset(self.storage.calendar_people())
+            self._calendared = (time.monotonic() + CALENDAR_CACHE_SECONDS, people)
+        return person in people
 
     def pool_for(self, person: Person, room: str | None) -> str:
         """The pool of a wish made in ``room`` (None: in a direct message)."""
@@ -98,6 +115,8 @@ class Requests:
         window is free. A window wholly busy is refused with the next free time as a whole
         command, unless the wish named no time (``any_time``): it then takes the next free
         slot (up to the default window long). Reads the stored busy blocks only."""
+        if not self._has_calendar(wish.person):
+            return wish, None
         busy = self.storage.busy(wish.person, wish.earliest, wish.latest)
         if not busy:
             return wish, None

@@ -735,6 +735,10 @@ class MemoryStorage:
             spans = self._state.busy.get(person, ())
             return [span for span in spans if span[1] > start and span[0] < end]
 
+    def calendar_people(self) -> list[str]:
+        with self._lock:
+            return list(self._state.calendars)
+
     def has_due_calendars(self, now: datetime) -> bool:
         with self._lock:
             return any(_calendar_due(c, now) for c in self._state.calendars.values())

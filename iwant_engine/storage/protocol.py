@@ -312,6 +312,9 @@ class Storage(Protocol):
         """The person's stored busy blocks overlapping ``[start, end)``, by start; one
         indexed query (it runs on a submission's path)."""
 
+    def calendar_people(self) -> list[str]:
+        """Every person with a linked calendar (the engine caches it a while)."""
+
     def has_due_calendars(self, now: datetime) -> bool:
         """Whether ``UnitOfWork.due_calendars`` would find anything; cheap, takes no write
         lock."""

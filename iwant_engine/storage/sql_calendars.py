@@ -94,6 +94,10 @@ class CalendarReads:
         with self._read() as conn:
             return [(s, e) for s, e in conn.execute(stmt)]
 
+    def calendar_people(self) -> list[str]:
+        with self._read() as conn:
+            return list(conn.scalars(select(CALENDARS.c.person)))
+
     def has_due_calendars(self, now: datetime) -> bool:
         with self._read() as conn:
             return conn.execute(_due(now).limit(1)).first() is not None

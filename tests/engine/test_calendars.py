@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -313,3 +314,24 @@ def test_a_claimed_calendar_is_not_read_by_another_refresh_until_its_lease_ends(
     assert engine.refresh_calendars() == 0, "leased to another process"
     clock.set(at(9, 16))
     assert engine.refresh_calendars() == 1, "the lease ran out"
+
+
+def test_a_calendar_linked_in_another_process_counts_within_a_minute(
+    sql_database_url, provider, clock, monkeypatch
+):
+    monkeypatch.setenv("IWANT_SECRET_KEY", KEY)
+    one, other = make(sql_database_url, clock, provider), make(sql_database_url, clock, provider)
+    try:
+        other.submit(BOB, "coffee 9:00")  # it has read who has a calendar: nobody
+        provider.feeds["bob"] = [(at(10), at(11))]
+        one.calendar(BOB, "test://cal.test/bob")
+        assert other.submit(BOB, "lunch 10:00-12:00").body.startswith("Waiting"), "not yet"
+        other.cancel(BOB, "lunch")
+        later = time.monotonic() + 61
+        monkeypatch.setattr("iwant_engine.requests.time.monotonic", lambda: later)
+        assert other.submit(BOB, "lunch 10:00-12:00").body.startswith(
+            "By your calendar: free 11:00–12:00"
+        )
+    finally:
+        one.close()
+        other.close()

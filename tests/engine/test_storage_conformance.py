@@ -429,6 +429,7 @@ def test_a_calendar_is_saved_replaced_and_dropped_with_its_busy_blocks(engine, c
     with storage.transaction() as uow:
         uow.save_calendar(_calendar(ALICE.id, at(10)), [(at(12), at(13)), (at(8), at(9))])
     assert storage.busy(ALICE.id, at(0), at(23)) == [(at(8), at(9)), (at(12), at(13))]
+    assert storage.calendar_people() == [ALICE.id]
     assert storage.busy(ALICE.id, at(9), at(12)) == [], "touching ends do not overlap"
     with storage.transaction() as uow:
         uow.save_calendar(_calendar(ALICE.id, at(11), last_ok_at=at(10)))  # blocks stay
@@ -443,6 +444,7 @@ def test_a_calendar_is_saved_replaced_and_dropped_with_its_busy_blocks(engine, c
         assert uow.drop_calendar(ALICE.id) is False
     assert storage.busy(ALICE.id, at(0), at(23)) == []
     assert storage.person_data(ALICE.id).calendar is None
+    assert storage.calendar_people() == []
 
 
 def test_due_calendars_are_leased_to_one_caller_until_the_lease_ends(engine, clock):
