@@ -117,15 +117,15 @@ class Requests:
         slot (up to the default window long). Reads the stored busy blocks only."""
         if not self._has_calendar(wish.person):
             return wish, None
-        busy = self.storage.busy(wish.person, wish.earliest, wish.latest)
-        if not busy:
+        far = now + self.settings.horizon
+        # One read serves the window and, when it is all busy, the next free time after it.
+        ahead = self.storage.busy(wish.person, wish.earliest, far + wish.length)
+        parts = busy_times.clipped(ahead, wish.earliest, wish.latest)
+        if not parts:
             return wish, None
-        parts = busy_times.clipped(busy, wish.earliest, wish.latest)
         fit = busy_times.first_fit(wish.earliest, wish.latest, wish.length, parts)
         deadline = wish.deadline
         if fit is None:
-            far = now + self.settings.horizon
-            ahead = self.storage.busy(wish.person, wish.earliest, far + wish.length)
             free = busy_times.next_free(wish.earliest, far, wish.length, ahead)
             if not any_time or free is None:
                 start = free[0] if free else None
