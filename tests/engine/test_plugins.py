@@ -11,6 +11,7 @@ from iwant_engine import FixedClock, hookspecs
 from iwant_engine.__main__ import main
 from iwant_engine.plugins import BUILTINS, make_plugin_manager
 
+from ..calendar_provider import TestCalendars
 from ..support import ALICE, BOB, MEMORY, START, make_engine
 
 HOOKS = sorted(name for name, _ in inspect.getmembers(hookspecs) if name.startswith("iwant_"))
@@ -36,7 +37,7 @@ def test_every_hookspec_is_called_when_an_engine_starts_and_works(monkeypatch):
     real = make_plugin_manager
 
     def monitored(extra=()):
-        pm = real(extra)
+        pm = real((*extra, TestCalendars()))  # a calendar provider, whatever is built in
         pm.add_hookcall_monitoring(lambda name, impls, kw: called.append(name), lambda *a: None)
         return pm
 
@@ -52,6 +53,10 @@ def test_every_hookspec_is_called_when_an_engine_starts_and_works(monkeypatch):
 
 def test_trace_hooks_logs_each_hook_call(monkeypatch, caplog):
     monkeypatch.setenv("IWANT_TRACE_HOOKS", "1")
+    real = make_plugin_manager
+    monkeypatch.setattr(  # a calendar provider, whatever is built in
+        "iwant_engine.engine.make_plugin_manager", lambda extra=(): real((*extra, TestCalendars()))
+    )
     with caplog.at_level(logging.INFO, logger="iwant_engine.plugins"):
         engine = make_engine(MEMORY, FixedClock(START))
         engine.submit(ALICE, "coffee 10:00")  # waits: near misses are looked for
