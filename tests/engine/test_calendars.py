@@ -335,3 +335,38 @@ def test_a_calendar_linked_in_another_process_counts_within_a_minute(
     finally:
         one.close()
         other.close()
+
+
+def test_on_postgresql_two_processes_claim_different_calendars_without_waiting(
+    pg_database, provider, clock, monkeypatch
+):
+    import threading
+
+    from ..support import truncate_postgres
+
+    truncate_postgres(pg_database)
+    monkeypatch.setenv("IWANT_SECRET_KEY", KEY)
+    one, other = make(pg_database, clock, provider), make(pg_database, clock, provider)
+    try:
+        for who in (ALICE, BOB):
+            provider.feeds[who.name.lower()] = []
+            one.calendar(who, f"test://cal.test/{who.name.lower()}")
+        clock.set(at(9, 15))
+        got: list[str] = []
+        with one.storage.transaction() as uow:
+            first = uow.due_calendars(at(9, 15), 1, at(9, 20))  # held, not committed yet
+            worker = threading.Thread(
+                target=lambda: got.extend(c.person for c in _claim(other, at(9, 15)))
+            )
+            worker.start()
+            worker.join(timeout=20)
+            assert not worker.is_alive(), "the second claim skipped the locked row"
+        assert [c.person for c in first] + got == [ALICE.id, BOB.id]
+    finally:
+        one.close()
+        other.close()
+
+
+def _claim(engine: Engine, now):
+    with engine.storage.transaction() as uow:
+        return uow.due_calendars(now, 10, now + timedelta(minutes=5))
