@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from . import calendar_stage, measure, report
 from . import databases as dbs
-from . import measure, report
 from .progress import note
 
-STAGES = ("throughput", "suggestions", "growth", "sweep", "processes", "e2e", "rush")
+STAGES = ("throughput", "suggestions", "calendars", "growth", "sweep", "processes", "e2e", "rush")
 FULL: dict[str, Any] = {
     "ops": 3000,
     "growth_sizes": "1000,10000,100000",
@@ -217,6 +217,13 @@ def run_database(
                 out,
                 "suggestions",
                 lambda: measure.suggestions_on_off(run, opts["ops"]),
+                show,
+            )
+        if "calendars" not in skip:
+            _stage(
+                out,
+                "calendars",
+                lambda: calendar_stage.calendars_on_off(run, opts["ops"]),
                 show,
             )
         if "growth" not in skip:

@@ -151,6 +151,8 @@ def median(values: Sequence[float]) -> float:
 
 
 def outcome(body: str) -> str:
+    if body.startswith("By your calendar:"):  # a window trimmed by busy time (issue 27)
+        body = body.partition("\n")[2]
     if body.startswith("Waiting"):
         return "waiting"
     if body.startswith("Matched"):

@@ -283,6 +283,22 @@ def table(result: dict[str, Any]) -> str:
             ),
         )
         row("  on / off", lambda d: d["suggestions"]["on_over_off"], 3)
+    if any("calendars" in d and "with" in d["calendars"] for d in dbs.values()):
+        section("1c linked calendars (issue 27): a busy week of 40 events per submitter")
+        row(
+            "  submissions/s: with / without calendars",
+            lambda d: "{:,.1f} / {:,.1f}".format(
+                d["calendars"]["with"]["per_second"], d["calendars"]["without"]["per_second"]
+            ),
+        )
+        row(
+            "  engine / baseline: with / without",
+            lambda d: "{:.3f} / {:.3f}".format(
+                d["calendars"]["with"]["engine_over_baseline"],
+                d["calendars"]["without"]["engine_over_baseline"],
+            ),
+        )
+        row("  with / without (target >= 0.9)", lambda d: d["calendars"]["with_over_without"], 3)
     section("3 growth: latency with requests waiting")
     sizes = sorted(
         {s["waiting"] for d in dbs.values() for s in d.get("growth", {}).get("sizes", [])}

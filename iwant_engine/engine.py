@@ -11,6 +11,7 @@ strategies plugins.cfg chooses, a clock) and answers each call through one of th
 - ``links`` (``Links``): several accounts as one person;
 - ``privacy`` (``Privacy``): export, forgetting, retention;
 - ``feedback`` (``Feedback``): "Did you meet?" after a group's meeting, and the answers;
+- ``calendars`` (``Calendars``): a person's linked calendar and its background refresh;
 - ``delivery`` (``Delivery``): the outbox at the platforms' pace, answers sent again;
 - ``operations`` (``Operations``): health, heartbeats of bot processes, ``!iwant status``.
 """
@@ -26,6 +27,8 @@ from zoneinfo import ZoneInfo
 
 from . import messages as msg
 from . import settings as settings_mod
+from .calendar_service import Calendars
+from .calendars.provider import CalendarProvider
 from .clock import Clock, SystemClock
 from .delivery import Delivery
 from .feedback import Feedback
@@ -37,7 +40,7 @@ from .matchmaker import Matchmaker
 from .model import DeliveryReport, OpenRequest, OutboxDepth, OutboxItem, Person
 from .operations import Operations
 from .pacing import Pacer, Scope
-from .plugins import chosen_storage, chosen_strategies, make_plugin_manager, report
+from .plugins import chosen_storage, chosen_strategies, make_plugin_manager, named, report
 from .privacy import PURGE_BATCH, Privacy
 from .requests import SWEEP_BATCH, Requests
 from .settings import Settings
@@ -89,6 +92,12 @@ class Engine:
             self.storage, self.clock, settings, self.identity, self.requests, self.delivery
         )
         self.feedback = Feedback(self.storage, self.clock, settings, self.identity)
+        self.providers()  # two providers of one name stop the engine at start
+        self.calendars = Calendars(
+            self.storage, self.clock, settings, self.identity, self.providers,
+            self.requests.calendar_changed,
+        )  # fmt: skip
+        self.calendars.observe = self._observe
 
     @classmethod
     def from_environment(
@@ -103,6 +112,10 @@ class Engine:
             url = f"sqlite:///{Path(data_dir).resolve() / 'iwant.db'}"
             settings = replace(settings, database_url=url)
         return cls(settings, clock)
+
+    def providers(self) -> dict[str, CalendarProvider]:
+        """The calendar providers the ``iwant_calendars`` hook names now, by name."""
+        return {name: p for name, (p, _) in named(self.pm, "iwant_calendars").items()}
 
     def _observe(self, event: str) -> None:
         self.pm.hook.iwant_observe(event=event)
@@ -126,7 +139,7 @@ class Engine:
         self._settings = settings
         for service in (
             self.identity, self.matchmaker, self.requests, self.standing, self.privacy,
-            self.delivery, self.operations, self.feedback,
+            self.delivery, self.operations, self.feedback, self.calendars,
         ):  # fmt: skip
             service.settings = settings
 
@@ -141,7 +154,7 @@ class Engine:
         self._clock = clock
         for service in (
             self.identity, self.requests, self.standing, self.links, self.privacy, self.delivery,
-            self.operations, self.feedback,
+            self.operations, self.feedback, self.calendars,
         ):  # fmt: skip
             service.clock = clock
 
@@ -275,6 +288,16 @@ class Engine:
 
     def feedback_setting(self, person: Person, args: str = "") -> str:
         return self.feedback.set_asking(person, args)
+
+    # -- a linked calendar (Calendars) -------------------------------------------------------
+
+    def calendar(self, person: Person, args: str = "", room: str | None = None) -> str:
+        return self.calendars.command(person, args, room)
+
+    def refresh_calendars(self, now: datetime | None = None) -> int:
+        """Read the linked calendars due now (a poller of its own calls it, never a
+        command); how many were read or failed."""
+        return self.calendars.refresh(now)
 
     # -- background work (Delivery, and the sweep of every service) ---------------------------
 

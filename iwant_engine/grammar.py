@@ -131,6 +131,17 @@ def _split_clauses(rest: str) -> tuple[str, dict[str, str]]:
     return when, clauses
 
 
+def names_no_time(args: str) -> bool:
+    """Whether a wish says no time at all (``coffee``, ``coffee now``, ``coffee max 3``):
+    it may then take the person's next free slot."""
+    first, _, rest = _clean(args).partition(" ")
+    try:
+        when, clauses = _split_clauses(rest)
+    except UserError:
+        return False
+    return when in ("", "now") and "for" not in clauses and "by" not in clauses
+
+
 def _window_from_when(
     when: str, now: datetime, zone: tzinfo
 ) -> tuple[datetime, datetime | None, bool]:

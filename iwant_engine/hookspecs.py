@@ -128,26 +128,34 @@ def iwant_suggestions(wish: Wish, nearby: Nearby, ctx: MatchContext) -> Sequence
 def iwant_calendars() -> Mapping[str, Any]:
     """Name the calendar providers this plugin provides.
 
-    Called once when an engine is built; every implementation is called and the mappings are
-    merged (two plugins giving the same name is an error at start). Returns a mapping from a
-    provider's name (``ics``, ``caldav``; shown to the person and stored beside the address)
-    to a ``calendars.provider.CalendarProvider``: ``accepts(address)`` says from the address
-    alone, without I/O, whether it reads it, and ``busy(address, start, end, limits)``
-    returns the merged, sorted busy intervals of ``[start, end)`` in UTC, honouring
-    ``FetchLimits`` (time, size, redirects, private addresses refused unless allowed).
+    Called when an engine is built (two plugins giving the same name is an error at start)
+    and again whenever a calendar is linked or refreshed, so a provider registered on a
+    running engine's plugin manager counts at once; every implementation is called and the
+    mappings are merged. Returns a mapping from a provider's name (``ics``, ``caldav``; shown
+    to the person and stored beside the address) to a ``calendars.provider.CalendarProvider``:
+    ``accepts(address)`` says from the address alone, without I/O, whether it reads it, and
+    ``busy(address, start, end, limits, floating)`` returns the merged, sorted busy intervals
+    of ``[start, end)`` in UTC, honouring ``FetchLimits`` (time, size, redirects, private
+    addresses refused unless allowed) and reading zone-less times in ``floating``, the
+    person's zone. The engine gives an address to the first provider, by name, that accepts it.
 
-    A provider may be called from several threads at once (feeds are refreshed in the
-    background), so it must be thread-safe (the built-ins hold no state between calls).
+    A provider is called outside any unit of work, from the background refresh (never on a
+    command's path except the check when a calendar is linked), possibly from several
+    threads at once, so it must be thread-safe (the built-ins hold no state between calls).
     Anything that goes wrong is raised as ``calendars.provider.CalendarError`` with one line
     a person may read, which never contains the address: the address is a password.
-    Built in: ``ics`` (``iwant_engine/calendars/feed.py``) and ``caldav``
+
+    The engine cuts the busy parts out of a wish's window and keeps the earliest free piece
+    that can still hold the activity's length: strategies see only that trimmed window, and
+    nobody sees another person's calendar, only its effect. Built in: ``ics``
+    (``iwant_engine/calendars/feed.py``) and ``caldav``
     (``iwant_engine/calendars/caldav_provider.py``).
     """
     raise NotImplementedError
 
 
 #: The events ``iwant_observe`` reports.
-OBSERVED = ("matched", "standing_made")
+OBSERVED = ("matched", "standing_made", "calendar_ok", "calendar_failed")
 
 
 @hookspec
@@ -156,12 +164,15 @@ def iwant_observe(event: str) -> None:
     implementation on its engine's plugin manager to count them).
 
     Called by the engine once per occurrence, when the unit of work that did it is done
-    (a standing wish's day: inside it); every implementation is called. ``event`` is one of
+    (a standing wish's day: inside it; a calendar refresh: after it, off any command's
+    path); every implementation is called. ``event`` is one of
     ``OBSERVED``:
 
     - ``matched``: a new wish met someone at once (formed a group or joined one), whether
       typed or made from a standing wish;
-    - ``standing_made``: a standing wish's day became a wish (``iwant_engine.standing``).
+    - ``standing_made``: a standing wish's day became a wish (``iwant_engine.standing``);
+    - ``calendar_ok`` / ``calendar_failed``: a background refresh of one linked calendar
+      read it, or failed to (``iwant_engine.calendar_service``).
 
     Returns nothing (a return value is ignored). An implementation must be fast and never
     raise: it runs on the path of a command.

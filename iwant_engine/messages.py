@@ -344,6 +344,45 @@ def _day_word(moment: datetime, now: datetime, zone: ZoneInfo) -> str:
     return "tomorrow " if days == 1 else f"{moment.astimezone(zone):%A} ".lower()
 
 
+def wish_command(activity: str, start: datetime, now: datetime, zone: ZoneInfo) -> str:
+    """``!iwant lunch 13:30`` (``tomorrow 13:30``, ``friday 13:30``): a whole wish at
+    ``start``."""
+    return f"!iwant {activity} {_day_word(start, now, zone)}{clock(start, zone)}"
+
+
+def _spans(spans: Sequence[tuple[datetime, datetime]], zone: ZoneInfo) -> str:
+    return and_list([f"{clock(s, zone)}–{clock(e, zone)}" for s, e in spans])
+
+
+def calendar_trimmed(
+    free: tuple[datetime, datetime], busy: Sequence[tuple[datetime, datetime]], zone: ZoneInfo
+) -> str:
+    """What a person's calendar did to their wish's window (only their own busy times)."""
+    return (
+        f"By your calendar: free {clock(free[0], zone)}–{clock(free[1], zone)}; you have "
+        f"something {_spans(busy, zone)}."
+    )
+
+
+def calendar_busy(
+    activity: str,
+    busy: Sequence[tuple[datetime, datetime]],
+    next_start: datetime | None,
+    now: datetime,
+    zone: ZoneInfo,
+) -> str:
+    """A wish wholly inside the person's busy time, with the next free time as a command."""
+    text = f"By your calendar you have something {_spans(busy, zone)}, all of that time"
+    if next_start is None:
+        return text + f"; try another day, like !iwant {activity} tomorrow 12:00."
+    return (
+        text
+        + f"; you are free next at {clock(next_start, zone)}: "
+        + wish_command(activity, next_start, now, zone)
+        + "."
+    )
+
+
 def suggestion_command(
     s: Suggestion, activity: str, zone: ZoneInfo, now: datetime, replaces: int | None
 ) -> str:

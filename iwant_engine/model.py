@@ -512,6 +512,31 @@ class PersonData:
     undelivered: tuple[OutboxItem, ...]
     left: Mapping[int, tuple[datetime, datetime]] = field(default_factory=dict)
     questions: tuple[Question, ...] = ()  # "Did you meet?" asked of the person, answered or not
+    calendar: LinkedCalendar | None = None  # the person's linked calendar (address sealed)
+
+
+#: A busy interval of a linked calendar, ``[start, end)``, aware UTC datetimes.
+Span = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class LinkedCalendar:
+    """A person's linked calendar (``!iwant calendar ADDRESS``), one per person.
+
+    ``sealed``: the address encrypted by the engine (a storage never sees it in the clear);
+    ``shown``: the address masked for the person's eyes (``webcal://host/•••``).
+    ``claimed_until``: a background refresh holds it until then (one process reads a feed)."""
+
+    person: str
+    provider: str
+    sealed: str
+    shown: str
+    linked_at: datetime
+    next_refresh_at: datetime
+    last_ok_at: datetime | None = None
+    failing_since: datetime | None = None
+    told_failing_at: datetime | None = None
+    claimed_until: datetime | None = None
 
 
 class Answer(enum.StrEnum):

@@ -112,6 +112,15 @@ def document(
             }
             for q in data.questions
         ],
+        "calendar": None
+        if data.calendar is None
+        else {
+            "provider": data.calendar.provider,
+            "address": data.calendar.shown,  # masked: the address is a password
+            "linked_at": _time(data.calendar.linked_at),
+            "last_read_at": _time(data.calendar.last_ok_at),
+            "failing_since": _time(data.calendar.failing_since),
+        },
         "ignores": list(data.ignores),
         "undelivered_notifications": [o.body for o in data.undelivered],
     }
@@ -128,8 +137,8 @@ def asked() -> str:
     return (
         "This deletes everything iwant keeps about you: your requests (open ones are cancelled "
         "and the others in them told), your groups, standing wishes, whom you ignore, your time "
-        'zone, your name and your answers to "Did you meet?". Other people\'s ignore lists '
-        "are theirs and stay. To go ahead: "
+        'zone, your name, your linked calendar and your answers to "Did you meet?". Other '
+        "people's ignore lists are theirs and stay. To go ahead: "
         f"!iwant forget me confirm within {FORGET_WINDOW_MINUTES} minutes."
     )
 
@@ -141,6 +150,7 @@ def forgotten(counts: Mapping[str, int]) -> str:
         f"{counts.get('ignores', 0)} ignore entries",
         f"{counts.get('outbox', 0)} notifications",
         f"{counts.get('questions', 0)} questions whether you met",
+        f"{counts.get('calendars', 0)} linked calendars",
     ]
     return (
         f"Done: I deleted {', '.join(parts)}, and your name and time zone. If someone ignores "

@@ -4,16 +4,17 @@ deadline passed."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from . import board, matching, standing
+from . import board, busy_times, matching, standing
 from . import messages as msg
 from .clock import Clock
 from .errors import DuplicateEvent, Unavailable, UserError
-from .grammar import is_number, parse_wish
+from .grammar import is_number, names_no_time, parse_wish
 from .identity import Identity, check_person
 from .matchmaker import Matchmaker
 from .model import (
@@ -34,6 +35,9 @@ from .storage.protocol import Storage, UnitOfWork
 MAX_ID = 2**31 - 1
 #: Results expired or marked done per unit of work.
 SWEEP_BATCH = 500
+#: Who has a linked calendar is re-read this often; linked in another process, a calendar
+#: counts for wishes after at most this long (as a zone set there does, ``identity``).
+CALENDAR_CACHE_SECONDS = 60
 #: The board in a direct message shows the rooms of a person's requests this far back.
 BOARD_HISTORY = timedelta(days=30)
 
@@ -56,6 +60,19 @@ class Requests:
         self.matchmaker = matchmaker
         #: Counts an event of ``hookspecs.OBSERVED`` (the engine's ``iwant_observe``).
         self.observe: Callable[[str], None] = lambda event: None
+        # (until, people with a linked calendar): a wish of anyone else reads no busy blocks.
+        self._calendared: tuple[float, frozenset[str]] = (0.0, frozenset())
+
+    def calendar_changed(self) -> None:
+        """A calendar was linked or removed in this process: who has one is read again."""
+        self._calendared = (0.0, frozenset())
+
+    def _has_calendar(self, person: str) -> bool:
+        until, people = self._calendared
+        if time.monotonic() >= until:
+            people = frozenset(self.storage.calendar_people())
+            self._calendared = (time.monotonic() + CALENDAR_CACHE_SECONDS, people)
+        return person in people
 
     def pool_for(self, person: Person, room: str | None) -> str:
         """The pool of a wish made in ``room`` (None: in a direct message)."""
@@ -88,6 +105,37 @@ class Requests:
                 )
             wish = replace(wish, min_size=floor)
         return wish, parsed.replaces
+
+    def fit_calendar(
+        self, wish: Wish, now: datetime, zone: ZoneInfo, any_time: bool = False
+    ) -> tuple[Wish, str | None]:
+        """``wish`` without its person's stored busy time: the earliest free piece of its
+        window that can still hold the activity's length (its deadline no later than that
+        piece's last start), and the line saying so; the wish as it is, and None, when the
+        window is free. A window wholly busy is refused with the next free time as a whole
+        command, unless the wish named no time (``any_time``): it then takes the next free
+        slot (up to the default window long). Reads the stored busy blocks only."""
+        if not self._has_calendar(wish.person):
+            return wish, None
+        far = now + self.settings.horizon
+        # One read serves the window and, when it is all busy, the next free time after it.
+        ahead = self.storage.busy(wish.person, wish.earliest, far + wish.length)
+        parts = busy_times.clipped(ahead, wish.earliest, wish.latest)
+        if not parts:
+            return wish, None
+        fit = busy_times.first_fit(wish.earliest, wish.latest, wish.length, parts)
+        deadline = wish.deadline
+        if fit is None:
+            free = busy_times.next_free(wish.earliest, far, wish.length, ahead)
+            if not any_time or free is None:
+                start = free[0] if free else None
+                raise UserError(msg.calendar_busy(wish.activity, parts, start, now, zone))
+            fit = (free[0], min(free[1], free[0] + self.settings.default_window))
+            deadline = fit[1] - wish.length
+        trimmed = replace(
+            wish, earliest=fit[0], latest=fit[1], deadline=min(deadline, fit[1] - wish.length)
+        )
+        return trimmed, msg.calendar_trimmed(fit, parts, zone)
 
     # -- submitting --------------------------------------------------------------------------
 
@@ -150,6 +198,8 @@ class Requests:
         def submit(
             uow: UnitOfWork, wish: Wish, me: PersonInfo, origin: str | None, key: str
         ) -> tuple[msg.Note, bool]:
+            # A day whose time is busy is not made (UserError: the person is told why).
+            wish, _ = self.fit_calendar(wish, now, self.identity.zones.of(me))
             ctx = MatchContext(now, wish.length)
             limit = self.settings.max_open_requests
             done = matching.submit(
@@ -188,6 +238,7 @@ class Requests:
     ) -> msg.Note:
         now = self.clock.now()
         wish, replacing = self.read_wish(who, self.pool_for(person, room), text, now, zone)
+        wish, trimmed = self.fit_calendar(wish, now, zone, names_no_time(text))
         ctx = MatchContext(now, wish.length)
         origin = f"{person.platform}:{room}" if room else None
         me = PersonInfo(person.id, person.name, None, person.timezone)
@@ -213,6 +264,8 @@ class Requests:
         if done.matched:
             self.observe("matched")
         self.identity.remember_zone(person, done.own_zone)
+        if trimmed is not None:
+            return replace(done.reply, body=f"{trimmed}\n{done.reply.body}")
         return done.reply
 
     def _not_possible(

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .calendars.provider import FetchLimits
 from .pacing import Limit
 
 ACTIVITY_NAME_MAX = 24
@@ -70,6 +71,12 @@ class Settings:
     # "Did you meet?" is asked this long after a group's meeting ends, and expires after.
     feedback_after: timedelta = timedelta(minutes=30)
     feedback_expiry: timedelta = timedelta(days=7)
+    # [calendar]: linked calendars are read again this often, this far ahead; a person is
+    # told once when theirs has failed for ``calendar_tell_after``.
+    calendar_refresh: timedelta = timedelta(minutes=15)
+    calendar_horizon: timedelta = timedelta(days=14)
+    calendar_tell_after: timedelta = timedelta(hours=24)
+    fetch_limits: FetchLimits = field(default_factory=FetchLimits)
 
     def activity(self, name: str) -> Activity | None:
         return self.activities.get(name) or (
@@ -122,6 +129,40 @@ def _activity(name: str, value: str) -> Activity:
     return Activity(name, timedelta(minutes=minutes), max_size)
 
 
+def _yes_no(section: str, key: str, value: str) -> bool:
+    word = value.strip().lower()
+    if word in ("yes", "on", "true"):
+        return True
+    if word in ("no", "off", "false"):
+        return False
+    raise SettingsError(f"plugins.cfg [{section}] {key} = {value.strip()!r}: use yes or no")
+
+
+def _calendar(
+    section: Mapping[str, str],
+) -> tuple[timedelta, timedelta, timedelta, FetchLimits]:
+    """The ``[calendar]`` settings: refresh interval, horizon, tell after, fetch limits."""
+
+    def number(key: str, default: int, low: int, high: int) -> int:
+        return _int("calendar", key, section.get(key, str(default)), low, high)
+
+    return (
+        timedelta(minutes=number("refresh_minutes", 15, 1, 1440)),
+        timedelta(days=number("horizon_days", 14, 1, 90)),
+        timedelta(hours=number("tell_after_hours", 24, 1, 720)),
+        FetchLimits(
+            timeout_seconds=float(number("timeout_seconds", 10, 1, 120)),
+            max_bytes=number("max_bytes", 5_000_000, 1000, 100_000_000),
+            max_redirects=number("max_redirects", 3, 0, 10),
+            allow_private_addresses=_yes_no(
+                "calendar",
+                "allow_private_addresses",
+                section.get("allow_private_addresses", "no"),
+            ),
+        ),
+    )
+
+
 def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
     """Read plugins.cfg text and the environment into ``Settings``."""
     env = os.environ if environ is None else environ
@@ -153,6 +194,9 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
 
     limits = cfg["limits"] if cfg.has_section("limits") else {}
     feedback = cfg["feedback"] if cfg.has_section("feedback") else {}
+    refresh, calendar_horizon, tell_after, fetch_limits = _calendar(
+        cfg["calendar"] if cfg.has_section("calendar") else {}
+    )
     strategy = engine.get("strategy", "overlap").strip()
     suggestions = engine.get("suggestions", "on").strip().lower()
     if suggestions not in ("on", "off"):
@@ -259,6 +303,10 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
                 "limits", "standing_lead_hours", limits.get("standing_lead_hours", "12"), 0, 48
             )
         ),
+        calendar_refresh=refresh,
+        calendar_horizon=calendar_horizon,
+        calendar_tell_after=tell_after,
+        fetch_limits=fetch_limits,
     )
 
 

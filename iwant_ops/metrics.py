@@ -76,6 +76,10 @@ class Metrics:
         self.standing_made = Counter(
             "iwant_standing_days_made", "Days' wishes made from standing wishes", registry=r
         )
+        self.calendar_refreshes = Counter(
+            "iwant_calendar_refreshes", "Background reads of linked calendars, by result (ok, "
+            "failed)", ["result"], registry=r,
+        )  # fmt: skip
         self.deliveries = Counter(
             "iwant_deliveries", "Notifications handed to the platform, by platform and result "
             "(delivered, retry, undeliverable, deferred)", ["platform", "result"], registry=r,

@@ -21,6 +21,7 @@ from ..model import (
     Beat,
     Changes,
     Left,
+    LinkedCalendar,
     NearbyRows,
     Neighbourhood,
     OpenRequest,
@@ -31,6 +32,7 @@ from ..model import (
     Question,
     ResultChange,
     SharedGroup,
+    Span,
     Standing,
     Status,
     StoredGroup,
@@ -82,6 +84,8 @@ class _State:
     link_failures: dict[str, tuple[int, datetime]] = field(default_factory=dict)
     asked: dict[int, datetime] = field(default_factory=dict)  # result id -> members asked
     questions: dict[tuple[int, str], Question] = field(default_factory=dict)
+    calendars: dict[str, LinkedCalendar] = field(default_factory=dict)  # person -> calendar
+    busy: dict[str, tuple[Span, ...]] = field(default_factory=dict)  # person -> sorted spans
     last_ids: dict[str, int] = field(
         default_factory=lambda: {"request": 0, "result": 0, "outbox": 0, "standing": 0}
     )
@@ -285,6 +289,28 @@ class _MemoryUnitOfWork:
         if old is not None:
             self.state.people[person] = replace(old, feedback_off=off)
 
+    def calendar(self, person: str) -> LinkedCalendar | None:
+        return self.state.calendars.get(person)
+
+    def save_calendar(self, calendar: LinkedCalendar, busy: Sequence[Span] | None = None) -> None:
+        self.state.calendars[calendar.person] = calendar
+        if busy is not None:
+            self.state.busy[calendar.person] = tuple(sorted(busy))
+
+    def drop_calendar(self, person: str) -> bool:
+        self.state.busy.pop(person, None)
+        return self.state.calendars.pop(person, None) is not None
+
+    def due_calendars(self, now: datetime, limit: int, until: datetime) -> list[LinkedCalendar]:
+        due = sorted(
+            (c for c in self.state.calendars.values() if _calendar_due(c, now)),
+            key=lambda c: (c.next_refresh_at, c.person),
+        )[:limit]
+        claimed = [replace(c, claimed_until=until) for c in due]
+        for c in claimed:
+            self.state.calendars[c.person] = c
+        return claimed
+
     def unreplied(self, platform: str, before: datetime, limit: int) -> list[StoredRequest]:
         s = self.state
         found = [
@@ -461,6 +487,8 @@ class _MemoryUnitOfWork:
         s.forget_asked.pop(person, None)
         s.link_failures.pop(person, None)
         s.link_codes = {h: c for h, c in s.link_codes.items() if c[0] != person}
+        s.busy.pop(person, None)
+        counts["calendars"] = int(s.calendars.pop(person, None) is not None)
         for row in list(s.outbox.values()):
             if row.recipient == person:
                 del s.outbox[row.id]
@@ -506,7 +534,21 @@ class _MemoryUnitOfWork:
         codes = [h for h, (_, until) in s.link_codes.items() if until < before]
         for h in codes:
             del s.link_codes[h]
-        return len(done) + len(unused) + len(old) + len(sent) + len(ended) + len(codes)
+        past = 0
+        for who, spans in list(s.busy.items()):
+            kept = tuple(span for span in spans if span[1] >= before)
+            past += len(spans) - len(kept)
+            s.busy[who] = kept
+        dead = [
+            who for who, c in s.calendars.items() if c.failing_since and c.failing_since < before
+        ][:limit]
+        for who in dead:
+            del s.calendars[who]
+            past += len(s.busy.pop(who, ()))
+        return (
+            len(done) + len(unused) + len(old) + len(sent) + len(ended) + len(codes) + past
+            + len(dead)
+        )  # fmt: skip
 
     def ask_to_forget(self, person: str, at: datetime | None) -> datetime | None:
         before = self.state.forget_asked.pop(person, None)
@@ -681,11 +723,25 @@ class MemoryStorage:
                         key=lambda q: (q.asked_at, q.result_id),
                     )
                 ),
+                s.calendars.get(person),
             )
 
     def has_to_ask(self, ended: datetime, since: datetime) -> bool:
         with self._lock:
             return bool(_MemoryUnitOfWork(self._state).to_ask(ended, since, 1))
+
+    def busy(self, person: str, start: datetime, end: datetime) -> list[Span]:
+        with self._lock:
+            spans = self._state.busy.get(person, ())
+            return [span for span in spans if span[1] > start and span[0] < end]
+
+    def calendar_people(self) -> list[str]:
+        with self._lock:
+            return list(self._state.calendars)
+
+    def has_due_calendars(self, now: datetime) -> bool:
+        with self._lock:
+            return any(_calendar_due(c, now) for c in self._state.calendars.values())
 
     def has_due_standing(self, now: datetime) -> bool:
         with self._lock:
@@ -822,6 +878,11 @@ class MemoryStorage:
 def _name(s: _State, person: str) -> str:
     """A person's display name in someone's data: their id without the platform, if none."""
     return s.people[person].name if person in s.people else person.split(":")[-1]
+
+
+def _calendar_due(calendar: LinkedCalendar, now: datetime) -> bool:
+    claimed = calendar.claimed_until
+    return calendar.next_refresh_at <= now and (claimed is None or claimed <= now)
 
 
 def _id(row: StoredRequest | _OutboxRow) -> int:

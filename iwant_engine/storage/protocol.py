@@ -34,6 +34,7 @@ from typing import Protocol
 from ..model import (
     Beat,
     Changes,
+    LinkedCalendar,
     NearbyRows,
     Neighbourhood,
     OpenRequest,
@@ -43,6 +44,7 @@ from ..model import (
     PersonInfo,
     Question,
     SharedGroup,
+    Span,
     Standing,
     StoredGroup,
     StoredRequest,
@@ -182,7 +184,8 @@ class UnitOfWork(Protocol):
         """Delete the person and everything that is theirs: their requests (the engine has
         cancelled the live ones), their own results that no other request points to, whom they
         ignore, their standing wishes, outbox rows addressed to them, their link codes, the
-        questions asked of them, their place in group conversation rows and in other people's
+        questions asked of them, their linked calendar and busy blocks (counted as
+        ``calendars``), their place in group conversation rows and in other people's
         answers (``Question.absent``); every other outbox row whose body holds
         ``name`` gets the body ``rename(body)``. Other people's ignore entries naming them
         stay. Rows deleted (or changed) per table."""
@@ -191,12 +194,32 @@ class UnitOfWork(Protocol):
         """Delete up to ``limit`` finished requests (not PENDING or MATCHED) whose window ended
         before ``before``, results no request points to any more that were last changed before
         it, up to ``limit`` questions asked before it, and outbox rows delivered or given up
-        before it; and standing wishes that ended, and link codes that expired, before it. How
-        many rows."""
+        before it; and standing wishes that ended, and link codes that expired, before it; busy
+        blocks that ended before it, and up to ``limit`` calendars failing since before it
+        (with their busy blocks). How many rows."""
 
     def ask_to_forget(self, person: str, at: datetime | None) -> datetime | None:
         """Record (or with None, clear) when the person asked to be forgotten; the earlier
         moment, if there was one. The engine stores the person first (``add_person``)."""
+
+    # -- linked calendars ----------------------------------------------------------------------
+
+    def calendar(self, person: str) -> LinkedCalendar | None:
+        """The person's linked calendar, or None; held until the unit of work ends (a
+        refresh writing it waits), so that what is read is what gets changed."""
+
+    def save_calendar(self, calendar: LinkedCalendar, busy: Sequence[Span] | None = None) -> None:
+        """Insert the person's calendar, or replace every field of the stored one; with
+        ``busy``, the person's busy blocks become exactly these (without: they stay)."""
+
+    def drop_calendar(self, person: str) -> bool:
+        """Delete the person's calendar and busy blocks; False when there was none."""
+
+    def due_calendars(self, now: datetime, limit: int, until: datetime) -> list[LinkedCalendar]:
+        """Calendars with ``next_refresh_at <= now`` not leased to someone else
+        (``claimed_until`` None or not after ``now``), earliest first, at most ``limit``;
+        each is leased to the caller (``claimed_until = until``, as returned) so that no other
+        unit of work's ``due_calendars`` returns it while the lease runs."""
 
     # -- standing wishes -----------------------------------------------------------------------
 
@@ -283,6 +306,17 @@ class Storage(Protocol):
 
     def has_due_standing(self, now: datetime) -> bool:
         """Whether ``UnitOfWork.due_standing`` would find anything; cheap, takes no write
+        lock."""
+
+    def busy(self, person: str, start: datetime, end: datetime) -> list[Span]:
+        """The person's stored busy blocks overlapping ``[start, end)``, by start; one
+        indexed query (it runs on a submission's path)."""
+
+    def calendar_people(self) -> list[str]:
+        """Every person with a linked calendar (the engine caches it a while)."""
+
+    def has_due_calendars(self, now: datetime) -> bool:
+        """Whether ``UnitOfWork.due_calendars`` would find anything; cheap, takes no write
         lock."""
 
     def snapshot(self) -> list[tuple[StoredRequest, StoredResult]]:

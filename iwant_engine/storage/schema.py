@@ -330,6 +330,40 @@ class Question(Base):
     )
 
 
+class Calendar(Base):
+    """A person's linked calendar: the provider, the address encrypted by the engine, its
+    masked form, and the state of its background refresh (``claimed_until``: the lease of
+    the process reading it)."""
+
+    __tablename__ = "calendars"
+
+    person: Mapped[str] = mapped_column(String(PERSON_MAX), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    sealed: Mapped[str] = mapped_column(Text)
+    shown: Mapped[str] = mapped_column(String(300))
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_refresh_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    told_failing_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_calendars_next_refresh_at", "next_refresh_at"),)
+
+
+class BusyBlock(Base):
+    """One busy interval of a person's linked calendar, as its latest good read left it."""
+
+    __tablename__ = "busy_blocks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person: Mapped[str] = mapped_column(String(PERSON_MAX))
+    start: Mapped[datetime] = mapped_column(UTCDateTime)
+    end: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_busy_blocks_person_end", "person", "end"),)
+
+
 class ProcessBeat(Base):
     """A bot process's latest heartbeat (``!iwant status``), and the latest 429 it got."""
 

@@ -83,6 +83,7 @@ from ..model import (
 from ..pacing import PaceBook
 from .compiled import Prepared, RowWrites, Runner
 from .schema import NAME_MAX, UTCDateTime
+from .sql_calendars import CalendarReads, CalendarWork
 from .sql_links import LinkReads, LinkWork
 from .sql_nearby import BoardReads, NearbyWork
 from .sql_operations import OperationsStore
@@ -127,8 +128,9 @@ def lock_key(*parts: str) -> int:
 
 
 class SQLStorage(
-    StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore, OperationsStore, QuestionReads
-):
+    StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore, OperationsStore,
+    QuestionReads, CalendarReads,
+):  # fmt: skip
     """Requests, results, people, ignore lists and the outbox in one SQL database."""
 
     def __init__(self, url: str, pool_size: int = 5, default_timezone: str = "UTC") -> None:
@@ -481,7 +483,7 @@ class SQLStorage(
             conn.execute(update(OUTBOX).where(still_leased(outbox_id, lease)).values(**values))
 
 
-class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork):
+class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, CalendarWork):
     """A unit of work: one transaction on one connection."""
 
     def __init__(self, storage: SQLStorage, conn: Connection, runner: Runner | None = None) -> None:

@@ -15,8 +15,11 @@ from sqlalchemy import delete, exists, false, not_, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ..model import LIVE, OutboxItem, PersonData, PersonInfo, StoredRequest, StoredResult
+from .sql_calendars import calendar_of
 from .sql_questions import question_of
 from .sql_rows import (
+    BUSY,
+    CALENDARS,
     CODES,
     IGNORES,
     OUTBOX,
@@ -80,6 +83,9 @@ class PrivacyWork:
                 values["group_members"] = [m for m in members if m != person]
             self._run(update(OUTBOX).where(OUTBOX.c.id == row_id).values(**values))
             counts["outbox"] += 1
+        self._run(delete(BUSY).where(BUSY.c.person == person))
+        calendars = delete(CALENDARS).where(CALENDARS.c.person == person)
+        counts["calendars"] = self._run(calendars).rowcount
         codes = delete(CODES).where(CODES.c.account == person)
         counts["link_codes"] = self._run(codes).rowcount
         counts["people"] = self._run(delete(PEOPLE).where(PEOPLE.c.id == person)).rowcount
@@ -108,6 +114,14 @@ class PrivacyWork:
             delete(STANDING).where(STANDING.c.ended_at < before)
         ).rowcount  # ended standing wishes: few, no batch needed
         deleted += self._run(delete(CODES).where(CODES.c.expires_at < before)).rowcount
+        # Busy blocks long past; a calendar failing for the whole retention, address and all.
+        deleted += self._run(delete(BUSY).where(BUSY.c.end < before)).rowcount
+        dead = select(CALENDARS.c.person).where(CALENDARS.c.failing_since < before).limit(limit)
+        people = [p for (p,) in self._run(dead)]
+        if people:
+            deleted += self._run(delete(BUSY).where(BUSY.c.person.in_(people))).rowcount
+            gone = delete(CALENDARS).where(CALENDARS.c.person.in_(people))
+            deleted += self._run(gone).rowcount
         return int(deleted)
 
     def ask_to_forget(self, person: str, at: datetime | None) -> datetime | None:
@@ -175,6 +189,7 @@ class PrivacyReads:
                 .where(QUESTIONS.c.person == person)
                 .order_by(QUESTIONS.c.asked_at, QUESTIONS.c.id)
             ).all()
+            calendar = conn.execute(select(CALENDARS).where(CALENDARS.c.person == person)).first()
         groups: dict[int, list[str]] = {}
         for result_id, who, name in names:
             groups.setdefault(result_id, []).append(name or who.split(":", 1)[-1])
@@ -206,4 +221,5 @@ class PrivacyReads:
                 for rid, g in left.items()
             },
             tuple(question_of(q) for q in questions),
+            None if calendar is None else calendar_of(calendar),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -64,6 +65,12 @@ RATE_LIMIT = 20  # commands per person per minute
 ACK_AFTER = timedelta(seconds=1)  # see IWant._acknowledge
 MAX_MESSAGE = 1000
 EXPORT_FILE = "iwant-export.json"
+#: A calendar address is a password: never in a log line (errbot logs each command's
+#: text and arguments; the plugin logs a failed command's text).
+CALENDAR_ADDRESS = (
+    re.compile(r"(?i)(?<=calendar )(?!off\b)[^\s\"']+"),
+    re.compile(r"(?i)(?<=calendar\" with parameters \")[^\"]+"),
+)
 #: How often a process records its heartbeat in the database (``!iwant status``).
 HEARTBEAT_SECONDS = 10.0
 #: On SIGTERM, how long a delivery in flight may take to end before the process goes on.
@@ -123,6 +130,11 @@ COMMANDS = (
     Form("tz Europe/Prague", "set my time zone (!iwant tz shows it)", "tz"),
     Form("link", "a code to join my account on another platform (!iwant link CODE there)", "link"),
     Form("unlink", "make my linked accounts separate people again", "unlink"),
+    Form(
+        "calendar https://…/basic.ics",
+        "link my calendar's private address (direct message only; !iwant calendar off)",
+        "calendar",
+    ),
     Form("export", "everything iwant keeps about me, as JSON, in a direct message", "export"),
     Form("forget me", "delete everything iwant keeps about me (asks to confirm)", "forget"),
     Form("ignore @someone", "never be grouped with them; they are not told", "ignore"),
@@ -166,7 +178,10 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
     def activate(self) -> None:
         # The one place that reaches errbot's backend: from here on, only the contract.
         self.chat: ChatPlatform = adapter_for(self._bot)
-        redaction.install(self.chat.secret_patterns, self.chat.secret_variables)
+        redaction.install(
+            (*self.chat.secret_patterns, *CALENDAR_ADDRESS),
+            (*self.chat.secret_variables, "IWANT_SECRET_KEY"),
+        )
         if jsonlog.wanted():
             jsonlog.install(self.chat.platform, redaction.redact)
         graceful_sigterm()  # every backend, errbot's own too: SIGTERM stops cleanly
@@ -205,6 +220,8 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         super().activate()
         self._active = True
         self.start_poller(poll_seconds, self.tick)
+        # Calendars are read on a poller of their own: a slow feed never delays delivery.
+        self.start_poller(max(poll_seconds, 10.0), self.refresh_calendars)
 
     def _start_engine(self) -> bool:
         """Build the engine; False while the database cannot be reached (the poller retries)."""
@@ -405,6 +422,13 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             return text
         self.chat.send_text(local_id(person.id), text)  # never in a room
         return "I sent you everything iwant keeps about you in a direct message."
+
+    @botcmd
+    def iwant_calendar(self, msg: Message, args: str) -> str | None:
+        """Link your calendar privately, in a direct message: !iwant calendar ADDRESS"""
+        person = self.person_of(msg.frm)
+        room = self.room_of(msg)
+        return self._run(msg, person, lambda: self._engine().calendar(person, args, room))
 
     @botcmd
     def iwant_link(self, msg: Message, args: str) -> str | None:
@@ -668,6 +692,21 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         self.deliver()
         self._ticked = time.monotonic()
 
+    def refresh_calendars(self) -> None:
+        """Read the linked calendars that are due (their own poller, off every command's path
+        and off delivery's thread)."""
+        engine = self.engine
+        if engine is None or self._stopping:
+            return
+        try:
+            engine.refresh_calendars()
+        except Unavailable:
+            log.warning("calendar refresh skipped: database unavailable")
+            self.metrics.database_unavailable.labels("poller").inc()
+        except Exception:
+            log.exception("calendar refresh failed")
+        self.deliver()  # a person told that their calendar fails hears it now
+
     def _acknowledge(self, everything: bool) -> None:
         """Tell the engine which answers went out: every one (a poller round), or, after a
         command, all of them once the oldest waited ``ACK_AFTER`` (well before another
@@ -829,6 +868,8 @@ class _Observer:
             self.metrics.matches.inc()
         elif event == "standing_made":
             self.metrics.standing_made.inc()
+        elif event in ("calendar_ok", "calendar_failed"):
+            self.metrics.calendar_refreshes.labels(event.removeprefix("calendar_")).inc()
 
 
 def _timed(

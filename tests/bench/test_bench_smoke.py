@@ -24,6 +24,7 @@ STAGE_KEYS = {
     "suggestions": {"on", "off", "on_over_off"},
     "sweep": {"due", "expired", "expire_s", "delivered", "deliver_s", "standing"},
     "e2e": {"iwant_median_ms", "echo_median_ms", "engine_median_ms", "plugin_overhead"},
+    "calendars": {"with", "without", "baseline", "with_over_without", "busy_blocks"},
 }
 
 
@@ -93,6 +94,9 @@ def test_quick_run_prints_every_figure(db: str) -> None:
     near = figures["suggestions"]
     assert near["on"]["n"] == near["off"]["n"] > 0
     assert near["on"]["statements_per_submission"] == near["off"]["statements_per_submission"]
+    calendars = figures["calendars"]
+    assert calendars["with"]["n"] == calendars["without"]["n"] > 0
+    assert calendars["busy_blocks"] == 40 * calendars["people_with_calendars"]
     assert figures["e2e"]["outcome_mismatches"] == 0
     assert result["memory"]["peak_rss_mb"] > 0
     expected_targets = {

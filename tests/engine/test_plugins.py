@@ -14,9 +14,6 @@ from iwant_engine.plugins import BUILTINS, make_plugin_manager
 from ..support import ALICE, BOB, MEMORY, START, make_engine
 
 HOOKS = sorted(name for name, _ in inspect.getmembers(hookspecs) if name.startswith("iwant_"))
-#: Hooks the engine does not call yet: ``iwant_calendars`` is called by issue 27's engine
-#: integration (built beside the providers); remove it here when that is merged.
-NOT_CALLED_YET = {"iwant_calendars"}
 
 
 def test_there_are_hooks_to_check():
@@ -53,7 +50,7 @@ def test_every_hookspec_is_called_when_an_engine_starts_and_works(monkeypatch):
         assert engine.submit(BOB, "coffee for 2h").body.startswith("Matched!")
     finally:
         engine.close()
-    assert sorted(set(called)) == sorted(set(HOOKS) - NOT_CALLED_YET)
+    assert sorted(set(called)) == sorted(set(HOOKS))
 
 
 def test_trace_hooks_logs_each_hook_call(monkeypatch, caplog):
@@ -64,7 +61,7 @@ def test_trace_hooks_logs_each_hook_call(monkeypatch, caplog):
         engine.submit(BOB, "coffee for 2h")  # matched: observed
         engine.close()
     traced = [r.getMessage() for r in caplog.records if r.getMessage().startswith("hook: ")]
-    for name in set(HOOKS) - NOT_CALLED_YET:
+    for name in set(HOOKS):
         assert any(name in line for line in traced), f"{name} was not traced: {traced}"
 
 

@@ -413,3 +413,72 @@ def test_a_neighbourhood_holds_the_ignores_among_its_people_and_no_others(engine
         hood = uow.neighbourhood(wish, clock.now(), 50)
     assert sorted(c.person for c in hood.candidates) == [BOB.id, CAROL.id, erin.id]
     assert hood.apart == {frozenset((BOB.id, CAROL.id)), frozenset((erin.id, ALICE.id))}
+
+
+# -- linked calendars (issue 27) ---------------------------------------------------------------
+
+
+def _calendar(person: str, due, **fields):
+    from iwant_engine.model import LinkedCalendar
+
+    return LinkedCalendar(person, "ics", "sealed-bytes", "webcal://host/•••", at(9), due, **fields)
+
+
+def test_a_calendar_is_saved_replaced_and_dropped_with_its_busy_blocks(engine, clock):
+    storage = engine.storage
+    with storage.transaction() as uow:
+        uow.save_calendar(_calendar(ALICE.id, at(10)), [(at(12), at(13)), (at(8), at(9))])
+    assert storage.busy(ALICE.id, at(0), at(23)) == [(at(8), at(9)), (at(12), at(13))]
+    assert storage.calendar_people() == [ALICE.id]
+    assert storage.busy(ALICE.id, at(9), at(12)) == [], "touching ends do not overlap"
+    with storage.transaction() as uow:
+        uow.save_calendar(_calendar(ALICE.id, at(11), last_ok_at=at(10)))  # blocks stay
+        assert uow.calendar(ALICE.id) == _calendar(ALICE.id, at(11), last_ok_at=at(10))
+    assert len(storage.busy(ALICE.id, at(0), at(23))) == 2
+    with storage.transaction() as uow:
+        uow.save_calendar(_calendar(ALICE.id, at(11)), [(at(15), at(16))])
+    assert storage.busy(ALICE.id, at(0), at(23)) == [(at(15), at(16))]
+    assert storage.person_data(ALICE.id).calendar == _calendar(ALICE.id, at(11))
+    with storage.transaction() as uow:
+        assert uow.drop_calendar(ALICE.id) is True
+        assert uow.drop_calendar(ALICE.id) is False
+    assert storage.busy(ALICE.id, at(0), at(23)) == []
+    assert storage.person_data(ALICE.id).calendar is None
+    assert storage.calendar_people() == []
+
+
+def test_due_calendars_are_leased_to_one_caller_until_the_lease_ends(engine, clock):
+    storage = engine.storage
+    with storage.transaction() as uow:
+        uow.save_calendar(_calendar(ALICE.id, at(10)))
+        uow.save_calendar(_calendar(BOB.id, at(9, 30)))
+        uow.save_calendar(_calendar(CAROL.id, at(11)))
+    assert not storage.has_due_calendars(at(9, 29))
+    assert storage.has_due_calendars(at(10))
+    with storage.transaction() as uow:
+        claimed = uow.due_calendars(at(10), 10, at(10, 5))
+    assert [(c.person, c.claimed_until) for c in claimed] == [
+        (BOB.id, at(10, 5)), (ALICE.id, at(10, 5)),
+    ]  # fmt: skip
+    assert not storage.has_due_calendars(at(10, 4))
+    with storage.transaction() as uow:
+        assert uow.due_calendars(at(10, 4), 10, at(10, 9)) == []
+        assert [c.person for c in uow.due_calendars(at(10, 5), 1, at(10, 9))] == [BOB.id]
+
+
+def test_forget_and_retention_delete_calendars(engine, clock):
+    storage = engine.storage
+    with storage.transaction() as uow:
+        uow.save_calendar(_calendar(ALICE.id, at(10)), [(at(8), at(9))])
+        uow.save_calendar(_calendar(BOB.id, at(10), failing_since=at(9)), [(at(12), at(13))])
+        uow.save_calendar(_calendar(CAROL.id, at(10)), [(at(8), at(9)), (at(12), at(13))])
+    with storage.transaction() as uow:
+        assert uow.forget(ALICE.id, "Alice", lambda body: body)["calendars"] == 1
+    assert storage.person_data(ALICE.id).calendar is None
+    assert storage.busy(ALICE.id, at(0), at(23)) == []
+    with storage.transaction() as uow:
+        assert uow.purge(at(10), 100) == 3  # Carol's past block; Bob's calendar and its block
+    assert storage.person_data(BOB.id).calendar is None
+    assert storage.busy(BOB.id, at(0), at(23)) == []
+    assert storage.busy(CAROL.id, at(0), at(23)) == [(at(12), at(13))]
+    assert storage.person_data(CAROL.id).calendar is not None
