@@ -10,7 +10,7 @@ import pytest
 from iwant_engine.calendars.busy import busy_times, merged
 from iwant_engine.calendars.provider import Busy, CalendarError
 
-from .conftest import FEEDS
+from .feed_server import FEEDS
 
 PRAGUE = ZoneInfo("Europe/Prague")
 

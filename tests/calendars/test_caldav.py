@@ -15,7 +15,8 @@ from iwant_engine.calendars import addresses
 from iwant_engine.calendars.caldav_provider import provider
 from iwant_engine.calendars.provider import Busy, CalendarError, FetchLimits
 
-from .conftest import LOCAL, RADICALE_PASSWORD, RADICALE_USER, SECRET, FeedServer, Radicale
+from .conftest import LOCAL, RADICALE_PASSWORD, RADICALE_USER, Radicale
+from .feed_server import SECRET, FeedServer
 
 PRAGUE_TZ = """BEGIN:VTIMEZONE
 TZID:Europe/Prague

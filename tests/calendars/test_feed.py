@@ -14,7 +14,8 @@ from iwant_engine.calendars.busy import busy_times
 from iwant_engine.calendars.provider import Busy, CalendarError
 from iwant_engine.plugins import make_plugin_manager, named
 
-from .conftest import FEEDS, LOCAL, SECRET, FeedServer
+from .conftest import LOCAL
+from .feed_server import FEEDS, SECRET, FeedServer
 
 START, END = datetime(2026, 3, 23, tzinfo=UTC), datetime(2026, 4, 20, tzinfo=UTC)
 

@@ -16,7 +16,8 @@ from iwant_engine.calendars import addresses, fetch
 from iwant_engine.calendars.fetch import feed_url
 from iwant_engine.calendars.provider import CalendarError, FetchLimits
 
-from .conftest import FEEDS, LOCAL, SECRET, FeedServer
+from .conftest import LOCAL
+from .feed_server import FEEDS, SECRET, FeedServer
 
 
 def failure(address: str, limits: FetchLimits = LOCAL) -> str:

@@ -1,21 +1,26 @@
 """Linked calendars as people use them through the plugin (issue 27): errbot's Test backend,
-time moving, a test calendar provider registered on the running engine's plugin manager
-through the real ``iwant_calendars`` hook (as the plugin registers its own observer)."""
+time moving; the built-in ``ics`` provider reading a feed over HTTP, or a test provider
+registered on the running engine's plugin manager through the real ``iwant_calendars`` hook
+(as the plugin registers its own observer) where a test sets what the calendar says."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import time_machine
 from iwant_platform import redaction
 
 from ..calendar_provider import TestCalendar, TestCalendars
+from ..calendars.feed_server import SECRET, FeedServer, serve_feeds
 from ..support import at
 from .chat import Chat, on_sqlite
 
 pytest_plugins = ["errbot.backends.test"]
 
+REPO = Path(__file__).resolve().parents[2]
 ADDRESS = "test://cal.test/alice-private-7f3a9c"
 
 
@@ -32,15 +37,31 @@ def chat(monkeypatch, testbot, provider) -> Chat:
     return chat
 
 
-def test_one_persons_calendar_trims_a_two_person_match_end_to_end(chat, provider):
-    provider.feeds["alice-private-7f3a9c"] = [(at(12), at(12, 30))]
+@pytest.fixture
+def feeds(chat, monkeypatch, tmp_path) -> Iterator[FeedServer]:
+    """The built-in ``ics`` provider reading a feed served on 127.0.0.1 (allowed by the
+    plugins.cfg the plugin is restarted with)."""
+    cfg = tmp_path / "plugins.cfg"
+    text = (REPO / "plugins.cfg").read_text()
+    cfg.write_text(text.replace("allow_private_addresses = no", "allow_private_addresses = yes"))
+    monkeypatch.setenv("IWANT_PLUGINS_CFG", str(cfg))
+    chat.plugin.deactivate()
+    chat.plugin.activate()
+    with serve_feeds() as server:
+        yield server
+
+
+def test_one_persons_calendar_trims_a_two_person_match_end_to_end(chat, feeds):
+    """Alice's Google feed: a standup 13:00–13:30 in Prague every Tuesday (12:00 UTC), and a
+    transparent birthday; she reads UTC, Bob too."""
+    address = feeds.url("feed/lunch-meeting.ics")
     with time_machine.travel(at(9, 0), tick=False):
-        reply, _ = chat.say("alice", f"!iwant calendar {ADDRESS}")
+        reply, _ = chat.say("alice", f"!iwant calendar {address}")
         assert reply == (
-            "Calendar linked (test): 1 busy block this week. iwant sees only when you are busy, "
+            "Calendar linked (ics): 1 busy block this week. iwant sees only when you are busy, "
             "never what. !iwant calendar off removes it."
         )
-        reply, _ = chat.say("alice", "!iwant lunch 12:00-13:30")
+        reply, _ = chat.say("alice", "!iwant lunch 11:30-13:30")
         assert reply.splitlines()[0] == (
             "By your calendar: free 12:30–13:30; you have something 12:00–12:30."
         )
@@ -50,8 +71,10 @@ def test_one_persons_calendar_trims_a_two_person_match_end_to_end(chat, provider
         )
         assert told["alice"].startswith("bob joins you for lunch at 12:30–13:15 (Tue 1 Dec).")
         assert "calendar" not in told["alice"], "bob sees only the time, never why"
+        assert "Standup" not in reply + told["alice"]
         reply, _ = chat.say("alice", "!iwant calendar")
-        assert reply.startswith("Your calendar: test, test://cal.test/•••, linked 09:00")
+        assert reply.startswith("Your calendar: ics, http://127.0.0.1/•••, linked 09:00")
+        assert SECRET not in reply
 
 
 def test_in_a_room_the_address_is_refused_unstored_and_never_logged(chat, provider, caplog):
