@@ -33,6 +33,7 @@ from .errors import DuplicateEvent, UserError
 from .invariants import refusal
 from .model import (
     LIVE,
+    UNSTORED,
     Candidate,
     Changes,
     Decision,
@@ -239,12 +240,8 @@ def submit(
     )
     if outcome is None and replaced is not None:
         raise NoLongerPossible(replaced)
-    if outcome is None:
-        own = ResultChange(
-            None, wish.pool, wish.activity, Status.PENDING, None, None, wish.max_size, 1,
-            wish.deadline,
-        )  # fmt: skip
-        new = NewRequest(wish, origin, now, Status.PENDING, own, event_key, replied, account)
+    if outcome is None:  # it waits: one row, no result until a group forms
+        new = NewRequest(wish, origin, now, Status.PENDING, None, event_key, replied, account)
         request_id = _apply_new(uow, Changes(request=new), now)
         body = msg.waiting(
             wish.activity,
@@ -268,8 +265,7 @@ def submit(
     outcome.changes.request = replace(outcome.changes.request, event_key=event_key, replied=replied)
     body = outcome.body
     if replaced is not None:
-        outcome.changes.moves.append(Move(replaced.id, replaced.result_id, Status.CANCELLED))
-        outcome.changes.retired.append((replaced.result_id, Status.CANCELLED))
+        outcome.changes.moves.append(Move(replaced.id, None, Status.CANCELLED))
         body = f"{body} {msg.replaced(replaced.activity, replaced.earliest, replaced.latest, zone)}"
     request_id = _apply_new(uow, outcome.changes, now)
     buttons = msg.cancel_button(request_id, outcome.buttons_label)
@@ -384,7 +380,7 @@ def _match(
     if isinstance(decision, Form):
         by_id = {c.id: c for c in offered}
         chosen = sorted((by_id[i] for i in decision.request_ids), key=lambda c: c.id)
-        return _form(wish, subject, origin, chosen, decision.start, people, ctx.now, account)
+        return _form(uow, wish, subject, origin, chosen, decision.start, people, ctx.now, account)
     return None
 
 
@@ -428,6 +424,7 @@ def _join(
 
 
 def _form(
+    uow: UnitOfWork,
     wish: Wish,
     subject: StoredRequest | None,
     origin: str | None,
@@ -437,21 +434,19 @@ def _form(
     now: datetime,
     account: str | None = None,
 ) -> _Outcome:
-    # The group takes over a result that already exists: the subject's own, or that of the
-    # longest-waiting member; the others' results are made redundant.
-    group_id = subject.result_id if subject else chosen[0].result_id
+    # Waiting requests point to no result: the group's is new, stored first for its id,
+    # which the members' notes name.
     end = start + wish.length
     size = len(chosen) + 1
     max_size = min([wish.max_size, *(c.max_size for c in chosen)])
     group = ResultChange(
-        group_id, wish.pool, wish.activity, Status.MATCHED, start, end, max_size, size, end
+        None, wish.pool, wish.activity, Status.MATCHED, start, end, max_size, size, end
     )
-    changes = Changes(results=[group])
+    group_id = uow.add_result(group, now)
+    changes = Changes()
     _place(changes, wish, subject, origin, group_id, now, account)
     for c in chosen:
         changes.moves.append(Move(c.id, group_id, Status.MATCHED))
-        if c.result_id != group_id:
-            changes.retired.append((c.result_id, Status.INVALID))
     everyone = [people.name(c.person) for c in chosen]
     members = [*everyone, people.name(wish.person)]
     for i, c in enumerate(chosen):
@@ -494,8 +489,6 @@ def _place(
         changes.request = NewRequest(wish, origin, now, Status.MATCHED, result_id, account=account)
         return
     changes.moves.append(Move(subject.id, result_id, Status.MATCHED))
-    if subject.result_id != result_id:
-        changes.retired.append((subject.result_id, Status.INVALID))
 
 
 def _note(member: StoredRequest, body: str, group: int | None = None) -> NewOutbox:
@@ -542,23 +535,16 @@ def cancel(
     request = uow.request(request_id)  # again: it may have changed while we waited
     if request is None or request.status not in LIVE:
         raise UserError(msg.already_ended(found.activity))
-    group = uow.group(request.result_id)
-    assert group is not None, "every request points to a stored result"
-    result = group.result
-    rest = [m for m in group.members if m.id != request.id]
+    group = None if request.result_id is None else uow.group(request.result_id)
+    rest = [m for m in group.members if m.id != request.id] if group else []
     people = _People(uow.people([person, *(m.person for m in rest)]), zones)
     zone = people.zone(person)
-    if result.status == Status.PENDING:
-        uow.apply(
-            Changes(
-                results=[_change(result, status=Status.CANCELLED, due_at=None)],
-                moves=[Move(request.id, result.id, Status.CANCELLED)],
-            ),
-            now,
-        )
+    if group is None or group.result.status == Status.PENDING:  # waiting: no group to tell
+        uow.apply(Changes(moves=[Move(request.id, None, Status.CANCELLED)]), now)
         return msg.Note(
             person, msg.cancelled(request.activity, request.earliest, request.latest, zone)
         )
+    result = group.result
     assert result.start is not None and result.end is not None
     start, end = result.start, result.end
     own = ResultChange(
@@ -598,23 +584,17 @@ def _dissolve(
     ctx: MatchContext,
 ) -> None:
     """Too few are left for the group: each member waits on their own again (or has ended,
-    if their deadline passed) and is matched afresh where possible."""
+    if their deadline passed) and is matched afresh where possible. The group's result is
+    left to nobody (INVALID)."""
     now = ctx.now
     assert result.start is not None and result.end is not None
-    start, end, activity = result.start, result.end, result.activity
-    changes = Changes(moves=[leaving])
-    for i, m in enumerate(rest):
+    start, activity = result.start, result.activity
+    end = result.end
+    changes = Changes(moves=[leaving], retired=[(result.id, Status.INVALID)])
+    for m in rest:
         expired = m.deadline <= now
         status = Status.EXPIRED if expired else Status.PENDING
-        own = ResultChange(
-            result.id if i == 0 else None, m.pool, activity, status, None, None, m.max_size, 1,
-            None if expired else m.deadline,
-        )  # fmt: skip
-        if i == 0:  # the first member keeps the group's result, as its own again
-            changes.results.append(own)
-            changes.moves.append(Move(m.id, result.id, status))
-        else:
-            changes.moves.append(Move(m.id, own, status))
+        changes.moves.append(Move(m.id, None, status))
         if expired:
             body = msg.nobody_left(activity, start, end, leaver, people.zone(m.person))
             changes.outbox.append(NewOutbox(m.recipient, _marked(m, body), [], m.origin))
@@ -676,7 +656,7 @@ def _already(uow: UnitOfWork, other: StoredRequest, zone: ZoneInfo) -> str:
 
 def as_listed(uow: UnitOfWork, request: StoredRequest) -> OpenRequest:
     """A stored request as ``!iwant list`` shows it: its meeting and the others in it."""
-    group = uow.group(request.result_id)
+    group = None if request.result_id is None else uow.group(request.result_id)
     result = group.result if group else None
     others = [m.person for m in group.members if m.id != request.id] if group else []
     known = uow.people(others)
@@ -714,9 +694,11 @@ def sweep_step(
     changes = Changes()
     for group in due:
         status = Status.EXPIRED if group.result.status == Status.PENDING else Status.DONE
-        changes.retired.append((group.result.id, status))
+        stored = group.result.id != UNSTORED
+        if stored:
+            changes.retired.append((group.result.id, status))
         for m in group.members:
-            changes.moves.append(Move(m.id, group.result.id, status))
+            changes.moves.append(Move(m.id, group.result.id if stored else None, status))
             if status == Status.EXPIRED:
                 zone = people.zone(m.person)
                 body = _marked(m, msg.expired(m.activity, m.earliest, m.latest, m.min_size, zone))

@@ -259,7 +259,9 @@ class OutboxDepth:
 
 @dataclass(frozen=True)
 class StoredRequest:
-    """A request row: the wish as stored, and the result it points to."""
+    """A request row: the wish as stored, and the result it points to. ``result_id`` is None
+    while it waits alone, and when it ended so: a result is stored for a group only (and
+    for a member who left one, ``Left``); see ``own_result``."""
 
     id: int
     person: str
@@ -273,7 +275,7 @@ class StoredRequest:
     max_size: int
     min_size: int
     created_at: datetime
-    result_id: int
+    result_id: int | None
     status: Status
     event_key: str | None = None  # "platform:event id" of the message that made it
     account: str | None = None  # the linked account that made it, when not ``person``
@@ -300,6 +302,14 @@ class StoredRequest:
             self.min_size,
         )
 
+    def own_result(self) -> StoredResult:
+        """The result of a request that points to none (``result_id`` None), as if stored:
+        id ``UNSTORED``, its own status, size 1, due at its deadline while it waits."""
+        due = self.deadline if self.status == Status.PENDING else None
+        return StoredResult(
+            UNSTORED, self.pool, self.activity, self.status, None, None, self.max_size, 1, due
+        )
+
     def as_candidate(self) -> Candidate:
         return Candidate(
             self.id,
@@ -311,6 +321,10 @@ class StoredRequest:
             self.created_at,
             self.min_size,
         )
+
+
+#: The id of a result that is not stored (``StoredRequest.own_result``); stored ids are positive.
+UNSTORED = 0
 
 
 @dataclass(frozen=True)
@@ -419,7 +433,8 @@ class Left:
 
 @dataclass(frozen=True)
 class NewRequest:
-    """A request to insert, pointing to an existing result (an id) or to a new one.
+    """A request to insert, pointing to an existing result (an id), to a new one, or (None,
+    a request that waits) to none.
 
     ``event_key`` (``platform:event id``) is unique among stored requests; ``replied``
     False means its answer is still to be handed to the platform (``Changes.replied``)."""
@@ -428,7 +443,7 @@ class NewRequest:
     origin: str | None
     created_at: datetime
     status: Status
-    result: int | ResultChange
+    result: int | ResultChange | None
     event_key: str | None = None
     replied: bool = True
     account: str | None = None  # the linked account that made it, when not ``wish.person``
@@ -436,12 +451,13 @@ class NewRequest:
 
 @dataclass(frozen=True)
 class Move:
-    """Point request ``request_id`` to ``result`` (an id, or a new result) with ``status``.
+    """Point request ``request_id`` to ``result`` (an id, a new result, or None: waiting
+    alone, or ended so) with ``status``.
     ``left``: a member leaving a formed group for a new result of their own, the group left
     (kept with that result, for the person's data)."""
 
     request_id: int
-    result: int | ResultChange
+    result: int | ResultChange | None
     status: Status
     left: Left | None = None
 

@@ -84,7 +84,7 @@ def document(
                 "made_at": _time(r.created_at),
                 "meeting": _meeting(res.start, res.end)
                 or _meeting(*data.left.get(res.id, (None, None))),
-                "with": list(data.groups.get(r.result_id, ())),
+                "with": list(data.groups.get(r.result_id, ())) if r.result_id else [],
             }
             for r, res in data.requests
         ],

@@ -52,6 +52,7 @@ from .clock import FixedClock
 from .engine import Engine
 from .errors import UserError
 from .model import (
+    UNSTORED,
     Candidate,
     Decision,
     Form,
@@ -152,7 +153,10 @@ def check_invariants(
             fail(f"request {req.id} is {req.status} but its result {res.id} is {res.status}")
         if res.status == Status.INVALID:
             fail(f"request {req.id} points to an invalidated result")
-        groups.setdefault(res.id, (res, []))[1].append(req)
+        if req.status == Status.PENDING and req.result_id is not None:
+            fail(f"waiting request {req.id} points to result {req.result_id}")
+        # A request's own result, not stored (UNSTORED), is its alone.
+        groups.setdefault(res.id if res.id != UNSTORED else -req.id, (res, []))[1].append(req)
     for res, members in groups.values():
         live = res.status in (Status.PENDING, Status.MATCHED)
         if live and res.size != len(members):
@@ -486,7 +490,7 @@ def _ignore(
 def _shared_results(engine: Engine, a: str, b: str) -> set[int]:
     of: dict[str, set[int]] = {a: set(), b: set()}
     for req, _ in engine.storage.snapshot():
-        if req.person in of:
+        if req.person in of and req.result_id is not None:
             of[req.person].add(req.result_id)
     return of[a] & of[b]
 

@@ -158,9 +158,22 @@ class _State:
                 members[r.result_id].append(r)
         return [StoredGroup(g, tuple(members[g.id])) for g in results]
 
-    def due(self, now: datetime) -> list[StoredResult]:
+    def due(self, now: datetime) -> list[StoredGroup]:
         live = (g for g in self.results.values() if g.status in LIVE)
-        return [g for g in live if g.due_at is not None and g.due_at <= now]
+        found = self.groups([g for g in live if g.due_at is not None and g.due_at <= now])
+        alone = (r for r in self.requests.values() if r.result_id is None)
+        found += [
+            StoredGroup(r.own_result(), (r,))
+            for r in alone
+            if r.status == Status.PENDING and r.deadline <= now
+        ]
+        return found
+
+    def result_of(self, request: StoredRequest) -> StoredResult:
+        """The request's result: stored, or its own (``StoredRequest.own_result``)."""
+        if request.result_id is None:
+            return request.own_result()
+        return self.results[request.result_id]
 
 
 def _by_start(result: StoredResult) -> tuple[datetime, int]:
@@ -168,9 +181,10 @@ def _by_start(result: StoredResult) -> tuple[datetime, int]:
     return result.start, result.id
 
 
-def _by_due(result: StoredResult) -> tuple[datetime, int]:
+def _by_due(group: StoredGroup) -> tuple[datetime, int, int]:
+    result = group.result
     assert result.due_at is not None
-    return result.due_at, result.id
+    return result.due_at, result.id, group.members[0].id if group.members else 0
 
 
 def _stored(result_id: int, change: ResultChange) -> StoredResult:
@@ -250,10 +264,17 @@ class _MemoryUnitOfWork:
         wanted = set(others) - {person}
         met = (Status.MATCHED, Status.DONE)
         mine = {r.result_id for r in s.requests.values() if r.person == person and r.status in met}
+        mine.discard(None)
         found: list[SharedGroup] = []
         for r in s.requests.values():
-            start = s.results[r.result_id].start
-            if r.person in wanted and r.result_id in mine and r.status in met and start:
+            start = s.result_of(r).start
+            if (
+                r.result_id is not None
+                and r.person in wanted
+                and r.result_id in mine
+                and r.status in met
+                and start
+            ):
                 answers = tuple(q for k, q in s.questions.items() if k[0] == r.result_id)
                 found.append(SharedGroup(r.person, r.result_id, start, answers))
         return found
@@ -322,7 +343,7 @@ class _MemoryUnitOfWork:
 
     def due(self, now: datetime, limit: int) -> list[StoredGroup]:
         # No other unit of work runs meanwhile, so every due result is ours to claim.
-        return self.state.groups(sorted(self.state.due(now), key=_by_due)[:limit])
+        return sorted(self.state.due(now), key=_by_due)[:limit]
 
     def apply(self, changes: Changes, now: datetime) -> int | None:
         s = self.state
@@ -351,7 +372,7 @@ class _MemoryUnitOfWork:
             old = s.requests[move.request_id]
             result_id = self._result_id(move.result)
             s.requests[old.id] = replace(old, result_id=result_id, status=move.status)
-            if move.left is not None and not isinstance(move.result, int):
+            if move.left is not None and result_id is not None:
                 s.left[result_id] = move.left
         for retired_id, status in changes.retired:
             s.results[retired_id] = replace(s.results[retired_id], status=status, due_at=None)
@@ -366,8 +387,15 @@ class _MemoryUnitOfWork:
             )  # fmt: skip
         return new_id
 
-    def _result_id(self, result: int | ResultChange) -> int:
-        """An existing result's id, or the id of ``result`` inserted as a new one."""
+    def add_result(self, result: ResultChange, now: datetime) -> int:
+        new_id = self.state.next_id("result")
+        self.state.results[new_id] = _stored(new_id, result)
+        return new_id
+
+    def _result_id(self, result: int | ResultChange | None) -> int | None:
+        """None, an existing result's id, or the id of ``result`` inserted as a new one."""
+        if result is None:
+            return None
         if isinstance(result, int):
             if result not in self.state.results:
                 raise KeyError(f"no result {result}")
@@ -458,8 +486,9 @@ class _MemoryUnitOfWork:
         s = self.state
         theirs = {i for i, r in s.requests.items() if r.person == person}
         kept = {r.result_id for i, r in s.requests.items() if i not in theirs}
-        own = {s.requests[i].result_id for i in theirs} - kept
-        groups = {s.requests[i].result_id for i in theirs}
+        stored = [s.requests[i].result_id for i in theirs]
+        groups = {i for i in stored if i is not None}
+        own = groups - kept
         for pair, q in list(s.questions.items()):
             if pair[0] in groups and person in q.absent:
                 s.questions[pair] = replace(q, absent=tuple(p for p in q.absent if p != person))
@@ -628,7 +657,7 @@ class MemoryStorage:
             s = self._state
             rows = []
             for req in s.open_of(person, now):
-                res = s.results[req.result_id]
+                res = s.result_of(req)
                 others: tuple[str, ...] = ()
                 if res.status == Status.MATCHED:
                     members = s.groups([res])[0].members
@@ -694,11 +723,17 @@ class MemoryStorage:
             mine = sorted((r for r in s.requests.values() if r.person == person), key=_id)
             groups: dict[int, tuple[str, ...]] = {}
             for r in mine:
+                if r.result_id is None:
+                    continue
                 others = [o for o in s.requests.values() if o.result_id == r.result_id]
                 names = [_name(s, o.person) for o in sorted(others, key=_id) if o.person != person]
                 if names:
                     groups[r.result_id] = tuple(names)
-            left = {r.result_id: s.left[r.result_id] for r in mine if r.result_id in s.left}
+            left = {
+                r.result_id: s.left[r.result_id]
+                for r in mine
+                if r.result_id is not None and r.result_id in s.left
+            }
             for result_id, gone in left.items():  # groups left: the others then, still stored
                 then = sorted((s.requests[i] for i in gone.requests if i in s.requests), key=_id)
                 names = [_name(s, o.person) for o in then if o.person != person]
@@ -711,7 +746,7 @@ class MemoryStorage:
             )
             return PersonData(
                 s.people.get(person),
-                tuple((r, s.results[r.result_id]) for r in mine),
+                tuple((r, s.result_of(r)) for r in mine),
                 groups,
                 tuple(sorted(ignored for who, ignored in s.ignores if who == person)),
                 tuple(w for _, w in sorted(s.standing.items()) if w.person == person),
@@ -750,7 +785,7 @@ class MemoryStorage:
     def snapshot(self) -> list[tuple[StoredRequest, StoredResult]]:
         with self._lock:
             s = self._state
-            return [(r, s.results[r.result_id]) for r in sorted(s.requests.values(), key=_id)]
+            return [(r, s.result_of(r)) for r in sorted(s.requests.values(), key=_id)]
 
     def counts(self) -> Mapping[str, int]:
         with self._lock:

@@ -43,6 +43,7 @@ from ..model import (
     PersonData,
     PersonInfo,
     Question,
+    ResultChange,
     SharedGroup,
     Span,
     Standing,
@@ -92,7 +93,8 @@ class UnitOfWork(Protocol):
 
     def due(self, now: datetime, limit: int) -> list[StoredGroup]:
         """Live results (PENDING, MATCHED) with ``due_at <= now``, oldest first, at most
-        ``limit``, each with its members; their (pool, activity) locks are held, and a
+        ``limit``, each with its members (a waiting request that points to no result: its
+        ``own_result``, with it alone); their (pool, activity) locks are held, and a
         (pool, activity) whose lock another unit of work holds is skipped rather than waited
         for. Each returned result is claimed: another unit of work's ``due`` skips it. (A
         storage of one process, which runs one unit of work at a time, just returns them.)"""
@@ -126,6 +128,10 @@ class UnitOfWork(Protocol):
         """Requests of ``platform``'s people (id ``platform:…``) made before ``before`` whose
         answer was never handed over, oldest first, at most ``limit``; each is claimed (another
         unit of work's ``unreplied`` skips it) until this one ends."""
+
+    def add_result(self, result: ResultChange, now: datetime) -> int:
+        """Insert a new result (a group forming; ``result.id`` is ignored); its id, for the
+        ``Changes`` that put requests into it."""
 
     def apply(self, changes: Changes, now: datetime) -> int | None:
         """Write ``changes`` (see ``model.Changes``); the id of the new
@@ -320,7 +326,8 @@ class Storage(Protocol):
         lock."""
 
     def snapshot(self) -> list[tuple[StoredRequest, StoredResult]]:
-        """Every request with its result, by request id: for invariant checks and tests."""
+        """Every request with its result (``own_result`` when it points to none), by request
+        id: for invariant checks and tests."""
 
     def counts(self) -> Mapping[str, int]:
         """Requests per status, and ``outbox_pending``: undelivered, not given-up rows."""

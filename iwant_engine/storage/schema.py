@@ -181,7 +181,9 @@ class Request(Base):
     max_size: Mapped[int] = mapped_column(Integer)
     min_size: Mapped[int] = mapped_column(Integer, server_default=text("2"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    result_id: Mapped[int] = mapped_column(Integer, ForeignKey("results.id"))
+    # A group's result (or a leaver's, see ``Result.left_group``); NULL while it waits alone,
+    # and when it ended so: one row per waiting request, no result until a group forms.
+    result_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("results.id"))
     status: Mapped[str] = mapped_column(String(16))  # mirrors its result's, for indexed lookups
     # "platform:event id" of the message that made it: a re-sent event stores nothing new.
     event_key: Mapped[str | None] = mapped_column(String(PERSON_MAX))
@@ -195,6 +197,13 @@ class Request(Base):
         Index("ix_requests_candidates", "pool", "activity", "status", "latest"),
         Index("ix_requests_person_status", "person", "status"),
         Index("ix_requests_result", "result_id"),
+        # The sweep's waiting requests by deadline (no result row holds it for them).
+        Index(
+            "ix_requests_waiting",
+            "deadline",
+            postgresql_where=text("status = 'PENDING'"),
+            sqlite_where=text("status = 'PENDING'"),
+        ),
         Index(
             "ix_requests_event_key",
             "event_key",

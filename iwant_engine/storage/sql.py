@@ -54,6 +54,7 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    union,
     union_all,
     update,
 )
@@ -302,8 +303,13 @@ class SQLStorage(
     def open_requests(self, person: str, now: datetime) -> list[OpenRequest]:
         with self._read() as conn:
             rows = conn.execute(
-                select(REQUESTS, RESULTS.c.start, RESULTS.c.end, RESULTS.c.status.label("rs"))
-                .join(RESULTS, RESULTS.c.id == REQUESTS.c.result_id)
+                select(
+                    REQUESTS,
+                    RESULTS.c.start,
+                    RESULTS.c.end,
+                    func.coalesce(RESULTS.c.status, REQUESTS.c.status).label("rs"),
+                )
+                .join(RESULTS, RESULTS.c.id == REQUESTS.c.result_id, isouter=True)
                 .where(
                     REQUESTS.c.person == person,
                     _live(REQUESTS.c.status),
@@ -365,16 +371,20 @@ class SQLStorage(
 
     def has_due(self, now: datetime) -> bool:
         with self._read() as conn:
-            return conn.scalar(_due_results(now).limit(1)) is not None
+            if conn.scalar(_due_results(now).limit(1)) is not None:
+                return True
+            waiting = _due_waiting(now).with_only_columns(REQUESTS.c.id).limit(1)
+            return conn.scalar(waiting) is not None
 
     def snapshot(self) -> list[tuple[StoredRequest, StoredResult]]:
         with self._read() as conn:
             rows = conn.execute(
                 select(REQUESTS, *result_columns("r_"))
-                .join(RESULTS, RESULTS.c.id == REQUESTS.c.result_id)
+                .join(RESULTS, RESULTS.c.id == REQUESTS.c.result_id, isouter=True)
                 .order_by(REQUESTS.c.id)
             ).all()
-        return [(request_of(r), result_of(r, "r_")) for r in rows]
+        pairs = [(request_of(r), r) for r in rows]
+        return [(q, q.own_result() if r.r_id is None else result_of(r, "r_")) for q, r in pairs]
 
     def counts(self) -> dict[str, int]:
         with self._read() as conn:
@@ -601,13 +611,17 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
     def due(self, now: datetime, limit: int) -> list[StoredGroup]:
         # Pool locks first, then rows: the order a submit takes them (rows first could
         # deadlock with a submit). A pool busy with a submit is left for the next round.
+        both = union(
+            select(RESULTS.c.pool, RESULTS.c.activity).where(
+                _live(RESULTS.c.status), RESULTS.c.due_at <= now
+            ),
+            _due_waiting(now).with_only_columns(REQUESTS.c.pool, REQUESTS.c.activity),
+        ).subquery()
         keys = [
             (pool, activity)
             for pool, activity in self._run(
-                select(RESULTS.c.pool, RESULTS.c.activity)
-                .where(_live(RESULTS.c.status), RESULTS.c.due_at <= now)
-                .group_by(RESULTS.c.pool, RESULTS.c.activity)
-                .order_by(RESULTS.c.pool, RESULTS.c.activity)
+                select(both.c.pool, both.c.activity)
+                .order_by(both.c.pool, both.c.activity)
                 .limit(limit)
             )
         ]
@@ -626,10 +640,21 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
             .order_by(RESULTS.c.due_at, RESULTS.c.id)
             .limit(limit)
         )
+        waiting = (
+            _due_waiting(now)
+            .where(tuple_(REQUESTS.c.pool, REQUESTS.c.activity).in_(keys))
+            .order_by(REQUESTS.c.deadline, REQUESTS.c.id)
+            .limit(limit)
+        )
         if self.pg:
             claim = claim.with_for_update(skip_locked=True)
+            waiting = waiting.with_for_update(skip_locked=True)
         ids = list(self._run(claim).scalars())
-        return self._groups(ids) if ids else []
+        found = self._groups(ids) if ids else []
+        alone = (request_of(r) for r in self._run(waiting))
+        found += [StoredGroup(q.own_result(), (q,)) for q in alone]
+        found.sort(key=_by_due)
+        return found[:limit]
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -677,9 +702,9 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
         moves = [
             {"b_id": m.request_id, "b_result": m.result, "b_status": m.status}
             for m in changes.moves
-            if isinstance(m.result, int)
+            if not isinstance(m.result, ResultChange)
         ]
-        fresh = [m for m in changes.moves if not isinstance(m.result, int)]
+        fresh = [m for m in changes.moves if isinstance(m.result, ResultChange)]
         retired = [
             {"b_id": result_id, "b_status": status, "b_now": now}
             for result_id, status in changes.retired
@@ -702,7 +727,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
         # A request moved to a new result (leaving a group, a dissolved group): that result
         # first, so that every move points to a stored one. Never on a submission's path.
         for move in fresh:
-            assert not isinstance(move.result, int)
+            assert isinstance(move.result, ResultChange)
             target = self._new_result(move.result, now, move.left)
             moves.append({"b_id": move.request_id, "b_result": target, "b_status": move.status})
         if self.pg:
@@ -713,8 +738,9 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
         request_id = None
         if request is not None:
             values, result = request
-            result_id = result if isinstance(result, int) else self._new_result(result, now)
-            row = {**values, "result_id": result_id}
+            if isinstance(result, ResultChange):
+                result = self._new_result(result, now)
+            row = {**values, "result_id": result}
             if moves and len(moves) < hot.insert_moving.most and _distinct(moves):
                 request_id, moves = self._insert_moving(row, moves), []
             else:
@@ -759,6 +785,9 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
         (request_id,) = new
         return int(request_id)
 
+    def add_result(self, result: ResultChange, now: datetime) -> int:
+        return self._new_result(result, now)
+
     def _new_result(self, change: ResultChange, now: datetime, left: Left | None = None) -> int:
         """Insert a result; ``left``: the group a member leaving it left (``Move.left``)."""
         self._take_locks()
@@ -775,23 +804,21 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
     def _apply_prepared(
         self,
         results: list[dict[str, Any]],
-        request: tuple[dict[str, Any], int | ResultChange] | None,
+        request: tuple[dict[str, Any], int | ResultChange | None] | None,
         moves: list[dict[str, Any]],
         retired: list[dict[str, Any]],
         outbox: list[dict[str, Any]],
         now: datetime,
     ) -> int | None:
         """PostgreSQL: the writes of a domain step as one statement of fixed text, its rows
-        passed as arrays, so the server keeps it prepared (see ``PG_WAIT``, ``PG_STEP``)."""
-        own = request[1] if request is not None else None
-        if request is not None and isinstance(own, ResultChange):
-            values = request[0]
-            if results or moves or retired or outbox:  # no domain step does this; still right
-                request = (values, self._new_result(own, now))
-                return self._apply_prepared(results, request, moves, retired, outbox, now)
-            params = {k: _naive(v) for k, v in values.items()}
-            params.update({"r_" + k: _naive(v) for k, v in _result_values(own, now).items()})
-            return int(self.runner.scalar(self.hot.pg_wait, params))
+        passed as arrays, so the server keeps it prepared (see ``PG_STEP``); a request alone
+        (one that waits) as a plain INSERT."""
+        if request is not None and isinstance(request[1], ResultChange):
+            request = (request[0], self._new_result(request[1], now))  # no domain step's
+        if request is not None and not (results or moves or retired or outbox):
+            values, target = request
+            row = {**values, "result_id": target}
+            return int(self.runner.scalar(self.hot.insert_request, row))
         params = {
             "now": _naive(now),
             "u_id": [r["b_id"] for r in results],
@@ -813,7 +840,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
             "o_topic": [o["topic"] for o in outbox],
             "with_request": request is not None,
         }
-        values, target = request if request is not None else ({}, 0)
+        values, target = request if request is not None else ({}, None)
         for name in (*WISH_COLUMNS, "event_key", "replied_at", "account"):
             params[name] = _naive(values.get(name))
         params["status"] = str(values.get("status", Status.PENDING))
@@ -898,8 +925,21 @@ def _superseded(claimed: list[int], now: datetime) -> Any:
     )
 
 
+def _by_due(group: StoredGroup) -> tuple[datetime, int, int]:
+    result = group.result
+    assert result.due_at is not None
+    return result.due_at, result.id, group.members[0].id if group.members else 0
+
+
 def _due_results(now: datetime) -> Select[tuple[int]]:
     return select(RESULTS.c.id).where(_live(RESULTS.c.status), RESULTS.c.due_at <= now)
+
+
+def _due_waiting(now: datetime) -> Select[Any]:
+    """Waiting requests (no result stored) whose deadline passed (``ix_requests_waiting``)."""
+    return select(REQUESTS).where(
+        REQUESTS.c.status == str(Status.PENDING), REQUESTS.c.deadline <= now
+    )
 
 
 def _naive(value: Any) -> Any:
@@ -930,15 +970,6 @@ _REQUEST_INSERT = (
     "INSERT INTO requests (person, pool, origin, activity, earliest, latest, deadline, "
     "length_minutes, max_size, min_size, created_at, status, event_key, replied_at, account, "
     "result_id) "
-)
-PG_WAIT = text(
-    'WITH r AS (INSERT INTO results (pool, activity, status, start, "end", max_size, size, '
-    "due_at, updated_at) VALUES (CAST(:r_pool AS varchar), CAST(:r_activity AS varchar), "
-    "CAST(:r_status AS varchar), CAST(:r_start AS timestamp), CAST(:r_end AS timestamp), "
-    "CAST(:r_max_size AS int), CAST(:r_size AS int), CAST(:r_due_at AS timestamp), "
-    "CAST(:r_updated_at AS timestamp)) RETURNING id) "
-    + _REQUEST_INSERT
-    + f"SELECT {_REQUEST_FIELDS}, r.id FROM r RETURNING id"
 )
 PG_STEP = text(
     'WITH u AS (UPDATE results SET status = x.status, start = x.start, "end" = x.e, '
@@ -1132,7 +1163,6 @@ class _Hot:
             prepare(_MARK_REPLIED),
             _update_rows(REQUESTS, {"replied_at": "b_now"}, None, REQUESTS.c.replied_at.is_(None)),
         )
-        self.pg_wait = prepare(PG_WAIT)
         self.pg_step = prepare(PG_STEP)
         upsert = (sqlite_insert if is_sqlite else pg_insert)(PEOPLE)
         keep = {

@@ -48,7 +48,7 @@ def _select(where_pool: Any, start: str, end: str) -> Any:
     matched: Any = literal_column(f"'{Status.MATCHED}'")
     return (
         select(r, *result_columns("r_"), _apart(me).label("apart"))
-        .join(s, s.c.id == r.c.result_id)
+        .join(s, s.c.id == r.c.result_id, isouter=True)
         .where(
             where_pool,
             r.c.status.in_([pending, matched]),
@@ -93,6 +93,8 @@ def _rows(rows: Any, reader: str, limit: int) -> NearbyRows:
         if request.status == Status.PENDING:
             if len(waiting) < limit:
                 waiting.append(request)
+        elif request.result_id is None:  # no domain step leaves one MATCHED without a group
+            continue
         elif request.result_id in groups or len(groups) < limit:
             groups.setdefault(request.result_id, (result_of(row, "r_"), []))[1].append(request)
     formed = sorted(

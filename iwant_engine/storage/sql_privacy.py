@@ -143,7 +143,7 @@ class PrivacyReads:
             info = conn.execute(select(PEOPLE).where(PEOPLE.c.id == person)).first()
             rows = conn.execute(
                 select(r, *result_columns("r_"), RESULTS.c.left_group)
-                .join(RESULTS, RESULTS.c.id == r.c.result_id)
+                .join(RESULTS, RESULTS.c.id == r.c.result_id, isouter=True)
                 .where(r.c.person == person)
                 .order_by(r.c.id)
             ).all()
@@ -196,7 +196,8 @@ class PrivacyReads:
         for request_id, who, name in was_with:
             groups.setdefault(others[request_id], []).append(name or who.split(":", 1)[-1])
         pairs: list[tuple[StoredRequest, StoredResult]] = [
-            (request_of(row), result_of(row, "r_")) for row in rows
+            (q, q.own_result() if row.r_id is None else result_of(row, "r_"))
+            for q, row in ((request_of(row), row) for row in rows)
         ]
         return PersonData(
             None
