@@ -180,6 +180,18 @@ class SQLStorage(
         self._kept: list[tuple[Connection, Runner]] = []
         self._keeping = threading.Lock()
         self._closed = False
+        # PostgreSQL: result ids taken from the sequence ahead (``result_id``).
+        self._result_ids: list[int] = []
+        self._result_ids_lock = threading.Lock()
+
+    def result_id(self, take: Callable[[], list[int]]) -> int:
+        """PostgreSQL: an id for a new result, from those ``take`` drew from the results'
+        sequence ahead (RESULT_IDS of them at once): a group forming then needs no round trip
+        of its own for its result's id, whose row goes in the step's one statement."""
+        with self._result_ids_lock:
+            if not self._result_ids:
+                self._result_ids = sorted(take(), reverse=True)
+            return self._result_ids.pop()
 
     def hot(self) -> _Hot:
         """The hot statements compiled for this database (once, after the first connect)."""
@@ -239,6 +251,7 @@ class SQLStorage(
             try:
                 with conn.begin():
                     yield work
+                    work.flush()
             finally:
                 work.runner.restore()  # before the connection goes back to the pool
 
@@ -502,11 +515,22 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
         self.hot = storage.hot()
         self.runner = runner or Runner(conn)
         self._locks: list[int] = []  # asked for, taken before the next statement
+        # PostgreSQL: new results (``add_result``) not written yet, with their ids: written
+        # in the next step's statement, or before any other statement.
+        self._results: list[dict[str, Any]] = []
 
     def _take_locks(self) -> None:
         if self._locks:
             keys, self._locks = self._locks, []
             self.runner.execute(self.hot.locks[len(keys)], {f"k{i}": k for i, k in enumerate(keys)})
+        if self._results:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the new results not written yet (PostgreSQL)."""
+        rows, self._results = self._results, []
+        if rows:
+            self.runner.executemany(self.hot.insert_result_id, rows)
 
     def _run(self, stmt: Executable, params: Any = None) -> Any:
         self._take_locks()
@@ -667,6 +691,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
             raise
 
     def _apply(self, changes: Changes, now: datetime) -> int | None:
+        new, self._results = self._results, []  # PostgreSQL: into the step's statement
         self._take_locks()
         run, hot = self.runner, self.hot
         if changes.replied:
@@ -731,7 +756,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
             target = self._new_result(move.result, now, move.left)
             moves.append({"b_id": move.request_id, "b_result": target, "b_status": move.status})
         if self.pg:
-            return self._apply_prepared(results, request, moves, retired, outbox, now)
+            return self._apply_prepared(new, results, request, moves, retired, outbox, now)
         # SQLite: one statement per kind of write, its rows in one (RowWrites, up to 16).
         if results:
             _write(run, hot.update_result, results)
@@ -786,7 +811,15 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
         return int(request_id)
 
     def add_result(self, result: ResultChange, now: datetime) -> int:
-        return self._new_result(result, now)
+        if not self.pg:
+            return self._new_result(result, now)
+        take = functools.partial(self.runner.rows, self.hot.result_ids, {})
+        values = {
+            **_result_values(result, now),
+            "id": self.storage.result_id(lambda: [int(row[0]) for row in take()]),
+        }
+        self._results.append(values)
+        return int(values["id"])
 
     def _new_result(self, change: ResultChange, now: datetime, left: Left | None = None) -> int:
         """Insert a result; ``left``: the group a member leaving it left (``Move.left``)."""
@@ -803,6 +836,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
 
     def _apply_prepared(
         self,
+        new: list[dict[str, Any]],
         results: list[dict[str, Any]],
         request: tuple[dict[str, Any], int | ResultChange | None] | None,
         moves: list[dict[str, Any]],
@@ -815,12 +849,13 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
         (one that waits) as a plain INSERT."""
         if request is not None and isinstance(request[1], ResultChange):
             request = (request[0], self._new_result(request[1], now))  # no domain step's
-        if request is not None and not (results or moves or retired or outbox):
+        if request is not None and not (new or results or moves or retired or outbox):
             values, target = request
             row = {**values, "result_id": target}
             return int(self.runner.scalar(self.hot.insert_request, row))
         params = {
             "now": _naive(now),
+            **{f"n_{name}": [_naive(r[name]) for r in new] for name in ("id", *_RESULT_VALUES)},
             "u_id": [r["b_id"] for r in results],
             **{
                 f"u_{name}": [_naive(r[name]) for r in results]
@@ -925,6 +960,10 @@ def _superseded(claimed: list[int], now: datetime) -> Any:
     )
 
 
+#: PostgreSQL: result ids drawn from the sequence at once (``SQLStorage.result_id``).
+RESULT_IDS = 32
+
+
 def _by_due(group: StoredGroup) -> tuple[datetime, int, int]:
     result = group.result
     assert result.due_at is not None
@@ -972,7 +1011,13 @@ _REQUEST_INSERT = (
     "result_id) "
 )
 PG_STEP = text(
-    'WITH u AS (UPDATE results SET status = x.status, start = x.start, "end" = x.e, '
+    'WITH g AS (INSERT INTO results (id, pool, activity, status, start, "end", max_size, size, '
+    "due_at, updated_at) SELECT * FROM unnest(CAST(:n_id AS int[]), "
+    "CAST(:n_pool AS varchar[]), CAST(:n_activity AS varchar[]), CAST(:n_status AS varchar[]), "
+    "CAST(:n_start AS timestamp[]), CAST(:n_end AS timestamp[]), CAST(:n_max_size AS int[]), "
+    "CAST(:n_size AS int[]), CAST(:n_due_at AS timestamp[]), "
+    "CAST(:n_updated_at AS timestamp[]))), "
+    'u AS (UPDATE results SET status = x.status, start = x.start, "end" = x.e, '
     "max_size = x.max_size, size = x.size, due_at = x.due_at, "
     "updated_at = CAST(:now AS timestamp) "
     "FROM unnest(CAST(:u_id AS int[]), CAST(:u_status AS varchar[]), "
@@ -1140,6 +1185,13 @@ class _Hot:
         self._dialect = dialect
         self.locks = {n: prepare(stmt) for n, stmt in _LOCKS.items()}
         self.insert_result = prepare(_INSERT_RESULT, _RESULT_VALUES)
+        self.insert_result_id = prepare(insert(RESULTS), ["id", *_RESULT_VALUES])
+        self.result_ids = prepare(
+            text(
+                "SELECT nextval(pg_get_serial_sequence('results', 'id')) "
+                f"FROM generate_series(1, {RESULT_IDS})"
+            )
+        )
         self.insert_request = prepare(_INSERT_REQUEST, _REQUEST_VALUES)
         # Several rows of one kind: one statement on SQLite (RowWrites); PostgreSQL writes
         # a domain step's rows in PG_STEP instead.
