@@ -190,19 +190,18 @@ def load_waiting(
     created_at: datetime,
     batch: int = 2000,
 ) -> int:
-    """Insert waiting requests the way the engine stores them (a PENDING result each).
+    """Insert waiting requests the way the engine stores them (one row each, no result).
 
     ``pool_of(person, room)`` gives the pool the engine would put the person's room in.
     Returns the number of requests inserted.
     """
-    people_t, results_t, requests_t = Person.__table__, Result.__table__, Request.__table__
+    people_t, requests_t = Person.__table__, Request.__table__
     is_sqlite = sa_engine.dialect.name == "sqlite"
     if is_sqlite:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     else:
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     add_people = dialect_insert(people_t).on_conflict_do_nothing()
-    add_results = insert(results_t).returning(results_t.c.id, sort_by_parameter_order=True)
     add_requests = insert(requests_t)
     done = 0
     chunk: list[WaitingRow] = []
@@ -221,23 +220,6 @@ def load_waiting(
                 ],
             )
             pools = [pool_of(r.person, r.room) for r in chunk]
-            ids = conn.execute(
-                add_results,
-                [
-                    {
-                        "pool": pool,
-                        "activity": r.activity,
-                        "status": "PENDING",
-                        "start": None,
-                        "end": None,
-                        "max_size": r.max_size,
-                        "size": 1,
-                        "due_at": r.deadline,
-                        "updated_at": created_at,
-                    }
-                    for r, pool in zip(chunk, pools, strict=True)
-                ],
-            ).scalars()
             conn.execute(
                 add_requests,
                 [
@@ -254,10 +236,10 @@ def load_waiting(
                         "min_size": 2,
                         "created_at": created_at,
                         "replied_at": created_at,  # as the engine stores an answered one
-                        "result_id": result_id,
+                        "result_id": None,
                         "status": "PENDING",
                     }
-                    for r, pool, result_id in zip(chunk, pools, list(ids), strict=True)
+                    for r, pool in zip(chunk, pools, strict=True)
                 ],
             )
         done += len(chunk)

@@ -846,7 +846,12 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
     ) -> int | None:
         """PostgreSQL: the writes of a domain step as one statement of fixed text, its rows
         passed as arrays, so the server keeps it prepared (see ``PG_STEP``); a request alone
-        (one that waits) as a plain INSERT."""
+        (one that waits) as a plain INSERT. ``new``: results added (``add_result``), the one
+        of a group forming in the statement (plain values: cheaper than arrays), any more
+        before it."""
+        if len(new) > 1:  # no domain step forms two groups
+            self.runner.executemany(self.hot.insert_result_id, new[:-1])
+            new = new[-1:]
         if request is not None and isinstance(request[1], ResultChange):
             request = (request[0], self._new_result(request[1], now))  # no domain step's
         if request is not None and not (new or results or moves or retired or outbox):
@@ -855,7 +860,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
             return int(self.runner.scalar(self.hot.insert_request, row))
         params = {
             "now": _naive(now),
-            **{f"n_{name}": [_naive(r[name]) for r in new] for name in ("id", *_RESULT_VALUES)},
+            **{f"n_{name}": _naive(new[0][name]) if new else None for name in _NEW_RESULT},
             "u_id": [r["b_id"] for r in results],
             **{
                 f"u_{name}": [_naive(r[name]) for r in results]
@@ -1012,11 +1017,11 @@ _REQUEST_INSERT = (
 )
 PG_STEP = text(
     'WITH g AS (INSERT INTO results (id, pool, activity, status, start, "end", max_size, size, '
-    "due_at, updated_at) SELECT * FROM unnest(CAST(:n_id AS int[]), "
-    "CAST(:n_pool AS varchar[]), CAST(:n_activity AS varchar[]), CAST(:n_status AS varchar[]), "
-    "CAST(:n_start AS timestamp[]), CAST(:n_end AS timestamp[]), CAST(:n_max_size AS int[]), "
-    "CAST(:n_size AS int[]), CAST(:n_due_at AS timestamp[]), "
-    "CAST(:n_updated_at AS timestamp[]))), "
+    "due_at, updated_at) SELECT CAST(:n_id AS int), CAST(:n_pool AS varchar), "
+    "CAST(:n_activity AS varchar), CAST(:n_status AS varchar), CAST(:n_start AS timestamp), "
+    "CAST(:n_end AS timestamp), CAST(:n_max_size AS int), CAST(:n_size AS int), "
+    "CAST(:n_due_at AS timestamp), CAST(:n_updated_at AS timestamp) "
+    "WHERE CAST(:n_id AS int) IS NOT NULL), "
     'u AS (UPDATE results SET status = x.status, start = x.start, "end" = x.e, '
     "max_size = x.max_size, size = x.size, due_at = x.due_at, "
     "updated_at = CAST(:now AS timestamp) "
@@ -1162,6 +1167,7 @@ def _request_with_moves(n: int) -> Any:
 _NOT_STORED = datetime(1, 1, 1, tzinfo=UTC)
 
 _RESULT_VALUES = [name for name in RESULT_COLUMNS if name != "id"] + ["updated_at"]
+_NEW_RESULT = ("id", *_RESULT_VALUES)
 _REQUEST_VALUES = [*WISH_COLUMNS, "status", "event_key", "replied_at", "account", "result_id"]
 _MOVING_VALUES = ["id", *_REQUEST_VALUES]
 _OUTBOX_VALUES = [
