@@ -125,6 +125,8 @@ class Person(Base):
 
 
 class Result(Base):
+    """A group's result (or a member's who left one); a waiting request has none."""
+
     __tablename__ = "results"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -135,7 +137,8 @@ class Result(Base):
     end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     max_size: Mapped[int] = mapped_column(Integer)
     size: Mapped[int] = mapped_column(Integer)
-    # When the sweeper must look at it: deadline (PENDING) or meeting end (MATCHED).
+    # When the sweeper must look at it: the meeting's end (MATCHED). A waiting request has
+    # no result; its deadline is its own (``ix_requests_waiting``).
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # A leaver's own result (CANCELLED): the group left, {"start", "end", "requests": the
@@ -154,7 +157,7 @@ class Result(Base):
             sqlite_where=text("status = 'DONE' AND asked_at IS NULL"),
         ),
         # Open groups of a pool and activity by meeting time. Only formed groups are in it:
-        # a waiting request's result (most results) costs no index entry and no page.
+        # groups done, dissolved or left cost no index entry.
         Index(
             "ix_results_open_groups",
             "pool",
