@@ -13,6 +13,7 @@ strategies plugins.cfg chooses, a clock) and answers each call through one of th
 - ``feedback`` (``Feedback``): "Did you meet?" after a group's meeting, and the answers;
 - ``calendars`` (``Calendars``): a person's linked calendar and its background refresh;
 - ``delivery`` (``Delivery``): the outbox at the platforms' pace, answers sent again;
+- ``invites`` (``InvitePolicy``): who receives the calendar invite that goes with a match;
 - ``operations`` (``Operations``): health, heartbeats of bot processes, ``!iwant status``.
 """
 
@@ -35,9 +36,12 @@ from .feedback import Feedback
 from .grammar import split_every
 from .hookspecs import Decide
 from .identity import Identity, check_person
+from .invites import CalendarPeople, InvitePolicy
+from .invites import line as invite_line
+from .invites import render as render_invite
 from .links import Links
 from .matchmaker import Matchmaker
-from .model import DeliveryReport, OpenRequest, OutboxDepth, OutboxItem, Person
+from .model import DeliveryReport, Invite, OpenRequest, OutboxDepth, OutboxItem, Person
 from .operations import Operations
 from .pacing import Pacer, Scope
 from .plugins import chosen_storage, chosen_strategies, make_plugin_manager, named, report
@@ -80,8 +84,12 @@ class Engine:
         self.strategies = self.matchmaker.strategies
         self.identity = Identity(self.storage, self.clock, settings)
         self.zones = self.identity.zones
-        self.delivery = Delivery(self.storage, self.clock, settings, self.zones)
-        self.requests = Requests(self.storage, self.clock, settings, self.identity, self.matchmaker)
+        # Who has a linked calendar: read by wishes (busy times) and for invites, one cache.
+        self.invites = InvitePolicy(settings, CalendarPeople(self.storage))
+        self.delivery = Delivery(self.storage, self.clock, settings, self.zones, self.invites)
+        self.requests = Requests(
+            self.storage, self.clock, settings, self.identity, self.matchmaker, self.invites
+        )
         self.standing = StandingWishes(
             self.storage, self.clock, settings, self.identity, self.requests
         )
@@ -139,7 +147,7 @@ class Engine:
         self._settings = settings
         for service in (
             self.identity, self.matchmaker, self.requests, self.standing, self.privacy,
-            self.delivery, self.operations, self.feedback, self.calendars,
+            self.delivery, self.operations, self.feedback, self.calendars, self.invites,
         ):  # fmt: skip
             service.settings = settings
 
@@ -320,6 +328,15 @@ class Engine:
         scopes: Callable[[OutboxItem], Sequence[Scope]] | None = None,
     ) -> DeliveryReport:
         return self.delivery.deliver(platform, send, limit, scopes)
+
+    def invite_file(self, invite: Invite) -> tuple[str, bytes]:
+        """A note's calendar invite as an ``.ics`` file: its name (``lunch.ics``) and bytes."""
+        return render_invite(invite, self.settings.invite_domain, self.clock.now())
+
+    def invite_line(self, invite: Invite, recipient: str) -> str:
+        """The line that stands in for the invite's file where a platform takes no files (a
+        link to add the meeting to a calendar), in ``recipient``'s zone."""
+        return invite_line(invite, self.identity.zone_of(Person(recipient, "")))
 
     def pause_sending(self, scopes: Sequence[Scope], seconds: float) -> None:
         self.delivery.pause(scopes, seconds)

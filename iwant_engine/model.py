@@ -9,6 +9,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 
 class Status(enum.StrEnum):
@@ -208,6 +209,56 @@ SUPERSEDED = "superseded by a newer note"
 
 
 @dataclass(frozen=True)
+class Invite:
+    """A calendar invite for one group, as a member's note carries it (issue 27): the
+    meeting, who is in it (display names) and whether it is a cancellation. ``sequence``
+    grows with each change of the group (RFC 5545 SEQUENCE); the group's id makes the UID.
+    Rendered as an ``.ics`` file, or a link, where it is sent."""
+
+    group: int
+    sequence: int
+    start: datetime  # UTC
+    end: datetime  # UTC
+    activity: str
+    attendees: tuple[str, ...]
+    cancelled: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """As stored in the outbox's ``invites`` column."""
+        return {
+            "group": self.group,
+            "sequence": self.sequence,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "activity": self.activity,
+            "attendees": list(self.attendees),
+            "cancelled": self.cancelled,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Invite:
+        return cls(
+            int(data["group"]),
+            int(data["sequence"]),
+            datetime.fromisoformat(data["start"]),
+            datetime.fromisoformat(data["end"]),
+            str(data["activity"]),
+            tuple(str(a) for a in data["attendees"]),
+            bool(data["cancelled"]),
+        )
+
+
+def invites_to_json(invites: tuple[Invite, ...]) -> list[dict[str, Any]] | None:
+    """The outbox column's value: None when a note carries no invite."""
+    return [i.to_json() for i in invites] or None
+
+
+def invites_from_json(value: Any) -> tuple[Invite, ...]:
+    """The outbox column read back (None, or a list of ``Invite.to_json``)."""
+    return tuple(Invite.from_json(v) for v in value) if value else ()
+
+
+@dataclass(frozen=True)
 class OutboxItem:
     """A notification claimed for delivery."""
 
@@ -218,6 +269,7 @@ class OutboxItem:
     origin: str | None
     attempts: int
     group_members: list[str] | None = None  # a group conversation for these people
+    invites: tuple[Invite, ...] = ()  # calendar invites that go with it (issue 27)
 
 
 @dataclass(frozen=True)
@@ -386,6 +438,9 @@ class NewOutbox:
     # Notes of one topic to one recipient say the same thing, newest best ("who is in group
     # 12 now"): when several wait, only the newest is sent (``Storage.claim_outbox``).
     topic: str | None = None
+    # Calendar invites of the groups the note is about (issue 27); who gets them is
+    # ``invites.InvitePolicy``'s to decide at delivery.
+    invites: tuple[Invite, ...] = ()
 
     @property
     def platform(self) -> str:

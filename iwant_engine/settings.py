@@ -77,6 +77,10 @@ class Settings:
     calendar_horizon: timedelta = timedelta(days=14)
     calendar_tell_after: timedelta = timedelta(hours=24)
     fetch_limits: FetchLimits = field(default_factory=FetchLimits)
+    # [calendar] invites: who gets a calendar invite with each match: "linked" (people who
+    # linked a calendar), "all" or "off"; ``invite_domain``: the @domain of its UID.
+    invites: str = "linked"
+    invite_domain: str = "iwant.invalid"
 
     def activity(self, name: str) -> Activity | None:
         return self.activities.get(name) or (
@@ -163,6 +167,24 @@ def _calendar(
     )
 
 
+INVITES = ("linked", "all", "off")
+_DOMAIN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
+
+
+def _invites(section: Mapping[str, str]) -> tuple[str, str]:
+    """``[calendar] invites`` and ``invite_domain``."""
+    invites = section.get("invites", "linked").strip().lower()
+    if invites not in INVITES:
+        raise SettingsError(f"plugins.cfg [calendar] invites = {invites!r}: use linked, all or off")
+    domain = section.get("invite_domain", "iwant.invalid").strip()
+    if not _DOMAIN.fullmatch(domain) or len(domain) > 200:
+        raise SettingsError(
+            f"plugins.cfg [calendar] invite_domain = {domain[:60]!r}: use a domain name, "
+            "like iwant.example.com"
+        )
+    return invites, domain
+
+
 def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
     """Read plugins.cfg text and the environment into ``Settings``."""
     env = os.environ if environ is None else environ
@@ -194,9 +216,9 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
 
     limits = cfg["limits"] if cfg.has_section("limits") else {}
     feedback = cfg["feedback"] if cfg.has_section("feedback") else {}
-    refresh, calendar_horizon, tell_after, fetch_limits = _calendar(
-        cfg["calendar"] if cfg.has_section("calendar") else {}
-    )
+    calendar_cfg = cfg["calendar"] if cfg.has_section("calendar") else {}
+    refresh, calendar_horizon, tell_after, fetch_limits = _calendar(calendar_cfg)
+    invites, invite_domain = _invites(calendar_cfg)
     strategy = engine.get("strategy", "overlap").strip()
     suggestions = engine.get("suggestions", "on").strip().lower()
     if suggestions not in ("on", "off"):
@@ -307,6 +329,8 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
         calendar_horizon=calendar_horizon,
         calendar_tell_after=tell_after,
         fetch_limits=fetch_limits,
+        invites=invites,
+        invite_domain=invite_domain,
     )
 
 

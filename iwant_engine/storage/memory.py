@@ -20,6 +20,7 @@ from ..model import (
     SUPERSEDED,
     Beat,
     Changes,
+    Invite,
     Left,
     LinkedCalendar,
     NearbyRows,
@@ -60,6 +61,7 @@ class _OutboxRow:
     failed_at: datetime | None = None
     error: str | None = None
     topic: str | None = None
+    invites: tuple[Invite, ...] = ()
 
     @property
     def pending(self) -> bool:
@@ -362,7 +364,7 @@ class _MemoryUnitOfWork:
             members = None if n.group_members is None else list(n.group_members)
             s.outbox[row_id] = _OutboxRow(
                 row_id, n.recipient, n.platform, n.body, buttons, n.origin, members, now, now,
-                topic=n.topic,
+                topic=n.topic, invites=n.invites,
             )  # fmt: skip
         return new_id
 
@@ -804,7 +806,9 @@ class MemoryStorage:
                 members = None if row.group_members is None else list(row.group_members)
                 buttons = [dict(b) for b in row.buttons]
                 head = (row.id, row.recipient, row.body)
-                items.append(OutboxItem(*head, buttons, row.origin, row.attempts, members))
+                items.append(
+                    OutboxItem(*head, buttons, row.origin, row.attempts, members, row.invites)
+                )
             return items
 
     def ack(self, outbox_id: int, now: datetime) -> None:

@@ -229,6 +229,8 @@ class Outbox(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     group_members: Mapped[list[str] | None] = mapped_column(JSON)  # a group conversation
     topic: Mapped[str | None] = mapped_column(String(64))  # newest of a topic supersedes
+    # Calendar invites (``Invite.to_json``) that go with the note (issue 27).
+    invites: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
 
     __table_args__ = (
         # Only undelivered rows are ever scanned; a partial index keeps it small on PostgreSQL.

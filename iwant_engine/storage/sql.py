@@ -79,6 +79,8 @@ from ..model import (
     StoredRequest,
     StoredResult,
     Wish,
+    invites_from_json,
+    invites_to_json,
 )
 from ..pacing import PaceBook
 from .compiled import Prepared, RowWrites, Runner
@@ -453,6 +455,7 @@ class SQLStorage(
                 r.origin,
                 r.attempts,
                 r.group_members,
+                invites_from_json(r.invites),
             )  # fmt: skip
             for r in rows
         ]
@@ -696,6 +699,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
                 "attempts": 0,
                 "group_members": o.group_members,
                 "topic": o.topic,
+                "invites": invites_to_json(o.invites),
             }
             for o in changes.outbox
         ]
@@ -811,6 +815,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
             "o_buttons": [_json(o["buttons"]) for o in outbox],
             "o_members": [_json(o["group_members"]) for o in outbox],
             "o_topic": [o["topic"] for o in outbox],
+            "o_invites": [_json(o["invites"]) for o in outbox],
             "with_request": request is not None,
         }
         values, target = request if request is not None else ({}, 0)
@@ -956,13 +961,14 @@ PG_STEP = text(
     "FROM unnest(CAST(:t_id AS int[]), CAST(:t_status AS varchar[])) AS z(id, status) "
     "WHERE results.id = z.id), "
     "o AS (INSERT INTO outbox (recipient, platform, body, buttons, origin, created_at, "
-    "next_attempt_at, attempts, group_members, topic) "
+    "next_attempt_at, attempts, group_members, topic, invites) "
     "SELECT w.recipient, w.platform, w.body, CAST(w.buttons AS json), w.origin, "
-    "CAST(:now AS timestamp), CAST(:now AS timestamp), 0, CAST(w.members AS json), w.topic "
+    "CAST(:now AS timestamp), CAST(:now AS timestamp), 0, CAST(w.members AS json), w.topic, "
+    "CAST(w.invites AS json) "
     "FROM unnest(CAST(:o_recipient AS varchar[]), CAST(:o_platform AS varchar[]), "
     "CAST(:o_body AS text[]), CAST(:o_buttons AS text[]), CAST(:o_origin AS varchar[]), "
-    "CAST(:o_members AS text[]), CAST(:o_topic AS varchar[])) "
-    "AS w(recipient, platform, body, buttons, origin, members, topic)) "
+    "CAST(:o_members AS text[]), CAST(:o_topic AS varchar[]), CAST(:o_invites AS text[])) "
+    "AS w(recipient, platform, body, buttons, origin, members, topic, invites)) "
     + _REQUEST_INSERT
     + f"SELECT {_REQUEST_FIELDS}, CAST(:result_id AS int) WHERE CAST(:with_request AS boolean) "
     "RETURNING id"
@@ -1090,7 +1096,7 @@ _REQUEST_VALUES = [*WISH_COLUMNS, "status", "event_key", "replied_at", "account"
 _MOVING_VALUES = ["id", *_REQUEST_VALUES]
 _OUTBOX_VALUES = [
     "recipient", "platform", "body", "buttons", "origin", "created_at", "next_attempt_at",
-    "attempts", "group_members", "topic",
+    "attempts", "group_members", "topic", "invites",
 ]  # fmt: skip
 _PERSON_VALUES = ["id", "display_name", "timezone", "platform_timezone"]
 
