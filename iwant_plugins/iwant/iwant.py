@@ -42,7 +42,9 @@ from iwant_engine import (
     hookimpl,
     settings,
 )
+from iwant_engine.invites import caption as invite_caption
 from iwant_engine.messages import quote, visible
+from iwant_engine.model import Invite
 from iwant_engine.pacing import Limit, Scope
 from iwant_ops import jsonlog
 from iwant_ops.http import OpsServer, address_from_environment
@@ -646,6 +648,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         # Reply first, then deliver what the command made due (a match is announced at once).
         note = result if isinstance(result, Note) else Note("", result)
         body = note.body if note.body.startswith(prefix) else prefix + note.body
+        body = self._with_invite_lines(body, note.invites, person.id)
         try:
             self.chat.reply(msg, *self._present(body, note.buttons))
         except Exception:  # the platform failed the reply; what was stored still goes out
@@ -654,6 +657,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             if note.request_id is not None and self.engine is not None:
                 with self._recent_lock:
                     self._answered.append((note.request_id, self.engine.clock.now()))
+            self._send_invites(person.id, note.invites)
         if note.queued:  # a wish that waits told nobody else: nothing new to deliver now
             self.deliver()
         return None
@@ -792,9 +796,9 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         """Hand one notification to the platform; its failures as the engine reads them."""
         try:
             if item.group_members is None:
-                self.chat.send_text(
-                    local_id(item.recipient), *self._present(item.body, item.buttons)
-                )
+                body = self._with_invite_lines(item.body, item.invites, item.recipient)
+                self.chat.send_text(local_id(item.recipient), *self._present(body, item.buttons))
+                self._send_invites(item.recipient, item.invites)
             elif self.chat.capabilities.group_conversations:  # elsewhere: nothing to send
                 members = [local_id(m) for m in item.group_members]
                 room = local_id(item.origin) if item.origin else None
@@ -802,6 +806,39 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         except SendError as err:
             text = redaction.redact(f"{type(err).__name__}: {err}")
             raise SendFailed(text, err.undeliverable, err.retry_after) from err
+
+    # -- calendar invites (issue 27): a file where the platform takes files, else a line ----
+
+    def _with_invite_lines(self, text: str, invites: tuple[Invite, ...], recipient: str) -> str:
+        """``text`` with a line per invite where the platform takes no files (a link to add
+        the meeting to a calendar, or what to remove); a line that cannot be made is left
+        out, never the text."""
+        if not invites or self.chat.capabilities.files or self.engine is None:
+            return text
+        lines = [text]
+        for invite in invites:
+            try:
+                lines.append(self.engine.invite_line(invite, recipient))
+            except Exception:
+                log.exception("the calendar line of group %s could not be made", invite.group)
+        return "\n".join(lines)
+
+    def _send_invites(self, recipient: str, invites: tuple[Invite, ...]) -> None:
+        """Each invite as an ``.ics`` file to the person privately, after the text; a file
+        that fails is logged and the rest go on (the text has gone already)."""
+        if not invites or not self.chat.capabilities.files or self.engine is None:
+            return
+        for invite in invites:
+            try:
+                filename, content = self.engine.invite_file(invite)
+                self.chat.send_file(local_id(recipient), filename, content, invite_caption(invite))
+            except Exception:
+                log.warning(
+                    "the calendar invite of group %s to %s could not be sent",
+                    invite.group,
+                    recipient,
+                    exc_info=True,
+                )
 
     def _tell_origin(self, item: OutboxItem) -> None:
         log.warning("notification %s to %s is undeliverable", item.id, item.recipient)
