@@ -6,8 +6,8 @@ All datetimes are aware and in UTC; all meeting times are whole minutes.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -251,6 +251,15 @@ class Invite:
 def invites_to_json(invites: tuple[Invite, ...]) -> list[dict[str, Any]] | None:
     """The outbox column's value: None when a note carries no invite."""
     return [i.to_json() for i in invites] or None
+
+
+def renamed_invites(
+    invites: tuple[Invite, ...], rename: Callable[[str], str]
+) -> tuple[Invite, ...]:
+    """``invites`` with each attendee's name renamed (a forgotten person's, ``forget``)."""
+    return tuple(
+        replace(i, attendees=tuple(rename(a) for a in i.attendees)) for i in invites
+    )
 
 
 def invites_from_json(value: Any) -> tuple[Invite, ...]:

@@ -40,6 +40,7 @@ from ..model import (
     StoredRequest,
     StoredResult,
     Wish,
+    renamed_invites,
 )
 from ..pacing import PaceBook, Step
 
@@ -503,6 +504,11 @@ class _MemoryUnitOfWork:
             elif name and name in row.body and rename(row.body) != row.body:
                 s.outbox[row.id] = replace(row, body=rename(row.body))
                 counts["outbox"] += 1
+            elif name and renamed_invites(row.invites, rename) != row.invites:
+                counts["outbox"] += 1
+            if name and row.id in s.outbox:  # the invites it carries name them too
+                kept = s.outbox[row.id]
+                s.outbox[row.id] = replace(kept, invites=renamed_invites(kept.invites, rename))
         return dict(counts)
 
     def purge(self, before: datetime, limit: int) -> int:
