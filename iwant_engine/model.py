@@ -257,9 +257,7 @@ def renamed_invites(
     invites: tuple[Invite, ...], rename: Callable[[str], str]
 ) -> tuple[Invite, ...]:
     """``invites`` with each attendee's name renamed (a forgotten person's, ``forget``)."""
-    return tuple(
-        replace(i, attendees=tuple(rename(a) for a in i.attendees)) for i in invites
-    )
+    return tuple(replace(i, attendees=tuple(rename(a) for a in i.attendees)) for i in invites)
 
 
 def invites_from_json(value: Any) -> tuple[Invite, ...]:

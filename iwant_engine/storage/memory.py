@@ -507,8 +507,10 @@ class _MemoryUnitOfWork:
             elif name and renamed_invites(row.invites, rename) != row.invites:
                 counts["outbox"] += 1
             if name and row.id in s.outbox:  # the invites it carries name them too
-                kept = s.outbox[row.id]
-                s.outbox[row.id] = replace(kept, invites=renamed_invites(kept.invites, rename))
+                now_row = s.outbox[row.id]
+                s.outbox[row.id] = replace(
+                    now_row, invites=renamed_invites(now_row.invites, rename)
+                )
         return dict(counts)
 
     def purge(self, before: datetime, limit: int) -> int:

@@ -82,11 +82,11 @@ class PrivacyWork:
         # Group conversation rows list their members; other people's notifications name them.
         named = OUTBOX.c.body.contains(name, autoescape=True) if name else false()
         if name:  # the invites a row carries (JSON: the name as written, or escaped)
-            invites = cast_(OUTBOX.c.invites, Text)
+            as_text = cast_(OUTBOX.c.invites, Text)
             named = or_(
                 named,
-                invites.contains(name, autoescape=True),
-                invites.contains(json.dumps(name)[1:-1], autoescape=True),
+                as_text.contains(name, autoescape=True),
+                as_text.contains(json.dumps(name)[1:-1], autoescape=True),
             )
         rows = self._run(
             select(OUTBOX.c.id, OUTBOX.c.body, OUTBOX.c.group_members, OUTBOX.c.invites).where(
