@@ -11,6 +11,7 @@ from sqlalchemy.engine import Row
 
 from ..model import Status, StoredRequest, StoredResult
 from .schema import (
+    Digest,
     Ignore,
     LinkCode,
     Outbox,
@@ -33,6 +34,7 @@ CODES = cast(Table, LinkCode.__table__)
 PACING = cast(Table, PaceSlot.__table__)
 PROCESSES = cast(Table, ProcessBeat.__table__)
 QUESTIONS = cast(Table, Question.__table__)
+DIGESTS = cast(Table, Digest.__table__)
 # The grammar refuses windows longer than a day, so a request that can start by some time
 # ends by then + MAX_WINDOW: a two-sided range on the candidate index, which keeps a read's
 # cost flat however many requests wait further ahead.
