@@ -84,14 +84,13 @@ from ..model import (
 from ..pacing import PaceBook
 from .compiled import Prepared, RowWrites, Runner
 from .schema import NAME_MAX, UTCDateTime
+from .sql_digests import DigestReads, DigestWork
 from .sql_links import LinkReads, LinkWork
 from .sql_nearby import BoardReads, NearbyWork
 from .sql_operations import OperationsStore
 from .sql_pacing import PacingStore
 from .sql_privacy import PrivacyReads, PrivacyWork
-from .sql_digests import DigestReads, DigestWork
 from .sql_questions import QuestionReads, QuestionWork
-from .sql_stats import StatsReads, StatsWork
 from .sql_rows import (
     IGNORES,
     MAX_WINDOW,
@@ -107,6 +106,7 @@ from .sql_rows import (
     still_leased,
 )
 from .sql_standing import StandingReads, StandingWork
+from .sql_stats import StatsReads, StatsWork
 
 log = logging.getLogger(__name__)
 
