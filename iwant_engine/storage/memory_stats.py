@@ -56,8 +56,8 @@ def count_stats(
     waits = []
     for members in groups.values():
         if len(members) >= 2:
-            first, second = sorted(members, key=lambda m: (m.created_at, m.id))[:2]
-            waits.append(round((second.created_at - first.created_at).total_seconds()))
+            one, two = sorted(members, key=lambda m: (m.created_at, m.id))[:2]
+            waits.append(round((two.created_at - one.created_at).total_seconds()))
 
     answers = [q for q in questions if q.answer is not None and q.result_id in groups]
     taken = [r for r in met if r.id in suggested]
