@@ -101,8 +101,7 @@ def test_stats_all_is_for_admins_and_bad_words_get_an_example(chat):
         assert reply.startswith("iwant in the room you wished in, the last 7 days:")
         reply, _ = chat.say("zoe", "!iwant stats")
         assert reply == (
-            "You made no wishes in the last 7 days; say !iwant stats in a room to see its "
-            "figures."
+            "You made no wishes in the last 7 days; say !iwant stats in a room to see its figures."
         )
 
 
