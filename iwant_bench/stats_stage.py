@@ -2,11 +2,12 @@
 
 The rows are made by the database itself, in one ``INSERT ... SELECT`` per table over a
 series (``generate_series`` on PostgreSQL, a recursive CTE on SQLite), so a million take
-seconds, not the hours a million submissions would. They are a year of a busy bot: 50 rooms,
-five activities, one person in 50 of the requests' count, wishes in pairs that met (7 in 10,
-DONE, with a "Did you meet?" answer for one group in 5 and a near miss taken in one in 50) or
-expired each alone. The statistics are then read as ``!iwant stats`` reads them, each query
-``REPEATS`` times: one room over a week, every room over a week, every room over a year.
+seconds, not the hours a million submissions would. They are a year of a busy bot: 50
+rooms, five activities, one person per 50 requests, wishes in pairs of people chosen apart
+that met (7 in 10, DONE, with a "Did you meet?" answer for one group in 5 and a near miss
+taken in one in 50) or expired each alone. The statistics are then read as ``!iwant stats``
+reads them, each query ``REPEATS`` times: one room over a week, every room over a week, a
+month and a year.
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ def _sql(pg: bool, count: int, people: int) -> dict[str, str]:
 
         div = "/"
     k = f"(g {div} 2)"
+    # The two people of a slot: unrelated numbers of k, so that pairs rarely repeat.
+    first = f"((CAST({k} AS bigint) * 7919) % {people})"
+    second = f"((CAST({k} AS bigint) * 104729 + 7) % {people})"
+    first_k = f"((CAST(k AS bigint) * 7919) % {people})"
     earliest_k = minus(offset.format(k="k"))
     earliest_g = minus(offset.format(k=k))
     met = f"({k} % 10 < 7)"
@@ -103,7 +108,8 @@ def _sql(pg: bool, count: int, people: int) -> dict[str, str]:
             "INSERT INTO requests (id, person, pool, origin, activity, earliest, latest, "
             "deadline, length_minutes, max_size, min_size, created_at, result_id, status, "
             "replied_at, suggested) "
-            f"SELECT :request0 + g, 'bench:s' || ((CAST(g AS bigint) * 7919) % {people}), "
+            f"SELECT :request0 + g, 'bench:s' || (CASE WHEN g % 2 = 0 THEN {first} "
+            f"WHEN {second} = {first} THEN ({second} + 1) % {people} ELSE {second} END), "
             f"'text:stats' || ({k} % {ROOMS}), NULL, {activity.format(x=k)}, "
             f"{earliest_g}, {plus(earliest_g, 60)}, {plus(earliest_g, 30)}, 30, 6, 2, "
             # The second wish of a pair comes up to 36 minutes after the first.
@@ -116,7 +122,7 @@ def _sql(pg: bool, count: int, people: int) -> dict[str, str]:
         "questions": (
             "INSERT INTO questions (result_id, person, asked_at, expires_at, answer, "
             "answered_at) "
-            f"SELECT :result0 + k, 'bench:s' || ((CAST(2 * k AS bigint) * 7919) % {people}), "
+            f"SELECT :result0 + k, 'bench:s' || {first_k}, "
             f"{earliest_k}, "
             f"{plus(earliest_k, 10080)}, CASE WHEN k % 15 = 0 THEN 'none' ELSE 'all' END, "
             f"{plus(earliest_k, 60)} FROM {series(slots, 'k')} "

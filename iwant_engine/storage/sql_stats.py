@@ -34,6 +34,8 @@ from ..model import Answer, DayTally, StatsRows, Status, Tally
 from .sql_rows import QUESTIONS, REQUESTS, RESULTS
 
 MET = (str(Status.MATCHED), str(Status.DONE))
+#: Periods longer than this count first-time pairs in one pass over every pair's groups.
+LONG = timedelta(days=31)
 
 
 def offsets(zone: ZoneInfo, since: datetime, until: datetime) -> list[tuple[datetime, int]]:
@@ -122,7 +124,8 @@ class StatsReads:
                 ).where(QUESTIONS.c.answer.is_not(None), QUESTIONS.c.result_id.in_(groups))
             ).one()
             waits, median = self._waits(conn, where, is_met)
-            first_pairs, pair_people = self._first_pairs(conn, where, is_met)
+            long = until - since > LONG
+            first_pairs, pair_people = self._first_pairs(conn, where, is_met, long)
         return StatsRows(
             wishes=Tally(totals[0], totals[1]),
             met=Tally(int(totals[2]), totals[3]),
@@ -202,41 +205,86 @@ class StatsReads:
             )
         return count, None if median is None else int(median)
 
-    def _first_pairs(self, conn: Connection, where: list[Any], is_met: Any) -> tuple[int, int]:
+    def _first_pairs(
+        self, conn: Connection, where: list[Any], is_met: Any, long: bool
+    ) -> tuple[int, int]:
         """Pairs of people in a group of the period (both wishes in it) who had shared no
-        formed group that met before it: how many, and how many people are in them."""
+        formed group that met before it: how many, and how many people are in them.
+
+        A short period looks back from each of its pairs (``NOT EXISTS``, by index: cheap
+        while the pairs are few); a long one ranks every pair's groups once (one pass over
+        all met requests, cheaper than a look back from each of hundreds of thousands)."""
         r = REQUESTS
         m = select(r.c.result_id, r.c.person).where(*where, is_met).subquery()
         a, b = m.alias("a"), m.alias("b")
         group = RESULTS.alias("g")
-        x, y, earlier = REQUESTS.alias("x"), REQUESTS.alias("y"), RESULTS.alias("e")
-        before = exists(
-            select(1)
-            .select_from(
-                x.join(y, y.c.result_id == x.c.result_id).join(
-                    earlier, earlier.c.id == x.c.result_id
+        together = a.join(b, and_(b.c.result_id == a.c.result_id, a.c.person < b.c.person))
+        if long:
+            x, y = REQUESTS.alias("x"), REQUESTS.alias("y")
+            shared = (
+                select(
+                    x.c.person.label("p1"),
+                    y.c.person.label("p2"),
+                    x.c.result_id,
+                    func.row_number()
+                    .over(
+                        partition_by=(x.c.person, y.c.person),
+                        order_by=(group.c.start, x.c.result_id),
+                    )
+                    .label("nth"),
+                )
+                .select_from(
+                    x.join(y, and_(y.c.result_id == x.c.result_id, x.c.person < y.c.person)).join(
+                        group, group.c.id == x.c.result_id
+                    )
+                )
+                .where(x.c.status.in_(MET), y.c.status.in_(MET), group.c.start.is_not(None))
+                .subquery()
+            )
+            pairs = (
+                select(a.c.person.label("p1"), b.c.person.label("p2"))
+                .select_from(
+                    together.join(
+                        shared,
+                        and_(
+                            shared.c.result_id == a.c.result_id,
+                            shared.c.p1 == a.c.person,
+                            shared.c.p2 == b.c.person,
+                        ),
+                    )
+                )
+                .where(shared.c.nth == 1)
+                .subquery()
+            )
+        else:
+            x, y, earlier = REQUESTS.alias("x"), REQUESTS.alias("y"), RESULTS.alias("e")
+            before = exists(
+                select(1)
+                .select_from(
+                    x.join(y, y.c.result_id == x.c.result_id).join(
+                        earlier, earlier.c.id == x.c.result_id
+                    )
+                )
+                .where(
+                    x.c.person == a.c.person,
+                    y.c.person == b.c.person,
+                    x.c.status.in_(MET),
+                    y.c.status.in_(MET),
+                    earlier.c.start < group.c.start,
                 )
             )
-            .where(
-                x.c.person == a.c.person,
-                y.c.person == b.c.person,
-                x.c.status.in_(MET),
-                y.c.status.in_(MET),
-                earlier.c.start < group.c.start,
+            pairs = (
+                select(a.c.person.label("p1"), b.c.person.label("p2"))
+                .select_from(together.join(group, group.c.id == a.c.result_id))
+                .where(group.c.start.is_not(None), ~before)
+                .subquery()
             )
-        )
-        pairs = (
-            select(a.c.person.label("p1"), b.c.person.label("p2"))
-            .select_from(
-                a.join(b, and_(b.c.result_id == a.c.result_id, a.c.person < b.c.person)).join(
-                    group, group.c.id == a.c.result_id
-                )
+        found = select(pairs.c.p1, pairs.c.p2).cte("found")
+        people = select(found.c.p1.label("p")).union(select(found.c.p2)).subquery()
+        count, people_count = conn.execute(
+            select(
+                select(func.count()).select_from(found).scalar_subquery(),
+                select(func.count()).select_from(people).scalar_subquery(),
             )
-            .where(group.c.start.is_not(None), ~before)
-            .subquery()
-        )
-        count = conn.execute(select(func.count()).select_from(pairs)).scalar_one()
-        if not count:
-            return 0, 0
-        people = select(pairs.c.p1.label("p")).union(select(pairs.c.p2))
-        return count, conn.execute(select(func.count()).select_from(people.subquery())).scalar_one()
+        ).one()
+        return count, people_count
