@@ -45,7 +45,7 @@ def _sql(pg: bool, count: int, people: int) -> dict[str, str]:
         f"WHEN {i} THEN '{a}'" for i, a in enumerate(ACTIVITIES)
     ) + " END"  # fmt: skip
     # Minutes before END of slot k: the slots spread over a year.
-    offset = f"((CAST({{k}} AS bigint) * {YEAR_MINUTES}) / {slots})"
+    offset = f"((CAST({{k}} AS bigint) * {YEAR_MINUTES}) / {slots} + 1)"
     if pg:
 
         def series(n: int, name: str) -> str:

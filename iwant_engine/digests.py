@@ -115,7 +115,9 @@ class Digests:
                 due = uow.due_digests(now, batch)
                 changes = Changes()
                 for digest in due:
-                    rows = self.storage.stats([digest.pool], since, until, zone.key)
+                    # The room's pool as plugins.cfg says now (rooms may have been joined).
+                    pool = self.settings.pool_of(digest.room)
+                    rows = self.storage.stats([pool], since, until, zone.key)
                     body = "Weekly digest\n" + stats.text(rows, "in this room", PERIOD, zone)
                     last = msg.date_text(until.astimezone(zone))
                     title = f"Wishes per day, the week to {last}"

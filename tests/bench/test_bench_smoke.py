@@ -24,7 +24,9 @@ STAGE_KEYS = {
     "suggestions": {"on", "off", "on_over_off"},
     "sweep": {"due", "expired", "expire_s", "delivered", "deliver_s", "standing"},
     "e2e": {"iwant_median_ms", "echo_median_ms", "engine_median_ms", "plugin_overhead"},
+    "stats": {"requests", "load_s", "room_week", "all_week", "all_month", "all_year"},
 }
+STATS_ROWS = 2000
 
 
 def run_quick(db: str) -> tuple[dict, str]:
@@ -40,6 +42,7 @@ def run_quick(db: str) -> tuple[dict, str]:
             # Smaller than --quick: each figure is made and reported, none is judged here.
             *("--growth-sizes", ",".join(map(str, GROWTH)), "--probes", "30", "--ops", "60"),
             *("--process-ops", "10", "--sweep", "100", "--e2e", "5", "--rush", "8"),
+            *("--stats-rows", str(STATS_ROWS)),
             "--db",
             db,
             "--postgres-url",
@@ -94,12 +97,19 @@ def test_quick_run_prints_every_figure(db: str) -> None:
     assert near["on"]["n"] == near["off"]["n"] > 0
     assert near["on"]["statements_per_submission"] == near["off"]["statements_per_submission"]
     assert figures["e2e"]["outcome_mismatches"] == 0
+    stats = figures["stats"]
+    assert stats["requests"] == STATS_ROWS
+    assert stats["all_year"]["wishes"] >= STATS_ROWS, "every made request is in the year"
+    assert stats["all_year"]["groups"] == 7 * STATS_ROWS // 20, "7 in 10 pairs met"
+    assert 0 < stats["room_week"]["wishes"] < stats["all_week"]["wishes"]
     assert result["memory"]["peak_rss_mb"] > 0
     expected_targets = {
         "engine_baseline_ratio",
         "growth_p99_ratio",
         "plugin_overhead",
         "statements_per_submission",
+        "stats_room_week_ms",
+        "stats_all_week_ms",
     }
     if db == "postgresql":
         processes = figures["processes"]
