@@ -41,7 +41,8 @@ def _sql(pg: bool, count: int, people: int) -> dict[str, str]:
     """The statements that make the rows, with the series' variable ``g`` (0..count-1) for
     requests and ``k`` (0..count/2-1) for slots of two wishes."""
     slots = count // 2
-    activity = "CASE {x} % 5 " + " ".join(
+    # Rooms and activities from other digits of k than "met" (k % 10): every room has both.
+    activity = "CASE ({x} / 3) % 5 " + " ".join(
         f"WHEN {i} THEN '{a}'" for i, a in enumerate(ACTIVITIES)
     ) + " END"  # fmt: skip
     # Minutes before END of slot k: the slots spread over a year.
@@ -89,7 +90,7 @@ def _sql(pg: bool, count: int, people: int) -> dict[str, str]:
         "results": (
             'INSERT INTO results (id, pool, activity, status, start, "end", max_size, size, '
             "due_at, updated_at, asked_at) "
-            f"SELECT :result0 + k, 'text:stats' || (k % {ROOMS}), {activity.format(x='k')}, "
+            f"SELECT :result0 + k, 'text:stats' || ((k / 7) % {ROOMS}), {activity.format(x='k')}, "
             "CASE WHEN k % 10 < 7 THEN 'DONE' ELSE 'EXPIRED' END, "
             f"CASE WHEN k % 10 < 7 THEN {earliest_k} END, "
             f"CASE WHEN k % 10 < 7 THEN {plus(earliest_k, 30)} END, 6, "
@@ -100,7 +101,7 @@ def _sql(pg: bool, count: int, people: int) -> dict[str, str]:
         "alone": (
             'INSERT INTO results (id, pool, activity, status, start, "end", max_size, size, '
             "due_at, updated_at) "
-            f"SELECT :result0 + {slots} + k, 'text:stats' || (k % {ROOMS}), "
+            f"SELECT :result0 + {slots} + k, 'text:stats' || ((k / 7) % {ROOMS}), "
             f"{activity.format(x='k')}, 'EXPIRED', NULL, NULL, 6, 1, NULL, {earliest_k} "
             f"FROM {series(slots, 'k')} WHERE k % 10 >= 7"
         ),
@@ -110,7 +111,7 @@ def _sql(pg: bool, count: int, people: int) -> dict[str, str]:
             "replied_at, suggested) "
             f"SELECT :request0 + g, 'bench:s' || (CASE WHEN g % 2 = 0 THEN {first} "
             f"WHEN {second} = {first} THEN ({second} + 1) % {people} ELSE {second} END), "
-            f"'text:stats' || ({k} % {ROOMS}), NULL, {activity.format(x=k)}, "
+            f"'text:stats' || (({k} / 7) % {ROOMS}), NULL, {activity.format(x=k)}, "
             f"{earliest_g}, {plus(earliest_g, 60)}, {plus(earliest_g, 30)}, 30, 6, 2, "
             # The second wish of a pair comes up to 36 minutes after the first.
             f"{minus(offset.format(k=k) + f' + 60 - (g % 2) * ({k} % 13) * 3')}, "
