@@ -141,6 +141,8 @@ def stats_queries(run: Run, count: int) -> dict[str, Any]:
     end = END.replace(tzinfo=None)
     started = time.perf_counter()
     with sa.begin() as conn:
+        if pg:  # the storage's connections stop a statement after some seconds; a load runs on
+            conn.execute(text("SET LOCAL statement_timeout = 0"))
         request0 = conn.scalar(text("SELECT COALESCE(MAX(id), 0) + 1 FROM requests"))
         result0 = conn.scalar(text("SELECT COALESCE(MAX(id), 0) + 1 FROM results"))
         params = {"end": end if pg else end.isoformat(" "), "request0": request0,

@@ -258,19 +258,25 @@ class StatsReads:
             )
         else:
             x, y, earlier = REQUESTS.alias("x"), REQUESTS.alias("y"), RESULTS.alias("e")
+            # The first person's earlier met groups (few), each probed for the second one
+            # by the group's id: index lookups, never a scan of either person's history.
+            with_b = exists(
+                select(1)
+                .where(
+                    y.c.result_id == x.c.result_id,
+                    y.c.person == b.c.person,
+                    y.c.status.in_(MET),
+                )
+                .correlate_except(y)
+            )
             before = exists(
                 select(1)
-                .select_from(
-                    x.join(y, y.c.result_id == x.c.result_id).join(
-                        earlier, earlier.c.id == x.c.result_id
-                    )
-                )
+                .select_from(x.join(earlier, earlier.c.id == x.c.result_id))
                 .where(
                     x.c.person == a.c.person,
-                    y.c.person == b.c.person,
                     x.c.status.in_(MET),
-                    y.c.status.in_(MET),
                     earlier.c.start < group.c.start,
+                    with_b,
                 )
             )
             pairs = (
