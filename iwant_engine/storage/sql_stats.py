@@ -194,15 +194,16 @@ class StatsReads:
                     func.count(), func.percentile_disc(0.5).within_group(waits.c.wait)
                 ).select_from(waits)
             ).one()
-        else:
-            count = conn.execute(select(func.count()).select_from(waits)).scalar_one()
-            median = (
-                conn.execute(
-                    select(waits.c.wait).order_by(waits.c.wait).limit(1).offset((count - 1) // 2)
-                ).scalar_one()
-                if count
-                else None
-            )
+        else:  # the lower median's rank, (n + 1) / 2, in the same pass as n
+            ranked = select(
+                waits.c.wait,
+                func.row_number().over(order_by=waits.c.wait).label("nth"),
+                func.count().over().label("n"),
+            ).subquery()
+            found = conn.execute(
+                select(ranked.c.n, ranked.c.wait).where(ranked.c.nth == (ranked.c.n + 1) / 2)
+            ).first()
+            count, median = (found[0], found[1]) if found is not None else (0, None)
         return count, None if median is None else int(median)
 
     def _first_pairs(
