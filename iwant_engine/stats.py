@@ -81,13 +81,13 @@ def lines(rows: StatsRows, where: str, period: str, zone: ZoneInfo) -> list[str]
            f"{count_text(groups, base)}"]  # fmt: skip
     met = share(rows.met.count, base.count) if enough(met_people, base) else FEWER
     line = f"- wishes that met someone: {met}"
-    if rows.answered.count:
-        reported = (
-            f"{share(rows.reported_met, rows.answered.count)} of {rows.answered.count}"
-            if rows.answered.people >= MIN_PEOPLE
-            else FEWER
+    if rows.answered.people >= MIN_PEOPLE:
+        line += (
+            f"; {share(rows.reported_met, rows.answered.count)} of the "
+            f"{rows.answered.count} groups that answered said they met"
         )
-        line += f"; groups that said they met: {reported} of those that answered"
+    elif rows.answered.count:
+        line += f"; {FEWER} people answered whether they met"
     out.append(line)
     if rows.median_wait_seconds is not None:
         wait = duration(rows.median_wait_seconds) if enough(met_people, base) else FEWER

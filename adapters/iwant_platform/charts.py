@@ -20,7 +20,7 @@ def digest_png(chart: dict[str, Any]) -> bytes:
     from matplotlib.ticker import MaxNLocator
 
     days = chart.get("days") or []
-    labels = [str(d.get("label", "")) for d in days]
+    labels = [str(d.get("label", "")).replace(" ", "\n", 1) for d in days]  # "Mon\n7 Dec"
     wishes = [d.get("wishes") for d in days]
     shares = [d.get("met_share") for d in days]
     positions = list(range(len(days)))
@@ -40,11 +40,14 @@ def digest_png(chart: dict[str, Any]) -> bytes:
     points = [(x, 100 * s) for x, s in zip(positions, shares, strict=True) if s is not None]
     if points:
         share.plot(*zip(*points, strict=True), color="#dd8452", marker="o", label="met someone")
-    share.set_ylim(0, 100)
+    # Headroom above the bars and the line for the legend.
+    bars.set_ylim(0, max([w or 0 for w in wishes] + [1]) * 1.3)
+    share.set_ylim(0, 130)
+    share.set_yticks([0, 20, 40, 60, 80, 100])
     share.set_ylabel("% that met someone")
     handles = bars.get_legend_handles_labels()
     more = share.get_legend_handles_labels()
-    bars.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", fontsize=8)
+    bars.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", fontsize=8, ncols=2)
     figure.tight_layout()
     out = io.BytesIO()
     figure.savefig(out, format="png")

@@ -59,8 +59,7 @@ def test_stats_in_a_room_count_its_pool_only_and_hide_small_counts(chat):
     assert reply.splitlines() == [
         "iwant in this room, the last 7 days:",
         "- wishes: 6 from 6 people; groups formed: 2",
-        "- wishes that met someone: 83%; groups that said they met: fewer than 3 of those "
-        "that answered",
+        "- wishes that met someone: 83%; fewer than 3 people answered whether they met",
         "- median wait until a wish found company: 20 min",
         "- near misses taken: 0; first-time pairs: 4",
         "- busiest hours (UTC): 12:00 (3)",
