@@ -201,7 +201,7 @@ class StatsReads:
                 func.count().over().label("n"),
             ).subquery()
             found = conn.execute(
-                select(ranked.c.n, ranked.c.wait).where(ranked.c.nth == (ranked.c.n + 1) / 2)
+                select(ranked.c.n, ranked.c.wait).where(ranked.c.nth == (ranked.c.n + 1) // 2)
             ).first()
             count, median = (found[0], found[1]) if found is not None else (0, None)
         return count, None if median is None else int(median)

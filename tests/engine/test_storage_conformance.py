@@ -468,6 +468,7 @@ def test_stats_count_alike_on_every_storage(engine, clock):
     assert rows.activities == {"coffee": Tally(5, 2), "lunch": Tally(2, 2), "tennis": Tally(1, 1)}
     week = engine.storage.stats(["text:r1"], at(0) - timedelta(days=7), at(23), "UTC")
     assert week.first_pairs == Tally(1, 2), "a week looks back: only Carol and Dave are new"
+    assert (week.waits, week.median_wait_seconds) == (2, 300), "the lower of two middles"
     assert week.hours == {10: Tally(3, 2), 12: Tally(2, 2), 15: Tally(1, 1)}
     assert engine.storage.stats(None, since, at(23), "UTC").wishes == Tally(9, 6)
     empty = engine.storage.stats(["text:nowhere"], since, at(23), "UTC")
