@@ -78,34 +78,37 @@ class StatsReads:
         met_flag = case((is_met, 1), else_=0)
         local_hour, local_day = self._local(ZoneInfo(zone), since, until)
         with self._read() as conn:
-            totals = conn.execute(
+            # Distinct people by grouping per person first (a hash aggregate), never
+            # count(DISTINCT), which sorts every row of a long period.
+            taken = case((and_(is_met, r.c.suggested), 1), else_=0)
+            each = (
                 select(
-                    func.count(),
-                    func.count(distinct(r.c.person)),
-                    func.coalesce(func.sum(met_flag), 0),
-                    func.count(distinct(case((is_met, r.c.person)))),
-                    func.count(distinct(case((is_met, r.c.result_id)))),
-                    func.count(distinct(case((and_(is_met, r.c.suggested), r.c.id)))),
-                    func.count(distinct(case((and_(is_met, r.c.suggested), r.c.person)))),
-                ).where(*where)
-            ).one()
-            hours = conn.execute(
-                select(local_hour, func.count(), func.count(distinct(r.c.person)))
-                .where(*where)
-                .group_by(literal_column("1"))
-            ).all()
-            days = conn.execute(
-                select(
-                    local_day, func.count(), func.sum(met_flag), func.count(distinct(r.c.person))
+                    func.count().label("n"),
+                    func.sum(met_flag).label("met"),
+                    func.sum(taken).label("taken"),
                 )
                 .where(*where)
-                .group_by(literal_column("1"))
-            ).all()
-            activities = conn.execute(
-                select(r.c.activity, func.count(), func.count(distinct(r.c.person)))
-                .where(*where)
-                .group_by(r.c.activity)
-            ).all()
+                .group_by(r.c.person)
+                .subquery()
+            )
+            totals = conn.execute(
+                select(
+                    func.coalesce(func.sum(each.c.n), 0),
+                    func.count(),
+                    func.coalesce(func.sum(each.c.met), 0),
+                    func.count(case((each.c.met > 0, 1))),
+                    func.coalesce(func.sum(each.c.taken), 0),
+                    func.count(case((each.c.taken > 0, 1))),
+                )
+            ).one()
+            formed = conn.execute(
+                select(func.count()).select_from(
+                    select(r.c.result_id).where(*where, is_met).group_by(r.c.result_id).subquery()
+                )
+            ).scalar_one()
+            hours = self._by(conn, local_hour, where, met_flag)
+            days = self._by(conn, local_day, where, met_flag)
+            activities = self._by(conn, r.c.activity, where, met_flag)
             groups = select(r.c.result_id).where(*where, is_met)
             answered = conn.execute(
                 select(
@@ -127,24 +130,40 @@ class StatsReads:
             long = until - since > LONG
             first_pairs, pair_people = self._first_pairs(conn, where, is_met, long)
         return StatsRows(
-            wishes=Tally(totals[0], totals[1]),
+            wishes=Tally(int(totals[0]), totals[1]),
             met=Tally(int(totals[2]), totals[3]),
-            groups=totals[4],
+            groups=formed,
             answered=Tally(answered[0], answered[1]),
             reported_met=answered[2],
             waits=waits,
             median_wait_seconds=median,
-            suggestions=Tally(totals[5], totals[6]),
+            suggestions=Tally(int(totals[4]), totals[5]),
             first_pairs=Tally(first_pairs, pair_people),
-            hours={int(h): Tally(n, p) for h, n, p in hours},
+            hours={int(h): Tally(int(n), p) for h, n, _, p in hours},
             days={
                 (d if not isinstance(d, str) else datetime.fromisoformat(d).date()): DayTally(
-                    n, int(m), p
+                    int(n), int(m), p
                 )
                 for d, n, m, p in days
             },
-            activities={a: Tally(n, p) for a, n, p in activities},
+            activities={a: Tally(int(n), p) for a, n, _, p in activities},
         )
+
+    @staticmethod
+    def _by(conn: Connection, key: Any, where: list[Any], met_flag: Any) -> list[Any]:
+        """(key, wishes, met, people) per value of ``key``: per (key, person) first."""
+        each = (
+            select(
+                key.label("k"),
+                func.count().label("n"),
+                func.sum(met_flag).label("met"),
+            )
+            .where(*where)
+            .group_by(literal_column("1"), REQUESTS.c.person)
+            .subquery()
+        )
+        rows = select(each.c.k, func.sum(each.c.n), func.sum(each.c.met), func.count())
+        return list(conn.execute(rows.group_by(each.c.k)).all())
 
     def _local(self, zone: ZoneInfo, since: datetime, until: datetime) -> tuple[Any, Any]:
         """SQL expressions of the local hour (an integer) and day of ``earliest``."""
