@@ -149,9 +149,14 @@ class StatsReads:
             activities={a: Tally(int(n), p) for a, n, _, p in activities},
         )
 
-    @staticmethod
-    def _by(conn: Connection, key: Any, where: list[Any], met_flag: Any) -> list[Any]:
-        """(key, wishes, met, people) per value of ``key``: per (key, person) first."""
+    def _by(self, conn: Connection, key: Any, where: list[Any], met_flag: Any) -> list[Any]:
+        """(key, wishes, met, people) per value of ``key``. PostgreSQL groups per (key,
+        person) first, a hash aggregate; SQLite, which sorts either way, counts distinct
+        people directly (measured faster there)."""
+        if self.is_sqlite:
+            people = func.count(distinct(REQUESTS.c.person))
+            flat = select(key, func.count(), func.sum(met_flag), people).where(*where)
+            return list(conn.execute(flat.group_by(literal_column("1"))).all())
         each = (
             select(
                 key.label("k"),
