@@ -812,9 +812,16 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             log.exception("drawing the digest chart of %s failed; sending its text", item.id)
             self.chat.send_text(local_id(item.recipient), self._localize(item.body))
             return
-        self.chat.send_image(
-            local_id(item.recipient), DIGEST_FILE, image, self._localize(item.body)
-        )
+        try:
+            self.chat.send_image(
+                local_id(item.recipient), DIGEST_FILE, image, self._localize(item.body)
+            )
+        except SendError as err:
+            if not err.undeliverable:
+                raise  # retried later, the image with it
+            # The room refuses files (a missing scope, a setting): its text still goes.
+            log.warning("the digest chart of %s was refused (%s); sending its text", item.id, err)
+            self.chat.send_text(local_id(item.recipient), self._localize(item.body))
 
     def _tell_origin(self, item: OutboxItem) -> None:
         log.warning("notification %s to %s is undeliverable", item.id, item.recipient)

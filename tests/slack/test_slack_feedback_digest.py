@@ -51,9 +51,12 @@ def seed(url: str) -> None:
         engine.close()
 
 
-@pytest.fixture
-def iwant(tmp_path: Path) -> Iterator[BotProcess]:
+def running(tmp_path: Path, refuse_uploads: bool = False) -> Iterator[BotProcess]:
+    """The bot on a seeded database; with ``refuse_uploads``, Slack refuses every file
+    upload from the start."""
     standin = make_workspace()
+    if refuse_uploads:
+        standin.fail("files.getUploadURLExternal", 100, error="restricted_action")
     process = BotProcess(standin, tmp_path, config=PROJECT_CONFIG, env={"IWANT_TIMEZONE": "UTC"})
     seed(process.env["IWANT_DATABASE_URL"])
     process.start()
@@ -63,6 +66,16 @@ def iwant(tmp_path: Path) -> Iterator[BotProcess]:
     finally:
         process.stop()
         standin.stop()
+
+
+@pytest.fixture
+def iwant(tmp_path: Path) -> Iterator[BotProcess]:
+    yield from running(tmp_path)
+
+
+@pytest.fixture
+def refusing_files(tmp_path: Path) -> Iterator[BotProcess]:
+    yield from running(tmp_path, refuse_uploads=True)
 
 
 def test_did_you_meet_buttons_answer_and_the_digest_chart_reaches_the_room(iwant) -> None:
@@ -99,3 +112,10 @@ def test_did_you_meet_buttons_answer_and_the_digest_chart_reaches_the_room(iwant
     assert chart.initial_comment.startswith("Weekly digest\niwant in this room, the last 7 days:")
     assert "- wishes: 3 from 3 people; groups formed: 1" in chart.initial_comment
     assert not [m for m in s.messages_in(GENERAL) if "Weekly digest" in m.text], "no text too"
+
+
+def test_a_room_that_refuses_files_gets_the_digest_as_text(refusing_files) -> None:
+    s = refusing_files.standin
+    digest = s.wait_message(GENERAL, "Weekly digest", timeout=60)
+    assert digest.text.startswith("Weekly digest\niwant in this room, the last 7 days:")
+    assert s.files_in(GENERAL) == []
