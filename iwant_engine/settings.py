@@ -77,6 +77,10 @@ class Settings:
     calendar_horizon: timedelta = timedelta(days=14)
     calendar_tell_after: timedelta = timedelta(hours=24)
     fetch_limits: FetchLimits = field(default_factory=FetchLimits)
+    # The weekly digest (``!iwant digest on``): weekday (0 = Monday) and hour, in the
+    # default time zone (``IWANT_TIMEZONE``).
+    digest_weekday: int = 0
+    digest_hour: int = 9
 
     def activity(self, name: str) -> Activity | None:
         return self.activities.get(name) or (
@@ -116,6 +120,20 @@ def _int(section: str, key: str, value: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise SettingsError(f"plugins.cfg [{section}] {key} = {number}: must be {low}..{high}")
     return number
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _weekday(value: str) -> int:
+    word = value.strip().lower()
+    for number, name in enumerate(WEEKDAYS):
+        if word in (name, name[:3]):
+            return number
+    raise SettingsError(
+        f"plugins.cfg [digest] weekday = {value.strip()!r}: write a day of the week, "
+        "like weekday = monday"
+    )
 
 
 def _activity(name: str, value: str) -> Activity:
@@ -197,6 +215,16 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
     refresh, calendar_horizon, tell_after, fetch_limits = _calendar(
         cfg["calendar"] if cfg.has_section("calendar") else {}
     )
+    digest = cfg["digest"] if cfg.has_section("digest") else {}
+    for key in set(digest) - {"weekday", "hour"}:
+        raise SettingsError(
+            f"plugins.cfg [digest] {key}: unknown; write weekday = monday and hour = 9"
+        )
+    for key in set(feedback) - {"ask_after_minutes", "expire_after_days"}:
+        raise SettingsError(
+            f"plugins.cfg [feedback] {key}: unknown; write ask_after_minutes = 30 and "
+            "expire_after_days = 7"
+        )
     strategy = engine.get("strategy", "overlap").strip()
     suggestions = engine.get("suggestions", "on").strip().lower()
     if suggestions not in ("on", "off"):
@@ -298,6 +326,8 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
                 "feedback", "expire_after_days", feedback.get("expire_after_days", "7"), 1, 90
             )
         ),
+        digest_weekday=_weekday(digest.get("weekday", "monday")),
+        digest_hour=_int("digest", "hour", digest.get("hour", "9"), 0, 23),
         standing_lead=timedelta(
             hours=_int(
                 "limits", "standing_lead_hours", limits.get("standing_lead_hours", "12"), 0, 48

@@ -70,6 +70,7 @@ from ..model import (
     Changes,
     Left,
     Neighbourhood,
+    NewOutbox,
     OpenRequest,
     OutboxItem,
     PersonInfo,
@@ -84,6 +85,7 @@ from ..pacing import PaceBook
 from .compiled import Prepared, RowWrites, Runner
 from .schema import NAME_MAX, UTCDateTime
 from .sql_calendars import CalendarReads, CalendarWork
+from .sql_digests import DigestReads, DigestWork
 from .sql_links import LinkReads, LinkWork
 from .sql_nearby import BoardReads, NearbyWork
 from .sql_operations import OperationsStore
@@ -105,6 +107,7 @@ from .sql_rows import (
     still_leased,
 )
 from .sql_standing import StandingReads, StandingWork
+from .sql_stats import StatsReads, StatsWork
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +132,7 @@ def lock_key(*parts: str) -> int:
 
 class SQLStorage(
     StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore, OperationsStore,
-    QuestionReads, CalendarReads,
+    QuestionReads, CalendarReads, StatsReads, DigestReads,
 ):  # fmt: skip
     """Requests, results, people, ignore lists and the outbox in one SQL database."""
 
@@ -453,6 +456,7 @@ class SQLStorage(
                 r.origin,
                 r.attempts,
                 r.group_members,
+                r.chart,
             )  # fmt: skip
             for r in rows
         ]
@@ -483,7 +487,10 @@ class SQLStorage(
             conn.execute(update(OUTBOX).where(still_leased(outbox_id, lease)).values(**values))
 
 
-class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, CalendarWork):
+class SQLWork(
+    StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, CalendarWork, StatsWork,
+    DigestWork,
+):  # fmt: skip
     """A unit of work: one transaction on one connection."""
 
     def __init__(self, storage: SQLStorage, conn: Connection, runner: Runner | None = None) -> None:
@@ -684,6 +691,9 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
             {"b_id": result_id, "b_status": status, "b_now": now}
             for result_id, status in changes.retired
         ]
+        charted = [o for o in changes.outbox if o.chart is not None]  # a digest: rare
+        if charted:
+            self._run(insert(OUTBOX), [_outbox_values(o, now) for o in charted])
         outbox = [
             {
                 "recipient": o.recipient,
@@ -698,6 +708,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
                 "topic": o.topic,
             }
             for o in changes.outbox
+            if o.chart is None
         ]
         # A request moved to a new result (leaving a group, a dissolved group): that result
         # first, so that every move points to a stored one. Never on a submission's path.
@@ -910,6 +921,16 @@ def _naive(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).replace(tzinfo=None)
     return value
+
+
+def _outbox_values(o: NewOutbox, now: datetime) -> dict[str, Any]:
+    """An outbox row's values, for a plain insert (one with a chart)."""
+    return {
+        "recipient": o.recipient, "platform": o.platform, "body": o.body,
+        "buttons": o.buttons or None, "origin": o.origin, "created_at": now,
+        "next_attempt_at": now, "attempts": 0, "group_members": o.group_members,
+        "topic": o.topic, "chart": o.chart,
+    }  # fmt: skip
 
 
 def _json(value: Any) -> str | None:
