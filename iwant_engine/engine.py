@@ -12,6 +12,8 @@ strategies plugins.cfg chooses, a clock) and answers each call through one of th
 - ``privacy`` (``Privacy``): export, forgetting, retention;
 - ``feedback`` (``Feedback``): "Did you meet?" after a group's meeting, and the answers;
 - ``calendars`` (``Calendars``): a person's linked calendar and its background refresh;
+- ``reports`` (``Reports``): ``!iwant stats`` and the figures of ``iwant stats``;
+- ``digests`` (``Digests``): the weekly digest of the rooms that switched it on;
 - ``delivery`` (``Delivery``): the outbox at the platforms' pace, answers sent again;
 - ``invites`` (``InvitePolicy``): who receives the calendar invite that goes with a match;
 - ``operations`` (``Operations``): health, heartbeats of bot processes, ``!iwant status``.
@@ -32,6 +34,7 @@ from .calendar_service import Calendars
 from .calendars.provider import CalendarProvider
 from .clock import Clock, SystemClock
 from .delivery import Delivery
+from .digests import Digests
 from .feedback import Feedback
 from .grammar import split_every
 from .hookspecs import Decide
@@ -41,11 +44,12 @@ from .invites import line as invite_line
 from .invites import render as render_invite
 from .links import Links
 from .matchmaker import Matchmaker
-from .model import DeliveryReport, Invite, OpenRequest, OutboxDepth, OutboxItem, Person
+from .model import DeliveryReport, Invite, OpenRequest, OutboxDepth, OutboxItem, Person, StatsRows
 from .operations import Operations
 from .pacing import Pacer, Scope
 from .plugins import chosen_storage, chosen_strategies, make_plugin_manager, named, report
 from .privacy import PURGE_BATCH, Privacy
+from .reports import Reports
 from .requests import SWEEP_BATCH, Requests
 from .settings import Settings
 from .standing_wishes import STANDING_BATCH, StandingWishes
@@ -106,6 +110,8 @@ class Engine:
             self.requests.calendar_changed,
         )  # fmt: skip
         self.calendars.observe = self._observe
+        self.reports = Reports(self.storage, self.clock, settings, self.identity)
+        self.digests = Digests(self.storage, self.clock, settings)
 
     @classmethod
     def from_environment(
@@ -148,6 +154,7 @@ class Engine:
         for service in (
             self.identity, self.matchmaker, self.requests, self.standing, self.privacy,
             self.delivery, self.operations, self.feedback, self.calendars, self.invites,
+            self.reports, self.digests,
         ):  # fmt: skip
             service.settings = settings
 
@@ -162,7 +169,7 @@ class Engine:
         self._clock = clock
         for service in (
             self.identity, self.requests, self.standing, self.links, self.privacy, self.delivery,
-            self.operations, self.feedback, self.calendars,
+            self.operations, self.feedback, self.calendars, self.reports, self.digests,
         ):  # fmt: skip
             service.clock = clock
 
@@ -307,17 +314,36 @@ class Engine:
         command); how many were read or failed."""
         return self.calendars.refresh(now)
 
+    # -- figures (Reports, Digests) ------------------------------------------------------------
+
+    def stats_text(self, person: Person, room: str | None, args: str = "", admin: bool = False
+                   ) -> str:  # fmt: skip
+        return self.reports.stats_text(person, room, args, admin)
+
+    def stats_figures(
+        self, pools: Sequence[str] | None, period: str, zone: ZoneInfo
+    ) -> tuple[StatsRows, datetime, datetime]:
+        return self.reports.figures(pools, period, zone)
+
+    def digest_setting(self, person: Person, room: str | None, args: str, admin: bool) -> str:
+        return self.digests.set(person, room, args, admin)
+
+    def send_digests(self, now: datetime | None = None) -> int:
+        return self.digests.send_due(now)
+
     # -- background work (Delivery, and the sweep of every service) ---------------------------
 
     def sweep(self, batch: int = SWEEP_BATCH) -> tuple[int, int]:
         """A poller's round: make the standing wishes' due days, purge what retention ends
         (at most every ten minutes), expire due requests and mark past meetings DONE, ask
-        "Did you meet?" about meetings over for a while; (expired, done)."""
+        "Did you meet?" about meetings over for a while, write the weekly digests that are due;
+        (expired, done)."""
         now = self.clock.now()
         self.standing.sweep(now)
         self.privacy.purge()
         swept = self.requests.expire(now, batch)
         self.feedback.ask(now)
+        self.digests.send_due(now)
         return swept
 
     def deliver(

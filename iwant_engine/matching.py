@@ -278,6 +278,8 @@ def submit(
         outcome.changes.retired.append((replaced.result_id, Status.CANCELLED))
         body = f"{body} {msg.replaced(replaced.activity, replaced.earliest, replaced.latest, zone)}"
     request_id = _apply_new(uow, outcome.changes, now)
+    if replaced is not None:  # a near miss taken: ``!iwant stats`` counts them
+        uow.mark_suggested(request_id)
     buttons = msg.cancel_button(request_id, outcome.buttons_label)
     note = msg.Note(me.id, body, buttons, request_id, invites=outcome.invites)
     return Submitted(note, own_zone, matched=True)

@@ -276,6 +276,7 @@ class OutboxItem:
     origin: str | None
     attempts: int
     group_members: list[str] | None = None  # a group conversation for these people
+    chart: dict[str, Any] | None = None  # ``NewOutbox.chart``
     invites: tuple[Invite, ...] = ()  # calendar invites that go with it (issue 27)
 
 
@@ -445,6 +446,8 @@ class NewOutbox:
     # Notes of one topic to one recipient say the same thing, newest best ("who is in group
     # 12 now"): when several wait, only the newest is sent (``Storage.claim_outbox``).
     topic: str | None = None
+    # A chart's data (a weekly digest's), drawn as an image where the platform takes images.
+    chart: dict[str, Any] | None = None
     # Calendar invites of the groups the note is about (issue 27); who gets them is
     # ``invites.InvitePolicy``'s to decide at delivery.
     invites: tuple[Invite, ...] = ()
@@ -632,3 +635,53 @@ class SharedGroup:
     result_id: int
     start: datetime
     answers: tuple[Question, ...]
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A count and how many different people it rests on."""
+
+    count: int
+    people: int
+
+
+@dataclass(frozen=True)
+class DayTally:
+    """One local day of a period: wishes for a time that day, those that met someone, and
+    the people who made them."""
+
+    wishes: int
+    met: int
+    people: int
+
+
+@dataclass(frozen=True)
+class StatsRows:
+    """What a storage counts for ``Storage.stats``: plain numbers, never who. A wish "met"
+    when its request is MATCHED or DONE; a group is the result of met requests; the period
+    holds the wishes whose window starts in it (``earliest``)."""
+
+    wishes: Tally  # people: everyone who wished
+    met: Tally  # wishes that met someone; people: those in groups
+    groups: int  # groups formed (they rest on ``met.people``)
+    answered: Tally  # groups someone answered "Did you meet?" about; people: who answered
+    reported_met: int  # of those, groups where an answer said all or some of them met
+    # Per group, how long its first wish waited for a second (the group's two earliest
+    # wishes); ``waits`` groups, their lower median in whole seconds (None without any).
+    waits: int
+    median_wait_seconds: int | None
+    suggestions: Tally  # near misses taken: wishes made "instead of #N" that met someone
+    first_pairs: Tally  # pairs in a group together for the first time; people: in them
+    hours: Mapping[int, Tally]  # wishes by the local hour (0-23) their window starts
+    days: Mapping[date, DayTally]  # by the local day their window starts
+    activities: Mapping[str, Tally]  # wishes by activity
+
+
+@dataclass(frozen=True)
+class DigestRoom:
+    """A room that gets the weekly digest of its pool, next at ``next_at``."""
+
+    room: str  # "platform:id"
+    pool: str
+    next_at: datetime
+    last_sent_at: datetime | None = None

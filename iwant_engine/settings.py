@@ -81,6 +81,10 @@ class Settings:
     # linked a calendar), "all" or "off"; ``invite_domain``: the @domain of its UID.
     invites: str = "linked"
     invite_domain: str = "iwant.invalid"
+    # The weekly digest (``!iwant digest on``): weekday (0 = Monday) and hour, in the
+    # default time zone (``IWANT_TIMEZONE``).
+    digest_weekday: int = 0
+    digest_hour: int = 9
 
     def activity(self, name: str) -> Activity | None:
         return self.activities.get(name) or (
@@ -120,6 +124,20 @@ def _int(section: str, key: str, value: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise SettingsError(f"plugins.cfg [{section}] {key} = {number}: must be {low}..{high}")
     return number
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _weekday(value: str) -> int:
+    word = value.strip().lower()
+    for number, name in enumerate(WEEKDAYS):
+        if word in (name, name[:3]):
+            return number
+    raise SettingsError(
+        f"plugins.cfg [digest] weekday = {value.strip()!r}: write a day of the week, "
+        "like weekday = monday"
+    )
 
 
 def _activity(name: str, value: str) -> Activity:
@@ -219,6 +237,16 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
     calendar_cfg = cfg["calendar"] if cfg.has_section("calendar") else {}
     refresh, calendar_horizon, tell_after, fetch_limits = _calendar(calendar_cfg)
     invites, invite_domain = _invites(calendar_cfg)
+    digest = cfg["digest"] if cfg.has_section("digest") else {}
+    for key in set(digest) - {"weekday", "hour"}:
+        raise SettingsError(
+            f"plugins.cfg [digest] {key}: unknown; write weekday = monday and hour = 9"
+        )
+    for key in set(feedback) - {"ask_after_minutes", "expire_after_days"}:
+        raise SettingsError(
+            f"plugins.cfg [feedback] {key}: unknown; write ask_after_minutes = 30 and "
+            "expire_after_days = 7"
+        )
     strategy = engine.get("strategy", "overlap").strip()
     suggestions = engine.get("suggestions", "on").strip().lower()
     if suggestions not in ("on", "off"):
@@ -320,6 +348,8 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
                 "feedback", "expire_after_days", feedback.get("expire_after_days", "7"), 1, 90
             )
         ),
+        digest_weekday=_weekday(digest.get("weekday", "monday")),
+        digest_hour=_int("digest", "hour", digest.get("hour", "9"), 0, 23),
         standing_lead=timedelta(
             hours=_int(
                 "limits", "standing_lead_hours", limits.get("standing_lead_hours", "12"), 0, 48

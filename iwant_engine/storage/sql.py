@@ -70,6 +70,7 @@ from ..model import (
     Changes,
     Left,
     Neighbourhood,
+    NewOutbox,
     OpenRequest,
     OutboxItem,
     PersonInfo,
@@ -86,6 +87,7 @@ from ..pacing import PaceBook
 from .compiled import Prepared, RowWrites, Runner
 from .schema import NAME_MAX, UTCDateTime
 from .sql_calendars import CalendarReads, CalendarWork
+from .sql_digests import DigestReads, DigestWork
 from .sql_links import LinkReads, LinkWork
 from .sql_nearby import BoardReads, NearbyWork
 from .sql_operations import OperationsStore
@@ -107,6 +109,7 @@ from .sql_rows import (
     still_leased,
 )
 from .sql_standing import StandingReads, StandingWork
+from .sql_stats import StatsReads, StatsWork
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +134,7 @@ def lock_key(*parts: str) -> int:
 
 class SQLStorage(
     StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore, OperationsStore,
-    QuestionReads, CalendarReads,
+    QuestionReads, CalendarReads, StatsReads, DigestReads,
 ):  # fmt: skip
     """Requests, results, people, ignore lists and the outbox in one SQL database."""
 
@@ -455,6 +458,7 @@ class SQLStorage(
                 r.origin,
                 r.attempts,
                 r.group_members,
+                r.chart,
                 invites_from_json(r.invites),
             )  # fmt: skip
             for r in rows
@@ -486,7 +490,10 @@ class SQLStorage(
             conn.execute(update(OUTBOX).where(still_leased(outbox_id, lease)).values(**values))
 
 
-class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, CalendarWork):
+class SQLWork(
+    StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, CalendarWork, StatsWork,
+    DigestWork,
+):  # fmt: skip
     """A unit of work: one transaction on one connection."""
 
     def __init__(self, storage: SQLStorage, conn: Connection, runner: Runner | None = None) -> None:
@@ -687,6 +694,9 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
             {"b_id": result_id, "b_status": status, "b_now": now}
             for result_id, status in changes.retired
         ]
+        charted = [o for o in changes.outbox if o.chart is not None]  # a digest: rare
+        if charted:
+            self._run(insert(OUTBOX), [_outbox_values(o, now) for o in charted])
         outbox = [
             {
                 "recipient": o.recipient,
@@ -702,6 +712,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
                 "invites": invites_to_json(o.invites),
             }
             for o in changes.outbox
+            if o.chart is None
         ]
         # A request moved to a new result (leaving a group, a dissolved group): that result
         # first, so that every move points to a stored one. Never on a submission's path.
@@ -915,6 +926,16 @@ def _naive(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).replace(tzinfo=None)
     return value
+
+
+def _outbox_values(o: NewOutbox, now: datetime) -> dict[str, Any]:
+    """An outbox row's values, for a plain insert (one with a chart)."""
+    return {
+        "recipient": o.recipient, "platform": o.platform, "body": o.body,
+        "buttons": o.buttons or None, "origin": o.origin, "created_at": now,
+        "next_attempt_at": now, "attempts": 0, "group_members": o.group_members,
+        "topic": o.topic, "chart": o.chart, "invites": invites_to_json(o.invites),
+    }  # fmt: skip
 
 
 def _json(value: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast, overload
 
 from errbot import BotPlugin, Message
-from iwant_platform import redaction
+from iwant_platform import charts, redaction
 from iwant_platform.contract import (
     Button,
     ChatPlatform,
@@ -73,6 +74,7 @@ CALENDAR_ADDRESS = (
     re.compile(r"(?i)(?<=calendar )(?!off\b)[^\s\"']+"),
     re.compile(r"(?i)(?<=calendar\" with parameters \")[^\"]+"),
 )
+DIGEST_FILE = "iwant-digest.png"
 #: How often a process records its heartbeat in the database (``!iwant status``).
 HEARTBEAT_SECONDS = 10.0
 #: On SIGTERM, how long a delivery in flight may take to end before the process goes on.
@@ -129,6 +131,16 @@ COMMANDS = (
         "met",
     ),
     Form("feedback off", 'no more "Did you meet?" questions (!iwant feedback on)', "feedback"),
+    Form(
+        "stats month",
+        "this room's figures, counts only (week, month, year; admins: !iwant stats all)",
+        "stats",
+    ),
+    Form(
+        "digest on",
+        "(admins, in a room) the week's figures here every week (!iwant digest off)",
+        "digest",
+    ),
     Form("tz Europe/Prague", "set my time zone (!iwant tz shows it)", "tz"),
     Form("link", "a code to join my account on another platform (!iwant link CODE there)", "link"),
     Form("unlink", "make my linked accounts separate people again", "unlink"),
@@ -470,6 +482,30 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         return self._run(msg, person, lambda: self._engine().feedback_setting(person, args))
 
     @botcmd
+    def iwant_stats(self, msg: Message, args: str) -> str | None:
+        """Figures of this room, counts only: !iwant stats, !iwant stats month (admins: all)"""
+        person = self.person_of(msg.frm)
+        room, admin = self.room_of(msg), self._is_admin(msg)
+        return self._run(msg, person, lambda: self._engine().stats_text(person, room, args, admin))
+
+    @botcmd
+    def iwant_digest(self, msg: Message, args: str) -> str | None:
+        """The week's figures in this room every week (admins): !iwant digest on, off"""
+        person = self.person_of(msg.frm)
+        room, admin = self.room_of(msg), self._is_admin(msg)
+        return self._run(
+            msg, person, lambda: self._engine().digest_setting(person, room, args, admin)
+        )
+
+    def _is_admin(self, msg: Message) -> bool:
+        """Whether the sender is one of errbot's ``BOT_ADMINS`` (glob patterns, matched as
+        errbot's own ACLs match them)."""
+        who = getattr(msg.frm, "aclattr", None) or getattr(msg.frm, "person", msg.frm)
+        admins = self.bot_config.BOT_ADMINS
+        patterns = (admins,) if isinstance(admins, str) else tuple(admins or ())
+        return any(fnmatch.fnmatchcase(str(who), str(p)) for p in patterns)
+
+    @botcmd
     def iwant_tz(self, msg: Message, args: str) -> str | None:
         """Show or set your time zone: !iwant tz Europe/Prague"""
         person = self.person_of(msg.frm)
@@ -795,7 +831,9 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
     def _send(self, item: OutboxItem) -> None:
         """Hand one notification to the platform; its failures as the engine reads them."""
         try:
-            if item.group_members is None:
+            if item.chart is not None and self.chat.capabilities.images:
+                self._send_chart(item)
+            elif item.group_members is None:
                 body = self._with_invite_lines(item.body, item.invites, item.recipient)
                 self.chat.send_text(local_id(item.recipient), *self._present(body, item.buttons))
                 self._send_invites(item.recipient, item.invites)
@@ -806,6 +844,27 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         except SendError as err:
             text = redaction.redact(f"{type(err).__name__}: {err}")
             raise SendFailed(text, err.undeliverable, err.retry_after) from err
+
+    def _send_chart(self, item: OutboxItem) -> None:
+        """A digest where the platform takes images: its chart, the text as the caption. A
+        chart that cannot be drawn leaves the text alone, never the digest unsent."""
+        assert item.chart is not None
+        try:
+            image = charts.digest_png(item.chart)
+        except Exception:
+            log.exception("drawing the digest chart of %s failed; sending its text", item.id)
+            self.chat.send_text(local_id(item.recipient), self._localize(item.body))
+            return
+        try:
+            self.chat.send_image(
+                local_id(item.recipient), DIGEST_FILE, image, self._localize(item.body)
+            )
+        except SendError as err:
+            if not err.undeliverable:
+                raise  # retried later, the image with it
+            # The room refuses files (a missing scope, a setting): its text still goes.
+            log.warning("the digest chart of %s was refused (%s); sending its text", item.id, err)
+            self.chat.send_text(local_id(item.recipient), self._localize(item.body))
 
     # -- calendar invites (issue 27): a file where the platform takes files, else a line ----
 
