@@ -4,23 +4,14 @@ only), with time moving (issue 26)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import pytest
 import time_machine
 
 from ..support import at
-from .chat import Chat, on_sqlite
+from .chat import Chat
 
 pytest_plugins = ["errbot.backends.test"]
-extra_plugin_dir = str(Path(__file__).resolve().parents[2] / "iwant_plugins")
-extra_config = {"BOT_ASYNC": False}
 ROOM = "#office"
-
-
-@pytest.fixture
-def chat(monkeypatch, testbot) -> Chat:
-    return on_sqlite(monkeypatch, testbot)
 
 
 def admin(chat: Chat) -> str:
