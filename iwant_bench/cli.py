@@ -19,7 +19,10 @@ from . import calendar_stage, measure, report
 from . import databases as dbs
 from .progress import note
 
-STAGES = ("throughput", "suggestions", "calendars", "growth", "sweep", "processes", "e2e", "rush")
+STAGES = (
+    "throughput", "suggestions", "calendars", "growth", "sweep", "stats", "processes", "e2e",
+    "rush",
+)  # fmt: skip
 FULL: dict[str, Any] = {
     "ops": 3000,
     "growth_sizes": "1000,10000,100000",
@@ -30,6 +33,7 @@ FULL: dict[str, Any] = {
     "e2e": 200,
     "rush": 600,
     "rush_matrix": 30,
+    "stats_rows": 1_000_000,
 }
 QUICK: dict[str, Any] = {
     "ops": 200,
@@ -41,6 +45,7 @@ QUICK: dict[str, Any] = {
     "e2e": 20,
     "rush": 60,
     "rush_matrix": 12,
+    "stats_rows": 20_000,
 }
 
 
@@ -131,6 +136,13 @@ def parser() -> argparse.ArgumentParser:
         "default limits, then the bot's lifted); 0 leaves Matrix out "
         f"(default {FULL['rush_matrix']}, quick {QUICK['rush_matrix']})",
     )
+    p.add_argument(
+        "--stats-rows",
+        type=int,
+        metavar="N",
+        help="finished requests the stats query reads "
+        f"(default {FULL['stats_rows']:,}, quick {QUICK['stats_rows']:,})",
+    )
     p.add_argument("--seed", type=int, default=7, help="workload seed (default 7)")
     p.add_argument(
         "--postgres-url",
@@ -165,6 +177,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "e2e": args.e2e or preset["e2e"],
         "rush": args.rush or preset["rush"],
         "rush_matrix": preset["rush_matrix"] if args.rush_matrix is None else args.rush_matrix,
+        "stats_rows": args.stats_rows or preset["stats_rows"],
     }
     opts["growth_sizes"] = sorted(set(opts["growth_sizes"]))
     opts["processes"] = sorted(set(opts["processes"]))
@@ -235,6 +248,10 @@ def run_database(
             )
         if "sweep" not in skip:
             _stage(out, "sweep", lambda: measure.sweep(run, opts["sweep"]), show)
+        if "stats" not in skip:
+            from .stats_stage import stats_queries
+
+            _stage(out, "stats", lambda: stats_queries(run, opts["stats_rows"]), show)
         if kind == "postgresql" and "processes" not in skip:
             from .processes import scaling
 

@@ -18,6 +18,9 @@ TARGETS = {
     "plugin_overhead": ("<=", 2.0, "paired: median(!iwant - its own engine call) / !echo"),
     "spread_2_over_1": (">=", 1.5, "2 processes / 1 process, spread pools (PostgreSQL)"),
     # The lunch rush (issue 15), once per platform on PostgreSQL; Matrix twice (issue 24).
+    # Issue 26: !iwant stats on 1,000,000 finished requests, one room over a week.
+    "stats_room_week_ms": ("<=", 200, "stats: one room, a week, median ms"),
+    "stats_all_week_ms": ("<=", 200, "stats: every room, a week, median ms"),
     "rush_ratio": ("<=", 1.2, "rush: first commit to last notification / least the limits allow"),
     "rush_lateness_s": ("<=", 120, "rush: worst delivered - created, groups of the first minute"),
     "rush_429s": ("<=", 0, "rush: 429 responses from the stand-ins and Synapse, every run"),
@@ -48,6 +51,8 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
             .get("engine", {})
             .get("statements_per_submission"),
             "plugin_overhead": db.get("e2e", {}).get("plugin_overhead_paired"),
+            "stats_room_week_ms": db.get("stats", {}).get("room_week", {}).get("median_ms"),
+            "stats_all_week_ms": db.get("stats", {}).get("all_week", {}).get("median_ms"),
         }
         if kind == "postgresql":
             values["spread_2_over_1"] = db.get("processes", {}).get("spread_2_over_1")
@@ -64,6 +69,10 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
                 entry["at_waiting"] = largest
                 if largest < 100_000:
                     entry["note"] = f"measured up to {largest:,} waiting, not 100,000"
+            if name.startswith("stats_") and "stats" in db:
+                rows = db["stats"].get("requests", 0)
+                if rows < 1_000_000:
+                    entry["note"] = f"measured on {rows:,} requests, not 1,000,000"
             out[f"{kind}.{name}"] = entry
     out.update(rush_targets(result.get("rush") or {}))
     return out
@@ -348,6 +357,21 @@ def table(result: dict[str, Any]) -> str:
             d["sweep"]["standing"]["made"], d["sweep"]["standing"]["seconds"]
         ),
     )
+    section("5b !iwant stats (Storage.stats), finished requests")
+    row("  requests / loaded in s", lambda d: "{:,} / {:.0f}".format(
+        d["stats"]["requests"], d["stats"]["load_s"]))  # fmt: skip
+    for name, label in (
+        ("room_week", "one room, a week"),
+        ("all_week", "every room, a week"),
+        ("all_month", "every room, a month"),
+        ("all_year", "every room, a year"),
+    ):
+        row(
+            f"  {label}: median / max ms",
+            lambda d, n=name: "{:.0f} / {:.0f}".format(
+                d["stats"][n]["median_ms"], d["stats"][n]["max_ms"]
+            ),
+        )
     section("6 errbot Test backend, medians in ms")
     row(
         "  !iwant / engine / !echo",

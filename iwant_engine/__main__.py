@@ -11,16 +11,22 @@
 - ``iwant migrate``: bring the database (``IWANT_DATABASE_URL``) to the newest schema.
 - ``iwant forget PERSON_ID``: delete a person and everything that is theirs, as ``!iwant
   forget me`` does (for an admin answering a request made by e-mail); prints what it deleted.
+- ``iwant stats --json|--csv [--period week|month|year] [--room ROOM]``: the figures of
+  ``!iwant stats`` (counts only; "fewer than 3" where fewer people stand behind one) of every
+  pool, or of one room's (``slack:C0123``) or pool (``pool:office``), in the default zone.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import json
 import os
 import sys
 import sysconfig
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import settings as settings_mod
 from .plugins import make_plugin_manager, named, report
@@ -163,6 +169,48 @@ def forget(cfg_path: str | None, person_id: str) -> int:
     return 0
 
 
+def flatten(figures: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"hours": {"09": 4}}`` as ``[("hours.09", 4)]``, in order."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            rows += flatten(value, f"{prefix}{key}.")
+        else:
+            rows.append((prefix + key, value))
+    return rows
+
+
+def stats_report(cfg_path: str | None, form: str, period: str, room: str | None) -> int:
+    """Print a period's figures as JSON or CSV (``figure,value`` lines)."""
+    from zoneinfo import ZoneInfo
+
+    from . import stats
+
+    if room is not None and (":" not in room or len(room) > 200):
+        print(f"iwant: --room {room!r}: write platform:room (slack:C0123) or pool:name",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    engine = _engine(cfg_path)
+    if engine is None:
+        return 1
+    try:
+        zone = ZoneInfo(engine.settings.default_timezone)
+        pools = None if room is None else [engine.settings.pool_of(room)]
+        rows, since, until = engine.stats_figures(pools, period, zone)
+    finally:
+        engine.close()
+    figures = stats.as_dict(rows, room or "all", period, since, until, zone)
+    if form == "json":
+        print(json.dumps(figures, indent=1))
+        return 0
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("figure", "value"))
+    writer.writerows(flatten(figures))
+    print(out.getvalue(), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="iwant", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,7 +221,23 @@ def main(argv: list[str] | None = None) -> int:
     forgetting = sub.add_parser("forget", help="delete a person and everything that is theirs")
     forgetting.add_argument("person", help="their id, platform:id (slack:U0123, telegram:42)")
     migrating = sub.add_parser("migrate", help="bring the database up to date")
-    for cmd in (plugins, migrating, forgetting):
+    figures = sub.add_parser(
+        "stats",
+        help="the figures of !iwant stats, counts only, as JSON or CSV (for admins)",
+        description="The figures of !iwant stats on IWANT_DATABASE_URL, counts only: a count "
+        'that fewer than 3 people stand behind reads "fewer than 3". Hours and days are in '
+        "IWANT_TIMEZONE.",
+    )
+    form = figures.add_mutually_exclusive_group(required=True)
+    form.add_argument("--json", dest="form", action="store_const", const="json")
+    form.add_argument("--csv", dest="form", action="store_const", const="csv",
+                      help="figure,value lines")  # fmt: skip
+    figures.add_argument("--period", choices=("week", "month", "year"), default="week",
+                         help="the period ending now (default: week)")  # fmt: skip
+    figures.add_argument(
+        "--room", help="one room's pool (slack:C0123) or a pool (pool:office); default: all"
+    )
+    for cmd in (plugins, migrating, forgetting, figures):
         cmd.add_argument("--config", help=CONFIG_HELP)
     sub.add_parser("run", help="run the bot (the Text console unless IWANT_BACKEND says)")
     args, extra = parser.parse_known_args(argv)
@@ -187,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             return migrate(config)
         if args.command == "forget":
             return forget(config, args.person)
+        if args.command == "stats":
+            return stats_report(config, args.form, args.period, args.room)
         print(f"plugins.cfg: {source}")
         print(plugins_report(config))
         if args.check:

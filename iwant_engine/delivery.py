@@ -13,6 +13,7 @@ from . import matching, pacing
 from . import messages as msg
 from .clock import Clock
 from .errors import SendFailed
+from .invites import CalendarPeople, InvitePolicy
 from .model import LIVE, Changes, DeliveryReport, NewOutbox, OutboxItem
 from .pacing import Pacer, Scope
 from .settings import Settings
@@ -28,10 +29,17 @@ class Delivery:
     budgets every process of a bot shares through the storage."""
 
     def __init__(
-        self, storage: Storage, clock: Clock, settings: Settings, zones: matching.Zones
+        self,
+        storage: Storage,
+        clock: Clock,
+        settings: Settings,
+        zones: matching.Zones,
+        invites: InvitePolicy | None = None,
     ) -> None:
-        """``zones``: a stored person's zone, for the answers sent again."""
+        """``zones``: a stored person's zone, for the answers sent again; ``invites``: who
+        receives the calendar invites of a row (one of its own when not given)."""
         self.storage = storage
+        self.invites = invites or InvitePolicy(settings, CalendarPeople(storage))
         self.clock = clock
         self.settings = settings
         self.zones = zones
@@ -106,7 +114,8 @@ class Delivery:
                         continue
                     self.pacer.wait_for(slot)
                 try:
-                    send(item)
+                    # A row's invites go only to those who receive invites (``invites``).
+                    send(self.invites.item(item))
                 except Exception as err:  # the platform failed; the row stays until it succeeds
                     failed = err if isinstance(err, SendFailed) else None
                     permanent = (failed is not None and failed.permanent) or (

@@ -12,7 +12,10 @@ strategies plugins.cfg chooses, a clock) and answers each call through one of th
 - ``privacy`` (``Privacy``): export, forgetting, retention;
 - ``feedback`` (``Feedback``): "Did you meet?" after a group's meeting, and the answers;
 - ``calendars`` (``Calendars``): a person's linked calendar and its background refresh;
+- ``reports`` (``Reports``): ``!iwant stats`` and the figures of ``iwant stats``;
+- ``digests`` (``Digests``): the weekly digest of the rooms that switched it on;
 - ``delivery`` (``Delivery``): the outbox at the platforms' pace, answers sent again;
+- ``invites`` (``InvitePolicy``): who receives the calendar invite that goes with a match;
 - ``operations`` (``Operations``): health, heartbeats of bot processes, ``!iwant status``.
 """
 
@@ -31,17 +34,22 @@ from .calendar_service import Calendars
 from .calendars.provider import CalendarProvider
 from .clock import Clock, SystemClock
 from .delivery import Delivery
+from .digests import Digests
 from .feedback import Feedback
 from .grammar import split_every
 from .hookspecs import Decide
 from .identity import Identity, check_person
+from .invites import CalendarPeople, InvitePolicy
+from .invites import line as invite_line
+from .invites import render as render_invite
 from .links import Links
 from .matchmaker import Matchmaker
-from .model import DeliveryReport, OpenRequest, OutboxDepth, OutboxItem, Person
+from .model import DeliveryReport, Invite, OpenRequest, OutboxDepth, OutboxItem, Person, StatsRows
 from .operations import Operations
 from .pacing import Pacer, Scope
 from .plugins import chosen_storage, chosen_strategies, make_plugin_manager, named, report
 from .privacy import PURGE_BATCH, Privacy
+from .reports import Reports
 from .requests import SWEEP_BATCH, Requests
 from .settings import Settings
 from .standing_wishes import STANDING_BATCH, StandingWishes
@@ -80,8 +88,12 @@ class Engine:
         self.strategies = self.matchmaker.strategies
         self.identity = Identity(self.storage, self.clock, settings)
         self.zones = self.identity.zones
-        self.delivery = Delivery(self.storage, self.clock, settings, self.zones)
-        self.requests = Requests(self.storage, self.clock, settings, self.identity, self.matchmaker)
+        # Who has a linked calendar: read by wishes (busy times) and for invites, one cache.
+        self.invites = InvitePolicy(settings, CalendarPeople(self.storage))
+        self.delivery = Delivery(self.storage, self.clock, settings, self.zones, self.invites)
+        self.requests = Requests(
+            self.storage, self.clock, settings, self.identity, self.matchmaker, self.invites
+        )
         self.standing = StandingWishes(
             self.storage, self.clock, settings, self.identity, self.requests
         )
@@ -98,6 +110,8 @@ class Engine:
             self.requests.calendar_changed,
         )  # fmt: skip
         self.calendars.observe = self._observe
+        self.reports = Reports(self.storage, self.clock, settings, self.identity)
+        self.digests = Digests(self.storage, self.clock, settings)
 
     @classmethod
     def from_environment(
@@ -139,7 +153,8 @@ class Engine:
         self._settings = settings
         for service in (
             self.identity, self.matchmaker, self.requests, self.standing, self.privacy,
-            self.delivery, self.operations, self.feedback, self.calendars,
+            self.delivery, self.operations, self.feedback, self.calendars, self.invites,
+            self.reports, self.digests,
         ):  # fmt: skip
             service.settings = settings
 
@@ -154,7 +169,7 @@ class Engine:
         self._clock = clock
         for service in (
             self.identity, self.requests, self.standing, self.links, self.privacy, self.delivery,
-            self.operations, self.feedback, self.calendars,
+            self.operations, self.feedback, self.calendars, self.reports, self.digests,
         ):  # fmt: skip
             service.clock = clock
 
@@ -299,17 +314,36 @@ class Engine:
         command); how many were read or failed."""
         return self.calendars.refresh(now)
 
+    # -- figures (Reports, Digests) ------------------------------------------------------------
+
+    def stats_text(self, person: Person, room: str | None, args: str = "", admin: bool = False
+                   ) -> str:  # fmt: skip
+        return self.reports.stats_text(person, room, args, admin)
+
+    def stats_figures(
+        self, pools: Sequence[str] | None, period: str, zone: ZoneInfo
+    ) -> tuple[StatsRows, datetime, datetime]:
+        return self.reports.figures(pools, period, zone)
+
+    def digest_setting(self, person: Person, room: str | None, args: str, admin: bool) -> str:
+        return self.digests.set(person, room, args, admin)
+
+    def send_digests(self, now: datetime | None = None) -> int:
+        return self.digests.send_due(now)
+
     # -- background work (Delivery, and the sweep of every service) ---------------------------
 
     def sweep(self, batch: int = SWEEP_BATCH) -> tuple[int, int]:
         """A poller's round: make the standing wishes' due days, purge what retention ends
         (at most every ten minutes), expire due requests and mark past meetings DONE, ask
-        "Did you meet?" about meetings over for a while; (expired, done)."""
+        "Did you meet?" about meetings over for a while, write the weekly digests that are due;
+        (expired, done)."""
         now = self.clock.now()
         self.standing.sweep(now)
         self.privacy.purge()
         swept = self.requests.expire(now, batch)
         self.feedback.ask(now)
+        self.digests.send_due(now)
         return swept
 
     def deliver(
@@ -320,6 +354,15 @@ class Engine:
         scopes: Callable[[OutboxItem], Sequence[Scope]] | None = None,
     ) -> DeliveryReport:
         return self.delivery.deliver(platform, send, limit, scopes)
+
+    def invite_file(self, invite: Invite) -> tuple[str, bytes]:
+        """A note's calendar invite as an ``.ics`` file: its name (``lunch.ics``) and bytes."""
+        return render_invite(invite, self.settings.invite_domain, self.clock.now())
+
+    def invite_line(self, invite: Invite, recipient: str) -> str:
+        """The line that stands in for the invite's file where a platform takes no files (a
+        link to add the meeting to a calendar), in ``recipient``'s zone."""
+        return invite_line(invite, self.identity.zone_of(Person(recipient, "")))
 
     def pause_sending(self, scopes: Sequence[Scope], seconds: float) -> None:
         self.delivery.pause(scopes, seconds)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -38,6 +38,7 @@ from .model import (
     Changes,
     Decision,
     Form,
+    Invite,
     Join,
     Left,
     MatchContext,
@@ -71,6 +72,10 @@ ZERO = timedelta(0)
 NEARBY_LIMIT = 50
 SUGGESTIONS = 2
 NAME_MAX = 100
+#: An invite's SEQUENCE is the whole seconds since this moment at the change it tells of: it
+#: grows with each change of a group, in every process, with no state kept (RFC 5545 3.8.7.4
+#: only asks that it increase).
+SEQUENCE_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 V = TypeVar("V")
 
 Strategy = Callable[[Wish, Sequence[Candidate], Sequence[OpenGroup], MatchContext], Decision]
@@ -133,6 +138,7 @@ class _Outcome:
     changes: Changes
     body: str | None
     buttons_label: str = "I can't make it"
+    invites: tuple[Invite, ...] = ()  # the subject's: of the group it joined or formed
 
 
 class _People:
@@ -268,8 +274,10 @@ def submit(
         outcome.changes.moves.append(Move(replaced.id, None, Status.CANCELLED))
         body = f"{body} {msg.replaced(replaced.activity, replaced.earliest, replaced.latest, zone)}"
     request_id = _apply_new(uow, outcome.changes, now)
+    if replaced is not None:  # a near miss taken: ``!iwant stats`` counts them
+        uow.mark_suggested(request_id)
     buttons = msg.cancel_button(request_id, outcome.buttons_label)
-    note = msg.Note(me.id, body, buttons, request_id)
+    note = msg.Note(me.id, body, buttons, request_id, invites=outcome.invites)
     return Submitted(note, own_zone, matched=True)
 
 
@@ -412,15 +420,16 @@ def _join(
     _place(changes, wish, subject, origin, result.id, now, account)
     names = [people.name(m.person) for m in group.members]
     newcomer = people.name(wish.person)
+    invite = _invite(result.id, now, start, end, wish.activity, [*names, newcomer])
     for m in group.members:
         body = msg.joined(
             wish.activity, start, end, [newcomer], [*names, newcomer], people.zone(m.person)
         )
-        changes.outbox.append(_note(m, body, result.id))
+        changes.outbox.append(_note(m, body, result.id, (invite,)))
     body = msg.matched_reply(
         wish.activity, start, end, names, people.zone(wish.person), joined_existing=True
     )
-    return _Outcome(changes, body)
+    return _Outcome(changes, body, invites=(invite,))
 
 
 def _form(
@@ -449,10 +458,11 @@ def _form(
         changes.moves.append(Move(c.id, group_id, Status.MATCHED))
     everyone = [people.name(c.person) for c in chosen]
     members = [*everyone, people.name(wish.person)]
+    invite = _invite(group_id, now, start, end, wish.activity, members)
     for i, c in enumerate(chosen):
         others = members[:i] + members[i + 1 :]
         body = msg.joined(wish.activity, start, end, others, members, people.zone(c.person))
-        changes.outbox.append(_note(c, body, group_id))
+        changes.outbox.append(_note(c, body, group_id, (invite,)))
     # Each member is reached through the account that made their request.
     subject_account = account or (subject.recipient if subject else wish.person)
     by_platform: dict[str, list[tuple[str, str]]] = {}
@@ -472,7 +482,7 @@ def _form(
     body = msg.matched_reply(
         wish.activity, start, end, everyone, people.zone(wish.person), joined_existing=False
     )
-    return _Outcome(changes, body)
+    return _Outcome(changes, body, invites=(invite,))
 
 
 def _place(
@@ -491,7 +501,9 @@ def _place(
     changes.moves.append(Move(subject.id, result_id, Status.MATCHED))
 
 
-def _note(member: StoredRequest, body: str, group: int | None = None) -> NewOutbox:
+def _note(
+    member: StoredRequest, body: str, group: int | None = None, invites: tuple[Invite, ...] = ()
+) -> NewOutbox:
     """A note to a member; one about who is in ``group`` (someone joined) is superseded by a
     newer one of the same group not yet sent to them (``NewOutbox.topic``)."""
     return NewOutbox(
@@ -500,7 +512,30 @@ def _note(member: StoredRequest, body: str, group: int | None = None) -> NewOutb
         msg.cancel_button(member.id, "I can't make it"),
         member.origin,
         topic=None if group is None else f"group:{group}",
+        invites=invites,
     )
+
+
+def _invite(
+    group: int,
+    now: datetime,
+    start: datetime,
+    end: datetime,
+    activity: str,
+    names: Sequence[str],
+    cancelled: bool = False,
+) -> Invite:
+    """The invite of ``group`` as it is at ``now`` (its SEQUENCE: ``SEQUENCE_EPOCH``)."""
+    sequence = max(0, int((now - SEQUENCE_EPOCH).total_seconds()))
+    return Invite(group, sequence, start, end, activity, tuple(names), cancelled)
+
+
+def _with_cancel(invites: tuple[Invite, ...], gone: Invite) -> tuple[Invite, ...]:
+    """``invites`` after the cancel ``gone``, unless they carry an invite of that group
+    already (a rematch that keeps the group's id: its invite updates the same event)."""
+    if any(i.group == gone.group for i in invites):
+        return invites
+    return (gone, *invites)
 
 
 def _marked(member: StoredRequest, body: str) -> str:
@@ -554,23 +589,26 @@ def cancel(
     # The leaver's own result keeps the meeting they left, and whom it was with.
     leaving = Move(request.id, own, Status.CANCELLED, Left(start, end, tuple(m.id for m in rest)))
     leaver = people.name(person)
+    names = [people.name(m.person) for m in rest]
+    gone = _invite(result.id, now, start, end, result.activity, [*names, leaver], cancelled=True)
     need = max([2, *(m.min_size for m in rest)])
     if len(rest) >= need:
         changes = Changes(
             results=[_change(result, size=len(rest), max_size=min(m.max_size for m in rest))],
             moves=[leaving],
         )
+        updated = _invite(result.id, now, start, end, result.activity, names)
         for m in rest:
             remaining = [people.name(x.person) for x in rest if x.id != m.id] + ["you"]
             body = msg.dropped_out(
                 result.activity, start, end, leaver, remaining, people.zone(m.person)
             )
-            changes.outbox.append(_note(m, body))
+            changes.outbox.append(_note(m, body, invites=(updated,)))
         uow.apply(changes, now)
     else:
         _dissolve(uow, result, rest, leaving, leaver, people,
-                  decide, ctx)  # fmt: skip
-    return msg.Note(person, msg.left_group(result.activity, start, end, zone))
+                  decide, ctx, gone)  # fmt: skip
+    return msg.Note(person, msg.left_group(result.activity, start, end, zone), invites=(gone,))
 
 
 def _dissolve(
@@ -582,10 +620,12 @@ def _dissolve(
     people: _People,
     decide: Strategy,
     ctx: MatchContext,
+    gone: Invite,
 ) -> None:
     """Too few are left for the group: each member waits on their own again (or has ended,
     if their deadline passed) and is matched afresh where possible. The group's result is
-    left to nobody (INVALID)."""
+    left to nobody (INVALID). Each is sent ``gone``, the cancel of the group's invite, with
+    the invite of a group they are rematched to."""
     now = ctx.now
     assert result.start is not None and result.end is not None
     start, activity = result.start, result.activity
@@ -597,7 +637,8 @@ def _dissolve(
         changes.moves.append(Move(m.id, None, status))
         if expired:
             body = msg.nobody_left(activity, start, end, leaver, people.zone(m.person))
-            changes.outbox.append(NewOutbox(m.recipient, _marked(m, body), [], m.origin))
+            note = NewOutbox(m.recipient, _marked(m, body), [], m.origin, invites=(gone,))
+            changes.outbox.append(note)
     uow.apply(changes, now)
     for m in rest:
         if m.deadline <= now:
@@ -609,21 +650,29 @@ def _dissolve(
         outcome = _rematch(uow, current, people, decide, ctx)
         if outcome is None:
             body = msg.alone_again(activity, start, end, leaver, m.deadline, zone)
-            note = NewOutbox(m.recipient, _marked(m, body), msg.cancel_button(m.id), m.origin)
+            buttons = msg.cancel_button(m.id)
+            note = NewOutbox(m.recipient, _marked(m, body), buttons, m.origin, invites=(gone,))
             uow.apply(Changes(outbox=[note]), now)
             continue
         assert outcome.body is not None
         # Others of the broken group that this rematch takes along hear why, too.
         fellows = {x.recipient for x in rest if x.id != m.id}
         outcome.changes.outbox = [
-            replace(n, body=msg.rematched_after_drop_out(leaver, n.body), topic=None)
+            replace(
+                n,
+                body=msg.rematched_after_drop_out(leaver, n.body),
+                topic=None,
+                invites=_with_cancel(n.invites, gone),
+            )
             if n.recipient in fellows
             else n
             for n in outcome.changes.outbox
         ]
         body = _marked(m, msg.rematched_after_drop_out(leaver, outcome.body))
         buttons = msg.cancel_button(m.id, outcome.buttons_label)
-        outcome.changes.outbox.append(NewOutbox(m.recipient, body, buttons, m.origin))
+        invites = _with_cancel(outcome.invites, gone)
+        note = NewOutbox(m.recipient, body, buttons, m.origin, invites=invites)
+        outcome.changes.outbox.append(note)
         uow.apply(outcome.changes, now)
 
 

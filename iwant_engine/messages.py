@@ -10,7 +10,7 @@ from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from .model import Beat, OpenRequest, OutboxDepth, Status
+from .model import Beat, Invite, OpenRequest, OutboxDepth, Status
 
 if TYPE_CHECKING:
     from .model import Suggestion
@@ -33,6 +33,8 @@ class Note:
     request_id: int | None = None  # the request this answers, acknowledged once sent
     # Whether the command may have queued notifications to deliver now (False: it did not).
     queued: bool = True
+    # Calendar invites of the groups this answer is about (issue 27).
+    invites: tuple[Invite, ...] = ()
 
 
 #: Unicode categories never echoed: controls, formats (zero-width, bidi overrides),

@@ -6,9 +6,10 @@ All datetimes are aware and in UTC; all meeting times are whole minutes.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
 
 class Status(enum.StrEnum):
@@ -208,6 +209,63 @@ SUPERSEDED = "superseded by a newer note"
 
 
 @dataclass(frozen=True)
+class Invite:
+    """A calendar invite for one group, as a member's note carries it (issue 27): the
+    meeting, who is in it (display names) and whether it is a cancellation. ``sequence``
+    grows with each change of the group (RFC 5545 SEQUENCE); the group's id makes the UID.
+    Rendered as an ``.ics`` file, or a link, where it is sent."""
+
+    group: int
+    sequence: int
+    start: datetime  # UTC
+    end: datetime  # UTC
+    activity: str
+    attendees: tuple[str, ...]
+    cancelled: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """As stored in the outbox's ``invites`` column."""
+        return {
+            "group": self.group,
+            "sequence": self.sequence,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "activity": self.activity,
+            "attendees": list(self.attendees),
+            "cancelled": self.cancelled,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Invite:
+        return cls(
+            int(data["group"]),
+            int(data["sequence"]),
+            datetime.fromisoformat(data["start"]),
+            datetime.fromisoformat(data["end"]),
+            str(data["activity"]),
+            tuple(str(a) for a in data["attendees"]),
+            bool(data["cancelled"]),
+        )
+
+
+def invites_to_json(invites: tuple[Invite, ...]) -> list[dict[str, Any]] | None:
+    """The outbox column's value: None when a note carries no invite."""
+    return [i.to_json() for i in invites] or None
+
+
+def renamed_invites(
+    invites: tuple[Invite, ...], rename: Callable[[str], str]
+) -> tuple[Invite, ...]:
+    """``invites`` with each attendee's name renamed (a forgotten person's, ``forget``)."""
+    return tuple(replace(i, attendees=tuple(rename(a) for a in i.attendees)) for i in invites)
+
+
+def invites_from_json(value: Any) -> tuple[Invite, ...]:
+    """The outbox column read back (None, or a list of ``Invite.to_json``)."""
+    return tuple(Invite.from_json(v) for v in value) if value else ()
+
+
+@dataclass(frozen=True)
 class OutboxItem:
     """A notification claimed for delivery."""
 
@@ -218,6 +276,8 @@ class OutboxItem:
     origin: str | None
     attempts: int
     group_members: list[str] | None = None  # a group conversation for these people
+    chart: dict[str, Any] | None = None  # ``NewOutbox.chart``
+    invites: tuple[Invite, ...] = ()  # calendar invites that go with it (issue 27)
 
 
 @dataclass(frozen=True)
@@ -400,6 +460,11 @@ class NewOutbox:
     # Notes of one topic to one recipient say the same thing, newest best ("who is in group
     # 12 now"): when several wait, only the newest is sent (``Storage.claim_outbox``).
     topic: str | None = None
+    # A chart's data (a weekly digest's), drawn as an image where the platform takes images.
+    chart: dict[str, Any] | None = None
+    # Calendar invites of the groups the note is about (issue 27); who gets them is
+    # ``invites.InvitePolicy``'s to decide at delivery.
+    invites: tuple[Invite, ...] = ()
 
     @property
     def platform(self) -> str:
@@ -586,3 +651,53 @@ class SharedGroup:
     result_id: int
     start: datetime
     answers: tuple[Question, ...]
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A count and how many different people it rests on."""
+
+    count: int
+    people: int
+
+
+@dataclass(frozen=True)
+class DayTally:
+    """One local day of a period: wishes for a time that day, those that met someone, and
+    the people who made them."""
+
+    wishes: int
+    met: int
+    people: int
+
+
+@dataclass(frozen=True)
+class StatsRows:
+    """What a storage counts for ``Storage.stats``: plain numbers, never who. A wish "met"
+    when its request is MATCHED or DONE; a group is the result of met requests; the period
+    holds the wishes whose window starts in it (``earliest``)."""
+
+    wishes: Tally  # people: everyone who wished
+    met: Tally  # wishes that met someone; people: those in groups
+    groups: int  # groups formed (they rest on ``met.people``)
+    answered: Tally  # groups someone answered "Did you meet?" about; people: who answered
+    reported_met: int  # of those, groups where an answer said all or some of them met
+    # Per group, how long its first wish waited for a second (the group's two earliest
+    # wishes); ``waits`` groups, their lower median in whole seconds (None without any).
+    waits: int
+    median_wait_seconds: int | None
+    suggestions: Tally  # near misses taken: wishes made "instead of #N" that met someone
+    first_pairs: Tally  # pairs in a group together for the first time; people: in them
+    hours: Mapping[int, Tally]  # wishes by the local hour (0-23) their window starts
+    days: Mapping[date, DayTally]  # by the local day their window starts
+    activities: Mapping[str, Tally]  # wishes by activity
+
+
+@dataclass(frozen=True)
+class DigestRoom:
+    """A room that gets the weekly digest of its pool, next at ``next_at``."""
+
+    room: str  # "platform:id"
+    pool: str
+    next_at: datetime
+    last_sent_at: datetime | None = None

@@ -4,7 +4,6 @@ deadline passed."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -16,6 +15,7 @@ from .clock import Clock
 from .errors import DuplicateEvent, Unavailable, UserError
 from .grammar import is_number, names_no_time, parse_wish
 from .identity import Identity, check_person
+from .invites import CalendarPeople, InvitePolicy
 from .matchmaker import Matchmaker
 from .model import (
     LIVE,
@@ -35,9 +35,6 @@ from .storage.protocol import Storage, UnitOfWork
 MAX_ID = 2**31 - 1
 #: Results expired or marked done per unit of work.
 SWEEP_BATCH = 500
-#: Who has a linked calendar is re-read this often; linked in another process, a calendar
-#: counts for wishes after at most this long (as a zone set there does, ``identity``).
-CALENDAR_CACHE_SECONDS = 60
 #: The board in a direct message shows the rooms of a person's requests this far back.
 BOARD_HISTORY = timedelta(days=30)
 
@@ -52,7 +49,10 @@ class Requests:
         settings: Settings,
         identity: Identity,
         matchmaker: Matchmaker,
+        invites: InvitePolicy | None = None,
     ) -> None:
+        """``invites``: who receives the calendar invites of answers (and whose wishes read
+        their busy times: its ``calendars``); one of its own when not given."""
         self.storage = storage
         self.clock = clock
         self.settings = settings
@@ -60,19 +60,15 @@ class Requests:
         self.matchmaker = matchmaker
         #: Counts an event of ``hookspecs.OBSERVED`` (the engine's ``iwant_observe``).
         self.observe: Callable[[str], None] = lambda event: None
-        # (until, people with a linked calendar): a wish of anyone else reads no busy blocks.
-        self._calendared: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self.invites = invites or InvitePolicy(settings, CalendarPeople(storage))
 
     def calendar_changed(self) -> None:
         """A calendar was linked or removed in this process: who has one is read again."""
-        self._calendared = (0.0, frozenset())
+        self.invites.calendars.changed()
 
     def _has_calendar(self, person: str) -> bool:
-        until, people = self._calendared
-        if time.monotonic() >= until:
-            people = frozenset(self.storage.calendar_people())
-            self._calendared = (time.monotonic() + CALENDAR_CACHE_SECONDS, people)
-        return person in people
+        # A wish of anyone without a linked calendar reads no busy blocks.
+        return self.invites.calendars.has(person)
 
     def pool_for(self, person: Person, room: str | None) -> str:
         """The pool of a wish made in ``room`` (None: in a direct message)."""
@@ -165,7 +161,8 @@ class Requests:
         who = self.identity.guess_person(person)
         for _ in range(4):
             try:
-                return self._submit_in(person, who, text, room, zone, key, durable_reply)
+                note = self._submit_in(person, who, text, room, zone, key, durable_reply)
+                return self.invites.note(note, who)
             except matching.WrongPerson as linked:  # linked in another process meanwhile
                 who = linked.person
                 self.identity.remember_link(person.id, who)
@@ -327,7 +324,8 @@ class Requests:
         else:
             request_id = _select(self.storage.open_requests(who, now), selector)
         with self.storage.transaction() as uow:
-            return self.cancel_within(uow, who, request_id, now)
+            note = self.cancel_within(uow, who, request_id, now)
+        return self.invites.note(note, who)
 
     def cancel_within(self, uow: UnitOfWork, who: str, request_id: int, now: datetime) -> msg.Note:
         """Cancel ``who``'s request inside the caller's unit of work (``forget`` does all of a

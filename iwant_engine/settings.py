@@ -77,6 +77,14 @@ class Settings:
     calendar_horizon: timedelta = timedelta(days=14)
     calendar_tell_after: timedelta = timedelta(hours=24)
     fetch_limits: FetchLimits = field(default_factory=FetchLimits)
+    # [calendar] invites: who gets a calendar invite with each match: "linked" (people who
+    # linked a calendar), "all" or "off"; ``invite_domain``: the @domain of its UID.
+    invites: str = "linked"
+    invite_domain: str = "iwant.invalid"
+    # The weekly digest (``!iwant digest on``): weekday (0 = Monday) and hour, in the
+    # default time zone (``IWANT_TIMEZONE``).
+    digest_weekday: int = 0
+    digest_hour: int = 9
 
     def activity(self, name: str) -> Activity | None:
         return self.activities.get(name) or (
@@ -116,6 +124,20 @@ def _int(section: str, key: str, value: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise SettingsError(f"plugins.cfg [{section}] {key} = {number}: must be {low}..{high}")
     return number
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _weekday(value: str) -> int:
+    word = value.strip().lower()
+    for number, name in enumerate(WEEKDAYS):
+        if word in (name, name[:3]):
+            return number
+    raise SettingsError(
+        f"plugins.cfg [digest] weekday = {value.strip()!r}: write a day of the week, "
+        "like weekday = monday"
+    )
 
 
 def _activity(name: str, value: str) -> Activity:
@@ -163,6 +185,24 @@ def _calendar(
     )
 
 
+INVITES = ("linked", "all", "off")
+_DOMAIN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
+
+
+def _invites(section: Mapping[str, str]) -> tuple[str, str]:
+    """``[calendar] invites`` and ``invite_domain``."""
+    invites = section.get("invites", "linked").strip().lower()
+    if invites not in INVITES:
+        raise SettingsError(f"plugins.cfg [calendar] invites = {invites!r}: use linked, all or off")
+    domain = section.get("invite_domain", "iwant.invalid").strip()
+    if not _DOMAIN.fullmatch(domain) or len(domain) > 200:
+        raise SettingsError(
+            f"plugins.cfg [calendar] invite_domain = {domain[:60]!r}: use a domain name, "
+            "like iwant.example.com"
+        )
+    return invites, domain
+
+
 def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
     """Read plugins.cfg text and the environment into ``Settings``."""
     env = os.environ if environ is None else environ
@@ -194,9 +234,19 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
 
     limits = cfg["limits"] if cfg.has_section("limits") else {}
     feedback = cfg["feedback"] if cfg.has_section("feedback") else {}
-    refresh, calendar_horizon, tell_after, fetch_limits = _calendar(
-        cfg["calendar"] if cfg.has_section("calendar") else {}
-    )
+    calendar_cfg = cfg["calendar"] if cfg.has_section("calendar") else {}
+    refresh, calendar_horizon, tell_after, fetch_limits = _calendar(calendar_cfg)
+    invites, invite_domain = _invites(calendar_cfg)
+    digest = cfg["digest"] if cfg.has_section("digest") else {}
+    for key in set(digest) - {"weekday", "hour"}:
+        raise SettingsError(
+            f"plugins.cfg [digest] {key}: unknown; write weekday = monday and hour = 9"
+        )
+    for key in set(feedback) - {"ask_after_minutes", "expire_after_days"}:
+        raise SettingsError(
+            f"plugins.cfg [feedback] {key}: unknown; write ask_after_minutes = 30 and "
+            "expire_after_days = 7"
+        )
     strategy = engine.get("strategy", "overlap").strip()
     suggestions = engine.get("suggestions", "on").strip().lower()
     if suggestions not in ("on", "off"):
@@ -298,6 +348,8 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
                 "feedback", "expire_after_days", feedback.get("expire_after_days", "7"), 1, 90
             )
         ),
+        digest_weekday=_weekday(digest.get("weekday", "monday")),
+        digest_hour=_int("digest", "hour", digest.get("hour", "9"), 0, 23),
         standing_lead=timedelta(
             hours=_int(
                 "limits", "standing_lead_hours", limits.get("standing_lead_hours", "12"), 0, 48
@@ -307,6 +359,8 @@ def parse_cfg(text: str, environ: Mapping[str, str] | None = None) -> Settings:
         calendar_horizon=calendar_horizon,
         calendar_tell_after=tell_after,
         fetch_limits=fetch_limits,
+        invites=invites,
+        invite_domain=invite_domain,
     )
 
 

@@ -185,7 +185,13 @@ def sweep_step(
             elif m.matched and m.note is not None:
                 body = msg.from_standing(m.note.body, standing.activity)
                 notes.outbox.append(
-                    NewOutbox(standing.person, body, m.note.buttons, standing.origin)
+                    NewOutbox(
+                        standing.person,
+                        body,
+                        m.note.buttons,
+                        standing.origin,
+                        invites=m.note.invites,
+                    )  # fmt: skip
                 )
     if notes:
         uow.apply(notes, now)

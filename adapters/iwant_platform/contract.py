@@ -41,6 +41,9 @@ class Capabilities:
     threads: bool = False
     #: Files sent to a person (``send_file``): an export as ``iwant-export.json``.
     files: bool = False
+    #: Images posted in a room (``send_image``): the weekly digest's chart. Without them
+    #: the digest is its text alone.
+    images: bool = False
     #: Mentions that notify the person named.
     mentions: bool = False
     #: One screen shows every person's messages (errbot's local console): a message to
@@ -184,6 +187,10 @@ class ChatPlatform:
     def send_file(self, to: LocalId, filename: str, content: bytes, caption: str) -> None:
         """A file to a person, privately (``capabilities.files``)."""
         raise Undeliverable("this platform takes no files")
+
+    def send_image(self, to: LocalId, filename: str, content: bytes, caption: str) -> None:
+        """A PNG image with ``caption`` under it, in a room (``capabilities.images``)."""
+        raise Undeliverable("this platform takes no images")
 
     def open_group(self, members: Sequence[LocalId], text: str, room: LocalId | None) -> None:
         """Post ``text`` in a conversation with all ``members`` (``capabilities

@@ -110,6 +110,7 @@ class IWantSlackBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is 
         group_max=MAX_GROUP_DM,
         threads=True,
         files=True,
+        images=True,
         mentions=True,
     )
     # Slack's published limits, bursts kept below theirs so that network jitter between
@@ -558,6 +559,21 @@ class IWantSlackBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot is 
 
     def send_file(self, to: LocalId, filename: str, content: bytes, caption: str) -> None:
         self.upload(self.build_identifier(to), filename, content, caption)
+
+    def send_image(self, to: LocalId, filename: str, content: bytes, caption: str) -> None:
+        """An image shared into the channel ``to`` (files_upload_v2), ``caption`` as its
+        comment. Raises like ``send_message``."""
+        channel = self._channel_for(self.build_identifier(to))
+        try:
+            self.web.files_upload_v2(
+                channel=channel,
+                content=bytes(content),
+                filename=filename,
+                title=filename,
+                initial_comment=outgoing_text(caption) if caption else None,
+            )
+        except Exception as exc:
+            raise delivery_error(exc, f"image upload to {channel}") from exc
 
     def spends(self, out: Outgoing) -> Sequence[Spend]:
         if out.members is None:

@@ -124,7 +124,7 @@ class IWantTelegramBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot 
     and iwant's ``ChatPlatform``."""
 
     platform = "telegram"
-    capabilities = Capabilities(buttons=True, files=True, mentions=True)
+    capabilities = Capabilities(buttons=True, files=True, images=True, mentions=True)
     # Telegram's published limits, bursts kept below what it lets through.
     budgets = (
         Budget("bot", "30/s burst 15", about="every message of the bot"),
@@ -523,6 +523,24 @@ class IWantTelegramBackend(ErrBot, ErrbotChat):  # type: ignore[misc]  # errbot 
 
     def send_file(self, to: LocalId, filename: str, content: bytes, caption: str) -> None:
         self.upload(self.build_identifier(to), filename, content, caption)
+
+    def send_image(self, to: LocalId, filename: str, content: bytes, caption: str) -> None:
+        """A photo (sendPhoto) in the chat ``to``, a group's too, ``caption`` under it (cut
+        to Telegram's 1,024 units). Raises like ``send_message``."""
+        loop, bot = self._loop, self._tg
+        if loop is None or bot is None:
+            raise TelegramSendError("Not connected to Telegram")
+        if threading.get_ident() == self._loop_thread:
+            raise RuntimeError("send_image cannot be called on the backend's event loop")
+        chat_id = self._chat_id(self.build_identifier(to))
+        text = truncate_text(caption or "", MAX_CAPTION_LENGTH)
+
+        def upload(target: int) -> Awaitable[object]:
+            photo = telegram.InputFile(content, filename=filename.strip() or "image.png")
+            return bot.send_photo(chat_id=target, photo=photo, caption=text or None)
+
+        self._run_send(loop, self._deliver(chat_id, upload, "photo"), chat_id)
+        log.debug("Sent photo %s (%d bytes) to %s", filename, len(content), chat_id)
 
     def spends(self, out: Outgoing) -> Sequence[Spend]:
         if out.members is not None:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from ..errors import DuplicateEvent
 from ..hookspecs import hookimpl
@@ -20,6 +21,8 @@ from ..model import (
     SUPERSEDED,
     Beat,
     Changes,
+    DigestRoom,
+    Invite,
     Left,
     LinkedCalendar,
     NearbyRows,
@@ -34,13 +37,16 @@ from ..model import (
     SharedGroup,
     Span,
     Standing,
+    StatsRows,
     Status,
     StoredGroup,
     StoredRequest,
     StoredResult,
     Wish,
+    renamed_invites,
 )
 from ..pacing import PaceBook, Step
+from .memory_stats import count_stats
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,8 @@ class _OutboxRow:
     failed_at: datetime | None = None
     error: str | None = None
     topic: str | None = None
+    chart: dict[str, Any] | None = None
+    invites: tuple[Invite, ...] = ()
 
     @property
     def pending(self) -> bool:
@@ -86,6 +94,8 @@ class _State:
     questions: dict[tuple[int, str], Question] = field(default_factory=dict)
     calendars: dict[str, LinkedCalendar] = field(default_factory=dict)  # person -> calendar
     busy: dict[str, tuple[Span, ...]] = field(default_factory=dict)  # person -> sorted spans
+    suggested: dict[int, bool] = field(default_factory=dict)  # request id -> took a near miss
+    digests: dict[str, DigestRoom] = field(default_factory=dict)  # room -> its digest
     last_ids: dict[str, int] = field(
         default_factory=lambda: {"request": 0, "result": 0, "outbox": 0, "standing": 0}
     )
@@ -305,6 +315,22 @@ class _MemoryUnitOfWork:
         if key in self.state.questions:
             self.state.questions[key] = question
 
+    def mark_suggested(self, request_id: int) -> None:
+        self.state.suggested[request_id] = True
+
+    def digest(self, room: str) -> DigestRoom | None:
+        return self.state.digests.get(room)
+
+    def save_digest(self, digest: DigestRoom) -> None:
+        self.state.digests[digest.room] = digest
+
+    def drop_digest(self, room: str) -> bool:
+        return self.state.digests.pop(room, None) is not None
+
+    def due_digests(self, now: datetime, limit: int) -> list[DigestRoom]:
+        due = [d for d in self.state.digests.values() if d.next_at <= now]
+        return sorted(due, key=lambda d: (d.next_at, d.room))[:limit]
+
     def set_feedback(self, person: str, off: bool) -> None:
         old = self.state.people.get(person)
         if old is not None:
@@ -383,7 +409,7 @@ class _MemoryUnitOfWork:
             members = None if n.group_members is None else list(n.group_members)
             s.outbox[row_id] = _OutboxRow(
                 row_id, n.recipient, n.platform, n.body, buttons, n.origin, members, now, now,
-                topic=n.topic,
+                topic=n.topic, chart=n.chart, invites=n.invites,
             )  # fmt: skip
         return new_id
 
@@ -507,6 +533,7 @@ class _MemoryUnitOfWork:
             key = s.requests.pop(i).event_key
             s.event_keys.pop(key or "", None)
             s.unreplied.pop(i, None)
+            s.suggested.pop(i, None)
         for r in own:
             del s.results[r]
             s.left.pop(r, None)
@@ -530,6 +557,13 @@ class _MemoryUnitOfWork:
             elif name and name in row.body and rename(row.body) != row.body:
                 s.outbox[row.id] = replace(row, body=rename(row.body))
                 counts["outbox"] += 1
+            elif name and renamed_invites(row.invites, rename) != row.invites:
+                counts["outbox"] += 1
+            if name and row.id in s.outbox:  # the invites it carries name them too
+                now_row = s.outbox[row.id]
+                s.outbox[row.id] = replace(
+                    now_row, invites=renamed_invites(now_row.invites, rename)
+                )
         return dict(counts)
 
     def purge(self, before: datetime, limit: int) -> int:
@@ -541,6 +575,7 @@ class _MemoryUnitOfWork:
             key = s.requests.pop(i).event_key
             s.event_keys.pop(key or "", None)
             s.unreplied.pop(i, None)
+            s.suggested.pop(i, None)
         used = {r.result_id for r in s.requests.values()}
         unused = [g for g in s.results if g not in used][: max(0, limit - len(done))]
         for g in unused:
@@ -778,6 +813,20 @@ class MemoryStorage:
         with self._lock:
             return any(_calendar_due(c, now) for c in self._state.calendars.values())
 
+    def has_due_digests(self, now: datetime) -> bool:
+        with self._lock:
+            return bool(_MemoryUnitOfWork(self._state).due_digests(now, 1))
+
+    def stats(
+        self, pools: Sequence[str] | None, since: datetime, until: datetime, zone: str
+    ) -> StatsRows:
+        with self._lock:
+            s = self._state
+            return count_stats(
+                s.requests.values(), s.results, s.questions.values(), set(s.suggested), pools,
+                since, until, zone,
+            )  # fmt: skip
+
     def has_due_standing(self, now: datetime) -> bool:
         with self._lock:
             return bool(self._state.due_standing(now))
@@ -839,7 +888,11 @@ class MemoryStorage:
                 members = None if row.group_members is None else list(row.group_members)
                 buttons = [dict(b) for b in row.buttons]
                 head = (row.id, row.recipient, row.body)
-                items.append(OutboxItem(*head, buttons, row.origin, row.attempts, members))
+                items.append(
+                    OutboxItem(
+                        *head, buttons, row.origin, row.attempts, members, row.chart, row.invites
+                    )
+                )
             return items
 
     def ack(self, outbox_id: int, now: datetime) -> None:

@@ -34,6 +34,7 @@ from typing import Protocol
 from ..model import (
     Beat,
     Changes,
+    DigestRoom,
     LinkedCalendar,
     NearbyRows,
     Neighbourhood,
@@ -47,6 +48,7 @@ from ..model import (
     SharedGroup,
     Span,
     Standing,
+    StatsRows,
     StoredGroup,
     StoredRequest,
     StoredResult,
@@ -119,6 +121,26 @@ class UnitOfWork(Protocol):
 
     def save_answer(self, question: Question) -> None:
         """Write a stored question's ``answer``, ``absent`` and ``answered_at``."""
+
+    def mark_suggested(self, request_id: int) -> None:
+        """Record that the request (stored in this unit of work) took a near miss: it was
+        made "instead of #N" and met someone (``Storage.stats`` counts these)."""
+
+    # -- weekly digests ------------------------------------------------------------------------
+
+    def digest(self, room: str) -> DigestRoom | None:
+        """The room's digest, or None when it gets none."""
+
+    def save_digest(self, digest: DigestRoom) -> None:
+        """Insert the room's digest, or replace the stored one."""
+
+    def drop_digest(self, room: str) -> bool:
+        """The room gets no digest any more; False when it got none."""
+
+    def due_digests(self, now: datetime, limit: int) -> list[DigestRoom]:
+        """Digests with ``next_at <= now``, earliest first, at most ``limit``; each is claimed
+        (another unit of work's ``due_digests`` skips it) until this one ends, so that one
+        process alone sends each (it saves the next ``next_at`` before the end)."""
 
     def set_feedback(self, person: str, off: bool) -> None:
         """Set a stored person's ``feedback_off``; the engine stores the person first
@@ -309,6 +331,16 @@ class Storage(Protocol):
 
     def has_to_ask(self, ended: datetime, since: datetime) -> bool:
         """Whether ``UnitOfWork.to_ask`` would find anything; cheap, takes no write lock."""
+
+    def has_due_digests(self, now: datetime) -> bool:
+        """Whether ``UnitOfWork.due_digests`` would find anything; cheap, takes no write lock."""
+
+    def stats(
+        self, pools: Sequence[str] | None, since: datetime, until: datetime, zone: str
+    ) -> StatsRows:
+        """The counts of ``!iwant stats`` (see ``model.StatsRows``) over the requests of
+        ``pools`` (None: every pool) whose window starts in ``[since, until)``; hours and days
+        are local to the IANA zone ``zone``. Counts only: no id or name leaves it."""
 
     def has_due_standing(self, now: datetime) -> bool:
         """Whether ``UnitOfWork.due_standing`` would find anything; cheap, takes no write

@@ -194,6 +194,8 @@ class Request(Base):
     replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The account that made it, when ``person`` is the person it is linked to.
     account: Mapped[str | None] = mapped_column(String(PERSON_MAX))
+    # Made from a near miss ("instead of #12") and met someone: counted by ``!iwant stats``.
+    suggested: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     __table_args__ = (
         # Candidate selection: same pool and activity, waiting, window ending after ours starts.
@@ -207,6 +209,9 @@ class Request(Base):
             postgresql_where=text("status = 'PENDING'"),
             sqlite_where=text("status = 'PENDING'"),
         ),
+        # ``!iwant stats``: a period of wishes by window start, of some pools or of all.
+        Index("ix_requests_pool_earliest", "pool", "earliest"),
+        Index("ix_requests_earliest", "earliest"),
         Index(
             "ix_requests_event_key",
             "event_key",
@@ -241,6 +246,10 @@ class Outbox(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     group_members: Mapped[list[str] | None] = mapped_column(JSON)  # a group conversation
     topic: Mapped[str | None] = mapped_column(String(64))  # newest of a topic supersedes
+    # A weekly digest's chart data, drawn as an image where the platform takes images.
+    chart: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Calendar invites (``Invite.to_json``) that go with the note (issue 27).
+    invites: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
 
     __table_args__ = (
         # Only undelivered rows are ever scanned; a partial index keeps it small on PostgreSQL.
@@ -374,6 +383,20 @@ class BusyBlock(Base):
     end: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_busy_blocks_person_end", "person", "end"),)
+
+
+class Digest(Base):
+    """A room that gets the weekly digest (``!iwant digest on``), and when it is next due.
+    A room setting: it names no person."""
+
+    __tablename__ = "digests"
+
+    room: Mapped[str] = mapped_column(String(POOL_MAX), primary_key=True)  # "platform:id"
+    pool: Mapped[str] = mapped_column(String(POOL_MAX))
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_digests_next_at", "next_at"),)
 
 
 class ProcessBeat(Base):

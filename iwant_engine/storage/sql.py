@@ -71,6 +71,7 @@ from ..model import (
     Changes,
     Left,
     Neighbourhood,
+    NewOutbox,
     OpenRequest,
     OutboxItem,
     PersonInfo,
@@ -80,11 +81,14 @@ from ..model import (
     StoredRequest,
     StoredResult,
     Wish,
+    invites_from_json,
+    invites_to_json,
 )
 from ..pacing import PaceBook
 from .compiled import Prepared, RowWrites, Runner
 from .schema import NAME_MAX, UTCDateTime
 from .sql_calendars import CalendarReads, CalendarWork
+from .sql_digests import DigestReads, DigestWork
 from .sql_links import LinkReads, LinkWork
 from .sql_nearby import BoardReads, NearbyWork
 from .sql_operations import OperationsStore
@@ -106,6 +110,7 @@ from .sql_rows import (
     still_leased,
 )
 from .sql_standing import StandingReads, StandingWork
+from .sql_stats import StatsReads, StatsWork
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +135,7 @@ def lock_key(*parts: str) -> int:
 
 class SQLStorage(
     StandingReads, BoardReads, PrivacyReads, LinkReads, PacingStore, OperationsStore,
-    QuestionReads, CalendarReads,
+    QuestionReads, CalendarReads, StatsReads, DigestReads,
 ):  # fmt: skip
     """Requests, results, people, ignore lists and the outbox in one SQL database."""
 
@@ -476,6 +481,8 @@ class SQLStorage(
                 r.origin,
                 r.attempts,
                 r.group_members,
+                r.chart,
+                invites_from_json(r.invites),
             )  # fmt: skip
             for r in rows
         ]
@@ -506,7 +513,10 @@ class SQLStorage(
             conn.execute(update(OUTBOX).where(still_leased(outbox_id, lease)).values(**values))
 
 
-class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, CalendarWork):
+class SQLWork(
+    StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, CalendarWork, StatsWork,
+    DigestWork,
+):  # fmt: skip
     """A unit of work: one transaction on one connection."""
 
     def __init__(self, storage: SQLStorage, conn: Connection, runner: Runner | None = None) -> None:
@@ -734,6 +744,9 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
             {"b_id": result_id, "b_status": status, "b_now": now}
             for result_id, status in changes.retired
         ]
+        charted = [o for o in changes.outbox if o.chart is not None]  # a digest: rare
+        if charted:
+            self._run(insert(OUTBOX), [_outbox_values(o, now) for o in charted])
         outbox = [
             {
                 "recipient": o.recipient,
@@ -746,8 +759,10 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
                 "attempts": 0,
                 "group_members": o.group_members,
                 "topic": o.topic,
+                "invites": invites_to_json(o.invites),
             }
             for o in changes.outbox
+            if o.chart is None
         ]
         # A request moved to a new result (leaving a group, a dissolved group): that result
         # first, so that every move points to a stored one. Never on a submission's path.
@@ -878,6 +893,7 @@ class SQLWork(StandingWork, NearbyWork, PrivacyWork, LinkWork, QuestionWork, Cal
             "o_buttons": [_json(o["buttons"]) for o in outbox],
             "o_members": [_json(o["group_members"]) for o in outbox],
             "o_topic": [o["topic"] for o in outbox],
+            "o_invites": [_json(o["invites"]) for o in outbox],
             "with_request": request is not None,
         }
         values, target = request if request is not None else ({}, None)
@@ -996,6 +1012,16 @@ def _naive(value: Any) -> Any:
     return value
 
 
+def _outbox_values(o: NewOutbox, now: datetime) -> dict[str, Any]:
+    """An outbox row's values, for a plain insert (one with a chart)."""
+    return {
+        "recipient": o.recipient, "platform": o.platform, "body": o.body,
+        "buttons": o.buttons or None, "origin": o.origin, "created_at": now,
+        "next_attempt_at": now, "attempts": 0, "group_members": o.group_members,
+        "topic": o.topic, "chart": o.chart, "invites": invites_to_json(o.invites),
+    }  # fmt: skip
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
@@ -1037,13 +1063,14 @@ PG_STEP = text(
     "FROM unnest(CAST(:t_id AS int[]), CAST(:t_status AS varchar[])) AS z(id, status) "
     "WHERE results.id = z.id), "
     "o AS (INSERT INTO outbox (recipient, platform, body, buttons, origin, created_at, "
-    "next_attempt_at, attempts, group_members, topic) "
+    "next_attempt_at, attempts, group_members, topic, invites) "
     "SELECT w.recipient, w.platform, w.body, CAST(w.buttons AS json), w.origin, "
-    "CAST(:now AS timestamp), CAST(:now AS timestamp), 0, CAST(w.members AS json), w.topic "
+    "CAST(:now AS timestamp), CAST(:now AS timestamp), 0, CAST(w.members AS json), w.topic, "
+    "CAST(w.invites AS json) "
     "FROM unnest(CAST(:o_recipient AS varchar[]), CAST(:o_platform AS varchar[]), "
     "CAST(:o_body AS text[]), CAST(:o_buttons AS text[]), CAST(:o_origin AS varchar[]), "
-    "CAST(:o_members AS text[]), CAST(:o_topic AS varchar[])) "
-    "AS w(recipient, platform, body, buttons, origin, members, topic)) "
+    "CAST(:o_members AS text[]), CAST(:o_topic AS varchar[]), CAST(:o_invites AS text[])) "
+    "AS w(recipient, platform, body, buttons, origin, members, topic, invites)) "
     + _REQUEST_INSERT
     + f"SELECT {_REQUEST_FIELDS}, CAST(:result_id AS int) WHERE CAST(:with_request AS boolean) "
     "RETURNING id"
@@ -1172,7 +1199,7 @@ _REQUEST_VALUES = [*WISH_COLUMNS, "status", "event_key", "replied_at", "account"
 _MOVING_VALUES = ["id", *_REQUEST_VALUES]
 _OUTBOX_VALUES = [
     "recipient", "platform", "body", "buttons", "origin", "created_at", "next_attempt_at",
-    "attempts", "group_members", "topic",
+    "attempts", "group_members", "topic", "invites",
 ]  # fmt: skip
 _PERSON_VALUES = ["id", "display_name", "timezone", "platform_timezone"]
 

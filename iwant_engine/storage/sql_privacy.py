@@ -6,15 +6,27 @@ Mixed into ``SQLWork`` (``forget``, ``purge``, ``ask_to_forget``: inside a unit 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import delete, exists, false, not_, or_, select, update
+from sqlalchemy import Text, delete, exists, false, not_, or_, select, update
+from sqlalchemy import cast as cast_
 from sqlalchemy.engine import Connection
 
-from ..model import LIVE, OutboxItem, PersonData, PersonInfo, StoredRequest, StoredResult
+from ..model import (
+    LIVE,
+    OutboxItem,
+    PersonData,
+    PersonInfo,
+    StoredRequest,
+    StoredResult,
+    invites_from_json,
+    invites_to_json,
+    renamed_invites,
+)
 from .sql_calendars import calendar_of
 from .sql_questions import question_of
 from .sql_rows import (
@@ -69,16 +81,28 @@ class PrivacyWork:
         }
         # Group conversation rows list their members; other people's notifications name them.
         named = OUTBOX.c.body.contains(name, autoescape=True) if name else false()
+        if name:  # the invites a row carries (JSON: the name as written, or escaped)
+            as_text = cast_(OUTBOX.c.invites, Text)
+            named = or_(
+                named,
+                as_text.contains(name, autoescape=True),
+                as_text.contains(json.dumps(name)[1:-1], autoescape=True),
+            )
         rows = self._run(
-            select(OUTBOX.c.id, OUTBOX.c.body, OUTBOX.c.group_members).where(
+            select(OUTBOX.c.id, OUTBOX.c.body, OUTBOX.c.group_members, OUTBOX.c.invites).where(
                 or_(OUTBOX.c.group_members.is_not(None), named)
             )
         ).all()
-        for row_id, body, members in rows:
+        for row_id, body, members, stored in rows:
             renamed = rename(body) if name else body
-            if (members is None or person not in members) and renamed == body:
+            carried = invites_from_json(stored)
+            invites = renamed_invites(carried, rename) if name else carried
+            if (members is None or person not in members) and (renamed, invites) == (
+                body,
+                carried,
+            ):
                 continue
-            values: dict[str, Any] = {"body": renamed}
+            values: dict[str, Any] = {"body": renamed, "invites": invites_to_json(invites)}
             if members is not None:
                 values["group_members"] = [m for m in members if m != person]
             self._run(update(OUTBOX).where(OUTBOX.c.id == row_id).values(**values))

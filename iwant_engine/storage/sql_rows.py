@@ -13,6 +13,7 @@ from ..model import Status, StoredRequest, StoredResult
 from .schema import (
     BusyBlock,
     Calendar,
+    Digest,
     Ignore,
     LinkCode,
     Outbox,
@@ -37,6 +38,7 @@ PROCESSES = cast(Table, ProcessBeat.__table__)
 QUESTIONS = cast(Table, Question.__table__)
 CALENDARS = cast(Table, Calendar.__table__)
 BUSY = cast(Table, BusyBlock.__table__)
+DIGESTS = cast(Table, Digest.__table__)
 # The grammar refuses windows longer than a day, so a request that can start by some time
 # ends by then + MAX_WINDOW: a two-sided range on the candidate index, which keeps a read's
 # cost flat however many requests wait further ahead.

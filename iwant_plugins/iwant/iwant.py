@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast, overload
 
 from errbot import BotPlugin, Message
-from iwant_platform import redaction
+from iwant_platform import charts, redaction
 from iwant_platform.contract import (
     Button,
     ChatPlatform,
@@ -42,7 +43,9 @@ from iwant_engine import (
     hookimpl,
     settings,
 )
+from iwant_engine.invites import caption as invite_caption
 from iwant_engine.messages import quote, visible
+from iwant_engine.model import Invite
 from iwant_engine.pacing import Limit, Scope
 from iwant_ops import jsonlog
 from iwant_ops.http import OpsServer, address_from_environment
@@ -71,6 +74,7 @@ CALENDAR_ADDRESS = (
     re.compile(r"(?i)(?<=calendar )(?!off\b)[^\s\"']+"),
     re.compile(r"(?i)(?<=calendar\" with parameters \")[^\"]+"),
 )
+DIGEST_FILE = "iwant-digest.png"
 #: How often a process records its heartbeat in the database (``!iwant status``).
 HEARTBEAT_SECONDS = 10.0
 #: On SIGTERM, how long a delivery in flight may take to end before the process goes on.
@@ -127,6 +131,16 @@ COMMANDS = (
         "met",
     ),
     Form("feedback off", 'no more "Did you meet?" questions (!iwant feedback on)', "feedback"),
+    Form(
+        "stats month",
+        "this room's figures, counts only (week, month, year; admins: !iwant stats all)",
+        "stats",
+    ),
+    Form(
+        "digest on",
+        "(admins, in a room) the week's figures here every week (!iwant digest off)",
+        "digest",
+    ),
     Form("tz Europe/Prague", "set my time zone (!iwant tz shows it)", "tz"),
     Form("link", "a code to join my account on another platform (!iwant link CODE there)", "link"),
     Form("unlink", "make my linked accounts separate people again", "unlink"),
@@ -468,6 +482,30 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         return self._run(msg, person, lambda: self._engine().feedback_setting(person, args))
 
     @botcmd
+    def iwant_stats(self, msg: Message, args: str) -> str | None:
+        """Figures of this room, counts only: !iwant stats, !iwant stats month (admins: all)"""
+        person = self.person_of(msg.frm)
+        room, admin = self.room_of(msg), self._is_admin(msg)
+        return self._run(msg, person, lambda: self._engine().stats_text(person, room, args, admin))
+
+    @botcmd
+    def iwant_digest(self, msg: Message, args: str) -> str | None:
+        """The week's figures in this room every week (admins): !iwant digest on, off"""
+        person = self.person_of(msg.frm)
+        room, admin = self.room_of(msg), self._is_admin(msg)
+        return self._run(
+            msg, person, lambda: self._engine().digest_setting(person, room, args, admin)
+        )
+
+    def _is_admin(self, msg: Message) -> bool:
+        """Whether the sender is one of errbot's ``BOT_ADMINS`` (glob patterns, matched as
+        errbot's own ACLs match them)."""
+        who = getattr(msg.frm, "aclattr", None) or getattr(msg.frm, "person", msg.frm)
+        admins = self.bot_config.BOT_ADMINS
+        patterns = (admins,) if isinstance(admins, str) else tuple(admins or ())
+        return any(fnmatch.fnmatchcase(str(who), str(p)) for p in patterns)
+
+    @botcmd
     def iwant_tz(self, msg: Message, args: str) -> str | None:
         """Show or set your time zone: !iwant tz Europe/Prague"""
         person = self.person_of(msg.frm)
@@ -646,6 +684,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         # Reply first, then deliver what the command made due (a match is announced at once).
         note = result if isinstance(result, Note) else Note("", result)
         body = note.body if note.body.startswith(prefix) else prefix + note.body
+        body = self._with_invite_lines(body, note.invites, person.id)
         try:
             self.chat.reply(msg, *self._present(body, note.buttons))
         except Exception:  # the platform failed the reply; what was stored still goes out
@@ -654,6 +693,7 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
             if note.request_id is not None and self.engine is not None:
                 with self._recent_lock:
                     self._answered.append((note.request_id, self.engine.clock.now()))
+            self._send_invites(person.id, note.invites)
         if note.queued:  # a wish that waits told nobody else: nothing new to deliver now
             self.deliver()
         return None
@@ -791,10 +831,12 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
     def _send(self, item: OutboxItem) -> None:
         """Hand one notification to the platform; its failures as the engine reads them."""
         try:
-            if item.group_members is None:
-                self.chat.send_text(
-                    local_id(item.recipient), *self._present(item.body, item.buttons)
-                )
+            if item.chart is not None and self.chat.capabilities.images:
+                self._send_chart(item)
+            elif item.group_members is None:
+                body = self._with_invite_lines(item.body, item.invites, item.recipient)
+                self.chat.send_text(local_id(item.recipient), *self._present(body, item.buttons))
+                self._send_invites(item.recipient, item.invites)
             elif self.chat.capabilities.group_conversations:  # elsewhere: nothing to send
                 members = [local_id(m) for m in item.group_members]
                 room = local_id(item.origin) if item.origin else None
@@ -802,6 +844,60 @@ class IWant(BotPlugin):  # type: ignore[misc]  # errbot is untyped (Any)
         except SendError as err:
             text = redaction.redact(f"{type(err).__name__}: {err}")
             raise SendFailed(text, err.undeliverable, err.retry_after) from err
+
+    def _send_chart(self, item: OutboxItem) -> None:
+        """A digest where the platform takes images: its chart, the text as the caption. A
+        chart that cannot be drawn leaves the text alone, never the digest unsent."""
+        assert item.chart is not None
+        try:
+            image = charts.digest_png(item.chart)
+        except Exception:
+            log.exception("drawing the digest chart of %s failed; sending its text", item.id)
+            self.chat.send_text(local_id(item.recipient), self._localize(item.body))
+            return
+        try:
+            self.chat.send_image(
+                local_id(item.recipient), DIGEST_FILE, image, self._localize(item.body)
+            )
+        except SendError as err:
+            if not err.undeliverable:
+                raise  # retried later, the image with it
+            # The room refuses files (a missing scope, a setting): its text still goes.
+            log.warning("the digest chart of %s was refused (%s); sending its text", item.id, err)
+            self.chat.send_text(local_id(item.recipient), self._localize(item.body))
+
+    # -- calendar invites (issue 27): a file where the platform takes files, else a line ----
+
+    def _with_invite_lines(self, text: str, invites: tuple[Invite, ...], recipient: str) -> str:
+        """``text`` with a line per invite where the platform takes no files (a link to add
+        the meeting to a calendar, or what to remove); a line that cannot be made is left
+        out, never the text."""
+        if not invites or self.chat.capabilities.files or self.engine is None:
+            return text
+        lines = [text]
+        for invite in invites:
+            try:
+                lines.append(self.engine.invite_line(invite, recipient))
+            except Exception:
+                log.exception("the calendar line of group %s could not be made", invite.group)
+        return "\n".join(lines)
+
+    def _send_invites(self, recipient: str, invites: tuple[Invite, ...]) -> None:
+        """Each invite as an ``.ics`` file to the person privately, after the text; a file
+        that fails is logged and the rest go on (the text has gone already)."""
+        if not invites or not self.chat.capabilities.files or self.engine is None:
+            return
+        for invite in invites:
+            try:
+                filename, content = self.engine.invite_file(invite)
+                self.chat.send_file(local_id(recipient), filename, content, invite_caption(invite))
+            except Exception:
+                log.warning(
+                    "the calendar invite of group %s to %s could not be sent",
+                    invite.group,
+                    recipient,
+                    exc_info=True,
+                )
 
     def _tell_origin(self, item: OutboxItem) -> None:
         log.warning("notification %s to %s is undeliverable", item.id, item.recipient)

@@ -25,7 +25,9 @@ STAGE_KEYS = {
     "sweep": {"due", "expired", "expire_s", "delivered", "deliver_s", "standing"},
     "e2e": {"iwant_median_ms", "echo_median_ms", "engine_median_ms", "plugin_overhead"},
     "calendars": {"with", "without", "baseline", "with_over_without", "busy_blocks"},
+    "stats": {"requests", "load_s", "room_week", "all_week", "all_month", "all_year"},
 }
+STATS_ROWS = 2000
 
 
 def run_quick(db: str) -> tuple[dict, str]:
@@ -41,6 +43,7 @@ def run_quick(db: str) -> tuple[dict, str]:
             # Smaller than --quick: each figure is made and reported, none is judged here.
             *("--growth-sizes", ",".join(map(str, GROWTH)), "--probes", "30", "--ops", "60"),
             *("--process-ops", "10", "--sweep", "100", "--e2e", "5", "--rush", "8"),
+            *("--stats-rows", str(STATS_ROWS)),
             "--db",
             db,
             "--postgres-url",
@@ -98,12 +101,21 @@ def test_quick_run_prints_every_figure(db: str) -> None:
     assert calendars["with"]["n"] == calendars["without"]["n"] > 0
     assert calendars["busy_blocks"] == 40 * calendars["people_with_calendars"]
     assert figures["e2e"]["outcome_mismatches"] == 0
+    stats = figures["stats"]
+    assert stats["requests"] == STATS_ROWS
+    assert stats["all_year"]["wishes"] >= STATS_ROWS, "every made request is in the year"
+    assert stats["all_year"]["groups"] == 7 * STATS_ROWS // 20, "7 in 10 pairs met"
+    # A room has wishes every week only with many rows; here the week has some in all rooms.
+    assert stats["room_week"]["wishes"] <= stats["all_week"]["wishes"]
+    assert 0 < stats["all_week"]["wishes"] < stats["all_month"]["wishes"]
     assert result["memory"]["peak_rss_mb"] > 0
     expected_targets = {
         "engine_baseline_ratio",
         "growth_p99_ratio",
         "plugin_overhead",
         "statements_per_submission",
+        "stats_room_week_ms",
+        "stats_all_week_ms",
     }
     if db == "postgresql":
         processes = figures["processes"]

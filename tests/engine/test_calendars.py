@@ -328,7 +328,7 @@ def test_a_calendar_linked_in_another_process_counts_within_a_minute(
         assert other.submit(BOB, "lunch 10:00-12:00").body.startswith("Waiting"), "not yet"
         other.cancel(BOB, "lunch")
         later = time.monotonic() + 61
-        monkeypatch.setattr("iwant_engine.requests.time.monotonic", lambda: later)
+        monkeypatch.setattr("iwant_engine.invites.time.monotonic", lambda: later)
         assert other.submit(BOB, "lunch 10:00-12:00").body.startswith(
             "By your calendar: free 11:00–12:00"
         )

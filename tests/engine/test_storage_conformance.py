@@ -482,3 +482,63 @@ def test_forget_and_retention_delete_calendars(engine, clock):
     assert storage.busy(BOB.id, at(0), at(23)) == []
     assert storage.busy(CAROL.id, at(0), at(23)) == [(at(12), at(13))]
     assert storage.person_data(CAROL.id).calendar is not None
+
+
+def test_stats_count_alike_on_every_storage(engine, clock):
+    """``Storage.stats``: the SQL aggregates and the memory storage's Python agree, local hours
+    on both sides of a daylight-saving change included."""
+    from datetime import UTC, datetime, timedelta
+
+    from iwant_engine.model import DayTally, Tally
+
+    erin, fay = Person("text:@erin", "Erin"), Person("text:@fay", "Fay")
+    clock.set(datetime(2026, 10, 20, 9, 0, tzinfo=UTC))  # summer time in Prague (UTC+2)
+    engine.submit(ALICE, "coffee 10:00", room="r1")
+    clock.advance(minutes=10)
+    engine.submit(BOB, "coffee 10:00", room="r1")  # Alice and Bob meet: a first-time pair
+    clock.set(at(9, 0))  # 1 December, winter time (UTC+1)
+    engine.submit(ALICE, "coffee 10:00", room="r1")
+    clock.advance(minutes=30)
+    waiting = engine.submit(BOB, "coffee 10:30", room="r1")
+    near = waiting.body.splitlines()[1]
+    assert near.endswith("!iwant coffee 10:00 instead of #4 meets them."), near
+    engine.submit(BOB, "coffee 10:00 instead of #4", room="r1")  # a near miss taken
+    engine.submit(CAROL, "lunch 12:00", room="r1")
+    clock.advance(minutes=5)
+    engine.submit(DAVE, "lunch 12:00", room="r1")
+    engine.submit(erin, "tennis 15:00", room="r1")
+    engine.submit(fay, "coffee 10:00", room="elsewhere")
+    clock.set(at(13, 30))
+    engine.sweep()
+    group = next(r.result_id for r, _ in engine.storage.snapshot() if r.activity == "lunch")
+    engine.met(CAROL, f"#{group} all")
+    engine.met(DAVE, f"#{group} none")
+
+    since = at(0) - timedelta(days=60)
+    rows = engine.storage.stats(["text:r1"], since, at(23), "Europe/Prague")
+    assert rows.wishes == Tally(8, 5), "Bob's replaced wish counts; Fay's room does not"
+    assert rows.met == Tally(6, 4)
+    assert rows.groups == 3
+    assert rows.answered == Tally(1, 2)
+    assert rows.reported_met == 1
+    assert (rows.waits, rows.median_wait_seconds) == (3, 600), "waits of 10, 30 and 5 min"
+    assert rows.suggestions == Tally(1, 1)
+    assert rows.first_pairs == Tally(2, 4), "Alice and Bob met in October already"
+    assert rows.hours == {
+        12: Tally(2, 2),  # 20 October 10:00 UTC
+        11: Tally(3, 2),  # 1 December 10:00 UTC, and Bob's 10:30 (replaced)
+        13: Tally(2, 2),
+        16: Tally(1, 1),
+    }
+    assert rows.days == {
+        datetime(2026, 10, 20).date(): DayTally(2, 2, 2),
+        datetime(2026, 12, 1).date(): DayTally(6, 4, 5),
+    }
+    assert rows.activities == {"coffee": Tally(5, 2), "lunch": Tally(2, 2), "tennis": Tally(1, 1)}
+    week = engine.storage.stats(["text:r1"], at(0) - timedelta(days=7), at(23), "UTC")
+    assert week.first_pairs == Tally(1, 2), "a week looks back: only Carol and Dave are new"
+    assert (week.waits, week.median_wait_seconds) == (2, 300), "the lower of two middles"
+    assert week.hours == {10: Tally(3, 2), 12: Tally(2, 2), 15: Tally(1, 1)}
+    assert engine.storage.stats(None, since, at(23), "UTC").wishes == Tally(9, 6)
+    empty = engine.storage.stats(["text:nowhere"], since, at(23), "UTC")
+    assert (empty.wishes, empty.median_wait_seconds, empty.hours) == (Tally(0, 0), None, {})

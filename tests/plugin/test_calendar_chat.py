@@ -70,7 +70,12 @@ def test_one_persons_calendar_trims_a_two_person_match_end_to_end(chat, feeds):
             reply.splitlines()[0] == "Matched! You meet alice for lunch at 12:30–13:15 (Tue 1 Dec)."
         )
         assert told["alice"].startswith("bob joins you for lunch at 12:30–13:15 (Tue 1 Dec).")
-        assert "calendar" not in told["alice"], "bob sees only the time, never why"
+        assert "you have something" not in told["alice"], "bob sees only the time, never why"
+        # Alice linked a calendar: her note ends with a link that adds the meeting to one.
+        assert (
+            "\nAdd it to your calendar: https://calendar.google.com/calendar/render?"
+            in (told["alice"])
+        )
         assert "Standup" not in reply + told["alice"]
         reply, _ = chat.say("alice", "!iwant calendar")
         assert reply.startswith("Your calendar: ics, http://127.0.0.1/•••, linked 09:00")
@@ -112,3 +117,26 @@ def test_a_failing_calendar_is_told_once_through_the_outbox(chat, provider):
         assert chat._collect(chat.plugin.refresh_calendars)[1] == {}
         reply, _ = chat.say("alice", "!iwant calendar off")
         assert reply == "Calendar removed: its address and busy times are deleted."
+
+
+def test_an_invite_link_goes_only_to_the_person_with_a_linked_calendar(chat, provider):
+    """The Test backend takes no files: the invite is a line, a Google Calendar link for a
+    match, what to remove for a cancel; Bob, without a calendar, gets neither."""
+    provider.feeds["alice-private-7f3a9c"] = []
+    link = "Add it to your calendar: https://calendar.google.com/calendar/render?action=TEMPLATE"
+    with time_machine.travel(at(9, 0), tick=False):
+        chat.say("alice", f"!iwant calendar {ADDRESS}")
+        chat.say("alice", "!iwant coffee 10:00")
+        reply, told = chat.say("bob", "!iwant coffee 10:00")
+        assert reply.startswith("Matched!") and "calendar" not in reply
+        assert f"\n{link}" in told["alice"]
+        assert "&dates=20261201T100000Z%2F20261201T101500Z" in told["alice"]
+        assert "text=coffee+%28iwant%29" in told["alice"]
+        # Alice forms the next group herself: the line is in her own answer, not in Bob's.
+        chat.say("bob", "!iwant lunch 12:00")
+        reply, told = chat.say("alice", "!iwant lunch 12:00")
+        assert f"\n{link}" in reply
+        assert "calendar" not in told["bob"]
+        reply, told = chat.say("alice", "!iwant cancel lunch")
+        assert "\nRemove lunch at 12:00 (Tue 1 Dec) from your calendar." in reply
+        assert "calendar" not in told["bob"]

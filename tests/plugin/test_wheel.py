@@ -4,6 +4,7 @@ temporary folder, away from the checkout, ``iwant run`` answers a two-person ses
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -13,9 +14,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_a_wheel_in_a_fresh_venv_runs_the_console_bot(tmp_path):
+    # Built from a copy without the checkout's build/: setuptools reuses build/lib, so a
+    # migration renamed since the last build would be packed twice (alembic then refuses).
+    source = tmp_path / "source"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "data", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)],
         check=True,
         capture_output=True,
         timeout=300,

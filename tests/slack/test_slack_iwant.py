@@ -311,3 +311,50 @@ def test_export_asked_in_a_channel_arrives_as_a_file_in_a_direct_message(
     doc = json.loads(shared.content)
     assert doc["schema"] == "iwant-export/1" and doc["person"]["id"] == f"slack:{ALICE}"
     assert [r["activity"] for r in doc["requests"]] == ["coffee"]
+
+
+def test_a_match_sends_an_ics_invite_to_the_person_with_a_linked_calendar(
+    tmp_path: Path,
+) -> None:
+    """Alice links a calendar (an empty feed over HTTP, read by the built-in ``ics``
+    provider): her note of the match is followed by ``coffee.ics`` in her DM, uploaded the
+    way Slack takes files; Bob, without a calendar, gets no file."""
+    import icalendar
+
+    from tests.calendars.feed_server import serve_feeds
+
+    cfg = tmp_path / "plugins.cfg"
+    text = (ROOT / "plugins.cfg").read_text()
+    cfg.write_text(text.replace("allow_private_addresses = no", "allow_private_addresses = yes"))
+    env = {
+        "IWANT_TIMEZONE": "UTC",
+        "IWANT_PLUGINS_CFG": str(cfg),
+        "IWANT_SECRET_KEY": "a long random admin secret",
+    }
+    s = make_workspace()
+    process = BotProcess(s, tmp_path, config=PROJECT_CONFIG, env=env)
+    with serve_feeds() as feeds:
+        process.start()
+        try:
+            s.wait_connected(1)
+            address = feeds.url("feed/empty.ics")
+            reply = say(s, ALICE, A_DM, f"!iwant calendar {address}", "Calendar linked")
+            assert "0 busy blocks this week" in reply.text
+            say(s, ALICE, A_DM, "!iwant coffee in 40 min", "coffee")
+            say(s, BOB, B_DM, "!iwant coffee for 2h", "Matched")
+            s.wait_for(lambda: s.files_in(A_DM), 20, "the invite in Alice's DM")
+            (shared,) = s.files_in(A_DM)
+            assert shared.filename == "coffee.ics"
+            assert shared.initial_comment == "Add coffee to your calendar."
+            cal = icalendar.Calendar.from_ical(shared.content)
+            (event,) = cal.walk("VEVENT")
+            assert str(cal["METHOD"]) == "REQUEST"
+            assert re.fullmatch(r"iwant-group-\d+@iwant\.invalid", str(event["UID"]))
+            assert len(event.get("ATTENDEE")) == 2
+            # Alice's note went first, the file after it; Bob's answer came before both.
+            assert "calendar" not in s.messages_in(B_DM)[-1].text
+            assert not s.files_in(B_DM)
+            s.wait_all_acked()
+        finally:
+            process.stop()
+            s.stop()

@@ -65,6 +65,8 @@ T = TypeVar("T")
 
 JSON = dict[str, Any]
 
+#: Telegram's limit for a photo a bot uploads (10 MB).
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
 #: Telegram's limits for documents a bot uploads.
 MAX_CAPTION_LENGTH = 1024
 MAX_UPLOAD_BYTES = 50_000_000
@@ -175,7 +177,7 @@ class TelegramLimits:
 #: The limit scope kinds, in the order limits_report lists them.
 LIMIT_KINDS = ("bot", "chat", "group")
 #: The methods the limits count (lower case).
-LIMITED_METHODS = {"sendmessage", "senddocument"}
+LIMITED_METHODS = {"sendmessage", "senddocument", "sendphoto"}
 
 
 _INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "user_id", "cache_time"}
@@ -240,6 +242,7 @@ class BotApiStandin:
         self.answered_queries: dict[str, JSON] = {}
         self.files: dict[str, Upload] = {}  # uploaded files by file_id
         self._documents: list[JSON] = []  # documents the bot sent, in order
+        self._photos: list[JSON] = []  # photos the bot sent, in order
         self.issued_queries: set[str] = set()
         self._update_ids = itertools.count(first_update_id)
         self._message_ids = itertools.count(1)
@@ -912,6 +915,60 @@ class BotApiStandin:
                 }
             )
         return self._ok(message)
+
+    async def _api_sendphoto(self, params: JSON) -> tuple[int, JSON]:
+        """A photo, uploaded multipart (``photo``), to any chat, groups included; the
+        message's ``photo`` is its sizes (one here, as Telegram's smallest answer has)."""
+        chat_id = params.get("chat_id")
+        photo = params.get("photo")
+        caption = params.get("caption")
+        with self._lock:
+            chat, refusal = self._writable_chat(chat_id)
+            if refusal is not None:
+                return refusal
+            assert chat is not None and isinstance(chat_id, int)
+            if not isinstance(photo, Upload) or not photo.content:
+                return 400, self._error(400, "Bad Request: there is no photo in the request")
+            if len(photo.content) > MAX_PHOTO_BYTES:
+                return 400, self._error(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+            if caption is not None and not isinstance(caption, str):
+                return 400, self._error(400, "Bad Request: can't parse caption")
+            if caption and utf16_len(caption) > MAX_CAPTION_LENGTH:
+                return 400, self._error(400, "Bad Request: message caption is too long")
+            number = next(self._file_ids)
+            message: JSON = {
+                "message_id": next(self._message_ids),
+                "from": self.bot_user,
+                "chat": chat,
+                "date": int(time.time()),
+                "photo": [
+                    {
+                        "file_id": f"AgACAgIAAxkDAAI{number:08d}",
+                        "file_unique_id": f"AQAD{number:08d}",
+                        "width": 700,
+                        "height": 360,
+                        "file_size": len(photo.content),
+                    }
+                ],
+            }
+            if caption:
+                message["caption"] = caption
+            self.messages[(chat_id, message["message_id"])] = message
+            self._photos.append(
+                {
+                    "chat_id": chat_id,
+                    "message_id": message["message_id"],
+                    "content": photo.content,
+                    "caption": caption or None,
+                }
+            )
+        return self._ok(message)
+
+    def photos(self, chat_id: int | None = None) -> list[JSON]:
+        """Photos the bot sent, in order: ``chat_id``, ``message_id``, ``content`` (the
+        bytes), ``caption``."""
+        with self._lock:
+            return [dict(p) for p in self._photos if chat_id is None or p["chat_id"] == chat_id]
 
     def _bot_message(self, params: JSON) -> JSON | None:
         key = (params.get("chat_id"), params.get("message_id"))

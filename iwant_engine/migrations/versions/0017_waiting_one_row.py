@@ -3,14 +3,14 @@ forms (issue 29). The results of the requests waiting now, each its own, are del
 sweep finds waiting requests by deadline in a partial index of their own.
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0016
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0014"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
