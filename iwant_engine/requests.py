@@ -35,6 +35,8 @@ from .storage.protocol import Storage, UnitOfWork
 MAX_ID = 2**31 - 1
 #: Results expired or marked done per unit of work.
 SWEEP_BATCH = 500
+#: A wish wholly busy: its next free time is looked for this far ahead first.
+NEXT_FREE_FIRST = timedelta(days=1)
 #: The board in a direct message shows the rooms of a person's requests this far back.
 BOARD_HISTORY = timedelta(days=30)
 
@@ -114,15 +116,21 @@ class Requests:
         if not self._has_calendar(wish.person):
             return wish, None
         far = now + self.settings.horizon
-        # One read serves the window and, when it is all busy, the next free time after it.
-        ahead = self.storage.busy(wish.person, wish.earliest, far + wish.length)
+        # One read serves the window and, when it is all busy, the next free time after it,
+        # which is nearly always within a day: the rest of the horizon (dozens of blocks
+        # more to read) only when that day is busy to its end.
+        near = min(max(wish.latest, wish.earliest + NEXT_FREE_FIRST), far)
+        ahead = self.storage.busy(wish.person, wish.earliest, near + wish.length)
         parts = busy_times.clipped(ahead, wish.earliest, wish.latest)
         if not parts:
             return wish, None
         fit = busy_times.first_fit(wish.earliest, wish.latest, wish.length, parts)
         deadline = wish.deadline
         if fit is None:
-            free = busy_times.next_free(wish.earliest, far, wish.length, ahead)
+            free = busy_times.next_free(wish.earliest, near, wish.length, ahead)
+            if free is None and near < far:
+                later = self.storage.busy(wish.person, near, far + wish.length)
+                free = busy_times.next_free(near, far, wish.length, later)
             if not any_time or free is None:
                 start = free[0] if free else None
                 raise UserError(msg.calendar_busy(wish.activity, parts, start, now, zone))

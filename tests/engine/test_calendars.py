@@ -172,6 +172,16 @@ def test_a_wish_wholly_inside_busy_time_is_refused_with_the_next_free_time(engin
     assert engine.submit(ALICE, "lunch 13:30").body.startswith("Waiting for lunch company at 13:30")
 
 
+def test_the_next_free_time_is_found_past_a_wholly_busy_day(engine, provider):
+    """Busy from 11:30 until 15:00 the next day: the first day's look finds nothing, the
+    rest of the horizon is read for the answer."""
+    provider.feeds["alice"] = [(at(11, 30), at(15, day=2))]
+    engine.calendar(ALICE, "test://cal.test/alice")
+    with pytest.raises(UserError) as err:
+        engine.submit(ALICE, "lunch 12:00")
+    assert str(err.value).endswith("you are free next at 15:00: !iwant lunch tomorrow 15:00.")
+
+
 def test_a_wish_with_no_time_takes_the_next_free_slot(engine, provider):
     provider.feeds["alice"] = [(at(8), at(10, 10))]
     engine.calendar(ALICE, "test://cal.test/alice")
