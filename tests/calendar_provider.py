@@ -4,11 +4,14 @@ reads ``test://HOST/NAME`` addresses from busy intervals the test sets (or raise
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import UTC, datetime, tzinfo
 
-from iwant_engine import hookimpl
+from iwant_engine import Engine, FixedClock, hookimpl, settings
 from iwant_engine.calendars.provider import Busy, CalendarError, FetchLimits
+
+from .support import MEMORY
 
 
 class TestCalendar:
@@ -55,3 +58,16 @@ class TestCalendars:
     @hookimpl
     def iwant_calendars(self) -> dict[str, TestCalendar]:
         return {"test": self.provider}
+
+
+#: The ``IWANT_SECRET_KEY`` of the engine tests with calendars.
+KEY = "a long random admin secret"
+
+
+def make(url: str, clock: FixedClock, provider: TestCalendar, **overrides: object) -> Engine:
+    """An engine on ``url`` (the memory storage for ``MEMORY``) with ``provider`` registered
+    through the ``iwant_calendars`` hook, and ``overrides`` of its settings."""
+    base = settings.load(environ={})
+    storage = "memory" if url == MEMORY else "sql"
+    chosen = dataclasses.replace(base, database_url=url, storage=storage, **overrides)
+    return Engine(chosen, clock, plugins=(TestCalendars(provider),))

@@ -4,7 +4,6 @@ background refresh and its failures, and what busy time does to wishes. A test p
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -12,20 +11,11 @@ from datetime import timedelta
 
 import pytest
 
-from iwant_engine import Engine, FixedClock, UserError, settings
+from iwant_engine import Engine, UserError
 from iwant_engine.calendars.provider import CalendarError
 
-from ..calendar_provider import TestCalendar, TestCalendars
-from ..support import ALICE, BOB, MEMORY, START, at, drain
-
-KEY = "a long random admin secret"
-
-
-def make(url: str, clock: FixedClock, provider: TestCalendar, **overrides: object) -> Engine:
-    base = settings.load(environ={})
-    storage = "memory" if url == MEMORY else "sql"
-    chosen = dataclasses.replace(base, database_url=url, storage=storage, **overrides)
-    return Engine(chosen, clock, plugins=(TestCalendars(provider),))
+from ..calendar_provider import KEY, TestCalendar, make
+from ..support import ALICE, BOB, START, at, drain
 
 
 @pytest.fixture

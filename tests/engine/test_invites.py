@@ -12,21 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 import icalendar
 import pytest
 
-from iwant_engine import Engine, FixedClock, settings
+from iwant_engine import Engine, settings
 from iwant_engine.model import Invite, OutboxItem
 from iwant_engine.settings import SettingsError
 
-from ..calendar_provider import TestCalendar, TestCalendars
-from ..support import ALICE, BOB, CAROL, MEMORY, at
-
-KEY = "a long random admin secret"
-
-
-def make(url: str, clock: FixedClock, provider: TestCalendar, **overrides: object) -> Engine:
-    base = settings.load(environ={})
-    storage = "memory" if url == MEMORY else "sql"
-    chosen = dataclasses.replace(base, database_url=url, storage=storage, **overrides)
-    return Engine(chosen, clock, plugins=(TestCalendars(provider),))
+from ..calendar_provider import KEY, TestCalendar, make
+from ..support import ALICE, BOB, CAROL, at
 
 
 @pytest.fixture
