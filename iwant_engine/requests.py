@@ -193,7 +193,10 @@ class Requests:
                     return self._answered_already(person, key)
                 if sure:
                     raise
-                zone, sure = self.identity.zone_of(person), True  # the refusal may depend on it
+                known = self.identity.zone_of(person)  # the refusal may depend on it
+                if known == zone:
+                    raise  # read in the person's zone after all: the same refusal again
+                zone, sure = known, True
         raise RuntimeError("the person's zone kept changing")  # pragma: no cover
 
     def submitter(self, now: datetime) -> standing.Submitter:

@@ -162,6 +162,21 @@ def test_a_wish_wholly_inside_busy_time_is_refused_with_the_next_free_time(engin
     assert engine.submit(ALICE, "lunch 13:30").body.startswith("Waiting for lunch company at 13:30")
 
 
+def test_a_refusal_read_in_the_right_zone_is_not_read_again(engine, provider, monkeypatch):
+    """A process that has not met Alice yet guesses her zone, and a refusal is checked
+    against her stored one; when the guess was right the refusal stands, without the wish
+    being read and her busy time fetched a second time."""
+    provider.feeds["alice"] = [(at(11, 30), at(13, 30))]
+    engine.calendar(ALICE, "test://cal.test/alice")
+    engine.identity._zones.clear()  # as a process that has not met her
+    reads: list[tuple[object, ...]] = []
+    busy = engine.storage.busy
+    monkeypatch.setattr(engine.storage, "busy", lambda *args: reads.append(args) or busy(*args))
+    with pytest.raises(UserError, match="you are free next at 13:30"):
+        engine.submit(ALICE, "lunch 12:00")
+    assert len(reads) == 1
+
+
 def test_the_next_free_time_is_found_past_a_wholly_busy_day(engine, provider):
     """Busy from 11:30 until 15:00 the next day: the first day's look finds nothing, the
     rest of the horizon is read for the answer."""
