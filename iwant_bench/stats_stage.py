@@ -37,6 +37,17 @@ QUERIES = {
 }
 
 
+def _first_free_id(conn: Any, table: str, pg: bool) -> int:
+    """The first id of ``table`` that the rows loaded here may take. On PostgreSQL above the
+    sequence's too: an engine holds result ids it drew from the sequence and has not used
+    yet (``SQLStorage.result_id``), which a row given ``MAX(id) + 1`` would take from it."""
+    stored = int(conn.scalar(text(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}")))
+    if not pg:
+        return stored
+    drawn = int(conn.scalar(text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))")))
+    return max(stored, drawn)
+
+
 def _sql(pg: bool, count: int, people: int) -> dict[str, str]:
     """The statements that make the rows, with the series' variable ``g`` (0..count-1) for
     requests and ``k`` (0..count/2-1) for slots of two wishes."""
@@ -143,8 +154,7 @@ def stats_queries(run: Run, count: int) -> dict[str, Any]:
     with sa.begin() as conn:
         if pg:  # the storage's connections stop a statement after some seconds; a load runs on
             conn.execute(text("SET LOCAL statement_timeout = 0"))
-        request0 = conn.scalar(text("SELECT COALESCE(MAX(id), 0) + 1 FROM requests"))
-        result0 = conn.scalar(text("SELECT COALESCE(MAX(id), 0) + 1 FROM results"))
+        request0, result0 = (_first_free_id(conn, table, pg) for table in ("requests", "results"))
         params = {"end": end if pg else end.isoformat(" "), "request0": request0,
                   "result0": result0}  # fmt: skip
         for statement in _sql(pg, count, people).values():
