@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +18,7 @@ from sqlalchemy import insert
 from iwant_engine.model import LinkedCalendar
 
 from . import databases as dbs
-from .measure import CHUNK, Driver, Run, summary
+from .measure import CHUNK, Driver, Run, Taken, summary
 from .progress import bar
 from .workload import DAY0, Op, Shape
 
@@ -83,23 +82,13 @@ def calendars_on_off(run: Run, count: int) -> dict[str, Any]:
     base = dbs.baseline_engine(run.db.url, run.settings.pool_size)
     add = insert(dbs.BASELINE)
     driver = Driver(run)
-    taken: dict[str, dict[str, Any]] = {
-        mode: {"wall": [], "cpu": [], "statements": 0, "outcomes": Counter()} for mode in streams
-    }
+    taken = {mode: Taken() for mode in streams}
     baseline: list[float] = []
     try:
         with bar(2 * count, f"{run.db.kind}: calendars with/without", run.show_progress) as prog:
             for i in range(0, count, CHUNK):
                 for mode, ops in streams.items():
-                    first, statements = len(driver.submit), driver.statements
-                    outcomes = Counter(driver.outcomes)
-                    for op in ops[i : i + CHUNK]:
-                        driver.do(op)
-                    part = taken[mode]
-                    part["wall"] += driver.submit[first:]
-                    part["cpu"] += driver.submit_cpu[first:]
-                    part["statements"] += driver.statements - statements
-                    part["outcomes"] += driver.outcomes - outcomes
+                    taken[mode].run(driver, ops[i : i + CHUNK])
                     prog.update(len(ops[i : i + CHUNK]))
                 for op in streams["without"][i : i + CHUNK]:
                     if op.kind == "submit":
@@ -115,12 +104,8 @@ def calendars_on_off(run: Run, count: int) -> dict[str, Any]:
     base_stats = summary(baseline)
     out["baseline"] = base_stats
     for mode, part in taken.items():
-        stats = summary(part["wall"], part["cpu"])
-        out[mode] = {
-            **stats,
-            "statements_per_submission": round(part["statements"] / max(len(part["wall"]), 1), 2),
-            "outcomes": dict(part["outcomes"]),
-            "engine_over_baseline": round(stats["per_second"] / base_stats["per_second"], 3),
-        }
+        stats = part.figures()
+        stats["engine_over_baseline"] = round(stats["per_second"] / base_stats["per_second"], 3)
+        out[mode] = stats
     out["with_over_without"] = round(out["with"]["per_second"] / out["without"]["per_second"], 3)
     return out

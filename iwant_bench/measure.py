@@ -264,6 +264,35 @@ class Driver:
         self.cancel.append(time.perf_counter() - start)
 
 
+@dataclass
+class Taken:
+    """What the submissions of one stream took, gathered chunk by chunk from a ``Driver``
+    that runs other streams in between."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    statements: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def run(self, driver: Driver, ops: Sequence[Op]) -> None:
+        """``ops`` through ``driver``, adding what their submissions took."""
+        first, statements = len(driver.submit), driver.statements
+        outcomes = Counter(driver.outcomes)
+        for op in ops:
+            driver.do(op)
+        self.wall += driver.submit[first:]
+        self.cpu += driver.submit_cpu[first:]
+        self.statements += driver.statements - statements
+        self.outcomes += driver.outcomes - outcomes
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            **summary(self.wall, self.cpu),
+            "statements_per_submission": round(self.statements / max(len(self.wall), 1), 2),
+            "outcomes": dict(self.outcomes),
+        }
+
+
 def _warm_up(run: Run, salt: int) -> None:
     """A few untimed submissions, so the first timed ones do not pay for cold caches."""
     shape = Shape(rooms=("warm",), people=40, prefix=f"warm{salt}-")
@@ -496,34 +525,18 @@ def suggestions_on_off(run: Run, count: int) -> dict[str, Any]:
     }
     settings = run.engine.settings
     driver = Driver(run)  # one: SQLite's statement counter is one callback per connection
-    taken: dict[str, dict[str, Any]] = {
-        mode: {"wall": [], "cpu": [], "statements": 0, "outcomes": Counter()} for mode in streams
-    }
+    taken = {mode: Taken() for mode in streams}
     try:
         with bar(2 * count, f"{run.db.kind}: near misses on/off", run.show_progress) as progress:
             for i in range(0, count, CHUNK):
                 for mode, ops in streams.items():
                     run.engine.settings = dataclasses.replace(settings, suggestions=mode == "on")
-                    first, statements = len(driver.submit), driver.statements
-                    outcomes = Counter(driver.outcomes)
-                    for op in ops[i : i + CHUNK]:
-                        driver.do(op)
-                    part = taken[mode]
-                    part["wall"] += driver.submit[first:]
-                    part["cpu"] += driver.submit_cpu[first:]
-                    part["statements"] += driver.statements - statements
-                    part["outcomes"] += driver.outcomes - outcomes
+                    taken[mode].run(driver, ops[i : i + CHUNK])
                     progress.update(len(ops[i : i + CHUNK]))
     finally:
         run.engine.settings = settings
         driver.close()
-    out: dict[str, Any] = {}
-    for mode, part in taken.items():
-        out[mode] = {
-            **summary(part["wall"], part["cpu"]),
-            "statements_per_submission": round(part["statements"] / max(len(part["wall"]), 1), 2),
-            "outcomes": dict(part["outcomes"]),
-        }
+    out: dict[str, Any] = {mode: part.figures() for mode, part in taken.items()}
     out["on_over_off"] = round(out["on"]["per_second"] / out["off"]["per_second"], 3)
     return out
 

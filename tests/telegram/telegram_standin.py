@@ -870,10 +870,8 @@ class BotApiStandin:
                 return 400, self._error(400, "Bad Request: file must be non-empty")
             if len(upload.content) > MAX_UPLOAD_BYTES:
                 return 413, self._error(413, "Request Entity Too Large")
-            if caption is not None and not isinstance(caption, str):
-                return 400, self._error(400, "Bad Request: can't parse caption")
-            if caption and utf16_len(caption) > MAX_CAPTION_LENGTH:
-                return 400, self._error(400, "Bad Request: message caption is too long")
+            if (refusal := self._caption_refusal(caption)) is not None:
+                return refusal
             if not file_id:
                 number = next(self._file_ids)
                 file_id = f"BQACAgIAAxkDAAI{number:08d}"
@@ -885,21 +883,14 @@ class BotApiStandin:
             if not mime_type or mime_type == "application/octet-stream":
                 guessed = mimetypes.guess_type(file_name, strict=False)[0]
                 mime_type = guessed or "application/octet-stream"
-            message: JSON = {
-                "message_id": next(self._message_ids),
-                "from": self.bot_user,
-                "chat": chat,
-                "date": int(time.time()),
-                "document": {
-                    "file_name": file_name,
-                    "mime_type": mime_type,
-                    "file_id": file_id,
-                    "file_unique_id": f"AgAD{number:08d}",
-                    "file_size": len(upload.content),
-                },
+            attached = {
+                "file_name": file_name,
+                "mime_type": mime_type,
+                "file_id": file_id,
+                "file_unique_id": f"AgAD{number:08d}",
+                "file_size": len(upload.content),
             }
-            if caption:
-                message["caption"] = caption
+            message = self._file_message(chat, "document", attached, caption)
             if params.get("parse_mode"):
                 message["parse_mode_used"] = params["parse_mode"]  # not Telegram's; for tests
             self.messages[(chat_id, message["message_id"])] = message
@@ -916,6 +907,27 @@ class BotApiStandin:
             )
         return self._ok(message)
 
+    def _caption_refusal(self, caption: Any) -> tuple[int, JSON] | None:
+        """Telegram's answer to a caption it refuses; None for a caption it takes."""
+        if caption is not None and not isinstance(caption, str):
+            return 400, self._error(400, "Bad Request: can't parse caption")
+        if caption and utf16_len(caption) > MAX_CAPTION_LENGTH:
+            return 400, self._error(400, "Bad Request: message caption is too long")
+        return None
+
+    def _file_message(self, chat: JSON, kind: str, media: Any, caption: str | None) -> JSON:
+        """The bot's new message with a file (``kind``: its field, "document" or "photo")."""
+        message: JSON = {
+            "message_id": next(self._message_ids),
+            "from": self.bot_user,
+            "chat": chat,
+            "date": int(time.time()),
+            kind: media,
+        }
+        if caption:
+            message["caption"] = caption
+        return message
+
     async def _api_sendphoto(self, params: JSON) -> tuple[int, JSON]:
         """A photo, uploaded multipart (``photo``), to any chat, groups included; the
         message's ``photo`` is its sizes (one here, as Telegram's smallest answer has)."""
@@ -931,28 +943,17 @@ class BotApiStandin:
                 return 400, self._error(400, "Bad Request: there is no photo in the request")
             if len(photo.content) > MAX_PHOTO_BYTES:
                 return 400, self._error(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
-            if caption is not None and not isinstance(caption, str):
-                return 400, self._error(400, "Bad Request: can't parse caption")
-            if caption and utf16_len(caption) > MAX_CAPTION_LENGTH:
-                return 400, self._error(400, "Bad Request: message caption is too long")
+            if (refusal := self._caption_refusal(caption)) is not None:
+                return refusal
             number = next(self._file_ids)
-            message: JSON = {
-                "message_id": next(self._message_ids),
-                "from": self.bot_user,
-                "chat": chat,
-                "date": int(time.time()),
-                "photo": [
-                    {
-                        "file_id": f"AgACAgIAAxkDAAI{number:08d}",
-                        "file_unique_id": f"AQAD{number:08d}",
-                        "width": 700,
-                        "height": 360,
-                        "file_size": len(photo.content),
-                    }
-                ],
+            size = {
+                "file_id": f"AgACAgIAAxkDAAI{number:08d}",
+                "file_unique_id": f"AQAD{number:08d}",
+                "width": 700,
+                "height": 360,
+                "file_size": len(photo.content),
             }
-            if caption:
-                message["caption"] = caption
+            message = self._file_message(chat, "photo", [size], caption)
             self.messages[(chat_id, message["message_id"])] = message
             self._photos.append(
                 {
