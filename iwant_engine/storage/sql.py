@@ -444,7 +444,7 @@ class SQLStorage(
         # One person's notes go in the order they were written: a row waits while an older
         # one to the same recipient is pending and not claimable now (given back by pacing,
         # retrying, or being sent by another process).
-        older = OUTBOX.alias("older")
+        older = _OLDER
         in_order = ~exists().where(
             older.c.recipient == OUTBOX.c.recipient,
             older.c.id < OUTBOX.c.id,
@@ -959,10 +959,16 @@ def _unreplied(platform: str, before: datetime) -> Select[Any]:
     )
 
 
+#: The outbox's other rows, for a row's older and newer ones. Made once: an alias builds its
+#: column collection anew each time it is made (0.6 ms a statement, every delivery round).
+_OLDER = OUTBOX.alias("older")
+_NEWER = OUTBOX.alias("newer")
+
+
 def _superseded(claimed: list[int], now: datetime) -> Any:
     """Of the ``claimed`` rows, those with a topic and a newer undelivered row of the same
     recipient and topic: marked delivered (``SUPERSEDED``) instead of sent; their ids."""
-    newer = OUTBOX.alias("newer")
+    newer = _NEWER
     return (
         update(OUTBOX)
         .where(
