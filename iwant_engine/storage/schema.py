@@ -200,7 +200,9 @@ class Request(Base):
     __table_args__ = (
         # Candidate selection: same pool and activity, waiting, window ending after ours starts.
         Index("ix_requests_candidates", "pool", "activity", "status", "latest"),
-        Index("ix_requests_person_status", "person", "status"),
+        # A person's requests by status, with their groups: ``!iwant stats`` looks back over
+        # two people's earlier groups in it alone.
+        Index("ix_requests_person_status", "person", "status", "result_id"),
         Index("ix_requests_result", "result_id"),
         # The sweep's waiting requests by deadline (no result row holds it for them).
         Index(

@@ -285,6 +285,8 @@ class StatsReads:
             x, y, earlier = REQUESTS.alias("x"), REQUESTS.alias("y"), RESULTS.alias("e")
             # The first person's earlier met groups (few), each probed for the second one
             # by the group's id: index lookups, never a scan of either person's history.
+            # Their groups are in ``ix_requests_person_status`` (person, status, result_id):
+            # no request's row is read for them.
             with_b = exists(
                 select(1)
                 .where(
