@@ -111,6 +111,7 @@ from .sql_rows import (
 )
 from .sql_standing import StandingReads, StandingWork
 from .sql_stats import StatsReads, StatsWork
+from .sqlite_checkpoints import Checkpointer
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,11 @@ class SQLStorage(
             )
             event.listen(self.engine, "connect", sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
+            # The log copied back by a thread of its own, not inside some submission's
+            # COMMIT; units of work count their commits (``_sqlite_transaction``), and so do
+            # SQLAlchemy's transactions (the sweep, deliveries).
+            self._checkpoints: Checkpointer | None = Checkpointer(self._checkpoint_connection)
+            event.listen(self.engine, "commit", lambda _conn: self._committed())
         else:
             self.engine = create_engine(
                 url,
@@ -175,6 +181,7 @@ class SQLStorage(
             event.listen(
                 self.engine, "checkout", lambda dbapi, _record, _proxy: pg_alive(dialect, dbapi)
             )
+            self._checkpoints = None
         self._insert = sqlite_insert if self.is_sqlite else pg_insert
         # Reads that never write: on SQLite no BEGIN, so they take no write lock.
         self.reader = self.engine.execution_options(iwant_readonly=True)
@@ -221,8 +228,24 @@ class SQLStorage(
 
     def close(self) -> None:
         self._closed = True  # a unit of work still running keeps no connection after this
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         self.release_connections()
         self.engine.dispose()
+
+    def _committed(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.committed()
+
+    def _checkpoint_connection(self) -> Any:
+        """SQLite: a driver connection of the checkpoint thread's own, made as the pool makes
+        its connections but outside it: no unit of work's, so no pool event sees it (the
+        benchmark counts the statements of connections checked out)."""
+        dialect = self.engine.dialect
+        args, kwargs = dialect.create_connect_args(self.engine.url)
+        connection = dialect.connect(*args, **kwargs)
+        sqlite_on_connect(connection, None)
+        return connection
 
     def release_connections(self) -> None:
         """Give the connections kept for the next units of work back to the pool."""
@@ -284,6 +307,7 @@ class SQLStorage(
                 try:
                     yield SQLWork(self, conn, runner)
                     runner.command("COMMIT")
+                    self._committed()
                 except BaseException:
                     with suppress(Exception):  # no transaction left, or the connection is gone
                         runner.command("ROLLBACK")
