@@ -199,9 +199,11 @@ class Requests:
                 zone, sure = known, True
         raise RuntimeError("the person's zone kept changing")  # pragma: no cover
 
-    def submitter(self, now: datetime) -> standing.Submitter:
+    def submitter(self, now: datetime, observed: list[str]) -> standing.Submitter:
         """How a standing wish's day submits its wish at ``now``: inside the caller's unit of
-        work, under the day's event key."""
+        work, under the day's event key. What it makes is added to ``observed`` (events of
+        ``hookspecs.OBSERVED``), for the caller to count once its unit of work has committed
+        (``observe_all``): a day rolled back was never made."""
 
         def submit(
             uow: UnitOfWork, wish: Wish, me: PersonInfo, origin: str | None, key: str
@@ -214,12 +216,17 @@ class Requests:
                 uow, wish, me, origin, self.matchmaker.decide, ctx, limit, self.identity.zones,
                 event_key=key,
             )  # fmt: skip
-            self.observe("standing_made")
+            observed.append("standing_made")
             if done.matched:
-                self.observe("matched")
+                observed.append("matched")
             return done.reply, done.matched
 
         return submit
+
+    def observe_all(self, observed: list[str]) -> None:
+        """Count the events a committed unit of work made (``submitter``)."""
+        for event in observed:
+            self.observe(event)
 
     def _answered_already(
         self, person: Person, key: str, say: Callable[[str], str] = msg.answered_already

@@ -59,6 +59,7 @@ class StandingWishes:
         origin = f"{person.platform}:{room}" if room else None
         fresh = standing.new(person.id, pool, origin, wish.activity, text, days, now, zone, lead)
         me = PersonInfo(person.id, person.name[: matching.NAME_MAX], None, person.timezone)
+        observed: list[str] = []
         with self.storage.transaction() as uow:
             uow.add_person(me)
             main = self.identity.as_person(person).id
@@ -83,9 +84,10 @@ class StandingWishes:
                 zone,
                 lead,
                 self._read,
-                self.requests.submitter(now),
+                self.requests.submitter(now, observed),
             )
             uow.save_standing(upcoming)
+        self.requests.observe_all(observed)
         hours = int(lead.total_seconds() // 3600)
         lines = [msg.standing_started(standing.describe(stored), len(mine) + 1, hours, zone)]
         for m in made:
@@ -238,12 +240,15 @@ class StandingWishes:
         if not self.storage.has_due_standing(now):
             return 0
         total = 0
-        read, submit, lead = self._read, self.requests.submitter(now), self.settings.standing_lead
+        read, lead = self._read, self.settings.standing_lead
         for _ in range(10_000):  # bounded: each round moves every wish it sees to a later day
+            observed: list[str] = []
+            submit = self.requests.submitter(now, observed)
             with self.storage.transaction() as uow:
                 seen = standing.sweep_step(
                     uow, now, batch, self.identity.zones.of, lead, read, submit
                 )
+            self.requests.observe_all(observed)
             total += seen
             if seen < batch:
                 break

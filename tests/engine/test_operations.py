@@ -4,7 +4,9 @@ outbox's depth and oldest row, ``!iwant status``, a delivery that stops mid-roun
 
 from __future__ import annotations
 
-from iwant_engine import hookimpl
+import pytest
+
+from iwant_engine import hookimpl, standing
 
 from ..support import ALICE, BOB, CAROL, START, drain
 
@@ -95,3 +97,37 @@ def test_matches_and_standing_days_are_observed(engine, clock):
     assert seen.events == ["matched"]
     engine.submit(CAROL, "lunch 12:00 every weekday")  # today's day is made at once
     assert seen.events == ["matched", "standing_made"]
+
+
+def test_a_standing_day_rolled_back_is_never_counted(engine, clock, monkeypatch):
+    """A day's wish is counted once its unit of work has committed: when the transaction
+    that made it fails afterwards (here: scheduling the standing wish's next day), nothing is
+    stored and nothing is counted, on the command's path and on the sweep's alike."""
+    seen = Seen()
+    engine.pm.register(seen)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the disk went away")
+
+    real = standing.scheduled
+    monkeypatch.setattr(standing, "scheduled", broken)
+    with pytest.raises(RuntimeError):
+        engine.submit(CAROL, "lunch 12:00 every weekday")  # today's day, made and rolled back
+    assert seen.events == []
+    assert engine.open_requests(CAROL) == []
+
+    monkeypatch.setattr(standing, "scheduled", real)
+    clock.advance(hours=4)  # 13:00 UTC Tuesday: today's lunch has passed, Wednesday's is due
+    engine.submit(CAROL, "lunch 12:00 every weekday")
+    assert seen.events == ["standing_made"]
+    seen.events.clear()
+    clock.advance(hours=23, minutes=30)  # Wednesday 12:30: Thursday's is due, for the sweep
+    monkeypatch.setattr(standing, "scheduled", broken)
+    with pytest.raises(RuntimeError):
+        engine.sweep()
+    assert seen.events == []
+    monkeypatch.setattr(standing, "scheduled", real)
+    engine.sweep()
+    assert seen.events == ["standing_made"]
+    # Thursday 3 December's, made once (Wednesday's ended at its deadline, at noon).
+    assert [r.earliest.day for r in engine.open_requests(CAROL)] == [3]
