@@ -9,6 +9,7 @@ knows no zones, adds the zone's UTC offset of the segment of the period the inst
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,6 +78,47 @@ class StatsReads:
         is_met = r.c.status.in_(MET)
         met_flag = case((is_met, 1), else_=0)
         local_hour, local_day = self._local(ZoneInfo(zone), since, until)
+        long = until - since > LONG
+        # First-time pairs, the longest query, run on a second connection meanwhile: each
+        # query reads a snapshot of its own either way (READ COMMITTED; SQLite without a
+        # transaction), so the figures are as consistent as one after the other, and the
+        # database works on both at once.
+        with ThreadPoolExecutor(1, thread_name_prefix="iwant-stats") as helper:
+            looked_back = helper.submit(self._first_pairs_read, where, is_met, long)
+            counted = self._counted(where, is_met, met_flag, local_hour, local_day)
+            first_pairs, pair_people = looked_back.result()
+        totals, formed, hours, days, activities, answered, (waits, median) = counted
+        return StatsRows(
+            wishes=Tally(int(totals[0]), totals[1]),
+            met=Tally(int(totals[2]), totals[3]),
+            groups=formed,
+            answered=Tally(answered[0], answered[1]),
+            reported_met=answered[2],
+            waits=waits,
+            median_wait_seconds=median,
+            suggestions=Tally(int(totals[4]), totals[5]),
+            first_pairs=Tally(first_pairs, pair_people),
+            hours={int(h): Tally(int(n), p) for h, n, _, p in hours},
+            days={
+                (d if not isinstance(d, str) else datetime.fromisoformat(d).date()): DayTally(
+                    int(n), int(m), p
+                )
+                for d, n, m, p in days
+            },
+            activities={a: Tally(int(n), p) for a, n, _, p in activities},
+        )
+
+    def _first_pairs_read(self, where: list[Any], is_met: Any, long: bool) -> tuple[int, int]:
+        """``_first_pairs`` on a connection of its own."""
+        with self._read() as conn:
+            return self._first_pairs(conn, where, is_met, long)
+
+    def _counted(
+        self, where: list[Any], is_met: Any, met_flag: Any, local_hour: Any, local_day: Any
+    ) -> tuple[Any, int, list[Any], list[Any], list[Any], Any, tuple[int, int | None]]:
+        """Totals, groups formed, the tallies by local hour, day and activity, the answers,
+        the waits."""
+        r = REQUESTS
         with self._read() as conn:
             # Distinct people by grouping per person first (a hash aggregate), never
             # count(DISTINCT), which sorts every row of a long period.
@@ -126,28 +168,8 @@ class StatsReads:
                     ),
                 ).where(QUESTIONS.c.answer.is_not(None), QUESTIONS.c.result_id.in_(groups))
             ).one()
-            waits, median = self._waits(conn, where, is_met)
-            long = until - since > LONG
-            first_pairs, pair_people = self._first_pairs(conn, where, is_met, long)
-        return StatsRows(
-            wishes=Tally(int(totals[0]), totals[1]),
-            met=Tally(int(totals[2]), totals[3]),
-            groups=formed,
-            answered=Tally(answered[0], answered[1]),
-            reported_met=answered[2],
-            waits=waits,
-            median_wait_seconds=median,
-            suggestions=Tally(int(totals[4]), totals[5]),
-            first_pairs=Tally(first_pairs, pair_people),
-            hours={int(h): Tally(int(n), p) for h, n, _, p in hours},
-            days={
-                (d if not isinstance(d, str) else datetime.fromisoformat(d).date()): DayTally(
-                    int(n), int(m), p
-                )
-                for d, n, m, p in days
-            },
-            activities={a: Tally(int(n), p) for a, n, _, p in activities},
-        )
+            waits = self._waits(conn, where, is_met)
+        return totals, formed, hours, days, activities, answered, waits
 
     def _by(self, conn: Connection, key: Any, where: list[Any], met_flag: Any) -> list[Any]:
         """(key, wishes, met, people) per value of ``key``. PostgreSQL groups per (key,
