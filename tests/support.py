@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import create_engine, text
 
@@ -21,6 +24,18 @@ def at(hour: int, minute: int = 0, day: int = 1) -> datetime:
 
 
 MEMORY = "memory:"  # the memory storage's "URL"
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``condition()`` once it is true (polled every 50 ms), or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
 
 
 def make_engine(url: str, clock: FixedClock, **overrides: object) -> Engine:

@@ -16,13 +16,7 @@ from iwant_engine.model import PersonInfo
 from iwant_engine.storage.sql import SQLStorage
 from iwant_engine.storage.sqlite_checkpoints import EVERY, Checkpointer
 
-
-def _wait_for(condition: Any, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("not done in time")
-        time.sleep(0.01)
+from ..support import wait_until
 
 
 def _people_in_the_file(path: Path) -> int:
@@ -44,7 +38,7 @@ def test_commits_reach_the_database_file_through_the_checkpoint_thread(tmp_path:
         # A checkpoint was asked for after the first 2 * EVERY of these commits at least
         # (migrating committed too): those rows reach the file itself. Without the thread the
         # log (about 300 pages here) would hold them all until it reached 1,000 pages.
-        _wait_for(lambda: _people_in_the_file(path) >= 2 * EVERY)
+        wait_until(lambda: _people_in_the_file(path) >= 2 * EVERY, 20, "the rows in the file")
         assert checkpoints.runs >= 2
     finally:
         storage.close()
@@ -77,7 +71,7 @@ def test_a_checkpoint_every_nth_commit_and_none_after_close() -> None:
     time.sleep(0.05)
     assert conn.statements == [] and checkpoints.runs == 0
     checkpoints.committed()
-    _wait_for(lambda: checkpoints.runs == 1)
+    wait_until(lambda: checkpoints.runs == 1, 20, "a checkpoint")
     assert conn.statements == ["PRAGMA wal_checkpoint(PASSIVE)"]
     checkpoints.close()
     assert conn.closed  # by the thread, as it ended
@@ -100,9 +94,9 @@ def test_a_failed_checkpoint_is_logged_and_the_next_one_connects_again(
     checkpoints = Checkpointer(connect, every=1)
     with caplog.at_level(logging.WARNING, logger="iwant_engine.storage.sqlite_checkpoints"):
         checkpoints.committed()
-        _wait_for(lambda: made[0].closed)
+        wait_until(lambda: made[0].closed, 20, "the failed connection closed")
         checkpoints.committed()
-        _wait_for(lambda: checkpoints.runs == 1)
+        wait_until(lambda: checkpoints.runs == 1, 20, "a checkpoint")
     checkpoints.close()
     assert "background WAL checkpoint failed: disk I/O error" in caplog.text
     assert opened == made and made[1].statements == ["PRAGMA wal_checkpoint(PASSIVE)"]

@@ -19,22 +19,13 @@ import pytest
 from iwant_bench.measure import REPO
 from iwant_bench.rush import RushRig, texts_for
 
+from ..support import wait_until
+
 pytestmark = pytest.mark.slow
 
 PLATFORMS = ("slack", "telegram")
 PEOPLE = 40
 PAUSE = 10  # seconds of the injected 429's retry_after: room for every step inside it
-
-
-def wait_until(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def accepted(rig: RushRig) -> list[float]:
